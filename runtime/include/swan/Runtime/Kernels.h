@@ -60,7 +60,7 @@ struct AttentionWork {
   float *out; // [G][D]
 };
 
-class KernelModule;
+class CompiledKernels;
 
 /// The JIT-compiled kernels of one specialisation. Obtained from
 /// KernelSet::get, which compiles a key once per process and caches it.
@@ -84,12 +84,12 @@ public:
   llvm::Error attention(llvm::ArrayRef<AttentionWork> work, float scale,
                         bool rotatedOutput) const;
 
-  KernelSet(const KernelKey &key, std::unique_ptr<KernelModule> module);
+  KernelSet(const KernelKey &key, std::unique_ptr<CompiledKernels> kernels);
   ~KernelSet();
 
 private:
   KernelKey keyValue;
-  std::unique_ptr<KernelModule> module;
+  std::unique_ptr<CompiledKernels> kernels;
 };
 
 } // namespace swan
