@@ -7,16 +7,19 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "swan/Codegen/GPU/Pipeline.h"
 #include "swan/Dialect/SwanDialect.h"
 #include "swan/Passes/Passes.h"
 
 void swan::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<swan::SwanDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+  swan::registerSwanGPUDialects(registry);
 }
 
 void swan::registerAllPasses() {
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   swan::registerSwanPasses();
+  swan::registerSwanGPUPipeline();
 }

@@ -1,0 +1,63 @@
+//===- KernelABI.h - launch contract of the generated GPU kernels -*- C++ -*-===//
+//
+// What `swan-convert-to-gpu` generates and what the CUDA runtime launches
+// must agree on kernel names, argument order and launch shapes. Both sides
+// include this header; it depends on nothing, so the runtime stays free of
+// MLIR and LLVM.
+//
+// Every memref argument uses the expanded ABI of the LLVM lowering:
+// allocated pointer, aligned pointer, offset, sizes..., strides... (i64).
+//
+// For an entry function `@f` the pass generates, in gpu.module
+// `@swan_kernels`:
+//
+//   rotate    `@f`          (x [n,D], r [D,D], out [n,D])
+//             grid (n), block (D)
+//   compress  `@f`          (x [n,D], r [D,D], k, values [n,k], indices [n,k])
+//             grid (n), block (D)
+//   decode_attention: two kernels, flash-decoding form
+//     `@f_partial`          (query [B,H*G,D], scale, key_rotation [H,D,D],
+//                            sparse key values/indices [B,H,L,kK],
+//                            sparse value values/indices [B,H,L,kV],
+//                            buffer keys/values [B,H,b,D],
+//                            sparse lengths [B], buffer lengths [B],
+//                            partial max [B,H,S+1,G], partial sum
+//                            [B,H,S+1,G], partial accumulator [B,H,S+1,G,D])
+//             grid (S+1, H, B), block (kPartialThreads): blocks 0..S-1 each
+//             take one contiguous split of the sparse tokens, block S takes
+//             the dense buffer.
+//     `@f_merge`            (partial max, sum, accumulator as above,
+//                            [value_rotation [H,D,D]], out [B,H*G,D])
+//             grid (H, B), block (D); value_rotation is absent when the op
+//             has `rotated_output`.
+//
+// Partial max is in natural score units; an empty split leaves max = -inf,
+// sum = 0 and a zero accumulator, which the merge ignores.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_CODEGEN_GPU_KERNELABI_H
+#define SWAN_CODEGEN_GPU_KERNELABI_H
+
+#include <cstdint>
+
+namespace swan::gpu_abi {
+
+/// Threads of one partial-attention block: kPartialWarps warps that each
+/// take whole tokens, lanes spread over a token's components.
+inline constexpr int64_t kWarpSize = 32;
+inline constexpr int64_t kPartialWarps = 4;
+inline constexpr int64_t kPartialThreads = kWarpSize * kPartialWarps;
+
+/// Tokens whose scores one partial block keeps in shared memory at a time;
+/// the running max and the accumulators are rescaled once per chunk.
+inline constexpr int64_t kTokensPerChunk = 128;
+
+/// The gpu.module every entry point's kernels go into.
+inline constexpr const char *kKernelModuleName = "swan_kernels";
+inline constexpr const char *kPartialSuffix = "_partial";
+inline constexpr const char *kMergeSuffix = "_merge";
+
+} // namespace swan::gpu_abi
+
+#endif // SWAN_CODEGEN_GPU_KERNELABI_H

@@ -1,0 +1,24 @@
+//===- Passes.h - swan to the gpu dialect ------------------------*- C++ -*-===//
+
+#ifndef SWAN_CODEGEN_GPU_PASSES_H
+#define SWAN_CODEGEN_GPU_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Pass/Pass.h"
+
+namespace swan {
+
+#define GEN_PASS_DECL
+#include "swan/Codegen/GPU/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "swan/Codegen/GPU/Passes.h.inc"
+
+} // namespace swan
+
+#endif // SWAN_CODEGEN_GPU_PASSES_H
