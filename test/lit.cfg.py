@@ -14,6 +14,6 @@ config.test_exec_root = os.path.join(config.swan_obj_root, "test")
 # Debian ships FileCheck and not only under versioned names in /usr/bin:
 # the project's tools come first, then LLVM's.
 llvm_config.with_environment(
-    "PATH", [config.swan_tools_dir, config.llvm_tools_dir], append_path=False)
+    "PATH", [config.swan_tools_dir, config.llvm_tools_dir], append_path=True)
 config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
