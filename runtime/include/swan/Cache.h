@@ -1,0 +1,132 @@
+//===- Cache.h - the SWAN KV cache of one attention layer -------*- C++ -*-===//
+//
+// The C++ API of the cache (the C API in swan.h wraps it). Per sequence and
+// KV head the cache holds a dense FIFO buffer of the newest tokens (rotated,
+// storage type) and a sparse cache of winnowed tokens in pages; each page has
+// one (k_K, k_V), so tokens with different k sit side by side. All numeric
+// work goes through the JIT-compiled KernelSet; the cache only places bytes.
+//
+// Every failing call returns an error and leaves the cache as it was:
+// arguments are validated first, memory is allocated before anything
+// changes, and the change is committed at the end.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_CACHE_H
+#define SWAN_CACHE_H
+
+#include "swan/Runtime/Kernels.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace swan {
+
+/// Why a cache call failed; the C API returns these as swan_status.
+enum class CacheErrorCode { InvalidArgument, OutOfMemory, Unsupported, Internal };
+
+/// The error of a failing cache call: a code and a message that names the
+/// argument at fault.
+class CacheError : public llvm::ErrorInfo<CacheError> {
+public:
+  static char ID;
+  CacheError(CacheErrorCode code, std::string message)
+      : code(code), message(std::move(message)) {}
+  CacheErrorCode getCode() const { return code; }
+  const std::string &getMessage() const { return message; }
+  void log(llvm::raw_ostream &os) const override;
+  std::error_code convertToErrorCode() const override;
+
+private:
+  CacheErrorCode code;
+  std::string message;
+};
+
+enum class Device { CPU, CUDA };
+
+struct CacheConfig {
+  int32_t headDim = 128;
+  int32_t numKvHeads = 8;
+  int32_t groupSize = 4;
+  int32_t bufferTokens = 128;
+  int32_t maxSequences = 64;
+  int32_t kKey = 32;
+  int32_t kValue = 32;
+  StorageType storage = StorageType::F16;
+  Device device = Device::CPU;
+  bool valuesPrerotated = false;
+  bool outputRotated = false;
+  int32_t pageTokens = 256; ///< Tokens per sparse page.
+};
+
+/// Where a sequence's tokens are and what they cost.
+struct SequenceStats {
+  int64_t bufferTokens = 0;
+  int64_t sparseTokens = 0;
+  int64_t pages = 0;
+  size_t bytes = 0; ///< Buffer and pages, exactly as allocated.
+};
+
+/// A sequence's stored tokens expanded to dense rotated rows, oldest first:
+/// what attention computes with. For tests and quality measurements.
+struct DecompressedSequence {
+  int64_t tokens = 0;
+  std::vector<float> keys;   ///< [tokens][H][D], rotated, zeros where dropped
+  std::vector<float> values; ///< [tokens][H][D], rotated, zeros where dropped
+  std::vector<int32_t> keyK;   ///< [tokens]: kept components, D in the buffer
+  std::vector<int32_t> valueK; ///< [tokens]
+  std::vector<bool> inBuffer;  ///< [tokens]
+};
+
+class CacheImpl;
+
+class Cache {
+public:
+  /// rotK, rotV: [H][D][D] row-major, orthogonal; copied.
+  static llvm::Expected<Cache> create(const CacheConfig &config,
+                                      llvm::ArrayRef<float> rotK,
+                                      llvm::ArrayRef<float> rotV);
+  Cache(Cache &&) noexcept;
+  Cache &operator=(Cache &&) noexcept;
+  ~Cache();
+
+  const CacheConfig &config() const;
+
+  /// Appends `tokens` tokens ([tokens][H][D] keys and values) to `seq`,
+  /// creating it when new. Many tokens at once is the prefill path: those
+  /// that go straight to the sparse cache are compressed in bulk.
+  llvm::Error append(int32_t seq, int64_t tokens, const float *keys,
+                     const float *values);
+  /// k for tokens winnowed from now on.
+  llvm::Error setK(int32_t kKey, int32_t kValue);
+  /// setK, and every stored winnowed token keeps at most the new k.
+  llvm::Error rewinnow(int32_t kKey, int32_t kValue);
+  /// q, out: [seqs.size()][H*G][D].
+  llvm::Error attention(llvm::ArrayRef<int32_t> seqs, const float *q,
+                        float scale, float *out) const;
+  llvm::Error release(int32_t seq);
+
+  /// -1 for an unknown sequence.
+  int64_t tokens(int32_t seq) const;
+  /// Token storage held by every sequence, exactly as allocated.
+  size_t bytes() const;
+  int32_t kKey() const;
+  int32_t kValue() const;
+  int64_t sequenceCount() const;
+  llvm::Expected<SequenceStats> stats(int32_t seq) const;
+  llvm::Expected<DecompressedSequence> decompress(int32_t seq) const;
+
+private:
+  explicit Cache(std::unique_ptr<CacheImpl> impl);
+  std::unique_ptr<CacheImpl> impl;
+};
+
+} // namespace swan
+
+#endif // SWAN_CACHE_H

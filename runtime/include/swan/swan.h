@@ -1,0 +1,115 @@
+/*===- swan.h - C API of the SWAN KV cache -------------------------*- C -*-===*
+ *
+ * The KV cache of one attention layer, as a serving engine embeds it: up to
+ * max_sequences sequences of independent lengths, num_kv_heads KV heads of
+ * head_dim dimensions, group_size query heads per KV head (GQA; query head j
+ * reads KV head j / group_size). Keys arrive post-RoPE and unrotated; the
+ * cache rotates them by R_K, keeps the newest buffer_tokens tokens dense in a
+ * FIFO buffer and winnows older ones to their k_key / k_value largest rotated
+ * components, which attention then uses directly.
+ *
+ * Link with -lswan. Every call that fails returns a status other than SWAN_OK,
+ * leaves the cache exactly as it was, and sets swan_last_error() to a message
+ * that names the argument at fault. Calls on one cache must not overlap in
+ * time; different caches are independent.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef SWAN_SWAN_H
+#define SWAN_SWAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  SWAN_OK = 0,
+  SWAN_ERR_INVALID_ARGUMENT,
+  SWAN_ERR_OUT_OF_MEMORY,
+  SWAN_ERR_UNSUPPORTED,
+  SWAN_ERR_INTERNAL
+} swan_status;
+
+/* Element type of the stored keys and values (queries and outputs are f32). */
+typedef enum { SWAN_DTYPE_F32 = 0, SWAN_DTYPE_F16 = 1 } swan_dtype;
+
+typedef enum { SWAN_DEVICE_CPU = 0, SWAN_DEVICE_CUDA = 1 } swan_device;
+
+typedef struct swan_cache swan_cache;
+
+typedef struct {
+  int32_t head_dim;      /* D, 1..256 (indices are bytes)                    */
+  int32_t num_kv_heads;  /* H                                                */
+  int32_t group_size;    /* G: query heads per KV head                       */
+  int32_t buffer_tokens; /* b >= 1: newest tokens kept dense                 */
+  int32_t max_sequences; /* live sequences at once                           */
+  int32_t k_key;         /* components kept per winnowed key, 1..D           */
+  int32_t k_value;       /* components kept per winnowed value, 1..D         */
+  swan_dtype dtype;
+  swan_device device;
+  int32_t values_prerotated; /* 1: values arrive as v·R_V (R_V folded in W_V) */
+  int32_t output_rotated;    /* 1: attention returns o·R_V (R_Vᵀ folded in W_O) */
+  int32_t page_tokens; /* tokens per sparse page; 0 selects the default 256 */
+} swan_cache_config;
+
+/* Creates a cache. rot_k, rot_v: [H][D][D] row-major orthogonal matrices
+ * (x' = x · R); both are copied. The kernels for (D, G, dtype) are compiled
+ * here, once per process. */
+swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
+                              const float *rot_v, swan_cache **out);
+
+/* Appends n_tokens >= 0 tokens to sequence seq >= 0, creating the sequence if
+ * it is new (n_tokens = 0 just creates it). keys, values: [n][H][D]. The
+ * newest buffer_tokens tokens stay dense; older ones are winnowed with the
+ * current k. A whole prompt appended at once is compressed in bulk. */
+swan_status swan_cache_append(swan_cache *c, int32_t seq, int32_t n_tokens,
+                              const float *keys, const float *values);
+
+/* Sets k for tokens winnowed from now on; stored tokens keep theirs. */
+swan_status swan_cache_set_k(swan_cache *c, int32_t k_key, int32_t k_value);
+
+/* As set_k, and lowers every stored winnowed token to at most the new k at
+ * once (each keeps the largest of the components it stored), returning the
+ * freed memory. Buffer tokens are untouched. */
+swan_status swan_cache_rewinnow(swan_cache *c, int32_t k_key, int32_t k_value);
+
+/* One decode query per listed sequence. q, out: [n_seqs][H*G][D]. Every
+ * listed sequence must exist and hold at least one token. */
+swan_status swan_cache_attention(swan_cache *c, int32_t n_seqs,
+                                 const int32_t *seqs, const float *q,
+                                 float scale, float *out);
+
+/* Frees a sequence and returns its memory; its id may be reused. */
+swan_status swan_cache_release(swan_cache *c, int32_t seq);
+
+/* Tokens held by a sequence (buffer and winnowed), -1 for an unknown one. */
+int64_t swan_cache_tokens(const swan_cache *c, int32_t seq);
+
+/* Bytes of token storage held: dense buffers, winnowed values and indices,
+ * exactly as allocated. 0 for a NULL cache. */
+size_t swan_cache_bytes(const swan_cache *c);
+
+/* The message of the last failing call on this thread ("" if none). */
+const char *swan_last_error(void);
+
+/* Frees the cache and everything it holds; NULL is ignored. */
+void swan_cache_destroy(swan_cache *c);
+
+/* Folds the value rotations into a model's projections, so that the cache can
+ * run with values_prerotated = 1 and output_rotated = 1 and produce the same
+ * layer output: W_V ← W_V · R_V and, per query head j, W_O rows of head j ←
+ * R_V[j / G]ᵀ · those rows. w_v: [model_dim][H*D] (v = x · W_V);
+ * w_o: [H*G*D][model_dim] (y = o · W_O); rot_v: [H][D][D]. In place. */
+swan_status swan_fold_value_rotation(int32_t num_kv_heads, int32_t group_size,
+                                     int32_t head_dim, int32_t model_dim,
+                                     const float *rot_v, float *w_v,
+                                     float *w_o);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWAN_SWAN_H */

@@ -1,0 +1,796 @@
+//===- Cache.cpp - the SWAN KV cache of one attention layer ---------------===//
+//
+// Layout. Per sequence: one dense buffer allocation, keys [H][cap][D] then
+// values [H][cap][D] in the storage type, holding a FIFO window of the newest
+// b tokens; and a list of pages, each one allocation with one (k_K, k_V) and
+// room for P tokens of every KV head:
+//   key values [H][P][k_K], value values [H][P][k_V]   (storage type)
+//   key indices [H][P][k_K], value indices [H][P][k_V] (uint8, ascending)
+// so the tokens of one head in one page are one SparseBlock for the kernels.
+// Values come before indices to keep every section aligned for its type.
+//
+// Every byte of token storage comes from malloc with its exact size, and the
+// byte counts are summed from those sizes, so they are what is allocated.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Cache.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <numeric>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+using namespace swan;
+using llvm::ArrayRef;
+using llvm::Error;
+using llvm::Expected;
+
+char CacheError::ID = 0;
+
+void CacheError::log(llvm::raw_ostream &os) const { os << message; }
+
+std::error_code CacheError::convertToErrorCode() const {
+  return llvm::inconvertibleErrorCode();
+}
+
+namespace {
+
+Error fail(CacheErrorCode code, const llvm::Twine &message) {
+  return llvm::make_error<CacheError>(code, message.str());
+}
+
+Error invalid(const llvm::Twine &message) {
+  return fail(CacheErrorCode::InvalidArgument, message);
+}
+
+Error outOfMemory(size_t bytes, const char *what) {
+  return fail(CacheErrorCode::OutOfMemory,
+              llvm::Twine("cannot allocate ") + llvm::Twine(bytes) +
+                  " bytes for " + what);
+}
+
+/// Kernel failures after our own validation are bugs, not user errors.
+Error internal(Error error, const char *what) {
+  return fail(CacheErrorCode::Internal,
+              llvm::Twine(what) + ": " + llvm::toString(std::move(error)));
+}
+
+struct FreeDeleter {
+  void operator()(void *p) const { std::free(p); }
+};
+template <typename T> using HostArray = std::unique_ptr<T[], FreeDeleter>;
+
+/// malloc, not new: the library builds without exceptions, and running out
+/// of memory must be a status, not an abort.
+template <typename T> HostArray<T> allocateArray(size_t count) {
+  return HostArray<T>(static_cast<T *>(std::malloc(std::max<size_t>(count, 1) * sizeof(T))));
+}
+
+size_t elementBytes(StorageType storage) {
+  return storage == StorageType::F16 ? 2 : 4;
+}
+
+float loadElement(const void *base, int64_t i, StorageType storage) {
+  if (storage == StorageType::F32)
+    return static_cast<const float *>(base)[i];
+  return static_cast<float>(static_cast<const _Float16 *>(base)[i]);
+}
+
+void storeRows(const float *src, void *dst, int64_t count,
+               StorageType storage) {
+  if (storage == StorageType::F32) {
+    std::memcpy(dst, src, count * sizeof(float));
+    return;
+  }
+  auto *out = static_cast<_Float16 *>(dst);
+  for (int64_t i = 0; i < count; ++i)
+    out[i] = static_cast<_Float16>(src[i]);
+}
+
+void loadRows(const void *src, float *dst, int64_t count,
+              StorageType storage) {
+  if (storage == StorageType::F32) {
+    std::memcpy(dst, src, count * sizeof(float));
+    return;
+  }
+  const auto *in = static_cast<const _Float16 *>(src);
+  for (int64_t i = 0; i < count; ++i)
+    dst[i] = static_cast<float>(in[i]);
+}
+
+/// A run of winnowed tokens sharing one (k_K, k_V); see the file comment.
+struct Page {
+  HostArray<char> memory;
+  size_t bytes = 0; // what malloc/realloc gave
+  int32_t kKey = 0, kValue = 0;
+  int64_t capacity = 0, used = 0;
+};
+
+/// The FIFO window [start, start + count) of a capacity-row allocation.
+struct DenseBuffer {
+  HostArray<char> memory;
+  size_t bytes = 0;
+  int64_t capacity = 0, start = 0, count = 0;
+};
+
+struct Sequence {
+  DenseBuffer buffer;
+  std::vector<Page> pages;
+  int64_t sparseTokens = 0;
+
+  size_t bytes() const {
+    size_t total = buffer.bytes;
+    for (const Page &page : pages)
+      total += page.bytes;
+    return total;
+  }
+};
+
+} // namespace
+
+namespace swan {
+
+class CacheImpl {
+public:
+  CacheConfig config;
+  std::shared_ptr<const KernelSet> kernels;
+  std::vector<float> rotK, rotV, identity;
+  int32_t currentKKey, currentKValue;
+  std::map<int32_t, Sequence> sequences;
+
+  CacheImpl(const CacheConfig &config,
+            std::shared_ptr<const KernelSet> kernels, ArrayRef<float> rotK,
+            ArrayRef<float> rotV)
+      : config(config), kernels(std::move(kernels)), rotK(rotK.vec()),
+        rotV(rotV.vec()), currentKKey(config.kKey),
+        currentKValue(config.kValue) {
+    int64_t d = config.headDim;
+    identity.assign(d * d, 0.0f);
+    for (int64_t i = 0; i < d; ++i)
+      identity[i * d + i] = 1.0f;
+  }
+
+  int64_t dim() const { return config.headDim; }
+  int64_t heads() const { return config.numKvHeads; }
+  size_t element() const { return elementBytes(config.storage); }
+
+  /// The buffer keeps 1/8 of b spare rows so that leaving tokens move the
+  /// window instead of shifting every row; compaction then costs 8 row moves
+  /// per token, for 1/8 more buffer memory.
+  int64_t bufferCapacity() const {
+    int64_t b = config.bufferTokens;
+    return b + std::max<int64_t>(1, (b + 7) / 8);
+  }
+
+  size_t pageBytes(int64_t capacity, int32_t kKey, int32_t kValue) const {
+    return static_cast<size_t>(heads() * capacity * (kKey + kValue)) *
+           (element() + 1);
+  }
+
+  // Section addresses inside a page or the buffer.
+  char *keyValues(const Page &p, int64_t h, int64_t slot) const {
+    return p.memory.get() + (h * p.capacity + slot) * p.kKey * element();
+  }
+  char *valueValues(const Page &p, int64_t h, int64_t slot) const {
+    return p.memory.get() + heads() * p.capacity * p.kKey * element() +
+           (h * p.capacity + slot) * p.kValue * element();
+  }
+  uint8_t *keyIndices(const Page &p, int64_t h, int64_t slot) const {
+    return reinterpret_cast<uint8_t *>(
+        p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
+        (h * p.capacity + slot) * p.kKey);
+  }
+  uint8_t *valueIndices(const Page &p, int64_t h, int64_t slot) const {
+    return reinterpret_cast<uint8_t *>(
+        p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
+        heads() * p.capacity * p.kKey + (h * p.capacity + slot) * p.kValue);
+  }
+  char *bufferKeys(const DenseBuffer &b, int64_t h, int64_t row) const {
+    return b.memory.get() + (h * b.capacity + row) * dim() * element();
+  }
+  char *bufferValues(const DenseBuffer &b, int64_t h, int64_t row) const {
+    return b.memory.get() +
+           (heads() * b.capacity + h * b.capacity + row) * dim() * element();
+  }
+
+  const float *keyRotation(int64_t h) const {
+    return rotK.data() + h * dim() * dim();
+  }
+  const float *valueRotation(int64_t h) const {
+    return rotV.data() + h * dim() * dim();
+  }
+
+  Error append(int32_t seq, int64_t n, const float *keys,
+               const float *values);
+  void shrinkPage(Page &page, int32_t kKey, int32_t kValue) const;
+  Error attention(ArrayRef<int32_t> seqs, const float *q, float scale,
+                  float *out) const;
+};
+
+} // namespace swan
+
+//===----------------------------------------------------------------------===//
+// Creation
+//===----------------------------------------------------------------------===//
+
+static Error checkK(int32_t kKey, int32_t kValue, int32_t dim) {
+  if (kKey < 1 || kKey > dim)
+    return invalid(llvm::Twine("k_key = ") + llvm::Twine(kKey) +
+                   " is outside [1, head_dim = " + llvm::Twine(dim) + "]");
+  if (kValue < 1 || kValue > dim)
+    return invalid(llvm::Twine("k_value = ") + llvm::Twine(kValue) +
+                   " is outside [1, head_dim = " + llvm::Twine(dim) + "]");
+  return Error::success();
+}
+
+/// Rotations must be orthogonal: attention undoes R_V by its transpose.
+static Error checkRotations(ArrayRef<float> rotation, const char *name,
+                            int64_t heads, int64_t dim) {
+  if (static_cast<int64_t>(rotation.size()) != heads * dim * dim)
+    return invalid(llvm::Twine(name) + " holds " +
+                   llvm::Twine(rotation.size()) + " floats, expected H*D*D = " +
+                   llvm::Twine(heads * dim * dim));
+  for (int64_t h = 0; h < heads; ++h) {
+    const float *r = rotation.data() + h * dim * dim;
+    for (int64_t i = 0; i < dim * dim; ++i)
+      if (!std::isfinite(r[i]))
+        return invalid(llvm::Twine(name) + "[head " + llvm::Twine(h) +
+                       "] holds a non-finite entry");
+    double worst = 0.0;
+    for (int64_t i = 0; i < dim; ++i)
+      for (int64_t j = i; j < dim; ++j) {
+        double dot = 0.0;
+        for (int64_t c = 0; c < dim; ++c)
+          dot += double(r[i * dim + c]) * double(r[j * dim + c]);
+        worst = std::max(worst, std::fabs(dot - (i == j ? 1.0 : 0.0)));
+      }
+    if (worst > 1e-3)
+      return invalid(llvm::Twine(name) + "[head " + llvm::Twine(h) +
+                     "] is not orthogonal (max |R·Rᵀ - I| = " +
+                     std::to_string(worst) + ")");
+  }
+  return Error::success();
+}
+
+static Error checkConfig(const CacheConfig &c) {
+  if (c.headDim < 1 || c.headDim > 256)
+    return invalid(llvm::Twine("head_dim = ") + llvm::Twine(c.headDim) +
+                   " is outside [1, 256] (indices are bytes)");
+  if (c.numKvHeads < 1)
+    return invalid(llvm::Twine("num_kv_heads = ") + llvm::Twine(c.numKvHeads) +
+                   " must be at least 1");
+  if (c.groupSize < 1)
+    return invalid(llvm::Twine("group_size = ") + llvm::Twine(c.groupSize) +
+                   " must be at least 1");
+  if (c.bufferTokens < 1)
+    return invalid(llvm::Twine("buffer_tokens = ") +
+                   llvm::Twine(c.bufferTokens) + " must be at least 1");
+  if (c.maxSequences < 1)
+    return invalid(llvm::Twine("max_sequences = ") +
+                   llvm::Twine(c.maxSequences) + " must be at least 1");
+  if (c.pageTokens < 1)
+    return invalid(llvm::Twine("page_tokens = ") + llvm::Twine(c.pageTokens) +
+                   " must be at least 1");
+  if (c.storage != StorageType::F32 && c.storage != StorageType::F16)
+    return invalid("dtype is neither SWAN_DTYPE_F32 nor SWAN_DTYPE_F16");
+  return checkK(c.kKey, c.kValue, c.headDim);
+}
+
+/// The one place that picks kernels for a device; a CUDA backend plugs in
+/// here.
+static Expected<std::shared_ptr<const KernelSet>>
+kernelsFor(const CacheConfig &c) {
+  switch (c.device) {
+  case Device::CPU: {
+    auto kernels = KernelSet::get({c.headDim, c.groupSize, c.storage});
+    if (!kernels)
+      return fail(CacheErrorCode::Unsupported,
+                  llvm::Twine("no CPU kernels for head_dim = ") +
+                      llvm::Twine(c.headDim) + ", group_size = " +
+                      llvm::Twine(c.groupSize) + ": " +
+                      llvm::toString(kernels.takeError()));
+    return kernels;
+  }
+  case Device::CUDA:
+    return fail(CacheErrorCode::Unsupported,
+                "device = SWAN_DEVICE_CUDA: this build of swan has no CUDA "
+                "cache backend; use SWAN_DEVICE_CPU");
+  }
+  return invalid("device is neither SWAN_DEVICE_CPU nor SWAN_DEVICE_CUDA");
+}
+
+Expected<Cache> Cache::create(const CacheConfig &config, ArrayRef<float> rotK,
+                              ArrayRef<float> rotV) {
+  if (Error e = checkConfig(config))
+    return std::move(e);
+  if (Error e = checkRotations(rotK, "rot_k", config.numKvHeads,
+                               config.headDim))
+    return std::move(e);
+  if (Error e = checkRotations(rotV, "rot_v", config.numKvHeads,
+                               config.headDim))
+    return std::move(e);
+  auto kernels = kernelsFor(config);
+  if (!kernels)
+    return kernels.takeError();
+  return Cache(
+      std::make_unique<CacheImpl>(config, std::move(*kernels), rotK, rotV));
+}
+
+Cache::Cache(std::unique_ptr<CacheImpl> impl) : impl(std::move(impl)) {}
+Cache::Cache(Cache &&) noexcept = default;
+Cache &Cache::operator=(Cache &&) noexcept = default;
+Cache::~Cache() = default;
+
+const CacheConfig &Cache::config() const { return impl->config; }
+
+//===----------------------------------------------------------------------===//
+// Append: the FIFO buffer and winnowing
+//===----------------------------------------------------------------------===//
+
+Error Cache::append(int32_t seq, int64_t tokens, const float *keys,
+                    const float *values) {
+  return impl->append(seq, tokens, keys, values);
+}
+
+Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
+                        const float *values) {
+  if (seq < 0)
+    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
+                   " is negative");
+  if (n < 0)
+    return invalid(llvm::Twine("n_tokens = ") + llvm::Twine(n) +
+                   " is negative");
+  if (n > 0 && !keys)
+    return invalid("keys is NULL");
+  if (n > 0 && !values)
+    return invalid("values is NULL");
+  auto found = sequences.find(seq);
+  bool isNew = found == sequences.end();
+  if (isNew && static_cast<int64_t>(sequences.size()) >= config.maxSequences)
+    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
+                   " is new, but the cache already holds max_sequences = " +
+                   llvm::Twine(config.maxSequences) + " sequences");
+  if (n == 0) {
+    if (isNew)
+      sequences.try_emplace(seq);
+    return Error::success();
+  }
+
+  static const Sequence empty;
+  const Sequence &s = isNew ? empty : found->second;
+  const int64_t d = dim(), hCount = heads(), b = config.bufferTokens;
+  const int64_t held = s.buffer.count;
+  const int64_t leave = std::max<int64_t>(0, held + n - b);
+  const int64_t fromOld = std::min(leave, held);
+  const int64_t fromNew = leave - fromOld;
+  const int64_t toBuffer = n - fromNew;
+
+  // Where the leaving tokens go: the rest of the last page if it has the
+  // current k, then fresh pages.
+  const Page *last = s.pages.empty() ? nullptr : &s.pages.back();
+  int64_t intoLast = 0;
+  if (last && last->kKey == currentKKey && last->kValue == currentKValue)
+    intoLast = std::min(leave, last->capacity - last->used);
+  const int64_t pageCap = config.pageTokens;
+  const int64_t freshPages = (leave - intoLast + pageCap - 1) / pageCap;
+
+  // Allocate everything before touching the sequence.
+  std::vector<Page> fresh(freshPages);
+  for (Page &page : fresh) {
+    page.capacity = pageCap;
+    page.kKey = currentKKey;
+    page.kValue = currentKValue;
+    page.bytes = pageBytes(pageCap, currentKKey, currentKValue);
+    page.memory = allocateArray<char>(page.bytes);
+    if (!page.memory)
+      return outOfMemory(page.bytes, "a sparse page");
+  }
+  DenseBuffer newBuffer;
+  if (!s.buffer.memory) {
+    newBuffer.capacity = bufferCapacity();
+    newBuffer.bytes = 2 * hCount * newBuffer.capacity * d * element();
+    newBuffer.memory = allocateArray<char>(newBuffer.bytes);
+    if (!newBuffer.memory)
+      return outOfMemory(newBuffer.bytes, "the dense buffer");
+  }
+  const DenseBuffer &buffer = s.buffer.memory ? s.buffer : newBuffer;
+  int64_t scratchRows = std::max(leave, toBuffer);
+  auto scratch = allocateArray<float>(scratchRows * d);
+  auto rotated = allocateArray<float>(toBuffer * d);
+  auto stagedKeys = allocateArray<char>(hCount * toBuffer * d * element());
+  auto stagedValues = allocateArray<char>(hCount * toBuffer * d * element());
+  if (!scratch || !rotated || !stagedKeys || !stagedValues)
+    return outOfMemory((scratchRows + toBuffer) * d * sizeof(float) +
+                           2 * hCount * toBuffer * d * element(),
+                       "append scratch space");
+
+  auto pageSlot = [&](int64_t j) -> std::pair<const Page *, int64_t> {
+    if (j < intoLast)
+      return {last, last->used + j};
+    j -= intoLast;
+    return {&fresh[j / pageCap], j % pageCap};
+  };
+  // Winnows scratch rows [0, count), which are leaving tokens
+  // [first, first + count), into their page slots, one kernel call per page.
+  auto compressInto = [&](int64_t h, bool isKey, int64_t first, int64_t count,
+                          const float *rotation) -> Error {
+    for (int64_t j = first; j < first + count;) {
+      auto [page, slot] = pageSlot(j);
+      int64_t run = std::min(first + count - j, page->capacity - slot);
+      const float *rows = scratch.get() + (j - first) * d;
+      Error e = isKey ? kernels->compress(rows, run, rotation, page->kKey,
+                                          keyValues(*page, h, slot),
+                                          keyIndices(*page, h, slot))
+                      : kernels->compress(rows, run, rotation, page->kValue,
+                                          valueValues(*page, h, slot),
+                                          valueIndices(*page, h, slot));
+      if (e)
+        return internal(std::move(e), "compress");
+      j += run;
+    }
+    return Error::success();
+  };
+  auto gatherNew = [&](const float *src, int64_t h, int64_t first,
+                       int64_t count) {
+    for (int64_t t = 0; t < count; ++t)
+      std::memcpy(scratch.get() + t * d, src + ((first + t) * hCount + h) * d,
+                  d * sizeof(float));
+  };
+
+  for (int64_t h = 0; h < hCount; ++h) {
+    for (bool isKey : {true, false}) {
+      const float *input = isKey ? keys : values;
+      // Buffer rows are stored rotated already, so they are winnowed with
+      // the identity: keeping unrotated copies would double the buffer.
+      if (fromOld > 0) {
+        for (int64_t t = 0; t < fromOld; ++t) {
+          int64_t row = buffer.start + t;
+          loadRows(isKey ? bufferKeys(buffer, h, row)
+                         : bufferValues(buffer, h, row),
+                   scratch.get() + t * d, d, config.storage);
+        }
+        if (Error e = compressInto(h, isKey, 0, fromOld, identity.data()))
+          return e;
+      }
+      if (fromNew > 0) {
+        gatherNew(input, h, 0, fromNew);
+        const float *rotation =
+            isKey ? keyRotation(h)
+                  : (config.valuesPrerotated ? identity.data()
+                                             : valueRotation(h));
+        if (Error e = compressInto(h, isKey, fromOld, fromNew, rotation))
+          return e;
+      }
+      if (toBuffer > 0) {
+        gatherNew(input, h, fromNew, toBuffer);
+        const float *rows = scratch.get();
+        if (isKey || !config.valuesPrerotated) {
+          if (Error e = kernels->rotate(scratch.get(), toBuffer,
+                                        isKey ? keyRotation(h)
+                                              : valueRotation(h),
+                                        rotated.get()))
+            return internal(std::move(e), "rotate");
+          rows = rotated.get();
+        }
+        char *staged = (isKey ? stagedKeys : stagedValues).get() +
+                       h * toBuffer * d * element();
+        storeRows(rows, staged, toBuffer * d, config.storage);
+      }
+    }
+  }
+
+  // Commit: nothing below can fail except bookkeeping allocations.
+  Sequence &target = isNew ? sequences[seq] : found->second;
+  target.pages.reserve(target.pages.size() + fresh.size());
+  if (intoLast > 0)
+    target.pages.back().used += intoLast;
+  int64_t rest = leave - intoLast;
+  for (Page &page : fresh) {
+    page.used = std::min(rest, page.capacity);
+    rest -= page.used;
+    target.pages.push_back(std::move(page));
+  }
+  target.sparseTokens += leave;
+
+  DenseBuffer &buf = target.buffer;
+  if (!buf.memory)
+    buf = std::move(newBuffer);
+  buf.start += fromOld;
+  buf.count -= fromOld;
+  if (buf.start + buf.count + toBuffer > buf.capacity) {
+    for (int64_t h = 0; h < hCount; ++h) {
+      std::memmove(bufferKeys(buf, h, 0), bufferKeys(buf, h, buf.start),
+                   buf.count * d * element());
+      std::memmove(bufferValues(buf, h, 0), bufferValues(buf, h, buf.start),
+                   buf.count * d * element());
+    }
+    buf.start = 0;
+  }
+  for (int64_t h = 0; h < hCount; ++h) {
+    int64_t row = buf.start + buf.count;
+    std::memcpy(bufferKeys(buf, h, row),
+                stagedKeys.get() + h * toBuffer * d * element(),
+                toBuffer * d * element());
+    std::memcpy(bufferValues(buf, h, row),
+                stagedValues.get() + h * toBuffer * d * element(),
+                toBuffer * d * element());
+  }
+  buf.count += toBuffer;
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Runtime k and re-winnowing
+//===----------------------------------------------------------------------===//
+
+Error Cache::setK(int32_t kKey, int32_t kValue) {
+  if (Error e = checkK(kKey, kValue, impl->config.headDim))
+    return e;
+  impl->currentKKey = kKey;
+  impl->currentKValue = kValue;
+  return Error::success();
+}
+
+/// Keeps the `keep` largest-magnitude of a row's k stored entries (ties to
+/// the lower index), in ascending index order, at the front of the row.
+static void keepLargest(char *values, uint8_t *indices, int32_t k, int32_t keep,
+                        StorageType storage, char *outValues) {
+  size_t e = elementBytes(storage);
+  int32_t order[256];
+  float magnitude[256];
+  for (int32_t i = 0; i < k; ++i) {
+    order[i] = i;
+    magnitude[i] = std::fabs(loadElement(values, i, storage));
+  }
+  // Stored indices ascend with the position, so position order breaks ties
+  // toward the lower index.
+  std::partial_sort(order, order + keep, order + k, [&](int32_t a, int32_t b) {
+    return magnitude[a] > magnitude[b] ||
+           (magnitude[a] == magnitude[b] && a < b);
+  });
+  std::sort(order, order + keep);
+  char row[256 * 4];
+  uint8_t kept[256];
+  for (int32_t i = 0; i < keep; ++i) {
+    std::memcpy(row + i * e, values + order[i] * e, e);
+    kept[i] = indices[order[i]];
+  }
+  std::memcpy(outValues, row, keep * e);
+  std::memcpy(indices, kept, keep);
+}
+
+/// Lowers a page to (kKey, kValue) in place and gives the tail back with
+/// realloc. Every section and row moves to a lower address, in increasing
+/// order, so no row is overwritten before it is read; kept indices first go
+/// to the front of their own old row. Nothing here can fail: if realloc
+/// cannot shrink, the page keeps its old (still valid, still counted) block.
+void CacheImpl::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
+  const int32_t newKKey = std::min(page.kKey, kKey);
+  const int32_t newKValue = std::min(page.kValue, kValue);
+  if (newKKey == page.kKey && newKValue == page.kValue)
+    return;
+  const int64_t hCount = heads(), cap = page.capacity;
+  const size_t e = element();
+  char *base = page.memory.get();
+  auto rows = [&](auto &&visit) {
+    for (int64_t h = 0; h < hCount; ++h)
+      for (int64_t t = 0; t < page.used; ++t)
+        visit(h * cap + t);
+  };
+  // 1. key values to their new rows; kept key indices to the front of the
+  // old index rows.
+  char *oldKeyIdx = base + hCount * cap * (page.kKey + page.kValue) * e;
+  char *oldValueIdx = oldKeyIdx + hCount * cap * page.kKey;
+  rows([&](int64_t r) {
+    keepLargest(base + r * page.kKey * e,
+                reinterpret_cast<uint8_t *>(oldKeyIdx + r * page.kKey),
+                page.kKey, newKKey, config.storage, base + r * newKKey * e);
+  });
+  // 2. value values likewise.
+  char *oldValues = base + hCount * cap * page.kKey * e;
+  char *newValues = base + hCount * cap * newKKey * e;
+  rows([&](int64_t r) {
+    keepLargest(oldValues + r * page.kValue * e,
+                reinterpret_cast<uint8_t *>(oldValueIdx + r * page.kValue),
+                page.kValue, newKValue, config.storage,
+                newValues + r * newKValue * e);
+  });
+  // 3, 4. the index sections.
+  char *newKeyIdx = base + hCount * cap * (newKKey + newKValue) * e;
+  rows([&](int64_t r) {
+    std::memmove(newKeyIdx + r * newKKey, oldKeyIdx + r * page.kKey, newKKey);
+  });
+  char *newValueIdx = newKeyIdx + hCount * cap * newKKey;
+  rows([&](int64_t r) {
+    std::memmove(newValueIdx + r * newKValue, oldValueIdx + r * page.kValue,
+                 newKValue);
+  });
+  page.kKey = newKKey;
+  page.kValue = newKValue;
+  size_t newBytes = pageBytes(cap, newKKey, newKValue);
+  if (void *smaller = std::realloc(page.memory.get(), newBytes)) {
+    (void)page.memory.release();
+    page.memory.reset(static_cast<char *>(smaller));
+    page.bytes = newBytes;
+  }
+}
+
+Error Cache::rewinnow(int32_t kKey, int32_t kValue) {
+  if (Error e = setK(kKey, kValue))
+    return e;
+  for (auto &entry : impl->sequences)
+    for (Page &page : entry.second.pages)
+      impl->shrinkPage(page, kKey, kValue);
+#ifdef __GLIBC__
+  // Small pages live in malloc's heap; hand its free tail to the system.
+  malloc_trim(0);
+#endif
+  return Error::success();
+}
+
+int32_t Cache::kKey() const { return impl->currentKKey; }
+int32_t Cache::kValue() const { return impl->currentKValue; }
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+Error Cache::attention(ArrayRef<int32_t> seqs, const float *q, float scale,
+                       float *out) const {
+  return impl->attention(seqs, q, scale, out);
+}
+
+Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
+                           float scale, float *out) const {
+  if (seqs.empty())
+    return invalid("n_seqs = 0: attention needs at least one sequence");
+  if (!seqs.data())
+    return invalid("seqs is NULL");
+  if (!q)
+    return invalid("q is NULL");
+  if (!out)
+    return invalid("out is NULL");
+  if (!std::isfinite(scale))
+    return invalid("scale is not finite");
+  std::vector<const Sequence *> batch;
+  size_t blocks = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    auto found = sequences.find(seqs[i]);
+    if (found == sequences.end())
+      return invalid(llvm::Twine("seqs[") + llvm::Twine(i) + "] = " +
+                     llvm::Twine(seqs[i]) + " is not a sequence of this cache");
+    if (found->second.buffer.count + found->second.sparseTokens == 0)
+      return invalid(llvm::Twine("seqs[") + llvm::Twine(i) + "] = " +
+                     llvm::Twine(seqs[i]) + " holds no tokens");
+    batch.push_back(&found->second);
+    blocks += found->second.pages.size();
+  }
+
+  const int64_t d = dim(), hCount = heads(), g = config.groupSize;
+  std::vector<SparseBlock> sparse;
+  sparse.reserve(blocks * hCount);
+  std::vector<AttentionWork> work;
+  work.reserve(batch.size() * hCount);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Sequence &s = *batch[i];
+    for (int64_t h = 0; h < hCount; ++h) {
+      size_t first = sparse.size();
+      for (const Page &p : s.pages)
+        sparse.push_back({keyValues(p, h, 0), keyIndices(p, h, 0), p.kKey,
+                          valueValues(p, h, 0), valueIndices(p, h, 0),
+                          p.kValue, p.used});
+      AttentionWork w;
+      w.query = q + (i * hCount + h) * g * d;
+      w.keyRotation = keyRotation(h);
+      w.valueRotation = valueRotation(h);
+      w.sparse = ArrayRef<SparseBlock>(sparse.data() + first,
+                                       sparse.size() - first);
+      w.buffer = {bufferKeys(s.buffer, h, s.buffer.start),
+                  bufferValues(s.buffer, h, s.buffer.start), s.buffer.count};
+      w.out = out + (i * hCount + h) * g * d;
+      work.push_back(w);
+    }
+  }
+  if (Error e = kernels->attention(work, scale, config.outputRotated))
+    return internal(std::move(e), "attention");
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Sequences and accounting
+//===----------------------------------------------------------------------===//
+
+Error Cache::release(int32_t seq) {
+  auto found = impl->sequences.find(seq);
+  if (found == impl->sequences.end())
+    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
+                   " is not a sequence of this cache");
+  impl->sequences.erase(found);
+  return Error::success();
+}
+
+int64_t Cache::tokens(int32_t seq) const {
+  auto found = impl->sequences.find(seq);
+  if (found == impl->sequences.end())
+    return -1;
+  return found->second.buffer.count + found->second.sparseTokens;
+}
+
+size_t Cache::bytes() const {
+  size_t total = 0;
+  for (const auto &entry : impl->sequences)
+    total += entry.second.bytes();
+  return total;
+}
+
+int64_t Cache::sequenceCount() const { return impl->sequences.size(); }
+
+Expected<SequenceStats> Cache::stats(int32_t seq) const {
+  auto found = impl->sequences.find(seq);
+  if (found == impl->sequences.end())
+    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
+                   " is not a sequence of this cache");
+  const Sequence &s = found->second;
+  SequenceStats stats;
+  stats.bufferTokens = s.buffer.count;
+  stats.sparseTokens = s.sparseTokens;
+  stats.pages = s.pages.size();
+  stats.bytes = s.bytes();
+  return stats;
+}
+
+Expected<DecompressedSequence> Cache::decompress(int32_t seq) const {
+  auto found = impl->sequences.find(seq);
+  if (found == impl->sequences.end())
+    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
+                   " is not a sequence of this cache");
+  const CacheImpl &c = *impl;
+  const Sequence &s = found->second;
+  const int64_t d = c.dim(), hCount = c.heads();
+  const StorageType st = c.config.storage;
+  DecompressedSequence out;
+  out.tokens = s.sparseTokens + s.buffer.count;
+  out.keys.assign(out.tokens * hCount * d, 0.0f);
+  out.values.assign(out.tokens * hCount * d, 0.0f);
+  int64_t token = 0;
+  for (const Page &p : s.pages) {
+    for (int64_t t = 0; t < p.used; ++t, ++token) {
+      out.keyK.push_back(p.kKey);
+      out.valueK.push_back(p.kValue);
+      out.inBuffer.push_back(false);
+      for (int64_t h = 0; h < hCount; ++h) {
+        float *key = out.keys.data() + (token * hCount + h) * d;
+        float *value = out.values.data() + (token * hCount + h) * d;
+        const char *kv = c.keyValues(p, h, t);
+        const uint8_t *ki = c.keyIndices(p, h, t);
+        for (int32_t j = 0; j < p.kKey; ++j)
+          key[ki[j]] = loadElement(kv, j, st);
+        const char *vv = c.valueValues(p, h, t);
+        const uint8_t *vi = c.valueIndices(p, h, t);
+        for (int32_t j = 0; j < p.kValue; ++j)
+          value[vi[j]] = loadElement(vv, j, st);
+      }
+    }
+  }
+  for (int64_t t = 0; t < s.buffer.count; ++t, ++token) {
+    out.keyK.push_back(d);
+    out.valueK.push_back(d);
+    out.inBuffer.push_back(true);
+    for (int64_t h = 0; h < hCount; ++h) {
+      loadRows(c.bufferKeys(s.buffer, h, s.buffer.start + t),
+               out.keys.data() + (token * hCount + h) * d, d, st);
+      loadRows(c.bufferValues(s.buffer, h, s.buffer.start + t),
+               out.values.data() + (token * hCount + h) * d, d, st);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,304 @@
+//===- CacheApiTest.cpp - every C API error path of the SWAN cache --------===//
+//
+// Each failing call must return its status, name the argument at fault in
+// swan_last_error(), and leave the cache exactly as it was: same tokens per
+// sequence, same bytes, bit-identical attention output, same k (seen through
+// which k new tokens get, via the bytes they add).
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/swan.h"
+
+#include "RandomOrthogonal.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <thread>
+
+using swan::test::randomFloats;
+using swan::test::randomOrthogonal;
+
+namespace {
+
+constexpr int32_t kDim = 32, kHeads = 2, kGroup = 2, kBuffer = 4;
+
+swan_cache_config baseConfig() {
+  swan_cache_config c;
+  std::memset(&c, 0, sizeof(c));
+  c.head_dim = kDim;
+  c.num_kv_heads = kHeads;
+  c.group_size = kGroup;
+  c.buffer_tokens = kBuffer;
+  c.max_sequences = 3;
+  c.k_key = 8;
+  c.k_value = 12;
+  c.dtype = SWAN_DTYPE_F16;
+  c.device = SWAN_DEVICE_CPU;
+  c.page_tokens = 3;
+  return c;
+}
+
+bool mentions(const char *what) {
+  return std::strstr(swan_last_error(), what) != nullptr;
+}
+
+class CacheApiTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::mt19937_64 rng(0x5eedc0de);
+    rotK = randomOrthogonal(kHeads, kDim, rng);
+    rotV = randomOrthogonal(kHeads, kDim, rng);
+    swan_cache_config c = baseConfig();
+    ASSERT_EQ(swan_cache_create(&c, rotK.data(), rotV.data(), &cache),
+              SWAN_OK)
+        << swan_last_error();
+    keys = randomFloats(64 * kHeads * kDim, rng);
+    values = randomFloats(64 * kHeads * kDim, rng);
+    query = randomFloats(3 * kHeads * kGroup * kDim, rng);
+    ASSERT_EQ(swan_cache_append(cache, 0, 11, keys.data(), values.data()),
+              SWAN_OK);
+    ASSERT_EQ(swan_cache_append(cache, 7, 2, keys.data(), values.data()),
+              SWAN_OK);
+    ASSERT_EQ(swan_cache_append(cache, 4, 0, nullptr, nullptr), SWAN_OK);
+    snapshot = observe();
+  }
+  void TearDown() override { swan_cache_destroy(cache); }
+
+  /// Everything a C caller can see of the cache.
+  struct Observed {
+    int64_t tokens[4];
+    size_t bytes;
+    std::vector<float> attention;
+    bool operator==(const Observed &o) const {
+      return std::memcmp(tokens, o.tokens, sizeof(tokens)) == 0 &&
+             bytes == o.bytes &&
+             std::memcmp(attention.data(), o.attention.data(),
+                         attention.size() * sizeof(float)) == 0;
+    }
+  };
+  Observed observe() {
+    Observed o;
+    int32_t ids[4] = {0, 7, 4, 1};
+    for (int i = 0; i < 4; ++i)
+      o.tokens[i] = swan_cache_tokens(cache, ids[i]);
+    o.bytes = swan_cache_bytes(cache);
+    o.attention.assign(2 * kHeads * kGroup * kDim,
+                       std::numeric_limits<float>::quiet_NaN());
+    int32_t seqs[2] = {0, 7};
+    EXPECT_EQ(swan_cache_attention(cache, 2, seqs, query.data(), 0.2f,
+                                   o.attention.data()),
+              SWAN_OK)
+        << swan_last_error();
+    return o;
+  }
+  void expectUnchanged(const char *call) {
+    EXPECT_TRUE(observe() == snapshot) << call << " changed the cache";
+  }
+
+  std::vector<float> rotK, rotV, keys, values, query;
+  swan_cache *cache = nullptr;
+  Observed snapshot;
+};
+
+#define EXPECT_FAILS(call, status, argument)                                   \
+  do {                                                                         \
+    EXPECT_EQ((call), (status)) << #call;                                      \
+    EXPECT_TRUE(mentions(argument))                                            \
+        << #call << ": \"" << swan_last_error() << "\" does not name "         \
+        << (argument);                                                         \
+    expectUnchanged(#call);                                                    \
+  } while (false)
+
+TEST_F(CacheApiTest, SnapshotSeesTheSetup) {
+  EXPECT_EQ(snapshot.tokens[0], 11);
+  EXPECT_EQ(snapshot.tokens[1], 2);
+  EXPECT_EQ(snapshot.tokens[2], 0);
+  EXPECT_EQ(snapshot.tokens[3], -1);
+  EXPECT_GT(snapshot.bytes, 0u);
+  for (float x : snapshot.attention)
+    ASSERT_TRUE(std::isfinite(x));
+}
+
+TEST_F(CacheApiTest, AppendErrors) {
+  const float *k = keys.data(), *v = values.data();
+  EXPECT_FAILS(swan_cache_append(nullptr, 0, 1, k, v),
+               SWAN_ERR_INVALID_ARGUMENT, "c ");
+  EXPECT_FAILS(swan_cache_append(cache, -1, 1, k, v),
+               SWAN_ERR_INVALID_ARGUMENT, "seq");
+  EXPECT_FAILS(swan_cache_append(cache, 0, -2, k, v),
+               SWAN_ERR_INVALID_ARGUMENT, "n_tokens");
+  EXPECT_FAILS(swan_cache_append(cache, 0, 1, nullptr, v),
+               SWAN_ERR_INVALID_ARGUMENT, "keys");
+  EXPECT_FAILS(swan_cache_append(cache, 0, 1, k, nullptr),
+               SWAN_ERR_INVALID_ARGUMENT, "values");
+  // Three sequences (0, 7, 4) are live and max_sequences is 3.
+  EXPECT_FAILS(swan_cache_append(cache, 1, 1, k, v),
+               SWAN_ERR_INVALID_ARGUMENT, "max_sequences");
+  EXPECT_FAILS(swan_cache_append(cache, 2, 0, k, v),
+               SWAN_ERR_INVALID_ARGUMENT, "max_sequences");
+}
+
+TEST_F(CacheApiTest, KErrors) {
+  for (auto call : {swan_cache_set_k, swan_cache_rewinnow}) {
+    EXPECT_FAILS(call(nullptr, 4, 4), SWAN_ERR_INVALID_ARGUMENT, "c ");
+    EXPECT_FAILS(call(cache, 0, 4), SWAN_ERR_INVALID_ARGUMENT, "k_key");
+    EXPECT_FAILS(call(cache, kDim + 1, 4), SWAN_ERR_INVALID_ARGUMENT,
+                 "k_key");
+    EXPECT_FAILS(call(cache, 4, 0), SWAN_ERR_INVALID_ARGUMENT, "k_value");
+    EXPECT_FAILS(call(cache, 4, -3), SWAN_ERR_INVALID_ARGUMENT, "k_value");
+    EXPECT_FAILS(call(cache, 4, kDim + 1), SWAN_ERR_INVALID_ARGUMENT,
+                 "k_value");
+  }
+  // k is unchanged too: the next winnowed token still costs the old k.
+  size_t before = swan_cache_bytes(cache);
+  ASSERT_EQ(swan_cache_append(cache, 7, kBuffer, keys.data(), values.data()),
+            SWAN_OK);
+  // Sequence 7 goes from 2 to 6 tokens: 2 leave the buffer into a new page.
+  EXPECT_EQ(swan_cache_bytes(cache) - before,
+            size_t(kHeads) * 3 * (8 + 12) * 3);
+}
+
+TEST_F(CacheApiTest, AttentionErrors) {
+  std::vector<float> out(3 * kHeads * kGroup * kDim, -7.0f);
+  const float *q = query.data();
+  int32_t good[2] = {0, 7}, unknown[3] = {0, 9, 7}, empty[2] = {7, 4};
+  EXPECT_FAILS(swan_cache_attention(nullptr, 2, good, q, 1, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "c ");
+  EXPECT_FAILS(swan_cache_attention(cache, 0, good, q, 1, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "n_seqs");
+  EXPECT_FAILS(swan_cache_attention(cache, -1, good, q, 1, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "n_seqs");
+  EXPECT_FAILS(swan_cache_attention(cache, 2, nullptr, q, 1, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "seqs");
+  EXPECT_FAILS(swan_cache_attention(cache, 2, good, nullptr, 1, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "q ");
+  EXPECT_FAILS(swan_cache_attention(cache, 2, good, q, 1, nullptr),
+               SWAN_ERR_INVALID_ARGUMENT, "out");
+  EXPECT_FAILS(swan_cache_attention(cache, 3, unknown, q, 1, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "seqs[1] = 9");
+  EXPECT_FAILS(swan_cache_attention(cache, 2, empty, q, 1, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "seqs[1] = 4");
+  EXPECT_FAILS(swan_cache_attention(cache, 2, good, q, NAN, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "scale");
+  EXPECT_FAILS(swan_cache_attention(cache, 2, good, q, INFINITY, out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "scale");
+  for (float x : out)
+    ASSERT_EQ(x, -7.0f) << "a failing attention wrote its output";
+}
+
+TEST_F(CacheApiTest, ReleaseErrorsAndQueries) {
+  EXPECT_FAILS(swan_cache_release(nullptr, 0), SWAN_ERR_INVALID_ARGUMENT,
+               "c ");
+  EXPECT_FAILS(swan_cache_release(cache, 1), SWAN_ERR_INVALID_ARGUMENT,
+               "seq = 1");
+  EXPECT_FAILS(swan_cache_release(cache, -5), SWAN_ERR_INVALID_ARGUMENT,
+               "seq = -5");
+  EXPECT_EQ(swan_cache_tokens(nullptr, 0), -1);
+  EXPECT_EQ(swan_cache_tokens(cache, 12345), -1);
+  EXPECT_EQ(swan_cache_bytes(nullptr), 0u);
+  swan_cache_destroy(nullptr);
+
+  // Releasing frees the slot: a fourth id now fits.
+  size_t before = swan_cache_bytes(cache);
+  ASSERT_EQ(swan_cache_release(cache, 0), SWAN_OK);
+  EXPECT_LT(swan_cache_bytes(cache), before);
+  EXPECT_EQ(swan_cache_tokens(cache, 0), -1);
+  EXPECT_EQ(swan_cache_append(cache, 1, 1, keys.data(), values.data()),
+            SWAN_OK);
+}
+
+TEST(CacheApiCreateTest, CreateErrors) {
+  std::mt19937_64 rng(0x5eedc0df);
+  auto rotK = randomOrthogonal(kHeads, kDim, rng);
+  auto rotV = randomOrthogonal(kHeads, kDim, rng);
+  swan_cache *const sentinel = reinterpret_cast<swan_cache *>(0x1);
+  auto expectFails = [&](swan_cache_config c, swan_status status,
+                         const char *argument, const float *rk,
+                         const float *rv) {
+    swan_cache *out = sentinel;
+    EXPECT_EQ(swan_cache_create(&c, rk, rv, &out), status) << argument;
+    EXPECT_TRUE(mentions(argument))
+        << "\"" << swan_last_error() << "\" does not name " << argument;
+    EXPECT_EQ(out, sentinel) << argument << ": *out was written";
+  };
+  auto with = [](auto change) {
+    swan_cache_config c = baseConfig();
+    change(c);
+    return c;
+  };
+  const float *rk = rotK.data(), *rv = rotV.data();
+  using C = swan_cache_config;
+  const swan_status bad = SWAN_ERR_INVALID_ARGUMENT;
+  expectFails(with([](C &c) { c.head_dim = 0; }), bad, "head_dim", rk, rv);
+  expectFails(with([](C &c) { c.head_dim = 512; }), bad, "head_dim", rk, rv);
+  expectFails(with([](C &c) { c.num_kv_heads = 0; }), bad, "num_kv_heads",
+              rk, rv);
+  expectFails(with([](C &c) { c.group_size = 0; }), bad, "group_size", rk, rv);
+  expectFails(with([](C &c) { c.buffer_tokens = 0; }), bad, "buffer_tokens",
+              rk, rv);
+  expectFails(with([](C &c) { c.max_sequences = -1; }), bad, "max_sequences",
+              rk, rv);
+  expectFails(with([](C &c) { c.k_key = 0; }), bad, "k_key", rk, rv);
+  expectFails(with([](C &c) { c.k_key = kDim + 1; }), bad, "k_key", rk, rv);
+  expectFails(with([](C &c) { c.k_value = 0; }), bad, "k_value", rk, rv);
+  expectFails(with([](C &c) { c.dtype = (swan_dtype)7; }), bad, "dtype", rk,
+              rv);
+  expectFails(with([](C &c) { c.device = (swan_device)9; }), bad, "device",
+              rk, rv);
+  expectFails(with([](C &c) { c.values_prerotated = 2; }), bad,
+              "values_prerotated", rk, rv);
+  expectFails(with([](C &c) { c.output_rotated = -1; }), bad,
+              "output_rotated", rk, rv);
+  expectFails(with([](C &c) { c.page_tokens = -1; }), bad, "page_tokens", rk,
+              rv);
+  expectFails(baseConfig(), bad, "rot_k", nullptr, rv);
+  expectFails(baseConfig(), bad, "rot_v", rk, nullptr);
+  expectFails(with([](C &c) { c.device = SWAN_DEVICE_CUDA; }),
+              SWAN_ERR_UNSUPPORTED, "SWAN_DEVICE_CUDA", rk, rv);
+
+  auto skewed = rotV;
+  skewed[kDim * kDim + 5] += 0.1f; // head 1 is no longer orthogonal
+  expectFails(baseConfig(), bad, "rot_v[head 1]", rk, skewed.data());
+  auto nan = rotK;
+  nan[3] = NAN;
+  expectFails(baseConfig(), bad, "rot_k[head 0]", nan.data(), rv);
+
+  swan_cache_config c = baseConfig();
+  EXPECT_EQ(swan_cache_create(&c, rk, rv, nullptr), bad);
+  EXPECT_TRUE(mentions("out"));
+  swan_cache *out = sentinel;
+  EXPECT_EQ(swan_cache_create(nullptr, rk, rv, &out), bad);
+  EXPECT_TRUE(mentions("cfg"));
+  EXPECT_EQ(out, sentinel);
+}
+
+TEST(CacheApiCreateTest, LastErrorIsPerThreadAndNeverNull) {
+  std::string seen = "unset";
+  std::thread([&] {
+    const char *message = swan_last_error();
+    ASSERT_NE(message, nullptr);
+    seen = message;
+  }).join();
+  EXPECT_EQ(seen, "");
+  EXPECT_EQ(swan_cache_release(nullptr, 0), SWAN_ERR_INVALID_ARGUMENT);
+  std::thread([&] { seen = swan_last_error(); }).join();
+  EXPECT_EQ(seen, "") << "another thread's error leaked";
+  EXPECT_NE(std::string(swan_last_error()), "");
+}
+
+TEST(CacheApiCreateTest, FoldingErrors) {
+  float w = 1.0f;
+  EXPECT_EQ(swan_fold_value_rotation(1, 1, 1, 1, nullptr, &w, &w),
+            SWAN_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("rot_v"));
+  EXPECT_EQ(swan_fold_value_rotation(1, 1, 1, 0, &w, &w, &w),
+            SWAN_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(mentions("model_dim"));
+  EXPECT_EQ(swan_fold_value_rotation(1, 1, 1, 1, &w, &w, &w), SWAN_OK);
+}
+
+} // namespace

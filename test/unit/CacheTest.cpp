@@ -1,0 +1,609 @@
+//===- CacheTest.cpp - the SWAN KV cache against the float64 reference ----===//
+//
+// A test model follows every sequence (original K/V, where each token should
+// be, which k it should have, which pages exist) and after every operation
+// the cache must agree with it exactly: token placement, page list, byte
+// counts, stored contents (each winnowed row is the top k of the rotated
+// original), and decode attention equal to the float64 reference on the
+// decompressed cache.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Cache.h"
+#include "swan/Runtime/Reference.h"
+#include "swan/WeightFolding.h"
+
+#include "RandomOrthogonal.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <random>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+using namespace swan;
+using swan::test::randomFloats;
+using swan::test::randomOrthogonal;
+
+namespace {
+
+struct Shape {
+  const char *name;
+  int32_t d, h, g, b, pageTokens, kKey, kValue;
+  StorageType storage;
+};
+
+std::ostream &operator<<(std::ostream &os, const Shape &s) {
+  return os << s.name;
+}
+
+const Shape kShapes[] = {
+    {"D64_H2_G4_b8_P5_f32", 64, 2, 4, 8, 5, 16, 24, StorageType::F32},
+    {"D128_H1_G1_b16_P7_f16", 128, 1, 1, 16, 7, 32, 32, StorageType::F16},
+    {"D48_H3_G8_b1_P3_f16", 48, 3, 8, 1, 3, 1, 48, StorageType::F16},
+    {"D32_H2_G2_b5_P64_f32", 32, 2, 2, 5, 64, 7, 5, StorageType::F32},
+};
+
+std::vector<double> toDouble(const float *x, int64_t n) {
+  return std::vector<double>(x, x + n);
+}
+
+double relativeError(const float *got, const std::vector<double> &want,
+                     int64_t offset, int64_t n) {
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    diff += (got[i] - want[offset + i]) * (got[i] - want[offset + i]);
+    norm += want[offset + i] * want[offset + i];
+  }
+  return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+/// What the cache should hold, computed independently of its code.
+struct SequenceModel {
+  std::vector<float> keys, values; // originals, [t][H][D]
+  int64_t tokens = 0;
+  struct PageModel {
+    int32_t kKey, kValue;
+    int64_t used;
+  };
+  std::vector<PageModel> pages;
+  std::vector<int32_t> keyK, valueK; // per winnowed token
+};
+
+class CacheHarness {
+public:
+  CacheHarness(const CacheConfig &config, uint64_t seed)
+      : config(config), rng(seed) {
+    rotK = randomOrthogonal(config.numKvHeads, config.headDim, rng);
+    rotV = randomOrthogonal(config.numKvHeads, config.headDim, rng);
+    auto created = Cache::create(config, rotK, rotV);
+    if (!created) {
+      ADD_FAILURE() << llvm::toString(created.takeError());
+      return;
+    }
+    cache = std::make_unique<Cache>(std::move(*created));
+    kKey = config.kKey;
+    kValue = config.kValue;
+  }
+
+  int64_t rowFloats() const {
+    return int64_t(config.numKvHeads) * config.headDim;
+  }
+  size_t element() const {
+    return config.storage == StorageType::F16 ? 2 : 4;
+  }
+
+  /// Appends n fresh random tokens (values pre-rotated when configured).
+  void append(int32_t seq, int64_t n) {
+    auto keys = randomFloats(n * rowFloats(), rng);
+    auto values = randomFloats(n * rowFloats(), rng, 0.5);
+    ASSERT_FALSE(bool(cache->append(seq, n, keys.data(), values.data())))
+        << "append " << n << " to " << seq;
+    SequenceModel &m = model[seq];
+    int64_t before = std::max<int64_t>(0, m.tokens - config.bufferTokens);
+    m.keys.insert(m.keys.end(), keys.begin(), keys.end());
+    m.values.insert(m.values.end(), values.begin(), values.end());
+    m.tokens += n;
+    int64_t after = std::max<int64_t>(0, m.tokens - config.bufferTokens);
+    for (int64_t t = before; t < after; ++t) {
+      if (m.pages.empty() || m.pages.back().kKey != kKey ||
+          m.pages.back().kValue != kValue ||
+          m.pages.back().used == config.pageTokens)
+        m.pages.push_back({kKey, kValue, 0});
+      ++m.pages.back().used;
+      m.keyK.push_back(kKey);
+      m.valueK.push_back(kValue);
+    }
+  }
+
+  void setK(int32_t newKKey, int32_t newKValue) {
+    ASSERT_FALSE(bool(cache->setK(newKKey, newKValue)));
+    kKey = newKKey;
+    kValue = newKValue;
+  }
+
+  void rewinnow(int32_t newKKey, int32_t newKValue) {
+    // Remember what was stored: lowered tokens must keep the top k' of it.
+    std::map<int32_t, DecompressedSequence> before;
+    for (auto &[seq, m] : model) {
+      auto d = cache->decompress(seq);
+      ASSERT_TRUE(bool(d)) << llvm::toString(d.takeError());
+      before.emplace(seq, std::move(*d));
+    }
+    ASSERT_FALSE(bool(cache->rewinnow(newKKey, newKValue)));
+    kKey = newKKey;
+    kValue = newKValue;
+    for (auto &[seq, m] : model) {
+      for (auto &p : m.pages) {
+        p.kKey = std::min(p.kKey, newKKey);
+        p.kValue = std::min(p.kValue, newKValue);
+      }
+      for (int32_t &k : m.keyK)
+        k = std::min(k, newKKey);
+      for (int32_t &k : m.valueK)
+        k = std::min(k, newKValue);
+      auto now = cache->decompress(seq);
+      ASSERT_TRUE(bool(now));
+      const DecompressedSequence &old = before.at(seq);
+      const int64_t d = config.headDim;
+      for (int64_t t = 0; t < m.tokens; ++t)
+        for (int64_t h = 0; h < config.numKvHeads; ++h)
+          for (bool isKey : {true, false}) {
+            const auto &oldRows = isKey ? old.keys : old.values;
+            const auto &newRows = isKey ? now->keys : now->values;
+            int64_t at = (t * config.numKvHeads + h) * d;
+            int32_t k = old.inBuffer[t] ? d
+                        : isKey         ? std::min(old.keyK[t], newKKey)
+                                        : std::min(old.valueK[t], newKValue);
+            auto kept = reference::winnow(
+                toDouble(oldRows.data() + at, d).data(), d, k);
+            auto want = reference::scatter(kept, d);
+            for (int64_t i = 0; i < d; ++i)
+              ASSERT_EQ(newRows[at + i], float(want[i]))
+                  << "seq " << seq << " token " << t << " head " << h
+                  << (isKey ? " key" : " value") << " component " << i;
+          }
+    }
+  }
+
+  void release(int32_t seq) {
+    ASSERT_FALSE(bool(cache->release(seq)));
+    model.erase(seq);
+  }
+
+  size_t expectedBytes(const SequenceModel &m) const {
+    size_t bytes = 0;
+    if (m.tokens > 0) {
+      int64_t b = config.bufferTokens;
+      int64_t capacity = b + std::max<int64_t>(1, (b + 7) / 8);
+      bytes += 2 * rowFloats() * capacity * element();
+    }
+    for (auto &p : m.pages)
+      bytes += size_t(config.numKvHeads) * config.pageTokens *
+               (p.kKey + p.kValue) * (element() + 1);
+    return bytes;
+  }
+
+  /// Placement, pages, bytes and stored contents, exactly.
+  void checkState() {
+    size_t total = 0;
+    for (auto &[seq, m] : model) {
+      ASSERT_EQ(cache->tokens(seq), m.tokens) << "seq " << seq;
+      auto stats = cache->stats(seq);
+      ASSERT_TRUE(bool(stats));
+      int64_t buffered = std::min<int64_t>(m.tokens, config.bufferTokens);
+      EXPECT_EQ(stats->bufferTokens, buffered);
+      EXPECT_EQ(stats->sparseTokens, m.tokens - buffered);
+      EXPECT_EQ(stats->pages, int64_t(m.pages.size()));
+      EXPECT_EQ(stats->bytes, expectedBytes(m)) << "seq " << seq;
+      total += expectedBytes(m);
+      checkContents(seq, m);
+    }
+    EXPECT_EQ(cache->bytes(), total);
+    EXPECT_EQ(cache->sequenceCount(), int64_t(model.size()));
+  }
+
+  /// Every stored row is the rotated original, winnowed to its k: stored
+  /// entries match the float64 rotation, and none kept is smaller than one
+  /// dropped (up to storage rounding).
+  void checkContents(int32_t seq, const SequenceModel &m) {
+    auto stored = cache->decompress(seq);
+    ASSERT_TRUE(bool(stored));
+    ASSERT_EQ(stored->tokens, m.tokens);
+    const int64_t d = config.headDim, hCount = config.numKvHeads;
+    const int64_t sparse = m.tokens - std::min<int64_t>(m.tokens,
+                                                        config.bufferTokens);
+    const double rounding =
+        config.storage == StorageType::F16 ? 2e-3 : 2e-6; // relative
+    for (int64_t t = 0; t < m.tokens; ++t) {
+      ASSERT_EQ(bool(stored->inBuffer[t]), t >= sparse) << "token " << t;
+      if (t < sparse) {
+        ASSERT_EQ(stored->keyK[t], m.keyK[t]) << "token " << t;
+        ASSERT_EQ(stored->valueK[t], m.valueK[t]) << "token " << t;
+      }
+      for (int64_t h = 0; h < hCount; ++h)
+        for (bool isKey : {true, false}) {
+          int64_t at = (t * hCount + h) * d;
+          const float *original = (isKey ? m.keys : m.values).data() + at;
+          std::vector<double> rotated;
+          if (!isKey && config.valuesPrerotated) {
+            rotated = toDouble(original, d);
+          } else {
+            const auto &rot = isKey ? rotK : rotV;
+            rotated = reference::rotate(toDouble(original, d), 1, d,
+                                        toDouble(rot.data() + h * d * d, d * d));
+          }
+          const float *row = (isKey ? stored->keys : stored->values).data() + at;
+          int32_t k = t >= sparse ? d : isKey ? m.keyK[t] : m.valueK[t];
+          int32_t nonzero = 0;
+          double smallestKept = std::numeric_limits<double>::infinity();
+          double largestDropped = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            if (row[i] != 0.0f) {
+              ++nonzero;
+              ASSERT_NEAR(row[i], rotated[i],
+                          rounding * std::fabs(rotated[i]) + 1e-6)
+                  << "seq " << seq << " token " << t << " head " << h
+                  << " component " << i;
+              smallestKept = std::min(smallestKept, std::fabs(rotated[i]));
+            } else {
+              largestDropped = std::max(largestDropped, std::fabs(rotated[i]));
+            }
+          }
+          ASSERT_EQ(nonzero, k) << "seq " << seq << " token " << t;
+          ASSERT_GE(smallestKept, largestDropped * (1 - 2 * rounding) - 1e-6)
+              << "seq " << seq << " token " << t << " head " << h;
+        }
+    }
+  }
+
+  /// Decode attention on `seqs` (duplicates allowed) against the float64
+  /// reference on the decompressed cache, or on the originals when
+  /// `againstOriginals` (meaningful with k = D only).
+  double checkAttention(const std::vector<int32_t> &seqs,
+                        bool againstOriginals = false) {
+    const int64_t d = config.headDim, hCount = config.numKvHeads,
+                  g = config.groupSize, rows = hCount * g * d;
+    auto q = randomFloats(seqs.size() * rows, rng);
+    std::vector<float> out(seqs.size() * rows,
+                           std::numeric_limits<float>::quiet_NaN());
+    float scale = 1.0f / std::sqrt(float(d));
+    llvm::Error e = cache->attention(seqs, q.data(), scale, out.data());
+    if (e) {
+      ADD_FAILURE() << llvm::toString(std::move(e));
+      return INFINITY;
+    }
+    double worst = 0;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const SequenceModel &m = model.at(seqs[i]);
+      auto stored = cache->decompress(seqs[i]);
+      EXPECT_TRUE(bool(stored));
+      for (int64_t h = 0; h < hCount; ++h) {
+        std::vector<double> keys(m.tokens * d), values(m.tokens * d);
+        for (int64_t t = 0; t < m.tokens; ++t)
+          for (int64_t j = 0; j < d; ++j) {
+            int64_t at = (t * hCount + h) * d + j;
+            keys[t * d + j] = againstOriginals ? m.keys[at] : stored->keys[at];
+            values[t * d + j] =
+                againstOriginals ? m.values[at] : stored->values[at];
+          }
+        auto rk = toDouble(rotK.data() + h * d * d, d * d);
+        auto rv = toDouble(rotV.data() + h * d * d, d * d);
+        if (!againstOriginals) {
+          keys = reference::rotateBack(keys, m.tokens, d, rk);
+          values = reference::rotateBack(values, m.tokens, d, rv);
+        } else if (config.valuesPrerotated) {
+          values = reference::rotateBack(values, m.tokens, d, rv);
+        }
+        int64_t at = (i * hCount + h) * g * d;
+        auto want = reference::attention(toDouble(q.data() + at, g * d), g,
+                                         keys, values, m.tokens, d, scale);
+        if (config.outputRotated)
+          want = reference::rotate(want, g, d, rv);
+        for (int64_t j = 0; j < g * d; ++j)
+          if (!std::isfinite(out[at + j])) {
+            ADD_FAILURE() << "output element " << at + j << " not written";
+            return INFINITY;
+          }
+        for (int64_t r = 0; r < g; ++r)
+          worst = std::max(worst, relativeError(out.data() + at + r * d, want,
+                                                r * d, d));
+      }
+    }
+    return worst;
+  }
+
+  std::vector<int32_t> liveSequences() const {
+    std::vector<int32_t> seqs;
+    for (auto &[seq, m] : model)
+      if (m.tokens > 0)
+        seqs.push_back(seq);
+    return seqs;
+  }
+
+  CacheConfig config;
+  std::mt19937_64 rng;
+  std::vector<float> rotK, rotV;
+  std::unique_ptr<Cache> cache;
+  std::map<int32_t, SequenceModel> model;
+  int32_t kKey = 0, kValue = 0;
+};
+
+CacheConfig configFor(const Shape &s) {
+  CacheConfig c;
+  c.headDim = s.d;
+  c.numKvHeads = s.h;
+  c.groupSize = s.g;
+  c.bufferTokens = s.b;
+  c.pageTokens = s.pageTokens;
+  c.kKey = s.kKey;
+  c.kValue = s.kValue;
+  c.storage = s.storage;
+  c.maxSequences = 8;
+  return c;
+}
+
+/// Kernel arithmetic is f32 on exactly the stored values, for either storage
+/// type, so the bound does not depend on it.
+constexpr double kDecompressedTolerance = 1e-4;
+
+class CacheShapeTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(CacheShapeTest, DecodeMatchesReferenceOnDecompressedCache) {
+  const Shape &s = GetParam();
+  CacheHarness t(configFor(s), 0x5eed0001 + s.d);
+  ASSERT_TRUE(t.cache);
+  // Prefill lengths around the buffer and page boundaries; ids need not be
+  // dense; sequence 5 starts empty.
+  const int64_t b = s.b, p = s.pageTokens;
+  std::vector<std::pair<int32_t, int64_t>> prefill = {
+      {3, 1}, {0, b}, {11, b + 1}, {2, b + 3 * p + 2}, {5, 0}};
+  for (auto [seq, n] : prefill)
+    t.append(seq, n);
+  t.checkState();
+  EXPECT_LE(t.checkAttention(t.liveSequences()), kDecompressedTolerance);
+
+  std::mt19937_64 steps(7);
+  for (int step = 0; step < 24; ++step) {
+    for (auto [seq, n] : prefill) {
+      // Mostly one token per step, sometimes a burst that crosses both the
+      // buffer and a page boundary at once.
+      int64_t count = step % 7 == 3 && seq == 0 ? b + p + 1 : 1;
+      t.append(seq, count);
+    }
+    t.checkState();
+    auto seqs = t.liveSequences();
+    std::shuffle(seqs.begin(), seqs.end(), steps);
+    seqs.push_back(seqs.front()); // a duplicate in the batch is allowed
+    EXPECT_LE(t.checkAttention(seqs), kDecompressedTolerance)
+        << "step " << step;
+    if (HasFatalFailure() || HasFailure())
+      return;
+  }
+}
+
+TEST_P(CacheShapeTest, FullKMatchesDenseAttentionOnOriginals) {
+  Shape s = GetParam();
+  s.kKey = s.kValue = s.d;
+  CacheHarness t(configFor(s), 0x5eed0002 + s.d);
+  ASSERT_TRUE(t.cache);
+  t.append(1, 2 * s.b + s.pageTokens + 3);
+  t.append(4, 1);
+  t.append(6, s.b + 1);
+  const double tolerance = s.storage == StorageType::F16 ? 5e-3 : 1e-5;
+  for (int step = 0; step < 6; ++step) {
+    EXPECT_LE(t.checkAttention({1, 4, 6}, /*againstOriginals=*/true),
+              tolerance)
+        << "step " << step;
+    for (int32_t seq : {1, 4, 6})
+      t.append(seq, 1);
+  }
+  t.checkState();
+}
+
+TEST_P(CacheShapeTest, RuntimeKAndRewinnowKeepMatching) {
+  const Shape &s = GetParam();
+  CacheHarness t(configFor(s), 0x5eed0003 + s.d);
+  ASSERT_TRUE(t.cache);
+  int64_t compiled = KernelSet::compileCount();
+  const int32_t d = s.d;
+  auto lower = [&](int32_t k, int32_t by) { return std::max(1, k - by); };
+  t.append(0, s.b + 2 * s.pageTokens + 1);
+  t.append(1, s.b + 1);
+  t.append(2, 3);
+  // Each phase: a k change, then decode steps that winnow tokens with it.
+  struct Phase {
+    bool rewinnow;
+    int32_t kKey, kValue;
+  };
+  std::vector<Phase> phases = {
+      {false, lower(s.kKey, 3), lower(s.kValue, 2)},
+      {false, std::min(d, s.kKey + 5), std::min(d, s.kValue + 9)},
+      {true, lower(s.kKey, 4), lower(s.kValue, 1)},
+      {false, std::min(d, s.kKey + 2), std::min(d, s.kValue + 2)},
+      {true, lower(s.kKey, 2), d},
+      {true, 1, 1},
+  };
+  for (const Phase &phase : phases) {
+    size_t bytesBefore = t.cache->bytes();
+    if (phase.rewinnow)
+      t.rewinnow(phase.kKey, phase.kValue);
+    else
+      t.setK(phase.kKey, phase.kValue);
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_EQ(t.cache->kKey(), phase.kKey);
+    EXPECT_EQ(t.cache->kValue(), phase.kValue);
+    t.checkState();
+    if (phase.rewinnow)
+      EXPECT_LE(t.cache->bytes(), bytesBefore);
+    else
+      EXPECT_EQ(t.cache->bytes(), bytesBefore);
+    for (int step = 0; step < s.pageTokens + 2; ++step) {
+      for (int32_t seq : {0, 1, 2})
+        t.append(seq, 1);
+      if (step % 3 == 0) {
+        t.checkState();
+        EXPECT_LE(t.checkAttention({2, 0, 1}), kDecompressedTolerance);
+      }
+      ASSERT_FALSE(HasFailure());
+    }
+  }
+  EXPECT_EQ(KernelSet::compileCount(), compiled)
+      << "changing k or lengths recompiled a kernel";
+}
+
+TEST_P(CacheShapeTest, ReleaseReturnsMemoryAndFreesTheId) {
+  const Shape &s = GetParam();
+  CacheHarness t(configFor(s), 0x5eed0004 + s.d);
+  ASSERT_TRUE(t.cache);
+  t.append(9, 2 * s.b + s.pageTokens);
+  t.append(2, s.b + 1);
+  size_t both = t.cache->bytes();
+  t.release(9);
+  t.checkState();
+  EXPECT_LT(t.cache->bytes(), both);
+  EXPECT_EQ(t.cache->tokens(9), -1);
+  t.append(9, 2);
+  t.checkState();
+  EXPECT_LE(t.checkAttention({9, 2}), kDecompressedTolerance);
+  t.release(9);
+  t.release(2);
+  EXPECT_EQ(t.cache->bytes(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CacheShapeTest, ::testing::ValuesIn(kShapes),
+                         [](const auto &info) {
+                           return std::string(info.param.name);
+                         });
+
+TEST(CacheTest, OutputRotatedAndPrerotatedValues) {
+  for (bool prerotated : {false, true}) {
+    CacheConfig c = configFor(kShapes[0]);
+    c.valuesPrerotated = prerotated;
+    c.outputRotated = true;
+    CacheHarness t(c, 0x5eed0005 + prerotated);
+    ASSERT_TRUE(t.cache);
+    t.append(0, 3 * c.bufferTokens);
+    t.append(1, 2);
+    t.checkState();
+    EXPECT_LE(t.checkAttention({0, 1}), kDecompressedTolerance);
+  }
+}
+
+/// Folding R_V into W_V and W_O must give the same layer output as rotating
+/// values in the cache and rotating the attention output back.
+TEST(CacheTest, FoldedWeightsMatchUnfoldedPath) {
+  const int32_t h = 2, g = 3, d = 32, modelDim = 40, tokens = 29;
+  std::mt19937_64 rng(0x5eed0006);
+  auto rotK = randomOrthogonal(h, d, rng);
+  auto rotV = randomOrthogonal(h, d, rng);
+  auto wV = randomFloats(int64_t(modelDim) * h * d, rng, 0.2);
+  auto wO = randomFloats(int64_t(h) * g * d * modelDim, rng, 0.2);
+  auto x = randomFloats(int64_t(tokens) * modelDim, rng);
+  auto keys = randomFloats(int64_t(tokens) * h * d, rng);
+  auto q = randomFloats(int64_t(h) * g * d, rng);
+
+  auto project = [&](const std::vector<float> &w) {
+    std::vector<float> v(int64_t(tokens) * h * d, 0.0f);
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t c = 0; c < h * d; ++c) {
+        double sum = 0;
+        for (int64_t i = 0; i < modelDim; ++i)
+          sum += double(x[t * modelDim + i]) * w[i * h * d + c];
+        v[t * h * d + c] = float(sum);
+      }
+    return v;
+  };
+  auto layer = [&](bool folded, const std::vector<float> &values,
+                   const std::vector<float> &outProjection) {
+    CacheConfig c;
+    c.headDim = d;
+    c.numKvHeads = h;
+    c.groupSize = g;
+    c.bufferTokens = 7;
+    c.pageTokens = 4;
+    // Values keep every component: a winnowed value would keep different
+    // near-tied components in the two bases.
+    c.kKey = 9;
+    c.kValue = d;
+    c.storage = StorageType::F32;
+    c.valuesPrerotated = c.outputRotated = folded;
+    auto cache = Cache::create(c, rotK, rotV);
+    EXPECT_TRUE(bool(cache));
+    if (!cache) {
+      llvm::consumeError(cache.takeError());
+      return std::vector<double>();
+    }
+    EXPECT_FALSE(bool(cache->append(0, tokens, keys.data(), values.data())));
+    std::vector<float> o(h * g * d, NAN);
+    EXPECT_FALSE(bool(cache->attention({0}, q.data(), 0.17f, o.data())));
+    std::vector<double> y(modelDim, 0.0);
+    for (int64_t i = 0; i < h * g * d; ++i)
+      for (int64_t c2 = 0; c2 < modelDim; ++c2)
+        y[c2] += double(o[i]) * outProjection[i * modelDim + c2];
+    return y;
+  };
+
+  auto plain = layer(false, project(wV), wO);
+  auto foldedWV = wV, foldedWO = wO;
+  ASSERT_FALSE(bool(foldValueRotation({h, g, d, modelDim}, rotV.data(),
+                                      foldedWV.data(), foldedWO.data())));
+  auto folded = layer(true, project(foldedWV), foldedWO);
+  ASSERT_EQ(plain.size(), size_t(modelDim));
+  ASSERT_EQ(folded.size(), size_t(modelDim));
+  std::vector<float> got(folded.begin(), folded.end());
+  EXPECT_LE(relativeError(got.data(), plain, 0, modelDim), 1e-5);
+
+  // The fold really changed the weights (else the test proves nothing).
+  double moved = 0;
+  for (size_t i = 0; i < wO.size(); ++i)
+    moved = std::max(moved, double(std::fabs(wO[i] - foldedWO[i])));
+  EXPECT_GT(moved, 1e-2);
+}
+
+TEST(CacheTest, FoldingRejectsBadArguments) {
+  float w = 1.0f;
+  auto code = [](llvm::Error e) {
+    CacheErrorCode c = CacheErrorCode::Internal;
+    bool failed = bool(e);
+    llvm::handleAllErrors(std::move(e),
+                          [&](const CacheError &err) { c = err.getCode(); });
+    return failed ? c : CacheErrorCode::Internal;
+  };
+  EXPECT_EQ(code(foldValueRotation({0, 1, 1, 1}, &w, &w, &w)),
+            CacheErrorCode::InvalidArgument);
+  EXPECT_EQ(code(foldValueRotation({1, 1, 1, 1}, nullptr, &w, &w)),
+            CacheErrorCode::InvalidArgument);
+}
+
+#ifdef __GLIBC__
+/// Re-winnowing must give memory back to the process' allocator and, for
+/// pages as large as these, to the system: malloc's own count of bytes in
+/// use drops by what the cache says it freed.
+TEST(CacheTest, RewinnowReturnsMemory) {
+  CacheConfig c = configFor(kShapes[1]);
+  c.kKey = c.kValue = 96;
+  c.pageTokens = 512; // 512 tokens · 192 · 3 B: mmap-sized pages
+  CacheHarness t(c, 0x5eed0007);
+  ASSERT_TRUE(t.cache);
+  t.append(0, 8 * 512 + c.bufferTokens);
+  size_t cacheBefore = t.cache->bytes();
+  struct mallinfo2 before = mallinfo2();
+  t.rewinnow(16, 16);
+  struct mallinfo2 after = mallinfo2();
+  size_t cacheFreed = cacheBefore - t.cache->bytes();
+  EXPECT_EQ(cacheFreed, size_t(8) * 512 * (192 - 32) * 3);
+  size_t heldBefore = before.uordblks + before.hblkhd;
+  size_t heldAfter = after.uordblks + after.hblkhd;
+  ASSERT_GT(heldBefore, heldAfter);
+  EXPECT_GE(double(heldBefore - heldAfter), 0.95 * double(cacheFreed));
+  t.checkState();
+}
+#endif
+
+} // namespace
