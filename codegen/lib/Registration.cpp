@@ -7,6 +7,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "swan/Codegen/CPU/Pipeline.h"
 #include "swan/Codegen/GPU/Pipeline.h"
 #include "swan/Dialect/SwanDialect.h"
 #include "swan/Passes/Passes.h"
@@ -14,6 +15,7 @@
 void swan::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<swan::SwanDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+  swan::registerSwanCPUDialects(registry);
   swan::registerSwanGPUDialects(registry);
 }
 
@@ -21,5 +23,6 @@ void swan::registerAllPasses() {
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   swan::registerSwanPasses();
+  swan::registerSwanCPUPipeline();
   swan::registerSwanGPUPipeline();
 }

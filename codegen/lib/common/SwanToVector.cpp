@@ -1,0 +1,739 @@
+//===- SwanToVector.cpp - swan ops to scf loops and vector code -----------===//
+//
+// Every kernel reads its inputs through read-only memref views of the input
+// tensors and writes its results into tensor.empty destinations with
+// vector.transfer_write, so that bufferization hands the caller's buffers
+// straight to the loops. Head dimension D and group size G are static; token
+// counts, kept counts k and block counts are run-time values.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Codegen/Passes.h"
+
+#include "KernelBuilder.h"
+#include "swan/Dialect/SwanOps.h"
+
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/TargetParser/Host.h"
+
+namespace swan {
+#define GEN_PASS_DEF_SWANLOWERTOVECTOR
+#include "swan/Codegen/Passes.h.inc"
+} // namespace swan
+
+using namespace mlir;
+using namespace swan;
+
+namespace {
+
+/// Lanes per vector for head dimension `headDim`, or failure when the
+/// vectors cannot tile it.
+FailureOr<int64_t> lanesFor(int64_t headDim, int64_t vectorWidth) {
+  if (ShapedType::isDynamic(headDim) || vectorWidth < 1)
+    return failure();
+  int64_t lanes = std::min(headDim, vectorWidth);
+  if (headDim % lanes != 0)
+    return failure();
+  return lanes;
+}
+
+/// A tensor.empty of `type`, its dynamic sizes taken from `sizes` (one
+/// candidate per dimension).
+Value emptyTensor(KernelBuilder &kb, RankedTensorType type,
+                  ArrayRef<Value> sizes) {
+  SmallVector<Value> dynamicSizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      dynamicSizes.push_back(sizes[d]);
+  return kb.create<tensor::EmptyOp>(type.getShape(), type.getElementType(),
+                                    dynamicSizes);
+}
+
+/// Writes `vector` into `tensor` at `indices`. `inBounds` false lets a
+/// vector longer than the tensor's row write only the row.
+Value writeToTensor(KernelBuilder &kb, Value vector, Value tensor,
+                    ValueRange indices, bool inBounds = true) {
+  return kb
+      .create<vector::TransferWriteOp>(vector, tensor, indices,
+                                       ArrayRef<bool>{inBounds})
+      .getResult();
+}
+
+Value zeroVector(KernelBuilder &kb, int64_t lanes, Type elementType) {
+  VectorType type = kb.vectorOf(lanes, elementType);
+  return kb.create<arith::ConstantOp>(type,
+                                      kb.builder().getZeroAttr(type));
+}
+
+/// One row of `x` ([n, D] view) times `rotation` ([D, D] view): D/lanes f32
+/// vectors, accumulated over the rotation's rows.
+SmallVector<Value> rotateRow(KernelBuilder &kb, Value x, Value row,
+                             Value rotation, int64_t headDim, int64_t lanes) {
+  Type f32 = kb.builder().getF32Type();
+  SmallVector<Value> zeros(headDim / lanes, zeroVector(kb, lanes, f32));
+  return kb.loop(kb.index(0), kb.index(headDim), kb.index(1), zeros,
+                 [&](Value j, ValueRange acc) {
+                   Value xj = kb.convertFloat(
+                       kb.create<memref::LoadOp>(x, ValueRange{row, j}), f32);
+                   Value broadcast = kb.splat(xj, lanes);
+                   SmallVector<Value> next;
+                   for (auto [c, partial] : llvm::enumerate(acc)) {
+                     Value r = kb.loadF32(
+                         rotation, {j, kb.index(int64_t(c) * lanes)}, lanes);
+                     next.push_back(kb.fma(broadcast, r, partial));
+                   }
+                   return next;
+                 });
+}
+
+/// Winnows the f32 row in `row` ([D] scratch): its k entries of largest
+/// magnitude, ties to the lower index, compacted in ascending index order
+/// into `keptValues` and `keptIndices` ([D] scratch each). Entry j is kept
+/// iff #{l : |x_l| > |x_j|} + #{l < j : |x_l| = |x_j|} < k, an exact and
+/// branch-free rank test.
+void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
+               int64_t lanes, Value keptValues, Value keptIndices) {
+  OpBuilder &b = kb.builder();
+  Type i32 = b.getI32Type();
+  int64_t chunks = headDim / lanes;
+  SmallVector<Value> magnitudes, positions;
+  for (int64_t c = 0; c < chunks; ++c) {
+    Value chunk = kb.create<vector::LoadOp>(kb.vectorOf(lanes, b.getF32Type()),
+                                            row, ValueRange{kb.index(c * lanes)});
+    magnitudes.push_back(kb.create<math::AbsFOp>(chunk));
+    positions.push_back(kb.laneNumbers(lanes, c * lanes));
+  }
+  Value one = kb.splat(kb.i32(1), lanes);
+  Value zero = zeroVector(kb, lanes, i32);
+  SmallVector<Value> ranks(chunks, zero);
+  ranks = kb.loop(
+      kb.index(0), kb.index(headDim), kb.index(1), ranks,
+      [&](Value l, ValueRange counts) {
+        Value xl = kb.create<math::AbsFOp>(
+            kb.create<memref::LoadOp>(row, ValueRange{l}));
+        Value other = kb.splat(xl, lanes);
+        Value otherPosition =
+            kb.splat(kb.create<arith::IndexCastOp>(i32, l), lanes);
+        SmallVector<Value> next;
+        for (int64_t c = 0; c < chunks; ++c) {
+          Value larger = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT,
+                                                  other, magnitudes[c]);
+          Value equal = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ,
+                                                 other, magnitudes[c]);
+          Value earlier = kb.create<arith::CmpIOp>(
+              arith::CmpIPredicate::ult, otherPosition, positions[c]);
+          Value ahead = kb.create<arith::OrIOp>(
+              larger, kb.create<arith::AndIOp>(equal, earlier));
+          next.push_back(kb.create<arith::AddIOp>(
+              counts[c], kb.create<arith::SelectOp>(ahead, one, zero)));
+        }
+        return next;
+      });
+
+  Value kept32 = kb.splat(kb.create<arith::IndexCastOp>(i32, k), lanes);
+  Type valueType = cast<MemRefType>(keptValues.getType()).getElementType();
+  Type indexType = cast<MemRefType>(keptIndices.getType()).getElementType();
+  VectorType indexVectorType = kb.vectorOf(lanes, indexType);
+  Value next = kb.index(0);
+  for (int64_t c = 0; c < chunks; ++c) {
+    Value kept = kb.create<arith::CmpIOp>(arith::CmpIPredicate::slt, ranks[c],
+                                          kept32);
+    Value values = kb.create<vector::LoadOp>(
+        kb.vectorOf(lanes, b.getF32Type()), row, ValueRange{kb.index(c * lanes)});
+    // The generated builder: the convenience one swaps mask and value.
+    kb.create<vector::CompressStoreOp>(keptValues, ValueRange{next}, kept,
+                                       kb.convertFloat(values, valueType),
+                                       IntegerAttr());
+    Value indices = positions[c];
+    unsigned width = indexType.getIntOrFloatBitWidth();
+    if (width < 32)
+      indices = kb.create<arith::TruncIOp>(indexVectorType, indices);
+    else if (width > 32)
+      indices = kb.create<arith::ExtUIOp>(indexVectorType, indices);
+    kb.create<vector::CompressStoreOp>(keptIndices, ValueRange{next}, kept,
+                                       indices, IntegerAttr());
+    Value count =
+        kb.sum(kb.create<arith::SelectOp>(kept, one, zero));
+    next = kb.create<arith::AddIOp>(
+        next, kb.create<arith::IndexCastOp>(b.getIndexType(), count));
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// rotate
+//===----------------------------------------------------------------------===//
+
+struct LowerRotate : OpRewritePattern<RotateOp> {
+  LowerRotate(MLIRContext *context, const VectorLoweringOptions &options)
+      : OpRewritePattern(context), options(options) {}
+
+  LogicalResult matchAndRewrite(RotateOp op,
+                                PatternRewriter &rewriter) const override {
+    RankedTensorType inputType = op.getInput().getType();
+    int64_t headDim = inputType.getDimSize(1);
+    FailureOr<int64_t> lanes = lanesFor(headDim, options.vectorWidth);
+    if (failed(lanes))
+      return rewriter.notifyMatchFailure(op, "head dimension not tiled");
+    KernelBuilder kb(rewriter, op.getLoc());
+    Value x = kb.view(op.getInput());
+    Value rotation = kb.view(op.getRotation());
+    Value rows = kb.create<tensor::DimOp>(op.getInput(), int64_t(0));
+    auto resultType = cast<RankedTensorType>(op.getResult().getType());
+    Value out = emptyTensor(kb, resultType, {rows, kb.index(headDim)});
+    SmallVector<Value> result = kb.loop(
+        kb.index(0), rows, kb.index(1), {out}, [&](Value row, ValueRange t) {
+          SmallVector<Value> acc =
+              rotateRow(kb, x, row, rotation, headDim, *lanes);
+          Value written = t[0];
+          for (auto [c, chunk] : llvm::enumerate(acc))
+            written = writeToTensor(
+                kb, kb.convertFloat(chunk, resultType.getElementType()),
+                written, {row, kb.index(int64_t(c) * *lanes)});
+          return SmallVector<Value>{written};
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+
+  VectorLoweringOptions options;
+};
+
+//===----------------------------------------------------------------------===//
+// winnow and compress
+//===----------------------------------------------------------------------===//
+
+/// The shared kernel: `fillRow(row, scratch)` puts one f32 input row into
+/// the [D] scratch, then the row is winnowed and written out.
+LogicalResult lowerWinnowing(
+    Operation *op, Value input, Value k, Value valuesResult,
+    Value indicesResult, const VectorLoweringOptions &options,
+    PatternRewriter &rewriter,
+    llvm::function_ref<void(KernelBuilder &, Value row, Value scratch,
+                            int64_t lanes)>
+        fillRow) {
+  auto inputType = cast<RankedTensorType>(input.getType());
+  int64_t headDim = inputType.getDimSize(1);
+  FailureOr<int64_t> lanes = lanesFor(headDim, options.vectorWidth);
+  if (failed(lanes))
+    return rewriter.notifyMatchFailure(op, "head dimension not tiled");
+  KernelBuilder kb(rewriter, op->getLoc());
+  auto valuesType = cast<RankedTensorType>(valuesResult.getType());
+  auto indicesType = cast<RankedTensorType>(indicesResult.getType());
+  Value rows = kb.create<tensor::DimOp>(input, int64_t(0));
+  Value values = emptyTensor(kb, valuesType, {rows, k});
+  Value indices = emptyTensor(kb, indicesType, {rows, k});
+  Value row = kb.scratch({headDim}, rewriter.getF32Type());
+  Value keptValues = kb.scratch({headDim}, valuesType.getElementType());
+  Value keptIndices = kb.scratch({headDim}, indicesType.getElementType());
+  SmallVector<Value> results = kb.loop(
+      kb.index(0), rows, kb.index(1), {values, indices},
+      [&](Value r, ValueRange outs) {
+        fillRow(kb, r, row, *lanes);
+        winnowRow(kb, row, k, headDim, *lanes, keptValues, keptIndices);
+        // Whole [D] rows are written with in_bounds = false: only the first
+        // k lanes land in the [n, k] results.
+        Value zero = kb.index(0);
+        Value keptV = kb.create<vector::LoadOp>(
+            kb.vectorOf(headDim, valuesType.getElementType()), keptValues,
+            ValueRange{zero});
+        Value keptI = kb.create<vector::LoadOp>(
+            kb.vectorOf(headDim, indicesType.getElementType()), keptIndices,
+            ValueRange{zero});
+        return SmallVector<Value>{
+            writeToTensor(kb, keptV, outs[0], {r, zero}, false),
+            writeToTensor(kb, keptI, outs[1], {r, zero}, false)};
+      });
+  rewriter.replaceOp(op, results);
+  return success();
+}
+
+struct LowerWinnow : OpRewritePattern<WinnowOp> {
+  LowerWinnow(MLIRContext *context, const VectorLoweringOptions &options)
+      : OpRewritePattern(context), options(options) {}
+
+  LogicalResult matchAndRewrite(WinnowOp op,
+                                PatternRewriter &rewriter) const override {
+    int64_t headDim = op.getInput().getType().getDimSize(1);
+    if (failed(lanesFor(headDim, options.vectorWidth)))
+      return rewriter.notifyMatchFailure(op, "head dimension not tiled");
+    KernelBuilder views(rewriter, op.getLoc());
+    Value x = views.view(op.getInput());
+    return lowerWinnowing(
+        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
+        options, rewriter,
+        [&](KernelBuilder &kb, Value r, Value scratch, int64_t lanes) {
+          for (int64_t c = 0; c < headDim / lanes; ++c)
+            kb.create<vector::StoreOp>(
+                kb.loadF32(x, {r, kb.index(c * lanes)}, lanes), scratch,
+                ValueRange{kb.index(c * lanes)});
+        });
+  }
+
+  VectorLoweringOptions options;
+};
+
+struct LowerCompress : OpRewritePattern<CompressOp> {
+  LowerCompress(MLIRContext *context, const VectorLoweringOptions &options)
+      : OpRewritePattern(context), options(options) {}
+
+  LogicalResult matchAndRewrite(CompressOp op,
+                                PatternRewriter &rewriter) const override {
+    int64_t headDim = op.getInput().getType().getDimSize(1);
+    if (failed(lanesFor(headDim, options.vectorWidth)))
+      return rewriter.notifyMatchFailure(op, "head dimension not tiled");
+    KernelBuilder views(rewriter, op.getLoc());
+    Value x = views.view(op.getInput());
+    Value rotation = views.view(op.getRotation());
+    return lowerWinnowing(
+        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
+        options, rewriter,
+        [&](KernelBuilder &kb, Value r, Value scratch, int64_t lanes) {
+          // The rotated row lives only in L1 scratch, never in the result.
+          SmallVector<Value> rotated =
+              rotateRow(kb, x, r, rotation, headDim, lanes);
+          for (auto [c, chunk] : llvm::enumerate(rotated))
+            kb.create<vector::StoreOp>(
+                chunk, scratch, ValueRange{kb.index(int64_t(c) * lanes)});
+        });
+  }
+
+  VectorLoweringOptions options;
+};
+
+//===----------------------------------------------------------------------===//
+// partial_attention
+//===----------------------------------------------------------------------===//
+
+/// Online softmax over one block of tokens, tile by tile.
+class PartialAttentionKernel {
+public:
+  PartialAttentionKernel(KernelBuilder &kb, PartialAttentionOp op,
+                         int64_t lanes, int64_t tile)
+      : kb(kb), op(op), lanes(lanes), tile(tile) {
+    RankedTensorType queryType = op.getQuery().getType();
+    groups = queryType.getDimSize(0);
+    headDim = queryType.getDimSize(1);
+    chunks = headDim / lanes;
+  }
+
+  SmallVector<Value> build() {
+    Type f32 = kb.builder().getF32Type();
+    keys = kb.view(op.getKeyValues());
+    values = kb.view(op.getValueValues());
+    if (op.getKeyIndices())
+      keyIndices = kb.view(op.getKeyIndices());
+    if (op.getValueIndices())
+      valueIndices = kb.view(op.getValueIndices());
+
+    // The scaled query, [G, D] in L1: scores then need no multiply.
+    Value query = kb.view(op.getQuery());
+    Value scale = kb.splat(op.getScale(), lanes);
+    scaledQuery = kb.scratch({groups, headDim}, f32);
+    accumulator = kb.scratch({groups, headDim}, f32);
+    scores = kb.scratch({groups, tile}, f32);
+    runningMax = kb.scratch({groups}, f32);
+    runningSum = kb.scratch({groups}, f32);
+    Value zero = zeroVector(kb, lanes, f32);
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
+        kb.create<vector::StoreOp>(
+            kb.mul(kb.loadF32(query, at, lanes), scale), scaledQuery, at);
+        kb.create<vector::StoreOp>(zero, accumulator, at);
+      }
+      kb.create<memref::StoreOp>(kb.negativeInfinity(), runningMax,
+                                 ValueRange{kb.index(g)});
+      kb.create<memref::StoreOp>(kb.f32(0.0), runningSum,
+                                 ValueRange{kb.index(g)});
+    }
+
+    Value tokens = kb.create<memref::DimOp>(keys, int64_t(0));
+    kb.loop(kb.index(0), tokens, kb.index(tile), [&](Value first) {
+      Value count = kb.create<arith::MinSIOp>(
+          kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
+      kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
+        Value token = kb.create<arith::AddIOp>(first, t);
+        SmallVector<Value> s =
+            keyIndices ? sparseScores(token) : denseScores(token);
+        for (int64_t g = 0; g < groups; ++g)
+          kb.create<memref::StoreOp>(s[g], scores,
+                                     ValueRange{kb.index(g), t});
+      });
+      for (int64_t g = 0; g < groups; ++g)
+        updateSoftmax(g, count);
+      kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
+        Value token = kb.create<arith::AddIOp>(first, t);
+        SmallVector<Value> weights;
+        for (int64_t g = 0; g < groups; ++g)
+          weights.push_back(kb.splat(
+              kb.create<memref::LoadOp>(scores, ValueRange{kb.index(g), t}),
+              lanes));
+        if (valueIndices)
+          accumulateSparse(token, weights);
+        else
+          accumulateDense(token, weights);
+      });
+    });
+    return writeResults();
+  }
+
+private:
+  /// Scores of a winnowed key: the scaled query gathered at its indices.
+  SmallVector<Value> sparseScores(Value token) {
+    Type f32 = kb.builder().getF32Type();
+    Value kept = kb.create<memref::DimOp>(keys, int64_t(1));
+    SmallVector<Value> zeros(groups, zeroVector(kb, lanes, f32));
+    SmallVector<Value> partial = kb.loop(
+        kb.index(0), kept, kb.index(lanes), zeros,
+        [&](Value j, ValueRange acc) {
+          Value mask = kb.prefixMask(kb.create<arith::SubIOp>(kept, j), lanes);
+          Value indices = kb.loadIndices(keyIndices, {token, j}, lanes, mask);
+          Value keyValues = kb.loadF32(keys, {token, j}, lanes, mask);
+          SmallVector<Value> next;
+          for (int64_t g = 0; g < groups; ++g) {
+            Value q = kb.create<vector::GatherOp>(
+                Type(kb.vectorOf(lanes, f32)), scaledQuery,
+                ValueRange{kb.index(g), kb.index(0)}, indices, mask,
+                zeroVector(kb, lanes, f32), IntegerAttr());
+            next.push_back(kb.fma(q, keyValues, acc[g]));
+          }
+          return next;
+        });
+    SmallVector<Value> result;
+    for (Value p : partial)
+      result.push_back(kb.sum(p));
+    return result;
+  }
+
+  SmallVector<Value> denseScores(Value token) {
+    Type f32 = kb.builder().getF32Type();
+    SmallVector<Value> acc(groups, zeroVector(kb, lanes, f32));
+    for (int64_t c = 0; c < chunks; ++c) {
+      Value key = kb.loadF32(keys, {token, kb.index(c * lanes)}, lanes);
+      for (int64_t g = 0; g < groups; ++g) {
+        Value q = kb.create<vector::LoadOp>(
+            kb.vectorOf(lanes, f32), scaledQuery,
+            ValueRange{kb.index(g), kb.index(c * lanes)});
+        acc[g] = kb.fma(q, key, acc[g]);
+      }
+    }
+    SmallVector<Value> result;
+    for (Value a : acc)
+      result.push_back(kb.sum(a));
+    return result;
+  }
+
+  /// Folds the tile's scores of query head g into the running max and sum,
+  /// rescales the accumulator once, and turns the scores into weights.
+  void updateSoftmax(int64_t g, Value count) {
+    OpBuilder &b = kb.builder();
+    Type f32 = b.getF32Type();
+    Value gi = kb.index(g);
+    VectorType tileType = kb.vectorOf(tile, f32);
+    Value live = kb.prefixMask(count, tile);
+    Value minusInf = kb.splat(kb.negativeInfinity(), tile);
+    Value tileScores = kb.create<arith::SelectOp>(
+        live,
+        kb.create<vector::LoadOp>(tileType, scores,
+                                  ValueRange{gi, kb.index(0)}),
+        minusInf);
+    Value oldMax = kb.create<memref::LoadOp>(runningMax, ValueRange{gi});
+    Value newMax =
+        kb.create<arith::MaximumFOp>(oldMax, kb.maximum(tileScores));
+    // exp(-inf - m) is 0 mathematically; select it rather than trust the
+    // approximation at infinity.
+    Value wasEmpty = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ,
+                                              oldMax, kb.negativeInfinity());
+    Value alpha = kb.create<arith::SelectOp>(
+        wasEmpty, kb.f32(0.0), kb.exp(kb.sub(oldMax, newMax)));
+    Value weights = kb.create<arith::SelectOp>(
+        live, kb.exp(kb.sub(tileScores, kb.splat(newMax, tile))),
+        zeroVector(kb, tile, f32));
+    kb.create<vector::StoreOp>(weights, scores, ValueRange{gi, kb.index(0)});
+    Value oldSum = kb.create<memref::LoadOp>(runningSum, ValueRange{gi});
+    kb.create<memref::StoreOp>(kb.fma(oldSum, alpha, kb.sum(weights)),
+                               runningSum, ValueRange{gi});
+    kb.create<memref::StoreOp>(newMax, runningMax, ValueRange{gi});
+    Value alphaVector = kb.splat(alpha, lanes);
+    for (int64_t c = 0; c < chunks; ++c) {
+      SmallVector<Value> at{gi, kb.index(c * lanes)};
+      Value acc = kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32),
+                                            accumulator, at);
+      kb.create<vector::StoreOp>(kb.mul(acc, alphaVector), accumulator, at);
+    }
+  }
+
+  /// acc[g, idx_j] += w_g · val_j: gather, fma, scatter on the L1
+  /// accumulator; a token's indices are distinct, so lanes never collide.
+  void accumulateSparse(Value token, ArrayRef<Value> weights) {
+    Type f32 = kb.builder().getF32Type();
+    Value kept = kb.create<memref::DimOp>(values, int64_t(1));
+    kb.loop(kb.index(0), kept, kb.index(lanes), [&](Value j) {
+      Value mask = kb.prefixMask(kb.create<arith::SubIOp>(kept, j), lanes);
+      Value indices = kb.loadIndices(valueIndices, {token, j}, lanes, mask);
+      Value v = kb.loadF32(values, {token, j}, lanes, mask);
+      for (int64_t g = 0; g < groups; ++g) {
+        SmallVector<Value> at{kb.index(g), kb.index(0)};
+        Value acc = kb.create<vector::GatherOp>(
+            Type(kb.vectorOf(lanes, f32)), accumulator, at, indices, mask,
+            zeroVector(kb, lanes, f32), IntegerAttr());
+        kb.create<vector::ScatterOp>(Type(), accumulator, at, indices, mask,
+                                     kb.fma(weights[g], v, acc),
+                                     IntegerAttr());
+      }
+    });
+  }
+
+  void accumulateDense(Value token, ArrayRef<Value> weights) {
+    Type f32 = kb.builder().getF32Type();
+    for (int64_t c = 0; c < chunks; ++c) {
+      Value v = kb.loadF32(values, {token, kb.index(c * lanes)}, lanes);
+      for (int64_t g = 0; g < groups; ++g) {
+        SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
+        Value acc = kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32),
+                                              accumulator, at);
+        kb.create<vector::StoreOp>(kb.fma(weights[g], v, acc), accumulator,
+                                   at);
+      }
+    }
+  }
+
+  SmallVector<Value> writeResults() {
+    Type f32 = kb.builder().getF32Type();
+    Value zero = kb.index(0);
+    auto emptyLike = [&](Value result) {
+      auto type = cast<RankedTensorType>(result.getType());
+      return emptyTensor(kb, type, {kb.index(groups), kb.index(headDim)});
+    };
+    Value maxOut = writeToTensor(
+        kb,
+        kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), runningMax,
+                                  ValueRange{zero}),
+        emptyLike(op.getMax()), {zero});
+    Value sumOut = writeToTensor(
+        kb,
+        kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), runningSum,
+                                  ValueRange{zero}),
+        emptyLike(op.getSum()), {zero});
+    Value accOut = emptyLike(op.getAccumulator());
+    for (int64_t g = 0; g < groups; ++g)
+      accOut = writeToTensor(
+          kb,
+          kb.create<vector::LoadOp>(kb.vectorOf(headDim, f32), accumulator,
+                                    ValueRange{kb.index(g), zero}),
+          accOut, {kb.index(g), zero});
+    return {maxOut, sumOut, accOut};
+  }
+
+  KernelBuilder &kb;
+  PartialAttentionOp op;
+  int64_t lanes, tile, groups = 0, headDim = 0, chunks = 0;
+  Value keys, keyIndices, values, valueIndices;
+  Value scaledQuery, accumulator, scores, runningMax, runningSum;
+};
+
+struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
+  LowerPartialAttention(MLIRContext *context,
+                        const VectorLoweringOptions &options)
+      : OpRewritePattern(context), options(options) {}
+
+  LogicalResult matchAndRewrite(PartialAttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    RankedTensorType queryType = op.getQuery().getType();
+    if (!queryType.hasStaticShape())
+      return rewriter.notifyMatchFailure(op, "query shape must be static");
+    FailureOr<int64_t> lanes =
+        lanesFor(queryType.getDimSize(1), options.vectorWidth);
+    if (failed(lanes) || options.tileSize < 1)
+      return rewriter.notifyMatchFailure(op, "head dimension not tiled");
+    KernelBuilder kb(rewriter, op.getLoc());
+    PartialAttentionKernel kernel(kb, op, *lanes, options.tileSize);
+    rewriter.replaceOp(op, kernel.build());
+    return success();
+  }
+
+  VectorLoweringOptions options;
+};
+
+//===----------------------------------------------------------------------===//
+// merge_attention
+//===----------------------------------------------------------------------===//
+
+struct LowerMergeAttention : OpRewritePattern<MergeAttentionOp> {
+  LowerMergeAttention(MLIRContext *context,
+                      const VectorLoweringOptions &options)
+      : OpRewritePattern(context), options(options) {}
+
+  LogicalResult matchAndRewrite(MergeAttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    auto accType = cast<RankedTensorType>(op.getAccumulator().getType());
+    int64_t groups = accType.getDimSize(1);
+    int64_t headDim = accType.getDimSize(2);
+    FailureOr<int64_t> lanes = lanesFor(headDim, options.vectorWidth);
+    if (failed(lanes) || ShapedType::isDynamic(groups))
+      return rewriter.notifyMatchFailure(op, "group or head dimension");
+    int64_t chunks = headDim / *lanes;
+    KernelBuilder kb(rewriter, op.getLoc());
+    Type f32 = rewriter.getF32Type();
+    VectorType chunkType = kb.vectorOf(*lanes, f32);
+    Value maxima = kb.view(op.getMax());
+    Value sums = kb.view(op.getSum());
+    Value partials = kb.view(op.getAccumulator());
+    Value rotation =
+        op.getValueRotation() ? kb.view(op.getValueRotation()) : Value();
+    auto resultType = cast<RankedTensorType>(op.getResult().getType());
+    Value out =
+        emptyTensor(kb, resultType, {kb.index(groups), kb.index(headDim)});
+    Value merged = kb.scratch({headDim}, f32);
+    Value rotatedBack = kb.scratch({headDim}, f32);
+    Value blocks = kb.create<memref::DimOp>(maxima, int64_t(0));
+    Value minusInf = kb.negativeInfinity();
+    Value zeroF = kb.f32(0.0);
+
+    SmallVector<Value> result = kb.loop(
+        kb.index(0), kb.index(groups), kb.index(1), {out},
+        [&](Value g, ValueRange outs) {
+          // A block counts iff its sum is positive: empty blocks carry
+          // max = -inf and sum = 0 and may hold anything else.
+          auto isLive = [&](Value s) {
+            Value sum = kb.create<memref::LoadOp>(sums, ValueRange{s, g});
+            Value max = kb.create<memref::LoadOp>(maxima, ValueRange{s, g});
+            Value live = kb.create<arith::AndIOp>(
+                kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, sum,
+                                         zeroF),
+                kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, max,
+                                         minusInf));
+            return std::make_tuple(live, max, sum);
+          };
+          Value globalMax =
+              kb.loop(kb.index(0), blocks, kb.index(1), {minusInf},
+                      [&](Value s, ValueRange m) {
+                        auto [live, max, sum] = isLive(s);
+                        (void)sum;
+                        Value candidate = kb.create<arith::SelectOp>(
+                            live, max, minusInf);
+                        return SmallVector<Value>{
+                            kb.create<arith::MaximumFOp>(m[0], candidate)};
+                      })[0];
+          Value zero = zeroVector(kb, *lanes, f32);
+          for (int64_t c = 0; c < chunks; ++c)
+            kb.create<vector::StoreOp>(zero, merged,
+                                       ValueRange{kb.index(c * *lanes)});
+          Value total = kb.loop(
+              kb.index(0), blocks, kb.index(1), {zeroF},
+              [&](Value s, ValueRange l) {
+                auto [live, max, sum] = isLive(s);
+                Value weight = kb.create<arith::SelectOp>(
+                    live, kb.exp(kb.sub(max, globalMax)), zeroF);
+                kb.when(live, [&] {
+                  Value w = kb.splat(weight, *lanes);
+                  for (int64_t c = 0; c < chunks; ++c) {
+                    Value at = kb.index(c * *lanes);
+                    Value acc = kb.create<vector::LoadOp>(chunkType, merged,
+                                                          ValueRange{at});
+                    Value part = kb.loadF32(partials, {s, g, at}, *lanes);
+                    kb.create<vector::StoreOp>(kb.fma(w, part, acc), merged,
+                                               ValueRange{at});
+                  }
+                });
+                return SmallVector<Value>{kb.create<arith::SelectOp>(
+                    live, kb.fma(weight, sum, l[0]), l[0])};
+              })[0];
+          Value positive = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT,
+                                                    total, zeroF);
+          Value inverse = kb.create<arith::SelectOp>(
+              positive, kb.create<arith::DivFOp>(kb.f32(1.0), total), zeroF);
+          Value source = merged;
+          if (rotation) {
+            // o · Rᵀ: output i is the dot product of o with row i of R.
+            kb.loop(kb.index(0), kb.index(headDim), kb.index(1),
+                    [&](Value i) {
+                      Value acc = zeroVector(kb, *lanes, f32);
+                      for (int64_t c = 0; c < chunks; ++c) {
+                        Value at = kb.index(c * *lanes);
+                        acc = kb.fma(
+                            kb.create<vector::LoadOp>(chunkType, merged,
+                                                      ValueRange{at}),
+                            kb.loadF32(rotation, {i, at}, *lanes), acc);
+                      }
+                      kb.create<memref::StoreOp>(kb.sum(acc), rotatedBack,
+                                                 ValueRange{i});
+                    });
+            source = rotatedBack;
+          }
+          Value written = outs[0];
+          Value scale = kb.splat(inverse, *lanes);
+          for (int64_t c = 0; c < chunks; ++c) {
+            Value at = kb.index(c * *lanes);
+            Value chunk = kb.mul(
+                kb.create<vector::LoadOp>(chunkType, source, ValueRange{at}),
+                scale);
+            written = writeToTensor(
+                kb, kb.convertFloat(chunk, resultType.getElementType()),
+                written, {g, at});
+          }
+          return SmallVector<Value>{written};
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+
+  VectorLoweringOptions options;
+};
+
+//===----------------------------------------------------------------------===//
+// The pass
+//===----------------------------------------------------------------------===//
+
+struct SwanLowerToVectorPass
+    : swan::impl::SwanLowerToVectorBase<SwanLowerToVectorPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    VectorLoweringOptions options;
+    options.vectorWidth = vectorWidth > 0 ? vectorWidth : hostVectorWidth();
+    options.tileSize = tileSize;
+    if (options.tileSize < 1) {
+      getOperation()->emitError("tile-size must be positive");
+      return signalPassFailure();
+    }
+    RewritePatternSet patterns(&getContext());
+    populateSwanToVectorPatterns(patterns, options);
+    GreedyRewriteConfig config;
+    config.enableFolding(false);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
+                                     config)))
+      return signalPassFailure();
+    // Whatever is left could not be lowered: say which and why.
+    WalkResult leftover = getOperation()->walk([&](Operation *op) {
+      if (isa<RotateOp, WinnowOp, CompressOp, PartialAttentionOp,
+              MergeAttentionOp>(op)) {
+        op->emitError() << "cannot lower to vectors of "
+                        << options.vectorWidth
+                        << " lanes: needs a static head dimension that the "
+                           "vector width divides (and a static group size)";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (leftover.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+int64_t swan::hostVectorWidth() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  if (features.lookup("avx512f"))
+    return 16;
+  if (features.lookup("avx"))
+    return 8;
+  return 4;
+}
+
+void swan::populateSwanToVectorPatterns(RewritePatternSet &patterns,
+                                        const VectorLoweringOptions &options) {
+  patterns.add<LowerRotate, LowerWinnow, LowerCompress, LowerPartialAttention,
+               LowerMergeAttention>(patterns.getContext(), options);
+}
