@@ -1,0 +1,446 @@
+//===- swan-quality.cpp - compression quality at equal memory -------------===//
+//
+// Compares, at equal bytes per cached token, SWAN (rotation + per-token
+// top-k + dense buffer) with SWAN without the buffer, top-k without
+// rotation, low-rank truncation, a sliding window and int8/int4 per-token
+// quantisation (swan/Runtime/Quality.h). Every method is scored against
+// uncompressed float64 attention (swan::reference): relative L2 error of the
+// output and top-1 / top-8 agreement of the attention weights, averaged over
+// decode positions and query heads. Prints a table; writes CSV and a gnuplot
+// PNG on request.
+//
+// Data: generated LLM-like K/V with rotations calibrated on a different
+// generated sequence of the same model (the default), or a user dump
+// (--kv) holding layers.<i>.keys, layers.<i>.values and layers.<i>.queries.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Runtime/Calibration.h"
+#include "swan/Runtime/Generator.h"
+#include "swan/Runtime/Quality.h"
+#include "swan/Runtime/Safetensors.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+namespace cl = llvm::cl;
+namespace q = swan::quality;
+namespace st = swan::safetensors;
+
+namespace {
+
+cl::OptionCategory category("swan-quality options");
+
+cl::opt<std::string> kvFile(
+    "kv",
+    cl::desc("Safetensors dump with layers.<i>.keys/values/queries "
+             "[tokens, heads, head_dim] (default: generated data)"),
+    cl::value_desc("file"), cl::cat(category));
+cl::opt<int64_t> layer("layer", cl::desc("Layer of --kv to evaluate"),
+                       cl::init(0), cl::cat(category));
+cl::opt<std::string> rotationsFile(
+    "rotations",
+    cl::desc("swan-calibrate output for --kv (default: calibrate on the "
+             "evaluated data itself, reported as in-sample)"),
+    cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string> budgetList(
+    "budgets",
+    cl::desc("Bytes per token as fractions of dense fp16 (4·D), "
+             "comma-separated"),
+    cl::init("0.125,0.1875,0.25,0.3125,0.375,0.5,0.625,0.75"),
+    cl::cat(category));
+cl::opt<int64_t> bufferTokens("buffer", cl::desc("SWAN dense buffer tokens"),
+                              cl::init(128), cl::cat(category));
+cl::opt<int64_t> positionCount(
+    "positions", cl::desc("Decode positions evaluated: the last N tokens"),
+    cl::init(32), cl::cat(category));
+cl::opt<std::string> csvPath("csv", cl::desc("Write the results as CSV"),
+                             cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string> plotPath(
+    "plot", cl::desc("Write a PNG plot of error against bytes (gnuplot)"),
+    cl::value_desc("file.png"), cl::cat(category));
+
+cl::OptionCategory generatedCategory("Generated data (without --kv)");
+cl::opt<int64_t> genTokens("tokens", cl::desc("Sequence length"),
+                           cl::init(2048), cl::cat(generatedCategory));
+cl::opt<int64_t> genKVHeads("kv-heads", cl::desc("KV heads"), cl::init(2),
+                            cl::cat(generatedCategory));
+cl::opt<int64_t> genHeadDim("head-dim", cl::desc("Head dimension"),
+                            cl::init(128), cl::cat(generatedCategory));
+cl::opt<int64_t> genGroup("group", cl::desc("Query heads per KV head"),
+                          cl::init(4), cl::cat(generatedCategory));
+cl::opt<uint64_t> genModelSeed("model-seed", cl::desc("Generated model"),
+                               cl::init(1), cl::cat(generatedCategory));
+cl::opt<uint64_t> genSequenceSeed("sequence-seed",
+                                  cl::desc("Evaluated sequence"), cl::init(1),
+                                  cl::cat(generatedCategory));
+cl::opt<int64_t> genCalibrationTokens(
+    "calibration-tokens",
+    cl::desc("Tokens of the separate calibration sequence (default: "
+             "--tokens, so it spans the same positions)"),
+    cl::init(0), cl::cat(generatedCategory));
+
+llvm::Error toolError(const llvm::Twine &why) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), why);
+}
+
+struct Row {
+  q::Setting setting;
+  double budgetFraction; ///< NaN for the fixed-cost methods
+  double bytes;
+  q::Metrics metrics;
+};
+
+llvm::Expected<q::Input> generatedInput(std::string &description) {
+  swan::KVGeneratorConfig config;
+  config.tokens = genTokens;
+  config.kvHeads = genKVHeads;
+  config.headDim = genHeadDim;
+  config.queryGroup = genGroup;
+  config.modelSeed = genModelSeed;
+  config.sequenceSeed = genSequenceSeed;
+  llvm::Expected<swan::GeneratedKV> kv = swan::generateKV(config);
+  if (!kv)
+    return kv.takeError();
+  // Calibrate on another sequence of the same generated model.
+  config.tokens = genCalibrationTokens > 0 ? genCalibrationTokens : genTokens;
+  config.sequenceSeed = genSequenceSeed + 1000003;
+  config.withQueries = false;
+  llvm::Expected<swan::GeneratedKV> calibration = swan::generateKV(config);
+  if (!calibration)
+    return calibration.takeError();
+  llvm::Expected<swan::Rotations> rk = swan::calibrate(
+      calibration->keys.data(), config.tokens, genKVHeads, genHeadDim);
+  if (!rk)
+    return rk.takeError();
+  llvm::Expected<swan::Rotations> rv = swan::calibrate(
+      calibration->values.data(), config.tokens, genKVHeads, genHeadDim);
+  if (!rv)
+    return rv.takeError();
+  q::Input in;
+  in.tokens = kv->tokens;
+  in.kvHeads = kv->kvHeads;
+  in.headDim = kv->headDim;
+  in.queryGroup = kv->queryGroup;
+  in.keys = std::move(kv->keys);
+  in.values = std::move(kv->values);
+  in.queries = std::move(kv->queries);
+  in.keyRotations = std::move(*rk);
+  in.valueRotations = std::move(*rv);
+  description = llvm::formatv(
+      "GENERATED data (swan::generateKV, model seed {0}, sequence seed {1}; "
+      "rotations calibrated on a separate generated sequence of {2} tokens)",
+      genModelSeed, genSequenceSeed, config.tokens);
+  return in;
+}
+
+llvm::Expected<std::vector<float>> readTensor(const st::File &file,
+                                              llvm::StringRef name,
+                                              int64_t rank,
+                                              std::vector<int64_t> &shape) {
+  const st::TensorInfo *info = file.find(name);
+  if (!info)
+    return toolError(file.name() + ": no tensor '" + name + "'");
+  if (static_cast<int64_t>(info->shape.size()) != rank)
+    return toolError(file.name() + ": tensor '" + name + "' must have rank " +
+                     llvm::Twine(rank));
+  shape = info->shape;
+  return file.readAll(*info);
+}
+
+llvm::Expected<swan::Rotations> readRotations(const st::File &file,
+                                              llvm::StringRef name) {
+  std::vector<int64_t> shape;
+  llvm::Expected<std::vector<float>> data = readTensor(file, name, 3, shape);
+  if (!data)
+    return data.takeError();
+  if (shape[1] != shape[2])
+    return toolError(file.name() + ": tensor '" + name +
+                     "' must be [kv_heads, D, D]");
+  swan::Rotations r;
+  r.kvHeads = shape[0];
+  r.headDim = shape[1];
+  r.matrices = std::move(*data);
+  r.eigenvalues.assign(r.kvHeads * r.headDim, 0.0);
+  if (llvm::Error e = swan::checkOrthogonal(r))
+    return toolError(file.name() + ": tensor '" + name +
+                     "': " + llvm::toString(std::move(e)));
+  return r;
+}
+
+llvm::Expected<q::Input> dumpInput(std::string &description) {
+  llvm::Expected<st::File> file = st::File::open(kvFile);
+  if (!file)
+    return file.takeError();
+  std::string prefix = llvm::formatv("layers.{0}.", layer).str();
+  std::vector<int64_t> kShape, vShape, qShape;
+  llvm::Expected<std::vector<float>> keys =
+      readTensor(*file, prefix + "keys", 3, kShape);
+  if (!keys)
+    return keys.takeError();
+  llvm::Expected<std::vector<float>> values =
+      readTensor(*file, prefix + "values", 3, vShape);
+  if (!values)
+    return values.takeError();
+  llvm::Expected<std::vector<float>> queries =
+      readTensor(*file, prefix + "queries", 3, qShape);
+  if (!queries)
+    return toolError(llvm::toString(queries.takeError()) +
+                     " (the quality report needs the decode queries too)");
+  if (kShape != vShape || qShape[0] != kShape[0] || qShape[2] != kShape[2] ||
+      qShape[1] % kShape[1] != 0)
+    return toolError(kvFile + ": keys, values [tokens, kv_heads, D] and "
+                              "queries [tokens, kv_heads * G, D] disagree");
+  q::Input in;
+  in.tokens = kShape[0];
+  in.kvHeads = kShape[1];
+  in.headDim = kShape[2];
+  in.queryGroup = qShape[1] / kShape[1];
+  in.keys = std::move(*keys);
+  in.values = std::move(*values);
+  in.queries = std::move(*queries);
+  auto it = file->metadata().find("source");
+  bool generated = it != file->metadata().end() && it->second == "generated";
+  description = (generated ? "GENERATED data from " : "dump ") + kvFile +
+                ", layer " + std::to_string(layer);
+  if (!rotationsFile.empty()) {
+    llvm::Expected<st::File> rotations = st::File::open(rotationsFile);
+    if (!rotations)
+      return rotations.takeError();
+    llvm::Expected<swan::Rotations> rk =
+        readRotations(*rotations, prefix + "rot_k");
+    if (!rk)
+      return rk.takeError();
+    llvm::Expected<swan::Rotations> rv =
+        readRotations(*rotations, prefix + "rot_v");
+    if (!rv)
+      return rv.takeError();
+    in.keyRotations = std::move(*rk);
+    in.valueRotations = std::move(*rv);
+    description += "; rotations from " + rotationsFile;
+  } else {
+    llvm::Expected<swan::Rotations> rk = swan::calibrate(
+        in.keys.data(), in.tokens, in.kvHeads, in.headDim);
+    if (!rk)
+      return rk.takeError();
+    llvm::Expected<swan::Rotations> rv = swan::calibrate(
+        in.values.data(), in.tokens, in.kvHeads, in.headDim);
+    if (!rv)
+      return rv.takeError();
+    in.keyRotations = std::move(*rk);
+    in.valueRotations = std::move(*rv);
+    description += "; rotations calibrated IN-SAMPLE on the same data";
+  }
+  return in;
+}
+
+std::string parameterText(const q::Setting &s) {
+  if (s.method == q::Method::Int8 || s.method == q::Method::Int4)
+    return "-";
+  return (q::parameterName(s.method) + "=" + llvm::Twine(s.parameter)).str();
+}
+
+llvm::Error writeCsv(const std::vector<Row> &rows, int64_t tokens,
+                     int64_t dim, const std::string &description) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(csvPath, ec);
+  if (ec)
+    return toolError("cannot write " + csvPath + ": " + ec.message());
+  os << "# " << description << "\n";
+  os << "method,parameter_name,parameter,buffer,budget_fraction,"
+        "bytes_per_token,fraction_of_fp16,relative_l2_error,top1_agreement,"
+        "top8_agreement,queries\n";
+  for (const Row &r : rows) {
+    os << q::methodName(r.setting.method) << ","
+       << q::parameterName(r.setting.method) << "," << r.setting.parameter
+       << "," << r.setting.buffer << ",";
+    if (!std::isnan(r.budgetFraction))
+      os << llvm::formatv("{0:f4}", r.budgetFraction);
+    os << llvm::formatv(",{0:f2},{1:f4},{2:e4},{3:f4},{4:f4},{5}\n", r.bytes,
+                        r.bytes / (4.0 * dim), r.metrics.relativeError,
+                        r.metrics.top1, r.metrics.top8, r.metrics.queries);
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error writePlot(const std::vector<Row> &rows, int64_t dim,
+                      const std::string &description) {
+  llvm::ErrorOr<std::string> gnuplot = llvm::sys::findProgramByName("gnuplot");
+  if (!gnuplot) {
+    llvm::errs() << "swan-quality: gnuplot not found (Debian: gnuplot-nox); "
+                    "skipping the plot\n";
+    return llvm::Error::success();
+  }
+  std::string data = plotPath + ".dat", script = plotPath + ".gp";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(data, ec);
+    if (ec)
+      return toolError("cannot write " + data + ": " + ec.message());
+    // One gnuplot data block per method, separated by two blank lines.
+    for (q::Method m : q::allMethods()) {
+      os << "# " << q::methodName(m) << "\n";
+      for (const Row &r : rows)
+        if (r.setting.method == m)
+          os << llvm::formatv("{0:f4} {1:e4}\n", r.bytes / (4.0 * dim),
+                              r.metrics.relativeError);
+      os << "\n\n";
+    }
+  }
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(script, ec);
+    if (ec)
+      return toolError("cannot write " + script + ": " + ec.message());
+    std::string title = description;
+    for (char &c : title)
+      if (c == '"')
+        c = '\'';
+    os << "set terminal pngcairo size 1100,700 noenhanced\n"
+       << "set output \"" << plotPath << "\"\n"
+       << "set title \"" << title << "\" font \",9\"\n"
+       << "set xlabel \"bytes per token / dense fp16 (4 D)\"\n"
+       << "set ylabel \"relative L2 error of the attention output\"\n"
+       << "set logscale y\nset grid\nset key outside right\n"
+       << "plot";
+    bool first = true;
+    int index = 0;
+    for (q::Method m : q::allMethods()) {
+      bool point = m == q::Method::Int8 || m == q::Method::Int4;
+      os << (first ? " " : ", \\\n     ") << "\"" << data << "\" index "
+         << index++ << " with " << (point ? "points pt 7 ps 1.5" : "linespoints")
+         << " title \"" << q::methodName(m) << "\"";
+      first = false;
+    }
+    os << "\n";
+  }
+  std::string error;
+  llvm::StringRef args[] = {*gnuplot, script};
+  int rc = llvm::sys::ExecuteAndWait(*gnuplot, args, std::nullopt, {}, 0, 0,
+                                     &error);
+  if (rc != 0)
+    return toolError("gnuplot failed on " + script + ": " +
+                     (error.empty() ? "exit " + std::to_string(rc) : error));
+  llvm::outs() << "plot: " << plotPath << " (gnuplot script " << script
+               << ")\n";
+  return llvm::Error::success();
+}
+
+llvm::Error run() {
+  std::vector<double> budgets;
+  llvm::SmallVector<llvm::StringRef> parts;
+  llvm::StringRef(budgetList).split(parts, ',', -1, false);
+  for (llvm::StringRef part : parts) {
+    double f;
+    if (part.trim().getAsDouble(f) || !(f > 0.0) || f > 1.0)
+      return toolError("--budgets: '" + part +
+                       "' is not a fraction in (0, 1]");
+    budgets.push_back(f);
+  }
+  if (budgets.empty())
+    return toolError("--budgets is empty");
+  if (bufferTokens < 0 || positionCount < 1)
+    return toolError("--buffer must be >= 0 and --positions >= 1");
+
+  std::string description;
+  llvm::Expected<q::Input> input =
+      kvFile.empty() ? generatedInput(description) : dumpInput(description);
+  if (!input)
+    return input.takeError();
+  const int64_t tokens = input->tokens, dim = input->headDim;
+  std::vector<int64_t> positions;
+  for (int64_t t = std::max<int64_t>(0, tokens - positionCount); t < tokens;
+       ++t)
+    positions.push_back(t);
+  const int64_t heads = input->kvHeads, group = input->queryGroup;
+  llvm::Expected<q::Evaluator> evaluator =
+      q::Evaluator::create(std::move(*input), positions);
+  if (!evaluator)
+    return evaluator.takeError();
+
+  // Budgets are accounted at the longest cache evaluated.
+  std::vector<Row> rows;
+  for (double fraction : budgets)
+    for (q::Method m : q::allMethods()) {
+      if (m == q::Method::Int8 || m == q::Method::Int4)
+        continue;
+      std::optional<q::Setting> s = q::settingForBudget(
+          m, fraction * 4.0 * dim, tokens, dim, bufferTokens);
+      if (!s)
+        continue;
+      rows.push_back({*s, fraction, q::bytesPerToken(*s, tokens, dim),
+                      evaluator->evaluate(*s)});
+    }
+  for (q::Method m : {q::Method::Int8, q::Method::Int4}) {
+    q::Setting s{m, m == q::Method::Int8 ? 8 : 4, 0};
+    rows.push_back(
+        {s, NAN, q::bytesPerToken(s, tokens, dim), evaluator->evaluate(s)});
+  }
+
+  llvm::raw_ostream &os = llvm::outs();
+  os << "swan-quality: " << description << "\n";
+  os << llvm::formatv("  L = {0} tokens, {1} KV heads x {2} query heads, "
+                      "D = {3}, buffer {4}, {5} decode positions, {6} "
+                      "queries per setting; dense fp16 = {7} bytes/token\n",
+                      tokens, heads, group, dim, bufferTokens,
+                      positions.size(), positions.size() * heads * group,
+                      4 * dim);
+  os << llvm::formatv("{0,-8}{1,-15}{2,-11}{3,10}{4,9}{5,12}{6,8}{7,8}\n",
+                      "budget", "method", "param", "bytes/tok", "of fp16",
+                      "rel.L2 err", "top-1", "top-8");
+  double lastBudget = NAN;
+  for (const Row &r : rows) {
+    if (!std::isnan(lastBudget) &&
+        (std::isnan(r.budgetFraction) || r.budgetFraction != lastBudget))
+      os << "\n";
+    lastBudget = r.budgetFraction;
+    std::string budget = std::isnan(r.budgetFraction)
+                             ? std::string("fixed")
+                             : llvm::formatv("{0:f4}", r.budgetFraction).str();
+    os << llvm::formatv(
+        "{0,-8}{1,-15}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,8:f3}\n",
+        budget, q::methodName(r.setting.method), parameterText(r.setting),
+        r.bytes, r.bytes / (4.0 * dim), r.metrics.relativeError,
+        r.metrics.top1, r.metrics.top8);
+  }
+  if (!csvPath.empty()) {
+    if (llvm::Error e = writeCsv(rows, tokens, dim, description))
+      return e;
+    os << "csv: " << csvPath << "\n";
+  }
+  if (!plotPath.empty())
+    if (llvm::Error e = writePlot(rows, dim, description))
+      return e;
+  return llvm::Error::success();
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions({&category, &generatedCategory});
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "swan-quality: SWAN against other ways of spending the same KV-cache "
+      "bytes\n\n"
+      "  swan-quality [--tokens N --head-dim D ...]    generated data\n"
+      "  swan-quality --kv DUMP.safetensors --layer I [--rotations "
+      "ROT.safetensors]\n\n"
+      "Scores each method against float64 attention: relative L2 error of "
+      "the output,\ntop-1 and top-8 agreement of the attention weights.\n");
+  if (llvm::Error e = run()) {
+    llvm::WithColor::error(llvm::errs(), "swan-quality")
+        << llvm::toString(std::move(e)) << "\n";
+    return 1;
+  }
+  return 0;
+}
