@@ -1,0 +1,158 @@
+//===- CudaDriver.h - the CUDA driver, opened at run time --------*- C++ -*-===//
+//
+// swan talks to NVIDIA GPUs through the CUDA driver API only, and opens the
+// driver with dlopen("libcuda.so.1") when a CUDA device is first asked for:
+// nothing links libcuda, so every binary starts, and runs its CPU path, on a
+// machine without a driver. This layer knows nothing about MLIR or LLVM;
+// the kernels it runs were compiled to PTX when swan was built.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_RUNTIME_CUDADRIVER_H
+#define SWAN_RUNTIME_CUDADRIVER_H
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace swan::cuda {
+
+/// Why a CUDA call did not succeed. `Unsupported` means no usable driver or
+/// device (the C API reports it as SWAN_ERR_UNSUPPORTED).
+enum class StatusCode { Ok, Unsupported, DriverError, InvalidArgument };
+
+class Status {
+public:
+  static Status ok() { return Status(); }
+  static Status error(StatusCode code, std::string message) {
+    Status s;
+    s.code_ = code;
+    s.message_ = std::move(message);
+    return s;
+  }
+  bool isOk() const { return code_ == StatusCode::Ok; }
+  StatusCode code() const { return code_; }
+  const std::string &message() const { return message_; }
+
+private:
+  StatusCode code_ = StatusCode::Ok;
+  std::string message_;
+};
+
+struct DriverApi;
+class Device;
+
+/// Device memory owned by one Device; freed when destroyed.
+class Buffer {
+public:
+  Buffer() = default;
+  Buffer(Buffer &&other) noexcept { *this = std::move(other); }
+  Buffer &operator=(Buffer &&other) noexcept;
+  Buffer(const Buffer &) = delete;
+  Buffer &operator=(const Buffer &) = delete;
+  ~Buffer();
+
+  uint64_t address() const { return address_; }
+  size_t bytes() const { return bytes_; }
+
+private:
+  friend class Device;
+  const DriverApi *api_ = nullptr;
+  uint64_t address_ = 0;
+  size_t bytes_ = 0;
+};
+
+/// A loaded PTX module; unloaded when destroyed.
+class Module {
+public:
+  Module() = default;
+  Module(Module &&other) noexcept { *this = std::move(other); }
+  Module &operator=(Module &&other) noexcept;
+  Module(const Module &) = delete;
+  Module &operator=(const Module &) = delete;
+  ~Module();
+
+  bool isLoaded() const { return handle_ != nullptr; }
+
+private:
+  friend class Device;
+  const DriverApi *api_ = nullptr;
+  void *handle_ = nullptr;
+};
+
+/// Kernel parameters in the order of the generated kernel's signature;
+/// memrefs use the expanded ABI of the LLVM lowering (allocated pointer,
+/// aligned pointer, offset, sizes, strides).
+class KernelArguments {
+public:
+  /// A dense row-major memref of the given sizes at `address`.
+  void addMemRef(uint64_t address, std::initializer_list<int64_t> sizes);
+  void addMemRef(uint64_t address, const std::vector<int64_t> &sizes);
+  void addF32(float value);
+  void addIndex(int64_t value);
+  /// One pointer per parameter, for cuLaunchKernel; valid until the next add.
+  void **pointers();
+  size_t size() const { return slots_.size(); }
+
+private:
+  std::vector<uint64_t> slots_;
+  std::vector<void *> pointers_;
+};
+
+struct LaunchShape {
+  unsigned grid[3] = {1, 1, 1};
+  unsigned block[3] = {1, 1, 1};
+};
+
+/// One GPU with its primary context made current on the calling thread.
+class Device {
+public:
+  /// Opens the driver (`driverLibrary`, normally libcuda.so.1) and GPU
+  /// `ordinal`. Fails with StatusCode::Unsupported and a message saying why
+  /// when there is no driver or no device.
+  static Status open(std::unique_ptr<Device> &out, int ordinal = 0,
+                     const char *driverLibrary = "libcuda.so.1");
+  ~Device();
+  Device(const Device &) = delete;
+  Device &operator=(const Device &) = delete;
+
+  const std::string &name() const { return name_; }
+  int computeCapabilityMajor() const { return ccMajor_; }
+  int computeCapabilityMinor() const { return ccMinor_; }
+  int multiprocessorCount() const { return multiprocessors_; }
+
+  Status allocate(size_t bytes, Buffer &out);
+  Status copyToDevice(const Buffer &dst, const void *src, size_t bytes);
+  Status copyToHost(void *dst, const Buffer &src, size_t bytes);
+  Status copyOnDevice(const Buffer &dst, const Buffer &src, size_t bytes);
+
+  /// Loads PTX text (JIT-compiled by the driver for this GPU); the JIT's
+  /// error log is part of the message on failure.
+  Status loadModule(const std::string &ptx, Module &out);
+  Status launch(const Module &module, const char *kernel,
+                const LaunchShape &shape, KernelArguments &arguments);
+  Status synchronize();
+
+  /// Runs `work` (launches on the default stream) between two events and
+  /// returns the GPU time in milliseconds.
+  Status time(const std::function<Status()> &work, float &milliseconds);
+
+private:
+  Device() = default;
+  Status check(int result, const char *what) const;
+
+  std::unique_ptr<DriverApi> api_;
+  void *library_ = nullptr;
+  int device_ = 0;
+  void *context_ = nullptr;
+  std::string name_;
+  int ccMajor_ = 0, ccMinor_ = 0, multiprocessors_ = 0;
+};
+
+} // namespace swan::cuda
+
+#endif // SWAN_RUNTIME_CUDADRIVER_H

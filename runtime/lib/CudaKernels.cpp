@@ -1,0 +1,244 @@
+//===- CudaKernels.cpp - SWAN kernels on a CUDA GPU -----------------------===//
+
+#include "swan/Runtime/CudaKernels.h"
+
+#include "swan/Codegen/GPU/KernelABI.h"
+
+#include <algorithm>
+#include <cstring>
+
+using namespace swan::cuda;
+namespace abi = swan::gpu_abi;
+
+namespace {
+struct EmbeddedPtx {
+  int64_t dim;
+  int64_t group;
+  const char *storage;
+  const char *ptx;
+};
+#include "CudaPTX.inc"
+
+const char *storageName(Storage storage) {
+  return storage == Storage::F16 ? "f16" : "f32";
+}
+
+const EmbeddedPtx *findPtx(int64_t dim, int64_t group, Storage storage) {
+  for (const EmbeddedPtx &entry : kEmbeddedPtx)
+    if (entry.dim == dim && entry.group == group &&
+        std::strcmp(entry.storage, storageName(storage)) == 0)
+      return &entry;
+  return nullptr;
+}
+
+size_t storageBytes(Storage storage) {
+  return storage == Storage::F16 ? 2 : 4;
+}
+
+Status invalid(const std::string &message) {
+  return Status::error(StatusCode::InvalidArgument, message);
+}
+
+/// Rejects a launch whose buffer is smaller than its shape says.
+Status checkSize(const Buffer *buffer, size_t bytes, const char *what) {
+  if (!buffer)
+    return invalid(std::string(what) + " is missing");
+  if (buffer->bytes() < bytes)
+    return invalid(std::string(what) + " holds " +
+                   std::to_string(buffer->bytes()) + " bytes, needs " +
+                   std::to_string(bytes));
+  return Status::ok();
+}
+} // namespace
+
+bool KernelSet::available(int64_t dim, int64_t group, Storage storage) {
+  return findPtx(dim, group, storage) != nullptr;
+}
+
+Status KernelSet::load(Device &device, int64_t dim, int64_t group,
+                       Storage storage, std::unique_ptr<KernelSet> &out) {
+  const EmbeddedPtx *entry = findPtx(dim, group, storage);
+  if (!entry)
+    return Status::error(StatusCode::Unsupported,
+                         "no CUDA kernels built for D = " +
+                             std::to_string(dim) + ", G = " +
+                             std::to_string(group) + ", " +
+                             storageName(storage) +
+                             " (see SWAN_CUDA_HEAD_DIMS / SWAN_CUDA_GROUPS)");
+  std::unique_ptr<KernelSet> set(new KernelSet(device));
+  set->dim_ = dim;
+  set->group_ = group;
+  set->storage_ = storage;
+  if (Status s = device.loadModule(entry->ptx, set->module_); !s.isOk())
+    return s;
+  out = std::move(set);
+  return Status::ok();
+}
+
+Status KernelSet::rotate(const Buffer &x, int64_t rows,
+                         const Buffer &rotation, Buffer &out) {
+  if (rows <= 0)
+    return rows == 0 ? Status::ok() : invalid("negative row count");
+  size_t rowBytes = dim_ * sizeof(float);
+  if (Status s = checkSize(&x, rows * rowBytes, "rotate input"); !s.isOk())
+    return s;
+  if (Status s = checkSize(&rotation, dim_ * rowBytes, "rotation");
+      !s.isOk())
+    return s;
+  if (Status s = checkSize(&out, rows * rowBytes, "rotate output");
+      !s.isOk())
+    return s;
+  KernelArguments args;
+  args.addMemRef(x.address(), {rows, dim_});
+  args.addMemRef(rotation.address(), {dim_, dim_});
+  args.addMemRef(out.address(), {rows, dim_});
+  LaunchShape shape;
+  shape.grid[0] = static_cast<unsigned>(rows);
+  shape.block[0] = static_cast<unsigned>(dim_);
+  return device_.launch(module_, "rotate", shape, args);
+}
+
+Status KernelSet::compress(const Buffer &x, int64_t rows,
+                           const Buffer &rotation, int64_t k, Buffer &values,
+                           Buffer &indices) {
+  if (k < 1 || k > dim_)
+    return invalid("k = " + std::to_string(k) + " is outside [1, D]");
+  if (rows <= 0)
+    return rows == 0 ? Status::ok() : invalid("negative row count");
+  size_t rowBytes = dim_ * sizeof(float);
+  if (Status s = checkSize(&x, rows * rowBytes, "compress input");
+      !s.isOk())
+    return s;
+  if (Status s = checkSize(&rotation, dim_ * rowBytes, "rotation");
+      !s.isOk())
+    return s;
+  if (Status s = checkSize(&values, rows * k * storageBytes(storage_),
+                           "compressed values");
+      !s.isOk())
+    return s;
+  if (Status s = checkSize(&indices, rows * k, "compressed indices");
+      !s.isOk())
+    return s;
+  KernelArguments args;
+  args.addMemRef(x.address(), {rows, dim_});
+  args.addMemRef(rotation.address(), {dim_, dim_});
+  args.addIndex(k);
+  args.addMemRef(values.address(), {rows, k});
+  args.addMemRef(indices.address(), {rows, k});
+  LaunchShape shape;
+  shape.grid[0] = static_cast<unsigned>(rows);
+  shape.block[0] = static_cast<unsigned>(dim_);
+  return device_.launch(module_, "compress", shape, args);
+}
+
+int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
+  int64_t units = std::max<int64_t>(1, problem.batch * problem.kvHeads);
+  int64_t wanted = (4 * device_.multiprocessorCount() + units - 1) / units;
+  // A split shorter than one chunk wastes its block's setup.
+  int64_t most = std::max<int64_t>(
+      1, (problem.sparseCapacity + abi::kTokensPerChunk - 1) /
+             abi::kTokensPerChunk);
+  return std::clamp<int64_t>(wanted, 1, most);
+}
+
+Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes) {
+  if (partialMax_.bytes() < maxBytes) {
+    if (Status s = device_.allocate(maxBytes, partialMax_); !s.isOk())
+      return s;
+    if (Status s = device_.allocate(maxBytes, partialSum_); !s.isOk())
+      return s;
+  }
+  if (partialAcc_.bytes() < accBytes)
+    if (Status s = device_.allocate(accBytes, partialAcc_); !s.isOk())
+      return s;
+  return Status::ok();
+}
+
+Status KernelSet::decodeAttention(const DecodeProblem &p,
+                                  const DecodeBuffers &b) {
+  const int64_t D = dim_, G = group_, B = p.batch, H = p.kvHeads;
+  const int64_t L = p.sparseCapacity, bufferSlots = p.bufferCapacity;
+  if (B < 1 || H < 1 || L < 0 || bufferSlots < 0)
+    return invalid("decode attention needs B >= 1, H >= 1, L >= 0, b >= 0");
+  if (p.keyK < 1 || p.keyK > D || p.valueK < 1 || p.valueK > D)
+    return invalid("k outside [1, D]");
+  const size_t elem = storageBytes(storage_);
+  const size_t f32 = sizeof(float);
+  struct Check {
+    const Buffer *buffer;
+    size_t bytes;
+    const char *what;
+  } checks[] = {
+      {b.query, size_t(B * H * G * D) * f32, "query"},
+      {b.keyRotation, size_t(H * D * D) * f32, "key rotation"},
+      {b.keyValues, size_t(B * H * L * p.keyK) * elem, "sparse key values"},
+      {b.keyIndices, size_t(B * H * L * p.keyK), "sparse key indices"},
+      {b.valueValues, size_t(B * H * L * p.valueK) * elem,
+       "sparse value values"},
+      {b.valueIndices, size_t(B * H * L * p.valueK), "sparse value indices"},
+      {b.bufferKeys, size_t(B * H * bufferSlots * D) * elem, "buffer keys"},
+      {b.bufferValues, size_t(B * H * bufferSlots * D) * elem,
+       "buffer values"},
+      {b.sparseLengths, size_t(B) * 4, "sparse lengths"},
+      {b.bufferLengths, size_t(B) * 4, "buffer lengths"},
+      {b.out, size_t(B * H * G * D) * f32, "output"},
+  };
+  for (const Check &c : checks)
+    if (Status s = checkSize(c.buffer, c.bytes, c.what); !s.isOk())
+      return s;
+  if (!p.rotatedOutput)
+    if (Status s = checkSize(b.valueRotation, size_t(H * D * D) * f32,
+                             "value rotation");
+        !s.isOk())
+      return s;
+
+  const int64_t splits = p.splits > 0 ? p.splits : chooseSplits(p);
+  const int64_t blocks = splits + 1; // + the dense buffer's block
+  if (Status s = ensureWorkspace(size_t(B * H * blocks * G) * f32,
+                                 size_t(B * H * blocks * G * D) * f32);
+      !s.isOk())
+    return s;
+
+  const char *name =
+      p.rotatedOutput ? "decode_attention_rotated" : "decode_attention";
+  KernelArguments partial;
+  partial.addMemRef(b.query->address(), {B, H * G, D});
+  partial.addF32(p.scale);
+  partial.addMemRef(b.keyRotation->address(), {H, D, D});
+  partial.addMemRef(b.keyValues->address(), {B, H, L, p.keyK});
+  partial.addMemRef(b.keyIndices->address(), {B, H, L, p.keyK});
+  partial.addMemRef(b.valueValues->address(), {B, H, L, p.valueK});
+  partial.addMemRef(b.valueIndices->address(), {B, H, L, p.valueK});
+  partial.addMemRef(b.bufferKeys->address(), {B, H, bufferSlots, D});
+  partial.addMemRef(b.bufferValues->address(), {B, H, bufferSlots, D});
+  partial.addMemRef(b.sparseLengths->address(), {B});
+  partial.addMemRef(b.bufferLengths->address(), {B});
+  partial.addMemRef(partialMax_.address(), {B, H, blocks, G});
+  partial.addMemRef(partialSum_.address(), {B, H, blocks, G});
+  partial.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
+  LaunchShape partialShape;
+  partialShape.grid[0] = static_cast<unsigned>(blocks);
+  partialShape.grid[1] = static_cast<unsigned>(H);
+  partialShape.grid[2] = static_cast<unsigned>(B);
+  partialShape.block[0] = static_cast<unsigned>(abi::kPartialThreads);
+  if (Status s = device_.launch(
+          module_, (std::string(name) + abi::kPartialSuffix).c_str(),
+          partialShape, partial);
+      !s.isOk())
+    return s;
+
+  KernelArguments merge;
+  merge.addMemRef(partialMax_.address(), {B, H, blocks, G});
+  merge.addMemRef(partialSum_.address(), {B, H, blocks, G});
+  merge.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
+  if (!p.rotatedOutput)
+    merge.addMemRef(b.valueRotation->address(), {H, D, D});
+  merge.addMemRef(b.out->address(), {B, H * G, D});
+  LaunchShape mergeShape;
+  mergeShape.grid[0] = static_cast<unsigned>(H);
+  mergeShape.grid[1] = static_cast<unsigned>(B);
+  mergeShape.block[0] = static_cast<unsigned>(D);
+  return device_.launch(module_,
+                        (std::string(name) + abi::kMergeSuffix).c_str(),
+                        mergeShape, merge);
+}

@@ -1,0 +1,519 @@
+//===- CudaRuntimeTest.cpp - the CUDA backend against the reference -------===//
+//
+// Without a driver or GPU (the development machines) only the "no CUDA"
+// paths run and the numeric cases skip, saying why; with one (scripts/
+// gpu-check) every case runs the generated kernels against swan::reference
+// on fresh random inputs, outputs poisoned with NaN first.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Runtime/CudaKernels.h"
+#include "swan/Runtime/Reference.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+using namespace swan;
+using namespace swan::cuda;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// No driver, no device
+//===----------------------------------------------------------------------===//
+
+TEST(CudaDriver, MissingDriverLibraryIsUnsupportedWithReason) {
+  std::unique_ptr<Device> device;
+  Status s = Device::open(device, 0, "libswan-test-no-such-cuda.so.1");
+  EXPECT_EQ(s.code(), StatusCode::Unsupported);
+  EXPECT_NE(s.message().find("no CUDA driver"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(device, nullptr);
+}
+
+TEST(CudaDriver, DefaultDriverOpensOrSaysWhyNot) {
+  std::unique_ptr<Device> device;
+  Status s = Device::open(device);
+  if (!s.isOk()) {
+    // The only acceptable failure on a machine without a GPU.
+    EXPECT_EQ(s.code(), StatusCode::Unsupported) << s.message();
+    EXPECT_FALSE(s.message().empty());
+    EXPECT_EQ(device, nullptr);
+    return;
+  }
+  ASSERT_NE(device, nullptr);
+  EXPECT_FALSE(device->name().empty());
+  EXPECT_GT(device->multiprocessorCount(), 0);
+  EXPECT_GE(device->computeCapabilityMajor(), 8)
+      << "the kernels target sm_80 and newer";
+}
+
+TEST(CudaKernels, EmbeddedSpecialisations) {
+  for (int64_t dim : {64, 128, 256})
+    for (int64_t group : {1, 4, 8})
+      for (Storage storage : {Storage::F16, Storage::F32})
+        EXPECT_TRUE(KernelSet::available(dim, group, storage))
+            << dim << " " << group;
+  EXPECT_FALSE(KernelSet::available(96, 4, Storage::F16));
+  EXPECT_FALSE(KernelSet::available(128, 3, Storage::F32));
+}
+
+TEST(CudaKernels, ArgumentsUseTheExpandedMemRefABI) {
+  KernelArguments args;
+  args.addMemRef(0x1000, {2, 3, 5});
+  args.addF32(1.5f);
+  args.addIndex(7);
+  // 2 pointers + offset + 3 sizes + 3 strides, then the two scalars.
+  ASSERT_EQ(args.size(), 11u);
+  void **p = args.pointers();
+  auto slot = [&](int i) { return *static_cast<uint64_t *>(p[i]); };
+  EXPECT_EQ(slot(0), 0x1000u);
+  EXPECT_EQ(slot(1), 0x1000u);
+  EXPECT_EQ(slot(2), 0u);
+  EXPECT_EQ(slot(3), 2u);
+  EXPECT_EQ(slot(5), 5u);
+  EXPECT_EQ(slot(6), 15u);
+  EXPECT_EQ(slot(7), 5u);
+  EXPECT_EQ(slot(8), 1u);
+  float f;
+  std::memcpy(&f, p[9], sizeof(f));
+  EXPECT_EQ(f, 1.5f);
+  EXPECT_EQ(slot(10), 7u);
+}
+
+//===----------------------------------------------------------------------===//
+// Numerics on the GPU
+//===----------------------------------------------------------------------===//
+
+/// One device for the whole suite; null (with the reason) without a GPU.
+Device *gpu(std::string &why) {
+  static std::unique_ptr<Device> device;
+  static std::string reason;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    Status s = Device::open(device);
+    if (!s.isOk())
+      reason = s.message();
+  }
+  why = reason;
+  return device.get();
+}
+
+#define REQUIRE_GPU(device)                                                    \
+  std::string whyNoGpu;                                                        \
+  Device *device = gpu(whyNoGpu);                                              \
+  if (!device)                                                                 \
+  GTEST_SKIP() << "no CUDA GPU here: " << whyNoGpu
+
+#define ASSERT_OK(expr)                                                        \
+  do {                                                                         \
+    Status status_ = (expr);                                                   \
+    ASSERT_TRUE(status_.isOk()) << status_.message();                         \
+  } while (0)
+
+std::vector<double> randomNormal(std::mt19937_64 &rng, size_t n) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> v(n);
+  for (double &x : v)
+    x = normal(rng);
+  return v;
+}
+
+/// A random orthogonal matrix: Gram-Schmidt on a Gaussian matrix.
+std::vector<double> randomOrthogonal(std::mt19937_64 &rng, int64_t dim) {
+  std::vector<double> m = randomNormal(rng, dim * dim);
+  for (int64_t i = 0; i < dim; ++i) {
+    for (int64_t j = 0; j < i; ++j) {
+      double dot = 0;
+      for (int64_t c = 0; c < dim; ++c)
+        dot += m[i * dim + c] * m[j * dim + c];
+      for (int64_t c = 0; c < dim; ++c)
+        m[i * dim + c] -= dot * m[j * dim + c];
+    }
+    double norm = 0;
+    for (int64_t c = 0; c < dim; ++c)
+      norm += m[i * dim + c] * m[i * dim + c];
+    norm = std::sqrt(norm);
+    for (int64_t c = 0; c < dim; ++c)
+      m[i * dim + c] /= norm;
+  }
+  return m;
+}
+
+/// Host image of a device array in the storage type, plus what the device
+/// will actually see (the stored value rounded to that type).
+struct StoredArray {
+  Storage storage;
+  std::vector<uint8_t> bytes;
+  size_t count = 0;
+
+  StoredArray(Storage storage, size_t count)
+      : storage(storage), bytes(count * (storage == Storage::F16 ? 2 : 4)),
+        count(count) {}
+  /// Stores x and returns the value the kernel will read back.
+  double set(size_t i, double x) {
+    if (storage == Storage::F16) {
+      _Float16 h = static_cast<_Float16>(x);
+      std::memcpy(&bytes[2 * i], &h, 2);
+      return static_cast<double>(h);
+    }
+    float f = static_cast<float>(x);
+    std::memcpy(&bytes[4 * i], &f, 4);
+    return f;
+  }
+  double get(size_t i) const {
+    if (storage == Storage::F16) {
+      _Float16 h;
+      std::memcpy(&h, &bytes[2 * i], 2);
+      return static_cast<double>(h);
+    }
+    float f;
+    std::memcpy(&f, &bytes[4 * i], 4);
+    return f;
+  }
+};
+
+std::vector<float> toFloat(const std::vector<double> &v) {
+  return std::vector<float>(v.begin(), v.end());
+}
+
+template <typename T>
+void upload(Device &device, const std::vector<T> &host, Buffer &buffer) {
+  ASSERT_OK(device.allocate(host.size() * sizeof(T), buffer));
+  ASSERT_OK(device.copyToDevice(buffer, host.data(), host.size() * sizeof(T)));
+}
+
+/// Poisons a device output so that an element the kernel skips shows up.
+void poison(Device &device, Buffer &buffer, uint8_t byte) {
+  std::vector<uint8_t> junk(buffer.bytes(), byte);
+  ASSERT_OK(device.copyToDevice(buffer, junk.data(), junk.size()));
+}
+
+std::unique_ptr<KernelSet> loadKernels(Device &device, int64_t dim,
+                                       int64_t group, Storage storage) {
+  std::unique_ptr<KernelSet> set;
+  Status s = KernelSet::load(device, dim, group, storage, set);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  return set;
+}
+
+class CudaRotateTest
+    : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(CudaRotateTest, MatchesReference) {
+  REQUIRE_GPU(device);
+  auto [dim, rows] = GetParam();
+  std::mt19937_64 rng(1000 + dim * 7 + rows);
+  auto set = loadKernels(*device, dim, 1, Storage::F32);
+  ASSERT_NE(set, nullptr);
+  std::vector<double> x = randomNormal(rng, rows * dim);
+  std::vector<double> r = randomOrthogonal(rng, dim);
+  Buffer dx, dr, dout;
+  upload(*device, toFloat(x), dx);
+  upload(*device, toFloat(r), dr);
+  ASSERT_OK(device->allocate(rows * dim * sizeof(float), dout));
+  poison(*device, dout, 0xFF); // NaN
+  ASSERT_OK(set->rotate(dx, rows, dr, dout));
+  ASSERT_OK(device->synchronize());
+  std::vector<float> out(rows * dim);
+  ASSERT_OK(device->copyToHost(out.data(), dout, out.size() * sizeof(float)));
+  std::vector<double> want = reference::rotate(x, rows, dim, r);
+  for (size_t i = 0; i < out.size(); ++i)
+    ASSERT_NEAR(out[i], want[i], 1e-4) << "element " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaRotateTest,
+                         ::testing::Combine(::testing::Values(64, 128, 256),
+                                            ::testing::Values(1, 37)));
+
+class CudaCompressTest
+    : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, Storage>> {
+};
+
+TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
+  REQUIRE_GPU(device);
+  auto [dim, k, storage] = GetParam();
+  const int64_t rows = 53;
+  std::mt19937_64 rng(2000 + dim * 13 + k);
+  auto set = loadKernels(*device, dim, 1, storage);
+  ASSERT_NE(set, nullptr);
+  std::vector<double> x = randomNormal(rng, rows * dim);
+  std::vector<double> r = randomOrthogonal(rng, dim);
+  std::vector<float> xf = toFloat(x), rf = toFloat(r);
+  Buffer dx, dr, dvalues, dindices;
+  upload(*device, xf, dx);
+  upload(*device, rf, dr);
+  StoredArray values(storage, rows * k);
+  ASSERT_OK(device->allocate(values.bytes.size(), dvalues));
+  ASSERT_OK(device->allocate(rows * k, dindices));
+  poison(*device, dvalues, 0xFF);
+  poison(*device, dindices, 0xFF);
+  ASSERT_OK(set->compress(dx, rows, dr, k, dvalues, dindices));
+  ASSERT_OK(device->synchronize());
+  std::vector<uint8_t> indices(rows * k);
+  ASSERT_OK(device->copyToHost(values.bytes.data(), dvalues,
+                               values.bytes.size()));
+  ASSERT_OK(device->copyToHost(indices.data(), dindices, indices.size()));
+
+  // The rotation as the kernel computes it (f32 inputs), in double.
+  std::vector<double> xd(xf.begin(), xf.end()), rd(rf.begin(), rf.end());
+  std::vector<double> y = reference::rotate(xd, rows, dim, rd);
+  const double rounding = storage == Storage::F16 ? 1e-3 : 1e-5;
+  int64_t exactRows = 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    const double *yr = &y[row * dim];
+    reference::Winnowed want = reference::winnow(yr, dim, k);
+    std::vector<bool> kept(dim, false);
+    bool exact = true;
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t index = indices[row * k + j];
+      ASSERT_LT(index, dim) << "row " << row;
+      if (j > 0)
+        ASSERT_GT(index, indices[row * k + j - 1]) << "row " << row;
+      kept[index] = true;
+      double got = values.get(row * k + j);
+      ASSERT_NEAR(got, yr[index], rounding * (1 + std::abs(yr[index])))
+          << "row " << row << " slot " << j;
+      exact &= index == want.indices[j];
+    }
+    // Every kept magnitude is at least every dropped one (up to f32
+    // rounding of the rotation, which may swap near-ties).
+    double smallestKept = std::numeric_limits<double>::infinity();
+    double largestDropped = 0;
+    for (int64_t d = 0; d < dim; ++d)
+      (kept[d] ? smallestKept : largestDropped) =
+          kept[d] ? std::min(smallestKept, std::abs(yr[d]))
+                  : std::max(largestDropped, std::abs(yr[d]));
+    ASSERT_GE(smallestKept, largestDropped - 1e-4) << "row " << row;
+    exactRows += exact;
+  }
+  EXPECT_GE(exactRows, rows - 2) << "too many rows differ from the reference";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaCompressTest,
+    ::testing::Combine(::testing::Values(64, 128), ::testing::Values(1, 32, 64),
+                       ::testing::Values(Storage::F16, Storage::F32)));
+
+//===----------------------------------------------------------------------===//
+// Decode attention
+//===----------------------------------------------------------------------===//
+
+struct DecodeCase {
+  const char *name;
+  int64_t dim, group, kvHeads;
+  std::vector<int64_t> sparseLengths; // per sequence
+  std::vector<int64_t> bufferLengths; // per sequence
+  int64_t keyK, valueK;
+  Storage storage;
+  bool rotatedOutput;
+  int64_t splits; // 0: the runtime chooses
+  /// k = D and fp32: compare with dense attention on the original K/V.
+  bool denseOracle;
+};
+
+std::ostream &operator<<(std::ostream &os, const DecodeCase &c) {
+  return os << c.name;
+}
+
+class CudaDecodeTest : public ::testing::TestWithParam<DecodeCase> {};
+
+TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
+  REQUIRE_GPU(device);
+  const DecodeCase &c = GetParam();
+  const int64_t D = c.dim, G = c.group, H = c.kvHeads;
+  const int64_t B = c.sparseLengths.size();
+  const int64_t L =
+      std::max<int64_t>(1, *std::max_element(c.sparseLengths.begin(),
+                                             c.sparseLengths.end()));
+  const int64_t bufferSlots =
+      std::max<int64_t>(1, *std::max_element(c.bufferLengths.begin(),
+                                             c.bufferLengths.end()));
+  std::mt19937_64 rng(std::hash<std::string>()(c.name));
+  auto set = loadKernels(*device, D, G, c.storage);
+  ASSERT_NE(set, nullptr);
+
+  std::vector<double> rk(H * D * D), rv(H * D * D);
+  for (int64_t h = 0; h < H; ++h) {
+    std::vector<double> a = randomOrthogonal(rng, D), b = randomOrthogonal(rng, D);
+    std::copy(a.begin(), a.end(), rk.begin() + h * D * D);
+    std::copy(b.begin(), b.end(), rv.begin() + h * D * D);
+  }
+  // Queries at a scale that makes the softmax peaked, not uniform.
+  std::vector<double> query = randomNormal(rng, B * H * G * D);
+  for (double &q : query)
+    q = static_cast<float>(q * 2.0);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+
+  StoredArray keyValues(c.storage, B * H * L * c.keyK);
+  StoredArray valueValues(c.storage, B * H * L * c.valueK);
+  std::vector<uint8_t> keyIndices(B * H * L * c.keyK, 0),
+      valueIndices(B * H * L * c.valueK, 0);
+  StoredArray bufferKeys(c.storage, B * H * bufferSlots * D);
+  StoredArray bufferValues(c.storage, B * H * bufferSlots * D);
+  std::vector<double> want(B * H * G * D);
+
+  for (int64_t s = 0; s < B; ++s) {
+    for (int64_t h = 0; h < H; ++h) {
+      const std::vector<double> rkh(rk.begin() + h * D * D,
+                                    rk.begin() + (h + 1) * D * D);
+      const std::vector<double> rvh(rv.begin() + h * D * D,
+                                    rv.begin() + (h + 1) * D * D);
+      const int64_t ls = c.sparseLengths[s], lb = c.bufferLengths[s];
+      const int64_t tokens = ls + lb;
+      std::vector<double> keys = randomNormal(rng, tokens * D);
+      std::vector<double> values = randomNormal(rng, tokens * D);
+      std::vector<double> rotatedKeys = reference::rotate(keys, tokens, D, rkh);
+      std::vector<double> rotatedValues =
+          reference::rotate(values, tokens, D, rvh);
+      // What the cache holds, decompressed: still rotated.
+      std::vector<double> heldKeys(tokens * D, 0.0), heldValues(tokens * D, 0.0);
+      for (int64_t t = 0; t < ls; ++t) {
+        size_t slot = (s * H + h) * L + t;
+        reference::Winnowed wk =
+            reference::winnow(&rotatedKeys[t * D], D, c.keyK);
+        reference::Winnowed wv =
+            reference::winnow(&rotatedValues[t * D], D, c.valueK);
+        for (int64_t j = 0; j < c.keyK; ++j) {
+          keyIndices[slot * c.keyK + j] = wk.indices[j];
+          heldKeys[t * D + wk.indices[j]] =
+              keyValues.set(slot * c.keyK + j, wk.values[j]);
+        }
+        for (int64_t j = 0; j < c.valueK; ++j) {
+          valueIndices[slot * c.valueK + j] = wv.indices[j];
+          heldValues[t * D + wv.indices[j]] =
+              valueValues.set(slot * c.valueK + j, wv.values[j]);
+        }
+      }
+      for (int64_t t = 0; t < lb; ++t) {
+        size_t slot = (s * H + h) * bufferSlots + t;
+        for (int64_t d = 0; d < D; ++d) {
+          heldKeys[(ls + t) * D + d] =
+              bufferKeys.set(slot * D + d, rotatedKeys[(ls + t) * D + d]);
+          heldValues[(ls + t) * D + d] =
+              bufferValues.set(slot * D + d, rotatedValues[(ls + t) * D + d]);
+        }
+      }
+      std::vector<double> q(query.begin() + (s * H + h) * G * D,
+                            query.begin() + (s * H + h + 1) * G * D);
+      std::vector<double> o;
+      if (c.denseOracle) {
+        o = reference::attention(q, G, keys, values, tokens, D, scale);
+      } else {
+        o = reference::attention(
+            q, G, reference::rotateBack(heldKeys, tokens, D, rkh),
+            reference::rotateBack(heldValues, tokens, D, rvh), tokens, D,
+            scale);
+      }
+      if (c.rotatedOutput)
+        o = reference::rotate(o, G, D, rvh);
+      std::copy(o.begin(), o.end(), want.begin() + (s * H + h) * G * D);
+    }
+  }
+
+  std::vector<int32_t> sparseLengths(c.sparseLengths.begin(),
+                                     c.sparseLengths.end());
+  std::vector<int32_t> bufferLengths(c.bufferLengths.begin(),
+                                     c.bufferLengths.end());
+  Buffer dq, drk, drv, dkv, dki, dvv, dvi, dbk, dbv, dsl, dbl, dout;
+  upload(*device, toFloat(query), dq);
+  upload(*device, toFloat(rk), drk);
+  upload(*device, toFloat(rv), drv);
+  upload(*device, keyValues.bytes, dkv);
+  upload(*device, keyIndices, dki);
+  upload(*device, valueValues.bytes, dvv);
+  upload(*device, valueIndices, dvi);
+  upload(*device, bufferKeys.bytes, dbk);
+  upload(*device, bufferValues.bytes, dbv);
+  upload(*device, sparseLengths, dsl);
+  upload(*device, bufferLengths, dbl);
+  ASSERT_OK(device->allocate(want.size() * sizeof(float), dout));
+
+  DecodeProblem problem;
+  problem.batch = B;
+  problem.kvHeads = H;
+  problem.sparseCapacity = L;
+  problem.keyK = c.keyK;
+  problem.valueK = c.valueK;
+  problem.bufferCapacity = bufferSlots;
+  problem.scale = scale;
+  problem.rotatedOutput = c.rotatedOutput;
+  problem.splits = c.splits;
+  DecodeBuffers buffers;
+  buffers.query = &dq;
+  buffers.keyRotation = &drk;
+  buffers.valueRotation = &drv;
+  buffers.keyValues = &dkv;
+  buffers.keyIndices = &dki;
+  buffers.valueValues = &dvv;
+  buffers.valueIndices = &dvi;
+  buffers.bufferKeys = &dbk;
+  buffers.bufferValues = &dbv;
+  buffers.sparseLengths = &dsl;
+  buffers.bufferLengths = &dbl;
+  buffers.out = &dout;
+
+  // Twice: the second run reuses the workspace of the first.
+  for (int run = 0; run < 2; ++run) {
+    poison(*device, dout, 0xFF);
+    ASSERT_OK(set->decodeAttention(problem, buffers));
+    ASSERT_OK(device->synchronize());
+    std::vector<float> out(want.size());
+    ASSERT_OK(
+        device->copyToHost(out.data(), dout, out.size() * sizeof(float)));
+    double worst = 0, largest = 0, errorNorm = 0, norm = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(out[i])) << "element " << i << " not written";
+      double error = std::abs(out[i] - want[i]);
+      worst = std::max(worst, error);
+      largest = std::max(largest, std::abs(want[i]));
+      errorNorm += error * error;
+      norm += want[i] * want[i];
+    }
+    // DESIGN.md §3: relative error <= 1e-5 against the reference (f32
+    // arithmetic throughout; ex2.approx is within 2 ulp).
+    double relative = std::sqrt(errorNorm / norm);
+    EXPECT_LE(relative, 1e-5) << "relative error " << relative;
+    EXPECT_LE(worst, 1e-4 * std::max(1.0, largest))
+        << "max abs error " << worst << " (largest |o| " << largest << ")";
+  }
+}
+
+const DecodeCase kDecodeCases[] = {
+    {"one_sparse_token_D128_G4_f16", 128, 4, 2, {1}, {0}, 32, 32,
+     Storage::F16, false, 0, false},
+    {"buffer_only_D128_G4_f16", 128, 4, 2, {0}, {5}, 32, 32, Storage::F16,
+     false, 0, false},
+    {"L_eq_b_D128_G4_f16", 128, 4, 3, {128}, {128}, 32, 32, Storage::F16,
+     false, 0, false},
+    {"L_b_plus_1_odd_k_D128_G8_f16", 128, 8, 2, {129}, {1}, 17, 45,
+     Storage::F16, false, 0, false},
+    {"long_odd_many_splits_D128_G4_f16", 128, 4, 8, {3001}, {77}, 32, 32,
+     Storage::F16, false, 0, false},
+    {"one_split_D128_G4_f16", 128, 4, 2, {700}, {128}, 32, 32, Storage::F16,
+     false, 1, false},
+    {"batch_ragged_D64_G1_f32", 64, 1, 3, {300, 0, 45}, {1, 64, 13}, 7, 64,
+     Storage::F32, false, 0, false},
+    {"rotated_output_D128_G4_f32", 128, 4, 2, {260}, {20}, 40, 24,
+     Storage::F32, true, 0, false},
+    {"k_eq_D_dense_oracle_D64_G4_f32", 64, 4, 2, {200}, {30}, 64, 64,
+     Storage::F32, false, 0, true},
+    {"D256_G8_f16", 256, 8, 2, {333}, {128}, 64, 32, Storage::F16, false, 0,
+     false},
+    {"k1_D64_G1_f16", 64, 1, 1, {90}, {3}, 1, 1, Storage::F16, false, 3,
+     false},
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CudaDecodeTest, ::testing::ValuesIn(kDecodeCases),
+    [](const ::testing::TestParamInfo<DecodeCase> &info) {
+      return std::string(info.param.name);
+    });
+
+} // namespace
