@@ -383,7 +383,17 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
   const int64_t pageCap = config.pageTokens;
   const int64_t freshPages = (leave - intoLast + pageCap - 1) / pageCap;
 
-  // Allocate everything before touching the sequence.
+  // Allocate everything before touching the sequence; scratch first, as it
+  // grows fastest with n (an absurd n fails here, before any page exists).
+  int64_t scratchRows = std::max(leave, toBuffer);
+  auto scratch = allocateArray<float>(scratchRows * d);
+  auto rotated = allocateArray<float>(toBuffer * d);
+  auto stagedKeys = allocateArray<char>(hCount * toBuffer * d * element());
+  auto stagedValues = allocateArray<char>(hCount * toBuffer * d * element());
+  if (!scratch || !rotated || !stagedKeys || !stagedValues)
+    return outOfMemory((scratchRows + toBuffer) * d * sizeof(float) +
+                           2 * hCount * toBuffer * d * element(),
+                       "append scratch space");
   std::vector<Page> fresh(freshPages);
   for (Page &page : fresh) {
     page.capacity = pageCap;
@@ -403,15 +413,6 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
       return outOfMemory(newBuffer.bytes, "the dense buffer");
   }
   const DenseBuffer &buffer = s.buffer.memory ? s.buffer : newBuffer;
-  int64_t scratchRows = std::max(leave, toBuffer);
-  auto scratch = allocateArray<float>(scratchRows * d);
-  auto rotated = allocateArray<float>(toBuffer * d);
-  auto stagedKeys = allocateArray<char>(hCount * toBuffer * d * element());
-  auto stagedValues = allocateArray<char>(hCount * toBuffer * d * element());
-  if (!scratch || !rotated || !stagedKeys || !stagedValues)
-    return outOfMemory((scratchRows + toBuffer) * d * sizeof(float) +
-                           2 * hCount * toBuffer * d * element(),
-                       "append scratch space");
 
   auto pageSlot = [&](int64_t j) -> std::pair<const Page *, int64_t> {
     if (j < intoLast)

@@ -142,6 +142,14 @@ TEST_F(CacheApiTest, AppendErrors) {
                SWAN_ERR_INVALID_ARGUMENT, "max_sequences");
 }
 
+/// An append too large for memory fails before it reads its inputs or
+/// touches the cache (256 GiB of scratch at this shape).
+TEST_F(CacheApiTest, OutOfMemoryLeavesCacheUnchanged) {
+  EXPECT_FAILS(swan_cache_append(cache, 0, INT32_MAX, keys.data(),
+                                 values.data()),
+               SWAN_ERR_OUT_OF_MEMORY, "cannot allocate");
+}
+
 TEST_F(CacheApiTest, KErrors) {
   for (auto call : {swan_cache_set_k, swan_cache_rewinnow}) {
     EXPECT_FAILS(call(nullptr, 4, 4), SWAN_ERR_INVALID_ARGUMENT, "c ");
