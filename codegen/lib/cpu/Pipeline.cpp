@@ -45,13 +45,15 @@ void swan::buildSwanCPUPipeline(OpPassManager &pm,
                                 const SwanCPUPipelineOptions &options) {
   // swan level.
   pm.addPass(createSwanFuseRotateWinnow());
+  SwanDecomposeDecodeAttentionOptions decompose;
+  decompose.numSplits = options.numSplits;
+  pm.addPass(createSwanDecomposeDecodeAttention(decompose));
   SwanLowerToVectorOptions lowering;
   lowering.vectorWidth = options.vectorWidth;
   lowering.tileSize = options.tileSize;
   pm.addPass(createSwanLowerToVector(lowering));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  pm.addPass(createForallToForLoopPass());
 
   // Bufferization: results land in the caller's buffers, inputs are read in
   // place.
@@ -62,18 +64,23 @@ void swan::buildSwanCPUPipeline(OpPassManager &pm,
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   bufferization::buildBufferDeallocationPipeline(pm);
+  // After bufferization the forall has no results left, which the
+  // conversion to sequential loops requires. The runtime runs the
+  // flash-decoding pieces on its own thread pool instead.
+  pm.addPass(createForallToForLoopPass());
   pm.addPass(createCanonicalizerPass());
 
   // To the LLVM dialect.
   pm.addPass(createSwanApproximateMath());
   pm.addPass(createConvertVectorToSCFPass());
+  // Subview offsets become affine.apply, which lower-affine then expands.
+  pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.x86Vector = true;
   vectorToLLVM.reassociateFPReductions = true;
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
-  pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertMathToLLVMPass());
