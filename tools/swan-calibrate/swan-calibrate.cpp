@@ -70,6 +70,13 @@ cl::opt<uint64_t> genModelSeed("model-seed",
 cl::opt<uint64_t> genSequenceSeed("sequence-seed",
                                   cl::desc("Seed of the generated tokens"),
                                   cl::init(1), cl::cat(generateCategory));
+cl::opt<bool> genQueries(
+    "queries",
+    cl::desc("Also write layers.<i>.queries [tokens, kv_heads * group, "
+             "head_dim] (decode queries, for swan-quality --kv)"),
+    cl::cat(generateCategory));
+cl::opt<int64_t> genGroup("group", cl::desc("Query heads per KV head"),
+                          cl::init(4), cl::cat(generateCategory));
 cl::opt<std::string> genDType("dtype", cl::desc("F32, F16 or BF16"),
                               cl::init("F16"), cl::cat(generateCategory));
 
@@ -242,11 +249,22 @@ llvm::Error writeGenerated() {
                      "'");
   if (genLayers < 1 || genTokens < 1)
     return toolError("--layers and --tokens must be positive");
+  if (genGroup < 1)
+    return toolError("--group must be positive");
+  enum class Part { Keys, Values, Queries };
+  std::vector<Part> parts = {Part::Keys, Part::Values};
+  if (genQueries)
+    parts.push_back(Part::Queries);
+  auto partName = [](Part p) {
+    return p == Part::Keys ? "keys" : p == Part::Values ? "values" : "queries";
+  };
   std::vector<st::TensorDecl> decls;
   for (int64_t l = 0; l < genLayers; ++l)
-    for (const char *kind : {"keys", "values"})
-      decls.push_back({llvm::formatv("layers.{0}.{1}", l, kind).str(), *dtype,
-                       {genTokens, genKVHeads, genHeadDim}});
+    for (Part p : parts)
+      decls.push_back(
+          {llvm::formatv("layers.{0}.{1}", l, partName(p)).str(), *dtype,
+           {genTokens, genKVHeads * (p == Part::Queries ? genGroup : 1),
+            genHeadDim}});
   std::map<std::string, std::string> metadata = {
       {"source", "generated"},
       {"generator", "swan::generateKV (runtime/include/swan/Runtime/"
@@ -260,33 +278,37 @@ llvm::Error writeGenerated() {
     return writer.takeError();
 
   // Chunks of positions keep memory bounded for long sequences; each chunk
-  // has its own sequence seed so tokens never repeat.
-  const int64_t chunk = std::max<int64_t>(blockTokens, 1);
-  ProgressBar progress(genLayers * genTokens * 2,
+  // has its own sequence seed so tokens never repeat. Queries attend to
+  // earlier tokens of their own call, so with queries a layer is one chunk.
+  const int64_t chunk = genQueries ? genTokens.getValue()
+                                   : std::max<int64_t>(blockTokens, 1);
+  ProgressBar progress(genLayers * genTokens * parts.size(),
                        !noProgress &&
                            llvm::sys::Process::StandardErrIsDisplayed());
   for (int64_t l = 0; l < genLayers; ++l) {
-    for (bool keys : {true, false}) {
+    for (Part part : parts) {
       for (int64_t first = 0; first < genTokens; first += chunk) {
         swan::KVGeneratorConfig config;
         config.tokens = std::min(chunk, genTokens - first);
         config.kvHeads = genKVHeads;
         config.headDim = genHeadDim;
+        config.queryGroup = genGroup;
         config.layer = l;
         config.firstPosition = first;
         config.modelSeed = genModelSeed;
         config.sequenceSeed = genSequenceSeed * 1000003 + first / chunk;
-        config.withQueries = false;
+        config.withQueries = part == Part::Queries;
         llvm::Expected<swan::GeneratedKV> kv = swan::generateKV(config);
         if (!kv)
           return kv.takeError();
-        const std::vector<float> &data = keys ? kv->keys : kv->values;
+        const std::vector<float> &data = part == Part::Keys     ? kv->keys
+                                         : part == Part::Values ? kv->values
+                                                                : kv->queries;
         if (llvm::Error e = writer->append(data.data(), data.size()))
           return e;
-        progress.advance(config.tokens,
-                         llvm::formatv("layer {0} {1}", l,
-                                       keys ? "keys" : "values")
-                             .str());
+        progress.advance(
+            config.tokens,
+            llvm::formatv("layer {0} {1}", l, partName(part)).str());
       }
     }
   }
@@ -297,7 +319,8 @@ llvm::Error writeGenerated() {
     return e;
   llvm::outs() << "wrote generated samples: " << genLayers << " layers x "
                << genTokens << " tokens x " << genKVHeads << " KV heads x "
-               << genHeadDim << " to " << output << "\n";
+               << genHeadDim << (genQueries ? " with decode queries" : "")
+               << " to " << output << "\n";
   return llvm::Error::success();
 }
 
