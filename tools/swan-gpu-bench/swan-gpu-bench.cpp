@@ -1,0 +1,193 @@
+//===- swan-gpu-bench.cpp - SWAN decode attention on a CUDA GPU -----------===//
+//
+// Prints, one line per figure: the device-to-device copy bandwidth of the
+// GPU (the HBM reference of this run), then the time of one decode step of
+// the generated flash-decoding kernels on a compressed cache and the bytes
+// per second it reads. Links no MLIR: it runs on the GPU machine as built
+// on the development machine. A benchmark, not a test: it prints figures.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Runtime/CudaKernels.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace swan::cuda;
+
+namespace {
+
+bool report(const Status &s, const char *what) {
+  if (s.isOk())
+    return true;
+  std::fprintf(stderr, "swan-gpu-bench: %s: %s\n", what, s.message().c_str());
+  return false;
+}
+
+/// Random bytes for a buffer: the kernels' speed does not depend on values,
+/// but indices must be valid and distinct per token, values finite.
+Status fill(Device &device, Buffer &buffer, size_t bytes,
+            const std::vector<uint8_t> &pattern) {
+  if (Status s = device.allocate(bytes, buffer); !s.isOk())
+    return s;
+  std::vector<uint8_t> host(bytes);
+  for (size_t i = 0; i < bytes; ++i)
+    host[i] = pattern[i % pattern.size()];
+  return device.copyToDevice(buffer, host.data(), bytes);
+}
+
+double copyBandwidth(Device &device) {
+  const size_t bytes = size_t(1) << 30;
+  Buffer a, b;
+  if (!report(device.allocate(bytes, a), "allocate") ||
+      !report(device.allocate(bytes, b), "allocate"))
+    return 0;
+  const int reps = 20;
+  float ms = 0;
+  device.copyOnDevice(b, a, bytes); // warm-up
+  if (!report(device.time(
+                  [&] {
+                    for (int i = 0; i < reps; ++i)
+                      if (Status s = device.copyOnDevice(b, a, bytes);
+                          !s.isOk())
+                        return s;
+                    return Status::ok();
+                  },
+                  ms),
+              "copy"))
+    return 0;
+  // A copy reads and writes every byte.
+  return 2.0 * bytes * reps / (ms * 1e-3);
+}
+
+struct Shape {
+  int64_t batch, kvHeads, group, dim, sparseTokens, bufferTokens, k;
+};
+
+bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
+  const int64_t B = shape.batch, H = shape.kvHeads, G = shape.group,
+                D = shape.dim, L = shape.sparseTokens,
+                b = shape.bufferTokens, k = shape.k;
+  std::unique_ptr<KernelSet> set;
+  if (!report(KernelSet::load(device, D, G, Storage::F16, set), "load"))
+    return false;
+  std::mt19937 rng(7);
+  std::vector<uint8_t> halfPattern(4096);
+  for (size_t i = 0; i < halfPattern.size(); i += 2) {
+    _Float16 h = static_cast<_Float16>(
+        std::uniform_real_distribution<float>(-1, 1)(rng));
+    std::memcpy(&halfPattern[i], &h, 2);
+  }
+  // Ascending, distinct indices per token: k components spread over D.
+  std::vector<uint8_t> indexPattern(k);
+  for (int64_t j = 0; j < k; ++j)
+    indexPattern[j] = static_cast<uint8_t>(j * D / k);
+  std::vector<uint8_t> floatPattern(4096);
+  for (size_t i = 0; i < floatPattern.size(); i += 4) {
+    float f = std::uniform_real_distribution<float>(-0.1f, 0.1f)(rng);
+    std::memcpy(&floatPattern[i], &f, 4);
+  }
+  std::vector<int32_t> sparse(B, static_cast<int32_t>(L)),
+      buffer(B, static_cast<int32_t>(b));
+  std::vector<uint8_t> sparseBytes(B * 4), bufferBytes(B * 4);
+  std::memcpy(sparseBytes.data(), sparse.data(), B * 4);
+  std::memcpy(bufferBytes.data(), buffer.data(), B * 4);
+
+  Buffer q, rk, rv, kv, ki, vv, vi, bk, bv, sl, bl, out;
+  bool ok =
+      report(fill(device, q, B * H * G * D * 4, floatPattern), "query") &&
+      report(fill(device, rk, H * D * D * 4, floatPattern), "rk") &&
+      report(fill(device, rv, H * D * D * 4, floatPattern), "rv") &&
+      report(fill(device, kv, B * H * L * k * 2, halfPattern), "kv") &&
+      report(fill(device, ki, B * H * L * k, indexPattern), "ki") &&
+      report(fill(device, vv, B * H * L * k * 2, halfPattern), "vv") &&
+      report(fill(device, vi, B * H * L * k, indexPattern), "vi") &&
+      report(fill(device, bk, B * H * b * D * 2, halfPattern), "bk") &&
+      report(fill(device, bv, B * H * b * D * 2, halfPattern), "bv") &&
+      report(fill(device, sl, B * 4, sparseBytes), "sl") &&
+      report(fill(device, bl, B * 4, bufferBytes), "bl") &&
+      report(device.allocate(B * H * G * D * 4, out), "out");
+  if (!ok)
+    return false;
+
+  DecodeProblem problem;
+  problem.batch = B;
+  problem.kvHeads = H;
+  problem.sparseCapacity = L;
+  problem.keyK = k;
+  problem.valueK = k;
+  problem.bufferCapacity = b;
+  problem.scale = 1.0f / 11.3137f;
+  DecodeBuffers buffers{&q, &rk, &rv, &kv, &ki, &vv, &vi, &bk, &bv, &sl,
+                        &bl, &out};
+  for (int i = 0; i < 5; ++i)
+    if (!report(set->decodeAttention(problem, buffers), "warm-up"))
+      return false;
+  if (!report(device.synchronize(), "warm-up"))
+    return false;
+  const int reps = 200;
+  float ms = 0;
+  if (!report(device.time(
+                  [&] {
+                    for (int i = 0; i < reps; ++i)
+                      if (Status s = set->decodeAttention(problem, buffers);
+                          !s.isOk())
+                        return s;
+                    return Status::ok();
+                  },
+                  ms),
+              "decode"))
+    return false;
+  double seconds = ms * 1e-3 / reps;
+  // Bytes a decode step must read: the compressed cache (fp16 value +
+  // uint8 index per kept component) and the dense fp16 buffer. Rotations,
+  // query and the partials are small and stay in L2.
+  double cacheBytes = double(B) * H * (L * 3.0 * (2 * k) + b * 4.0 * D);
+  double denseBytes = double(B) * H * (L + b) * 4.0 * D;
+  std::printf("decode B=%lld H=%lld G=%lld D=%lld L_sparse=%lld b=%lld "
+              "k=%lld splits=%lld: %.2f us, compressed cache %.2f MB "
+              "(dense fp16 would be %.2f MB), %.0f GB/s = %.1f %% of copy "
+              "bandwidth\n",
+              (long long)B, (long long)H, (long long)G, (long long)D,
+              (long long)L, (long long)b, (long long)k,
+              (long long)set->chooseSplits(problem), seconds * 1e6,
+              cacheBytes / 1e6, denseBytes / 1e6, cacheBytes / seconds / 1e9,
+              100.0 * cacheBytes / seconds / copyBytesPerSec);
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::unique_ptr<Device> device;
+  Status s = Device::open(device);
+  if (!s.isOk()) {
+    std::fprintf(stderr, "swan-gpu-bench: %s\n", s.message().c_str());
+    return s.code() == StatusCode::Unsupported ? 77 : 1;
+  }
+  std::printf("device %s, compute capability %d.%d, %d multiprocessors\n",
+              device->name().c_str(), device->computeCapabilityMajor(),
+              device->computeCapabilityMinor(),
+              device->multiprocessorCount());
+  double bandwidth = copyBandwidth(*device);
+  if (bandwidth <= 0)
+    return 1;
+  std::printf("copy bandwidth (device-to-device, read + write): %.0f GB/s\n",
+              bandwidth / 1e9);
+  // Llama-3.1-8B layer: 8 KV heads, G = 4, D = 128; k_K = k_V = 32.
+  std::vector<Shape> shapes = {
+      {1, 8, 4, 128, 16384, 128, 32},  {1, 8, 4, 128, 65536, 128, 32},
+      {8, 8, 4, 128, 16384, 128, 32},  {1, 8, 4, 128, 16384, 128, 64},
+      {16, 8, 4, 128, 16384, 128, 32},
+  };
+  bool ok = true;
+  for (const Shape &shape : shapes)
+    ok &= benchDecode(*device, shape, bandwidth);
+  (void)argc;
+  (void)argv;
+  return ok ? 0 : 1;
+}
