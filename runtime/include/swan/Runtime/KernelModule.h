@@ -1,0 +1,43 @@
+//===- KernelModule.h - the entry points of one specialisation ---*- C++ -*-===//
+//
+// Builds, with the MLIR builder API, the module of kernel entry points that
+// docs/KERNELS.md specifies for one KernelKey: thin memref wrappers around
+// one swan op each, ready for the CPU pipeline.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_RUNTIME_KERNELMODULE_H
+#define SWAN_RUNTIME_KERNELMODULE_H
+
+#include "swan/Runtime/Kernels.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+namespace mlir {
+class MLIRContext;
+} // namespace mlir
+
+namespace swan {
+
+/// Names of the entry points; the C interface of `name` is
+/// `_mlir_ciface_<name>`.
+namespace entry {
+inline constexpr const char *kRotate = "rotate";
+inline constexpr const char *kCompress = "compress";
+inline constexpr const char *kPartialSparse = "partial_sparse";
+inline constexpr const char *kPartialDense = "partial_dense";
+inline constexpr const char *kMerge = "merge";
+inline constexpr const char *kMergeRotated = "merge_rotated";
+} // namespace entry
+
+/// Builds and verifies the entry-point module of `key` in `context`, which
+/// must have the swan, func, arith and bufferization dialects available
+/// (swan::registerAllDialects). Fails on an invalid key or if the module does
+/// not verify.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+buildKernelModule(mlir::MLIRContext &context, const KernelKey &key);
+
+} // namespace swan
+
+#endif // SWAN_RUNTIME_KERNELMODULE_H
