@@ -55,7 +55,12 @@ Value KernelBuilder::prefixMask(Value count, int64_t lanes) {
 Value KernelBuilder::view(Value tensor) {
   auto type = cast<RankedTensorType>(tensor.getType());
   SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
-  strides.back() = 1;
+  // A unit-stride innermost dimension lets LLVM fold the addressing. When
+  // that dimension has static size 1, a rank-reducing subview may keep
+  // another unit dimension with a larger stride: leave the stride dynamic
+  // so that the view stays a cast, never a copy.
+  if (type.getShape().back() != 1)
+    strides.back() = 1;
   auto layout =
       StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides);
   auto memrefType =
