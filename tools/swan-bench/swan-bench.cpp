@@ -1,0 +1,435 @@
+//===- swan-bench.cpp - decode attention against the memory roofline ------===//
+//
+// Times the JIT-compiled kernels with Google Benchmark and relates every
+// decode-attention row to the machine's read bandwidth, measured by the tool
+// itself in the same run (a streaming read on all cores). Prints figures and
+// asserts nothing: a benchmark is not a test.
+//
+//   swan-bench [--quick] [Google Benchmark flags, e.g.
+//              --benchmark_filter=swan --benchmark_format=json]
+//
+// Data are random (uniform winnowed indices, Gaussian values): decode
+// attention's cost depends on the bytes it reads, not on the values.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Runtime/Kernels.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace swan;
+
+namespace {
+
+/// The dense buffer's capacity b (DESIGN.md §1 default).
+constexpr int64_t kBuffer = 128;
+
+/// The read bandwidth of this machine in bytes per second, measured in
+/// main() before any benchmark runs.
+double measuredBandwidth = 0.0;
+
+//===----------------------------------------------------------------------===//
+// Streaming read on all cores
+//===----------------------------------------------------------------------===//
+
+/// Sums `words` 64-bit words with independent accumulators, so that the loop
+/// is bound by loads, not by the add chain.
+uint64_t sumWords(const uint64_t *data, size_t words) {
+  uint64_t a = 0, b = 0, c = 0, d = 0, e = 0, f = 0, g = 0, h = 0;
+  size_t i = 0;
+  for (; i + 8 <= words; i += 8) {
+    a += data[i];
+    b += data[i + 1];
+    c += data[i + 2];
+    d += data[i + 3];
+    e += data[i + 4];
+    f += data[i + 5];
+    g += data[i + 6];
+    h += data[i + 7];
+  }
+  for (; i < words; ++i)
+    a += data[i];
+  return a + b + c + d + e + f + g + h;
+}
+
+class StreamBuffer {
+public:
+  explicit StreamBuffer(size_t bytes) : words(bytes / sizeof(uint64_t)) {
+    data.reset(new uint64_t[words]);
+    // Touch every page so that the timed reads hit memory, not page faults.
+    for (size_t i = 0; i < words; ++i)
+      data[i] = i;
+  }
+
+  /// Seconds for one read of the whole buffer by `threads` threads.
+  double readOnce(unsigned threads) const {
+    std::vector<std::thread> pool;
+    std::vector<uint64_t> sums(threads);
+    size_t slice = words / threads;
+    auto start = std::chrono::steady_clock::now();
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        size_t count = t + 1 == threads ? words - t * slice : slice;
+        sums[t] = sumWords(data.get() + t * slice, count);
+      });
+    for (std::thread &thread : pool)
+      thread.join();
+    auto stop = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(sums.data());
+    return std::chrono::duration<double>(stop - start).count();
+  }
+
+  size_t bytes() const { return words * sizeof(uint64_t); }
+
+private:
+  size_t words;
+  std::unique_ptr<uint64_t[]> data;
+};
+
+unsigned coreCount() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+/// Best of several full reads: the bandwidth the hardware can deliver.
+double measureReadBandwidth(size_t bytes, int repeats) {
+  StreamBuffer buffer(bytes);
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r)
+    best = std::min(best, buffer.readOnce(coreCount()));
+  return buffer.bytes() / best;
+}
+
+//===----------------------------------------------------------------------===//
+// Decode attention data
+//===----------------------------------------------------------------------===//
+
+struct Layer {
+  int32_t heads;
+  int32_t group;
+  int32_t dim;
+};
+
+std::string layerName(const Layer &layer) {
+  return "H" + std::to_string(layer.heads) + "_G" +
+         std::to_string(layer.group) + "_D" + std::to_string(layer.dim);
+}
+
+uint16_t halfBits(float value) {
+  _Float16 half = static_cast<_Float16>(value);
+  uint16_t bits;
+  std::memcpy(&bits, &half, sizeof(bits));
+  return bits;
+}
+
+/// One decode step's inputs for a batch of sequences of `length` tokens:
+/// winnowed with k (the last b tokens dense in the buffer), or, for the
+/// dense baseline, all `length` tokens dense.
+class DecodeData {
+public:
+  DecodeData(const Layer &layer, int64_t length, int32_t k, int batch,
+             bool dense)
+      : layer(layer) {
+    std::mt19937_64 rng(length * 131 + k * 7 + batch);
+    std::normal_distribution<float> normal;
+    const int64_t dim = layer.dim;
+    const int64_t items = int64_t(batch) * layer.heads;
+    sparseTokens = dense ? 0 : std::max<int64_t>(0, length - kBuffer);
+    bufferTokens = length - sparseTokens;
+
+    auto fillHalf = [&](std::vector<uint16_t> &values, size_t count) {
+      values.resize(count);
+      for (uint16_t &value : values)
+        value = halfBits(normal(rng));
+    };
+    fillHalf(keyValues, items * sparseTokens * k);
+    fillHalf(valueValues, items * sparseTokens * k);
+    fillHalf(bufferKeys, items * bufferTokens * dim);
+    fillHalf(bufferValues, items * bufferTokens * dim);
+    keyIndices.resize(items * sparseTokens * k);
+    valueIndices.resize(items * sparseTokens * k);
+    std::vector<uint8_t> all(dim);
+    std::iota(all.begin(), all.end(), 0);
+    for (std::vector<uint8_t> *indices : {&keyIndices, &valueIndices})
+      for (int64_t row = 0; row < items * sparseTokens; ++row) {
+        // A uniform k-subset, ascending.
+        for (int32_t j = 0; j < k; ++j)
+          std::swap(all[j], all[j + rng() % (dim - j)]);
+        std::sort(all.begin(), all.begin() + k);
+        std::copy(all.begin(), all.begin() + k, indices->data() + row * k);
+      }
+
+    queries.resize(items * layer.group * dim);
+    for (float &q : queries)
+      q = normal(rng);
+    rotations.resize(2 * layer.heads * dim * dim);
+    for (float &r : rotations)
+      r = normal(rng) / std::sqrt(float(dim));
+    out.resize(items * layer.group * dim);
+
+    blocks.resize(items);
+    for (int64_t item = 0; item < items; ++item) {
+      int64_t head = item % layer.heads;
+      int64_t sparse = item * sparseTokens * k;
+      blocks[item] = {keyValues.data() + sparse, keyIndices.data() + sparse, k,
+                      valueValues.data() + sparse, valueIndices.data() + sparse,
+                      k, sparseTokens};
+      int64_t buffered = item * bufferTokens * dim;
+      AttentionWork w;
+      w.query = queries.data() + item * layer.group * dim;
+      w.keyRotation = rotations.data() + (2 * head) * dim * dim;
+      w.valueRotation = rotations.data() + (2 * head + 1) * dim * dim;
+      w.sparse = sparseTokens > 0 ? llvm::ArrayRef<SparseBlock>(blocks[item])
+                                  : llvm::ArrayRef<SparseBlock>();
+      w.buffer = {bufferKeys.data() + buffered,
+                  bufferValues.data() + buffered, bufferTokens};
+      w.out = out.data() + item * layer.group * dim;
+      work.push_back(w);
+    }
+
+    // What one step must read: every cached byte (f16 values, uint8
+    // indices, dense rows), each head's R_K and R_V (f32), the queries.
+    bytesRead = items * (sparseTokens * 2 * k * 3 + bufferTokens * 2 * dim * 2) +
+                int64_t(rotations.size()) * 4 + int64_t(queries.size()) * 4;
+  }
+
+  Layer layer;
+  int64_t sparseTokens, bufferTokens, bytesRead;
+  std::vector<uint16_t> keyValues, valueValues, bufferKeys, bufferValues;
+  std::vector<uint8_t> keyIndices, valueIndices;
+  std::vector<float> queries, rotations, out;
+  std::vector<SparseBlock> blocks;
+  std::vector<AttentionWork> work;
+};
+
+/// Google Benchmark calls a benchmark function once per repetition; keep the
+/// last data set so that it is built once per row.
+std::shared_ptr<DecodeData> dataFor(const std::string &name, const Layer &layer,
+                                    int64_t length, int32_t k, int batch,
+                                    bool dense) {
+  static std::string cachedName;
+  static std::shared_ptr<DecodeData> cached;
+  if (cachedName != name) {
+    cached.reset();
+    cached = std::make_shared<DecodeData>(layer, length, k, batch, dense);
+    cachedName = name;
+  }
+  return cached;
+}
+
+/// Rows time every iteration themselves (manual time) so that the figures
+/// below can be computed from the same wall-clock seconds the table shows.
+class IterationTimer {
+public:
+  void start() { begin = std::chrono::steady_clock::now(); }
+  void stop(benchmark::State &state) {
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - begin)
+                         .count();
+    total += seconds;
+    ++iterations;
+    state.SetIterationTime(seconds);
+  }
+  double secondsPerIteration() const {
+    return iterations ? total / iterations : 0.0;
+  }
+
+private:
+  std::chrono::steady_clock::time_point begin;
+  double total = 0.0;
+  int64_t iterations = 0;
+};
+
+void reportBytes(benchmark::State &state, const IterationTimer &timer,
+                 int64_t bytes, int64_t tokens) {
+  double seconds = timer.secondsPerIteration();
+  if (seconds <= 0.0)
+    return;
+  double bytesPerSecond = double(bytes) / seconds;
+  state.counters["GB/s"] = bytesPerSecond / 1e9;
+  state.counters["%bw"] = 100.0 * bytesPerSecond / measuredBandwidth;
+  state.counters["Mtok/s"] = double(tokens) / seconds / 1e6;
+  state.counters["MB"] = double(bytes) / 1e6;
+  state.counters["compiles"] = double(KernelSet::compileCount());
+}
+
+void decodeAttention(benchmark::State &state, const std::string &name,
+                     Layer layer, int64_t length, int32_t k, int batch,
+                     bool dense) {
+  auto kernels =
+      KernelSet::get({layer.dim, layer.group, StorageType::F16});
+  if (!kernels) {
+    state.SkipWithError(llvm::toString(kernels.takeError()).c_str());
+    return;
+  }
+  std::shared_ptr<DecodeData> data =
+      dataFor(name, layer, length, k, batch, dense);
+  const float scale = 1.0f / std::sqrt(float(layer.dim));
+  IterationTimer timer;
+  for (auto _ : state) {
+    timer.start();
+    llvm::Error error = (*kernels)->attention(data->work, scale, false);
+    timer.stop(state);
+    if (error) {
+      state.SkipWithError(llvm::toString(std::move(error)).c_str());
+      return;
+    }
+  }
+  reportBytes(state, timer, data->bytesRead,
+              int64_t(batch) * layer.heads * length);
+}
+
+void compress(benchmark::State &state, Layer layer, int64_t rows, int32_t k) {
+  auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
+  if (!kernels) {
+    state.SkipWithError(llvm::toString(kernels.takeError()).c_str());
+    return;
+  }
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(rows * layer.dim), rotation(layer.dim * layer.dim);
+  for (float &v : x)
+    v = normal(rng);
+  for (float &v : rotation)
+    v = normal(rng);
+  std::vector<uint16_t> values(rows * k);
+  std::vector<uint8_t> indices(rows * k);
+  IterationTimer timer;
+  for (auto _ : state) {
+    timer.start();
+    llvm::Error error = (*kernels)->compress(x.data(), rows, rotation.data(),
+                                             k, values.data(), indices.data());
+    timer.stop(state);
+    if (error) {
+      state.SkipWithError(llvm::toString(std::move(error)).c_str());
+      return;
+    }
+  }
+  if (timer.secondsPerIteration() > 0.0)
+    state.counters["Mtok/s"] =
+        double(rows) / timer.secondsPerIteration() / 1e6;
+}
+
+void streamRead(benchmark::State &state, size_t bytes) {
+  static StreamBuffer buffer(bytes);
+  double total = 0.0;
+  int64_t iterations = 0;
+  for (auto _ : state) {
+    double seconds = buffer.readOnce(coreCount());
+    state.SetIterationTime(seconds);
+    total += seconds;
+    ++iterations;
+  }
+  if (total > 0.0)
+    state.counters["GB/s"] = double(buffer.bytes()) * iterations / total / 1e9;
+}
+
+/// Compiles each specialisation once, timing it: the first request per
+/// process compiles, every later one hits the cache.
+void reportCompileTimes(const std::vector<Layer> &layers) {
+  for (const Layer &layer : layers) {
+    auto start = std::chrono::steady_clock::now();
+    auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
+    double ms = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+    if (!kernels) {
+      llvm::errs() << "swan-bench: " << llvm::toString(kernels.takeError())
+                   << "\n";
+      continue;
+    }
+    llvm::outs() << "JIT compile G=" << layer.group << " D=" << layer.dim
+                 << " f16: " << llvm::format("%.1f", ms) << " ms\n";
+  }
+  llvm::outs() << "compilations so far: " << KernelSet::compileCount()
+               << "\n";
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  bool quick = false;
+  std::vector<char *> arguments;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--quick")
+      quick = true;
+    else
+      arguments.push_back(argv[i]);
+  }
+  int count = static_cast<int>(arguments.size());
+  benchmark::Initialize(&count, arguments.data());
+
+  const Layer llama{8, 4, 128}, small{8, 1, 64};
+  reportCompileTimes({llama, small});
+
+  const size_t streamBytes = size_t(1) << 30;
+  measuredBandwidth = measureReadBandwidth(streamBytes, quick ? 3 : 6);
+  llvm::outs() << "measured read bandwidth (" << coreCount()
+               << " threads, 1 GiB): "
+               << llvm::format("%.2f", measuredBandwidth / 1e9) << " GB/s\n";
+  llvm::outs().flush();
+
+  benchmark::RegisterBenchmark("stream_read/1GiB", streamRead, streamBytes)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+
+  std::vector<Layer> layers = {llama};
+  std::vector<int64_t> lengths = {4096, 32768};
+  std::vector<int32_t> ks = {32};
+  std::vector<int> batches = {1};
+  if (!quick) {
+    layers.push_back(small);
+    lengths = {1024, 4096, 16384, 32768, 65536};
+    ks = {16, 32, 48, 64, 0 /* = D */};
+    batches = {1, 8};
+  }
+  int repetitions = quick ? 3 : 5;
+  for (const Layer &layer : layers)
+    for (int batch : batches)
+      for (int64_t length : lengths) {
+        // Keep batch 8 within a few GB of memory.
+        if (batch > 1 && length > 16384)
+          continue;
+        auto add = [&](const std::string &name, int32_t k, bool dense) {
+          benchmark::RegisterBenchmark(name.c_str(), decodeAttention, name,
+                                       layer, length, k, batch, dense)
+              ->UseManualTime()
+              ->Unit(benchmark::kMillisecond)
+              ->Repetitions(repetitions)
+              ->ReportAggregatesOnly(true);
+        };
+        std::string shape = layerName(layer) + "/L" + std::to_string(length) +
+                            "/B" + std::to_string(batch);
+        add("dense/" + shape, layer.dim, /*dense=*/true);
+        for (int32_t k : ks) {
+          int32_t kept = k == 0 ? layer.dim : k;
+          if (kept > layer.dim)
+            continue;
+          add("swan/" + shape + "/k" + std::to_string(kept), kept,
+              /*dense=*/false);
+        }
+      }
+  for (const Layer &layer : layers)
+    benchmark::RegisterBenchmark(
+        ("compress/" + layerName(layer) + "/k32").c_str(), compress, layer,
+        int64_t(16384), 32)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  llvm::outs() << "compilations after the sweep: " << KernelSet::compileCount()
+               << "\n";
+  return 0;
+}
