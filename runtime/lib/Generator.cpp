@@ -53,17 +53,35 @@ Eigen::VectorXd powerLawSpectrum(int64_t dim, double decay) {
   return s * std::sqrt(dim / s.squaredNorm());
 }
 
-/// Half-split RoPE (GPT-NeoX / Llama): pair (i, i + D/2) turns by pos·θ_i.
-void applyRope(Eigen::VectorXd &x, double position, double base) {
-  int64_t half = x.size() / 2;
-  for (int64_t i = 0; i < half; ++i) {
-    double theta = position * std::pow(base, -2.0 * i / x.size());
-    double c = std::cos(theta), s = std::sin(theta);
-    double a = x(i), b = x(i + half);
-    x(i) = a * c - b * s;
-    x(i + half) = a * s + b * c;
+using RowMatrix =
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// cos and sin of pos·θ_i for the positions of one call, [tokens][D/2]
+/// each: computed once and shared by every head, key and query.
+struct RopeTable {
+  RowMatrix cos, sin;
+  RopeTable(int64_t firstPosition, int64_t tokens, int64_t dim, double base)
+      : cos(tokens, dim / 2), sin(tokens, dim / 2) {
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      double frequency = std::pow(base, -2.0 * i / dim);
+      for (int64_t t = 0; t < tokens; ++t) {
+        double theta = static_cast<double>(firstPosition + t) * frequency;
+        cos(t, i) = std::cos(theta);
+        sin(t, i) = std::sin(theta);
+      }
+    }
   }
-}
+  /// Half-split RoPE (GPT-NeoX / Llama): pair (i, i + D/2) of row `x` turns
+  /// by the angle of token t.
+  template <typename Row> void apply(Row &&x, int64_t t) const {
+    const int64_t half = cos.cols();
+    for (int64_t i = 0; i < half; ++i) {
+      double a = x(i), b = x(i + half);
+      x(i) = a * cos(t, i) - b * sin(t, i);
+      x(i + half) = a * sin(t, i) + b * cos(t, i);
+    }
+  }
+};
 
 /// The fixed structure of one KV head of the generated model.
 struct HeadModel {
@@ -144,38 +162,44 @@ llvm::Expected<GeneratedKV> swan::generateKV(const KVGeneratorConfig &c) {
     out.queries.resize(n * qHeads * dim);
 
   std::normal_distribution<double> normal;
+  const RopeTable rope(c.firstPosition, n, dim, c.ropeBase);
+  const double sqrtDim = std::sqrt(static_cast<double>(dim));
   for (int64_t h = 0; h < heads; ++h) {
     HeadModel m = buildHeadModel(c, h);
     std::mt19937_64 rng(mixSeed(
         c.sequenceSeed, streamSeed(c.modelSeed, c.layer, h, Stream::Tokens)));
 
-    // Post-RoPE keys without their outlier mean: the direction a query uses
-    // to single out one token rather than all of them at once.
-    std::vector<Eigen::VectorXd> keys(n), distinct(n);
-    Eigen::VectorXd z(dim);
+    // Draw every token's coordinates first (in a fixed order), then map them
+    // through the bases with two matrix products.
+    const int64_t outliers = m.outlierChannels.size();
+    RowMatrix keyCoords(n, dim), valueCoords(n, dim), outlierNoise(n, outliers);
     for (int64_t t = 0; t < n; ++t) {
-      double position = static_cast<double>(c.firstPosition + t);
       for (int64_t j = 0; j < dim; ++j)
-        z(j) = normal(rng);
-      Eigen::VectorXd key = m.keyBasis * m.keySpectrum.cwiseProduct(z);
-      Eigen::VectorXd mean = Eigen::VectorXd::Zero(dim);
-      for (size_t o = 0; o < m.outlierChannels.size(); ++o) {
-        int64_t ch = m.outlierChannels[o];
-        double magnitude = c.outlierScale * m.outlierSigns[o];
-        key(ch) += magnitude * (1.0 + 0.2 * normal(rng));
-        mean(ch) = magnitude;
-      }
-      applyRope(key, position, c.ropeBase);
-      applyRope(mean, position, c.ropeBase);
-      distinct[t] = key - mean;
-      keys[t] = std::move(key);
+        keyCoords(t, j) = normal(rng) * m.keySpectrum(j);
+      for (int64_t o = 0; o < outliers; ++o)
+        outlierNoise(t, o) = normal(rng);
+      for (int64_t j = 0; j < dim; ++j)
+        valueCoords(t, j) = normal(rng) * m.valueSpectrum(j);
+    }
+    RowMatrix keys = keyCoords * m.keyBasis.transpose();
+    RowMatrix values = valueCoords * m.valueBasis.transpose();
 
-      for (int64_t j = 0; j < dim; ++j)
-        z(j) = normal(rng);
-      Eigen::VectorXd value = m.valueBasis * m.valueSpectrum.cwiseProduct(z);
+    // `distinct` is the key without its outlier mean: the direction a query
+    // uses to single out one token rather than all of them at once.
+    RowMatrix distinct = keys;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t o = 0; o < outliers; ++o) {
+        double magnitude = c.outlierScale * m.outlierSigns[o];
+        int64_t ch = m.outlierChannels[o];
+        keys(t, ch) += magnitude * (1.0 + 0.2 * outlierNoise(t, o));
+        distinct(t, ch) += magnitude * 0.2 * outlierNoise(t, o);
+      }
+      rope.apply(keys.row(t), t);
+      rope.apply(distinct.row(t), t);
       for (int64_t j = 0; j < dim; ++j) {
-        out.keys[(t * heads + h) * dim + j] = static_cast<float>(keys[t](j));
-        out.values[(t * heads + h) * dim + j] = static_cast<float>(value(j));
+        out.keys[(t * heads + h) * dim + j] = static_cast<float>(keys(t, j));
+        out.values[(t * heads + h) * dim + j] =
+            static_cast<float>(values(t, j));
       }
     }
     if (!c.withQueries)
@@ -183,34 +207,39 @@ llvm::Expected<GeneratedKV> swan::generateKV(const KVGeneratorConfig &c) {
 
     // Noise scaled so that q·k/sqrt(D) over the spectral part of a key has
     // std queryNoiseLogit: E[(q·k)²] = c² Σ s_j⁴.
-    const double sqrtDim = std::sqrt(static_cast<double>(dim));
     const double noiseScale = c.queryNoiseLogit * sqrtDim /
                               std::sqrt(m.keySpectrum.array().pow(4).sum());
     std::mt19937_64 qrng(mixSeed(
         c.sequenceSeed, streamSeed(c.modelSeed, c.layer, h, Stream::Queries)));
-    for (int64_t t = 0; t < n; ++t) {
-      for (int64_t g = 0; g < c.queryGroup; ++g) {
+    const int64_t g = c.queryGroup;
+    RowMatrix queryCoords(n * g, dim);
+    std::vector<int64_t> retrieved(n * g);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < g; ++r) {
         for (int64_t j = 0; j < dim; ++j)
-          z(j) = normal(qrng);
-        Eigen::VectorXd q =
-            noiseScale * (m.keyBasis * m.keySpectrum.cwiseProduct(z));
-        applyRope(q, static_cast<double>(c.firstPosition + t), c.ropeBase);
-        std::uniform_int_distribution<int64_t> anyEarlier(0, t);
+          queryCoords(t * g + r, j) = normal(qrng) * m.keySpectrum(j);
+        retrieved[t * g + r] =
+            std::uniform_int_distribution<int64_t>(0, t)(qrng);
+      }
+    RowMatrix queries = noiseScale * (queryCoords * m.keyBasis.transpose());
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < g; ++r) {
+        auto q = queries.row(t * g + r);
+        rope.apply(q, t);
         const std::pair<int64_t, double> targets[] = {
             {0, c.sinkLogit},
             {t, c.recentLogit},
-            {anyEarlier(qrng), c.retrievalLogit}};
+            {retrieved[t * g + r], c.retrievalLogit}};
         // Adds `logit` to token i's scaled score: q·k_i/sqrt(D) grows by it.
         for (auto [i, logit] : targets) {
-          double alignment = distinct[i].dot(keys[i]);
+          double alignment = distinct.row(i).dot(keys.row(i));
           if (alignment > 1e-12)
-            q += (logit * sqrtDim / alignment) * distinct[i];
+            q += (logit * sqrtDim / alignment) * distinct.row(i);
         }
-        int64_t row = t * qHeads + h * c.queryGroup + g;
+        int64_t row = t * qHeads + h * g + r;
         for (int64_t j = 0; j < dim; ++j)
           out.queries[row * dim + j] = static_cast<float>(q(j));
       }
-    }
   }
   return out;
 }
