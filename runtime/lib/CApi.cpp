@@ -11,6 +11,7 @@
 #include "swan/Cache.h"
 #include "swan/WeightFolding.h"
 
+#include <cstring>
 #include <string>
 
 using namespace swan;
@@ -75,13 +76,21 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
     return report(SWAN_ERR_INVALID_ARGUMENT, "rot_k is NULL");
   if (!rot_v)
     return report(SWAN_ERR_INVALID_ARGUMENT, "rot_v is NULL");
-  if (cfg->dtype != SWAN_DTYPE_F32 && cfg->dtype != SWAN_DTYPE_F16)
+  // A C caller may store any int in an enum field; C++ may not load one
+  // outside the enumerators, so read the raw bits.
+  static_assert(sizeof(swan_dtype) == sizeof(int32_t) &&
+                    sizeof(swan_device) == sizeof(int32_t),
+                "C enums are int-sized");
+  int32_t dtype, device;
+  std::memcpy(&dtype, &cfg->dtype, sizeof(dtype));
+  std::memcpy(&device, &cfg->device, sizeof(device));
+  if (dtype != SWAN_DTYPE_F32 && dtype != SWAN_DTYPE_F16)
     return report(SWAN_ERR_INVALID_ARGUMENT,
-                  "cfg->dtype = " + std::to_string(cfg->dtype) +
+                  "cfg->dtype = " + std::to_string(dtype) +
                       " is neither SWAN_DTYPE_F32 nor SWAN_DTYPE_F16");
-  if (cfg->device != SWAN_DEVICE_CPU && cfg->device != SWAN_DEVICE_CUDA)
+  if (device != SWAN_DEVICE_CPU && device != SWAN_DEVICE_CUDA)
     return report(SWAN_ERR_INVALID_ARGUMENT,
-                  "cfg->device = " + std::to_string(cfg->device) +
+                  "cfg->device = " + std::to_string(device) +
                       " is neither SWAN_DEVICE_CPU nor SWAN_DEVICE_CUDA");
   if ((cfg->values_prerotated != 0 && cfg->values_prerotated != 1))
     return report(SWAN_ERR_INVALID_ARGUMENT,
@@ -102,9 +111,8 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
   config.maxSequences = cfg->max_sequences;
   config.kKey = cfg->k_key;
   config.kValue = cfg->k_value;
-  config.storage =
-      cfg->dtype == SWAN_DTYPE_F16 ? StorageType::F16 : StorageType::F32;
-  config.device = cfg->device == SWAN_DEVICE_CUDA ? Device::CUDA : Device::CPU;
+  config.storage = dtype == SWAN_DTYPE_F16 ? StorageType::F16 : StorageType::F32;
+  config.device = device == SWAN_DEVICE_CUDA ? Device::CUDA : Device::CPU;
   config.valuesPrerotated = cfg->values_prerotated;
   config.outputRotated = cfg->output_rotated;
   if (cfg->page_tokens > 0)

@@ -581,7 +581,12 @@ TEST(CacheTest, FoldingRejectsBadArguments) {
             CacheErrorCode::InvalidArgument);
 }
 
-#ifdef __GLIBC__
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SWAN_MALLOC_IS_REPLACED
+#endif
+#endif
+#if defined(__GLIBC__) && !defined(SWAN_MALLOC_IS_REPLACED)
 /// Re-winnowing must give memory back to the process' allocator and, for
 /// pages as large as these, to the system: malloc's own count of bytes in
 /// use drops by what the cache says it freed.
