@@ -278,6 +278,8 @@ Metrics Evaluator::evaluate(const Setting &setting) const {
     const std::vector<double> &valuesH = rotated ? rotatedValues[h] : values[h];
     std::vector<double> ck = compress(setting, keysH, last + 1, dim);
     std::vector<double> cv = compress(setting, valuesH, last + 1, dim);
+    // Reused for every position: the reference reads only the first rows.
+    std::vector<double> cacheK((last + 1) * dim), cacheV((last + 1) * dim);
     for (size_t p = 0; p < decodePositions.size(); ++p) {
       const int64_t t = decodePositions[p];
       const Exact &x = exact[p * heads + h];
@@ -291,7 +293,6 @@ Metrics Evaluator::evaluate(const Setting &setting) const {
         denseFrom = std::max<int64_t>(0, t + 1 - setting.buffer);
       }
       const int64_t rows = t + 1 - first;
-      std::vector<double> cacheK(rows * dim), cacheV(rows * dim);
       for (int64_t i = first; i <= t; ++i) {
         const bool dense = i >= denseFrom;
         const double *srcK = (dense ? keysH.data() : ck.data()) + i * dim;
