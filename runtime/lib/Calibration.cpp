@@ -113,9 +113,8 @@ llvm::Expected<Rotations> swan::computeRotations(const SecondMoment &moment) {
   return out;
 }
 
-llvm::Expected<Rotations> swan::calibrate(const float *samples,
-                                          int64_t tokens, int64_t kvHeads,
-                                          int64_t headDim) {
+llvm::Expected<Rotations> swan::calibrate(const float *samples, int64_t tokens,
+                                          int64_t kvHeads, int64_t headDim) {
   if (kvHeads < 1 || headDim < 1)
     return calibrationError("kv_heads and head_dim must be positive");
   SecondMoment moment(kvHeads, headDim);
@@ -125,11 +124,10 @@ llvm::Expected<Rotations> swan::calibrate(const float *samples,
 }
 
 double swan::orthogonalityError(const float *rotation, int64_t dim) {
-  Eigen::MatrixXd r = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic,
-                                                     Eigen::Dynamic,
-                                                     Eigen::RowMajor>>(
-                          rotation, dim, dim)
-                          .cast<double>();
+  Eigen::MatrixXd r =
+      Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
+                                     Eigen::RowMajor>>(rotation, dim, dim)
+          .cast<double>();
   Eigen::MatrixXd residual =
       r * r.transpose() - Eigen::MatrixXd::Identity(dim, dim);
   return residual.cwiseAbs().maxCoeff();
@@ -140,11 +138,10 @@ llvm::Error swan::checkOrthogonal(const Rotations &rotations,
   for (int64_t h = 0; h < rotations.kvHeads; ++h) {
     double error = orthogonalityError(rotations.head(h), rotations.headDim);
     if (!(error <= tolerance))
-      return calibrationError("rotation of KV head " + llvm::Twine(h) +
-                              " is not orthogonal: max |R Rᵀ - I| = " +
-                              llvm::formatv("{0:e2} > {1:e2}", error,
-                                            tolerance)
-                                  .str());
+      return calibrationError(
+          "rotation of KV head " + llvm::Twine(h) +
+          " is not orthogonal: max |R Rᵀ - I| = " +
+          llvm::formatv("{0:e2} > {1:e2}", error, tolerance).str());
   }
   return llvm::Error::success();
 }
@@ -163,8 +160,8 @@ void WinnowedEnergy::add(const float *samples, int64_t tokens) {
         r(rotations.head(h), dim, dim);
     Eigen::MatrixXd rd = r.cast<double>();
     for (int64_t t = 0; t < tokens; ++t) {
-      Eigen::Map<const Eigen::RowVectorXf> x(
-          samples + (t * heads + h) * dim, dim);
+      Eigen::Map<const Eigen::RowVectorXf> x(samples + (t * heads + h) * dim,
+                                             dim);
       Eigen::RowVectorXd rotated = x.cast<double>() * rd;
       for (int64_t j = 0; j < dim; ++j)
         squares[j] = rotated(j) * rotated(j);

@@ -20,11 +20,16 @@ uint64_t mixSeed(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
-enum class Stream : uint64_t { KeyBasis, ValueBasis, Outliers, Tokens, Queries };
+enum class Stream : uint64_t {
+  KeyBasis,
+  ValueBasis,
+  Outliers,
+  Tokens,
+  Queries
+};
 
 uint64_t streamSeed(uint64_t seed, int64_t layer, int64_t head, Stream s) {
-  return mixSeed(mixSeed(mixSeed(seed, layer), head),
-                 static_cast<uint64_t>(s));
+  return mixSeed(mixSeed(mixSeed(seed, layer), head), static_cast<uint64_t>(s));
 }
 
 /// Haar-distributed orthogonal matrix: QR of a Gaussian matrix with R's

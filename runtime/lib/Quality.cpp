@@ -42,8 +42,8 @@ void quantise(const double *row, int64_t dim, int bits, double *out) {
   // fp16 keeps 11 significant bits.
   int exponent;
   double mantissa = std::frexp(absmax / levels, &exponent);
-  double scale = std::ldexp(std::nearbyint(mantissa * 2048.0) / 2048.0,
-                            exponent);
+  double scale =
+      std::ldexp(std::nearbyint(mantissa * 2048.0) / 2048.0, exponent);
   for (int64_t j = 0; j < dim; ++j) {
     double q = std::nearbyint(row[j] / scale);
     out[j] = std::clamp(q, -levels - 1, levels) * scale;
@@ -91,11 +91,10 @@ std::vector<int64_t> topIndices(const double *weights, int64_t n, int64_t k) {
   for (int64_t i = 0; i < n; ++i)
     order[i] = i;
   k = std::min(k, n);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int64_t a, int64_t b) {
-                      return weights[a] > weights[b] ||
-                             (weights[a] == weights[b] && a < b);
-                    });
+  std::partial_sort(
+      order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
+        return weights[a] > weights[b] || (weights[a] == weights[b] && a < b);
+      });
   order.resize(k);
   return order;
 }
@@ -103,10 +102,10 @@ std::vector<int64_t> topIndices(const double *weights, int64_t n, int64_t k) {
 } // namespace
 
 llvm::ArrayRef<Method> quality::allMethods() {
-  static const Method methods[] = {
-      Method::Swan,    Method::SwanMask,      Method::SwanNoBuffer,
-      Method::TopKNoRotation, Method::LowRank, Method::SlidingWindow,
-      Method::Int8,    Method::Int4};
+  static const Method methods[] = {Method::Swan,         Method::SwanMask,
+                                   Method::SwanNoBuffer, Method::TopKNoRotation,
+                                   Method::LowRank,      Method::SlidingWindow,
+                                   Method::Int8,         Method::Int4};
   return methods;
 }
 

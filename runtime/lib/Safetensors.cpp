@@ -280,8 +280,7 @@ File::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   uint64_t headerBytes = llvm::support::endian::read64le(contents.data());
   if (headerBytes > kMaxHeaderBytes)
     return fileError(name, "absurd header length " + llvm::Twine(headerBytes) +
-                               " (limit " + llvm::Twine(kMaxHeaderBytes) +
-                               ")");
+                               " (limit " + llvm::Twine(kMaxHeaderBytes) + ")");
   if (headerBytes > size - 8)
     return fileError(name, "truncated: header length " +
                                llvm::Twine(headerBytes) + " but only " +
@@ -366,8 +365,8 @@ llvm::Error File::readRows(const TensorInfo &tensor, int64_t firstRow,
   if (firstRow < 0 || rows < 0 || firstRow > total || rows > total - firstRow)
     return tensorError(fileName, tensor.name,
                        "rows [" + llvm::Twine(firstRow) + ", " +
-                           llvm::Twine(firstRow + rows) +
-                           ") outside its " + llvm::Twine(total) + " rows");
+                           llvm::Twine(firstRow + rows) + ") outside its " +
+                           llvm::Twine(total) + " rows");
   const int64_t elementBytes = dtypeSize(tensor.dtype);
   const int64_t count = rows * tensor.rowElements();
   const uint8_t *p =
@@ -413,10 +412,10 @@ Writer::create(llvm::StringRef path, std::vector<TensorDecl> tensors,
       shape.push_back(d);
     }
     uint64_t end = offset + elements * dtypeSize(decl.dtype);
-    header[decl.name] = llvm::json::Object{
-        {"dtype", dtypeName(decl.dtype)},
-        {"shape", std::move(shape)},
-        {"data_offsets", llvm::json::Array{offset, end}}};
+    header[decl.name] =
+        llvm::json::Object{{"dtype", dtypeName(decl.dtype)},
+                           {"shape", std::move(shape)},
+                           {"data_offsets", llvm::json::Array{offset, end}}};
     offset = end;
   }
   std::string text;
@@ -425,8 +424,8 @@ Writer::create(llvm::StringRef path, std::vector<TensorDecl> tensors,
   text.append((8 - text.size() % 8) % 8, ' ');
 
   std::error_code ec;
-  auto os = std::make_unique<llvm::raw_fd_ostream>(path, ec,
-                                                   llvm::sys::fs::OF_None);
+  auto os =
+      std::make_unique<llvm::raw_fd_ostream>(path, ec, llvm::sys::fs::OF_None);
   if (ec)
     return fileError(path, "cannot create: " + ec.message());
   char length[8];
@@ -452,8 +451,7 @@ llvm::Error Writer::append(const float *data, int64_t count) {
     if (current == decls.size())
       return fileError(path, "more data appended than the tensors declare");
     const TensorDecl &decl = decls[current];
-    int64_t room = product(decl.shape) -
-                   writtenInCurrent;
+    int64_t room = product(decl.shape) - writtenInCurrent;
     int64_t n = std::min<int64_t>({room, count, 1024});
     const int64_t elementBytes = dtypeSize(decl.dtype);
     staging.resize(n * elementBytes);

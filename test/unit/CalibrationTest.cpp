@@ -47,8 +47,8 @@ Planted plant(int64_t tokens, int64_t heads, int64_t dim, uint32_t seed) {
 }
 
 TEST(Calibration, RecoversAPlantedBasisUpToSign) {
-  for (auto [heads, dim] : {std::pair<int64_t, int64_t>{1, 16}, {3, 24},
-                            {2, 64}}) {
+  for (auto [heads, dim] :
+       {std::pair<int64_t, int64_t>{1, 16}, {3, 24}, {2, 64}}) {
     Planted p = plant(40000, heads, dim, 17 + dim);
     llvm::Expected<swan::Rotations> r =
         swan::calibrate(p.samples.data(), p.tokens, heads, dim);
@@ -61,8 +61,8 @@ TEST(Calibration, RecoversAPlantedBasisUpToSign) {
         for (int64_t i = 0; i < dim; ++i)
           column(i) = r->head(h)[i * dim + j];
         double cosine = std::fabs(column.dot(p.bases[h].col(j)));
-        EXPECT_GT(cosine, 0.995) << "D=" << dim << " head " << h << " col "
-                                 << j;
+        EXPECT_GT(cosine, 0.995)
+            << "D=" << dim << " head " << h << " col " << j;
         // Deterministic sign: the largest entry is positive.
         Eigen::Index largest;
         column.cwiseAbs().maxCoeff(&largest);
@@ -83,8 +83,8 @@ TEST(Calibration, StreamingMatchesOneShot) {
   Planted p = plant(1000, 2, 32, 5);
   swan::SecondMoment moment(2, 32);
   // Uneven chunks, one of them larger than the internal block.
-  for (auto [first, n] : {std::pair<int64_t, int64_t>{0, 1}, {1, 300},
-                          {301, 699}})
+  for (auto [first, n] :
+       {std::pair<int64_t, int64_t>{0, 1}, {1, 300}, {301, 699}})
     ASSERT_FALSE(bool(moment.add(p.samples.data() + first * 2 * 32, n)));
   EXPECT_EQ(moment.tokens(), 1000);
   llvm::Expected<swan::Rotations> streamed = swan::computeRotations(moment);
@@ -123,8 +123,8 @@ TEST(Calibration, RotationsAreOrthogonalOnGeneratedData) {
 // orthogonal rotation whose leading columns span the samples.
 TEST(Calibration, RankDeficientSamplesStillOrthogonal) {
   Planted p = plant(5, 1, 32, 8);
-  llvm::Expected<swan::Rotations> r = swan::calibrate(p.samples.data(), 5, 1,
-                                                      32);
+  llvm::Expected<swan::Rotations> r =
+      swan::calibrate(p.samples.data(), 5, 1, 32);
   ASSERT_TRUE(bool(r)) << llvm::toString(r.takeError());
   EXPECT_LT(swan::orthogonalityError(r->head(0), 32), 1e-5);
   EXPECT_NEAR(r->energyFraction(0, 5), 1.0, 1e-9);
@@ -187,8 +187,7 @@ TEST(Calibration, RejectsBadInput) {
   llvm::Expected<swan::Rotations> r = swan::calibrate(samples.data(), 3, 2, 8);
   ASSERT_FALSE(bool(r));
   std::string message = llvm::toString(r.takeError());
-  EXPECT_NE(message.find("sample 2, KV head 1"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find("sample 2, KV head 1"), std::string::npos) << message;
 
   swan::SecondMoment empty(2, 8);
   r = swan::computeRotations(empty);

@@ -152,8 +152,8 @@ TEST(Generator, AttentionIsPeaked) {
       std::vector<double> w = swan::reference::attentionWeights(
           q, g, keys, len, dim, 1.0 / std::sqrt(double(dim)));
       for (int64_t r = 0; r < g; ++r) {
-        topWeight += *std::max_element(w.begin() + r * len,
-                                       w.begin() + (r + 1) * len);
+        topWeight +=
+            *std::max_element(w.begin() + r * len, w.begin() + (r + 1) * len);
         sinkWeight += w[r * len];
         ++samples;
       }

@@ -1,8 +1,8 @@
 //===- QualityTest.cpp - equal-memory metrics on known answers ------------===//
 
+#include "swan/Runtime/Quality.h"
 #include "swan/Runtime/Calibration.h"
 #include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Quality.h"
 
 #include <gtest/gtest.h>
 
@@ -79,9 +79,8 @@ TEST(Quality, ByteAccounting) {
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::SwanNoBuffer, 42, 0}, 10, d),
                    252);
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::LowRank, 32, 0}, 10, d), 128);
-  EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::SlidingWindow, 256, 0}, 1024,
-                                    d),
-                   128);
+  EXPECT_DOUBLE_EQ(
+      q::bytesPerToken({q::Method::SlidingWindow, 256, 0}, 1024, d), 128);
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int8, 8, 0}, 1, d), 260);
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int4, 4, 0}, 1, d), 132);
   // A cache shorter than the buffer is all buffer.
@@ -122,9 +121,9 @@ TEST(Quality, LosslessSettingsGiveZeroError) {
   for (auto [tokens, heads, dim, group] :
        {std::tuple<int64_t, int64_t, int64_t, int64_t>{300, 2, 64, 4},
         {77, 1, 32, 1}}) {
-    q::Evaluator e = makeEvaluator(
-        generatedInput(tokens, heads, dim, group, 3 + tokens),
-        {0, tokens / 2, tokens - 2, tokens - 1});
+    q::Evaluator e =
+        makeEvaluator(generatedInput(tokens, heads, dim, group, 3 + tokens),
+                      {0, tokens / 2, tokens - 2, tokens - 1});
     std::vector<q::Setting> lossless = {
         {q::Method::Swan, dim, 16},
         {q::Method::SwanMask, dim, 0},
@@ -181,8 +180,8 @@ TEST(Quality, WindowOfOneHasTheClosedFormError) {
 // On generated data, more bytes never make SWAN much worse, and the lossy
 // settings are measurably lossy (the metric is not stuck at zero).
 TEST(Quality, ErrorFallsAsBudgetGrows) {
-  q::Evaluator e = makeEvaluator(generatedInput(600, 1, 64, 2, 11),
-                                 {560, 575, 590, 599});
+  q::Evaluator e =
+      makeEvaluator(generatedInput(600, 1, 64, 2, 11), {560, 575, 590, 599});
   double previous = INFINITY;
   for (int64_t k : {4, 8, 16, 32, 48}) {
     q::Metrics m = e.evaluate({q::Method::SwanNoBuffer, k, 0});

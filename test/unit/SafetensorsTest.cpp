@@ -21,9 +21,8 @@ struct TempPath {
   llvm::SmallString<128> path;
   TempPath() {
     int fd;
-    EXPECT_FALSE(
-        llvm::sys::fs::createTemporaryFile("swan-test", "safetensors", fd,
-                                           path));
+    EXPECT_FALSE(llvm::sys::fs::createTemporaryFile("swan-test", "safetensors",
+                                                    fd, path));
     llvm::sys::Process::SafelyCloseFileDescriptor(fd);
   }
   ~TempPath() { llvm::sys::fs::remove(path); }
@@ -169,22 +168,26 @@ TEST(Safetensors, RejectsEveryMalformedClass) {
   ASSERT_EQ(errorFor(makeFile(good, 24)), "");
 
   std::vector<MalformedCase> cases = {
-      {"shorter than the length field", std::string("\x10\0\0", 3),
+      {"shorter than the length field",
+       std::string("\x10\0\0", 3),
        {"truncated", "8-byte header length"}},
-      {"header longer than the file", withLength(1000, "{}"),
+      {"header longer than the file",
+       withLength(1000, "{}"),
        {"truncated", "header length 1000"}},
-      {"absurd header length", withLength(uint64_t(1) << 40, "{}"),
+      {"absurd header length",
+       withLength(uint64_t(1) << 40, "{}"),
        {"absurd header length"}},
-      {"absurd header length near 2^64", withLength(~uint64_t(0), "{}"),
+      {"absurd header length near 2^64",
+       withLength(~uint64_t(0), "{}"),
        {"absurd header length"}},
       {"not JSON", makeFile("{\"t\": [", 0), {"not valid JSON"}},
       {"not UTF-8", makeFile("{\"\xff\": 1}", 0), {"not valid JSON"}},
-      {"header not an object", makeFile("[1, 2]", 0),
-       {"not a JSON object"}},
-      {"deep nesting", makeFile(std::string(5000, '[') + std::string(5000, ']'),
-                                0),
+      {"header not an object", makeFile("[1, 2]", 0), {"not a JSON object"}},
+      {"deep nesting",
+       makeFile(std::string(5000, '[') + std::string(5000, ']'), 0),
        {"nested deeper"}},
-      {"entry not an object", makeFile(R"({"t": 3})", 0),
+      {"entry not an object",
+       makeFile(R"({"t": 3})", 0),
        {"tensor 't'", "not a JSON object"}},
       {"unknown dtype",
        makeFile(R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,1]}})", 1),
@@ -232,9 +235,10 @@ TEST(Safetensors, RejectsEveryMalformedClass) {
                 12),
        {"tensor 'w'", "out of range", "holds 12 bytes"}},
       {"offsets far out of range",
-       makeFile(R"({"w":{"dtype":"F32","shape":[1],)"
-                R"("data_offsets":[18446744073709551612,18446744073709551615]}})",
-                8),
+       makeFile(
+           R"({"w":{"dtype":"F32","shape":[1],)"
+           R"("data_offsets":[18446744073709551612,18446744073709551615]}})",
+           8),
        {"tensor 'w'", "out of range"}},
       {"shape disagrees with bytes",
        makeFile(R"({"w":{"dtype":"F16","shape":[2,3],"data_offsets":[0,24]}})",
@@ -260,7 +264,8 @@ TEST(Safetensors, RejectsEveryMalformedClass) {
                 R"("data_offsets":[0,4]}})",
                 4),
        {"duplicate key 'dtype'"}},
-      {"metadata not an object", makeFile(R"({"__metadata__": [1]})", 0),
+      {"metadata not an object",
+       makeFile(R"({"__metadata__": [1]})", 0),
        {"__metadata__ is not a JSON object"}},
       {"metadata value not a string",
        makeFile(R"({"__metadata__": {"n": 1}})", 0),
@@ -282,10 +287,9 @@ TEST(Safetensors, EveryTruncationIsAnError) {
   std::mt19937 rng(7);
   std::vector<float> a = randomFloats(6, rng), b = randomFloats(5, rng);
   TempPath tmp;
-  ASSERT_FALSE(bool(st::write(tmp.path,
-                              {{"a", st::DType::F32, {2, 3}},
-                               {"b", st::DType::BF16, {5}}},
-                              {&a, &b}, {{"k", "v"}})));
+  ASSERT_FALSE(bool(st::write(
+      tmp.path, {{"a", st::DType::F32, {2, 3}}, {"b", st::DType::BF16, {5}}},
+      {&a, &b}, {{"k", "v"}})));
   llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> whole =
       llvm::MemoryBuffer::getFile(tmp.path);
   ASSERT_TRUE(bool(whole));

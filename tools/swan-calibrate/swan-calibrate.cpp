@@ -134,8 +134,8 @@ std::string partialPath() { return output + ".partial"; }
 
 llvm::Error publishOutput() {
   if (std::error_code ec = llvm::sys::fs::rename(partialPath(), output))
-    return toolError("cannot rename " + partialPath() + " to " + output +
-                     ": " + ec.message());
+    return toolError("cannot rename " + partialPath() + " to " + output + ": " +
+                     ec.message());
   return llvm::Error::success();
 }
 
@@ -152,8 +152,7 @@ bool parseSampleName(llvm::StringRef name, int64_t &layer, bool &isKeys) {
   return true;
 }
 
-llvm::Error collect(const st::File &file,
-                    std::map<int64_t, SampleSet> &keys,
+llvm::Error collect(const st::File &file, std::map<int64_t, SampleSet> &keys,
                     std::map<int64_t, SampleSet> &values) {
   for (const st::TensorInfo &info : file.tensors()) {
     int64_t layer;
@@ -262,7 +261,8 @@ llvm::Error writeGenerated() {
   for (int64_t l = 0; l < genLayers; ++l)
     for (Part p : parts)
       decls.push_back(
-          {llvm::formatv("layers.{0}.{1}", l, partName(p)).str(), *dtype,
+          {llvm::formatv("layers.{0}.{1}", l, partName(p)).str(),
+           *dtype,
            {genTokens, genKVHeads * (p == Part::Queries ? genGroup : 1),
             genHeadDim}});
   std::map<std::string, std::string> metadata = {
@@ -280,8 +280,8 @@ llvm::Error writeGenerated() {
   // Chunks of positions keep memory bounded for long sequences; each chunk
   // has its own sequence seed so tokens never repeat. Queries attend to
   // earlier tokens of their own call, so with queries a layer is one chunk.
-  const int64_t chunk = genQueries ? genTokens.getValue()
-                                   : std::max<int64_t>(blockTokens, 1);
+  const int64_t chunk =
+      genQueries ? genTokens.getValue() : std::max<int64_t>(blockTokens, 1);
   ProgressBar progress(genLayers * genTokens * parts.size(),
                        !noProgress &&
                            llvm::sys::Process::StandardErrIsDisplayed());
@@ -381,9 +381,8 @@ llvm::Error calibrateInputs() {
   if (!writer)
     return writer.takeError();
 
-  ProgressBar progress(totalTokens,
-                       !noProgress &&
-                           llvm::sys::Process::StandardErrIsDisplayed());
+  ProgressBar progress(
+      totalTokens, !noProgress && llvm::sys::Process::StandardErrIsDisplayed());
   std::string report;
   llvm::raw_string_ostream os(report);
   if (anyGenerated)
@@ -393,10 +392,10 @@ llvm::Error calibrateInputs() {
     std::string what =
         llvm::formatv("layer {0} {1}", layer, isKeys ? "keys" : "values");
     swan::SecondMoment moment(set.kvHeads, set.headDim);
-    if (llvm::Error e = stream(set, progress, what,
-                               [&](const float *block, int64_t n) {
-                                 return moment.add(block, n);
-                               }))
+    if (llvm::Error e =
+            stream(set, progress, what, [&](const float *block, int64_t n) {
+              return moment.add(block, n);
+            }))
       return e;
     llvm::Expected<swan::Rotations> r = swan::computeRotations(moment);
     if (!r)

@@ -40,11 +40,11 @@ namespace {
 
 cl::OptionCategory category("swan-quality options");
 
-cl::opt<std::string> kvFile(
-    "kv",
-    cl::desc("Safetensors dump with layers.<i>.keys/values/queries "
-             "[tokens, heads, head_dim] (default: generated data)"),
-    cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string>
+    kvFile("kv",
+           cl::desc("Safetensors dump with layers.<i>.keys/values/queries "
+                    "[tokens, heads, head_dim] (default: generated data)"),
+           cl::value_desc("file"), cl::cat(category));
 cl::opt<int64_t> layer("layer", cl::desc("Layer of --kv to evaluate"),
                        cl::init(0), cl::cat(category));
 cl::opt<std::string> rotationsFile(
@@ -52,22 +52,24 @@ cl::opt<std::string> rotationsFile(
     cl::desc("swan-calibrate output for --kv (default: calibrate on the "
              "evaluated data itself, reported as in-sample)"),
     cl::value_desc("file"), cl::cat(category));
-cl::opt<std::string> budgetList(
-    "budgets",
-    cl::desc("Bytes per token as fractions of dense fp16 (4·D), "
-             "comma-separated"),
-    cl::init("0.125,0.1875,0.25,0.3125,0.375,0.5,0.625,0.75"),
-    cl::cat(category));
+cl::opt<std::string>
+    budgetList("budgets",
+               cl::desc("Bytes per token as fractions of dense fp16 (4·D), "
+                        "comma-separated"),
+               cl::init("0.125,0.1875,0.25,0.3125,0.375,0.5,0.625,0.75"),
+               cl::cat(category));
 cl::opt<int64_t> bufferTokens("buffer", cl::desc("SWAN dense buffer tokens"),
                               cl::init(128), cl::cat(category));
-cl::opt<int64_t> positionCount(
-    "positions", cl::desc("Decode positions evaluated: the last N tokens"),
-    cl::init(32), cl::cat(category));
+cl::opt<int64_t>
+    positionCount("positions",
+                  cl::desc("Decode positions evaluated: the last N tokens"),
+                  cl::init(32), cl::cat(category));
 cl::opt<std::string> csvPath("csv", cl::desc("Write the results as CSV"),
                              cl::value_desc("file"), cl::cat(category));
-cl::opt<std::string> plotPath(
-    "plot", cl::desc("Write a PNG plot of error against bytes (gnuplot)"),
-    cl::value_desc("file.png"), cl::cat(category));
+cl::opt<std::string>
+    plotPath("plot",
+             cl::desc("Write a PNG plot of error against bytes (gnuplot)"),
+             cl::value_desc("file.png"), cl::cat(category));
 
 cl::OptionCategory generatedCategory("Generated data (without --kv)");
 cl::opt<int64_t> genTokens("tokens", cl::desc("Sequence length"),
@@ -228,12 +230,12 @@ llvm::Expected<q::Input> dumpInput(std::string &description) {
     in.valueRotations = std::move(*rv);
     description += "; rotations from " + rotationsFile;
   } else {
-    llvm::Expected<swan::Rotations> rk = swan::calibrate(
-        in.keys.data(), in.tokens, in.kvHeads, in.headDim);
+    llvm::Expected<swan::Rotations> rk =
+        swan::calibrate(in.keys.data(), in.tokens, in.kvHeads, in.headDim);
     if (!rk)
       return rk.takeError();
-    llvm::Expected<swan::Rotations> rv = swan::calibrate(
-        in.values.data(), in.tokens, in.kvHeads, in.headDim);
+    llvm::Expected<swan::Rotations> rv =
+        swan::calibrate(in.values.data(), in.tokens, in.kvHeads, in.headDim);
     if (!rv)
       return rv.takeError();
     in.keyRotations = std::move(*rk);
@@ -249,8 +251,8 @@ std::string parameterText(const q::Setting &s) {
   return (q::parameterName(s.method) + "=" + llvm::Twine(s.parameter)).str();
 }
 
-llvm::Error writeCsv(const std::vector<Row> &rows, int64_t tokens,
-                     int64_t dim, const std::string &description) {
+llvm::Error writeCsv(const std::vector<Row> &rows, int64_t tokens, int64_t dim,
+                     const std::string &description) {
   std::error_code ec;
   llvm::raw_fd_ostream os(csvPath, ec);
   if (ec)
@@ -317,16 +319,17 @@ llvm::Error writePlot(const std::vector<Row> &rows, int64_t dim,
     for (q::Method m : q::allMethods()) {
       bool point = m == q::Method::Int8 || m == q::Method::Int4;
       os << (first ? " " : ", \\\n     ") << "\"" << data << "\" index "
-         << index++ << " with " << (point ? "points pt 7 ps 1.5" : "linespoints")
-         << " title \"" << q::methodName(m) << "\"";
+         << index++ << " with "
+         << (point ? "points pt 7 ps 1.5" : "linespoints") << " title \""
+         << q::methodName(m) << "\"";
       first = false;
     }
     os << "\n";
   }
   std::string error;
   llvm::StringRef args[] = {*gnuplot, script};
-  int rc = llvm::sys::ExecuteAndWait(*gnuplot, args, std::nullopt, {}, 0, 0,
-                                     &error);
+  int rc =
+      llvm::sys::ExecuteAndWait(*gnuplot, args, std::nullopt, {}, 0, 0, &error);
   if (rc != 0)
     return toolError("gnuplot failed on " + script + ": " +
                      (error.empty() ? "exit " + std::to_string(rc) : error));
@@ -342,8 +345,7 @@ llvm::Error run() {
   for (llvm::StringRef part : parts) {
     double f;
     if (part.trim().getAsDouble(f) || !(f > 0.0) || f > 1.0)
-      return toolError("--budgets: '" + part +
-                       "' is not a fraction in (0, 1]");
+      return toolError("--budgets: '" + part + "' is not a fraction in (0, 1]");
     budgets.push_back(f);
   }
   if (budgets.empty())
@@ -391,9 +393,8 @@ llvm::Error run() {
   os << llvm::formatv("  L = {0} tokens, {1} KV heads x {2} query heads, "
                       "D = {3}, buffer {4}, {5} decode positions, {6} "
                       "queries per setting; dense fp16 = {7} bytes/token\n",
-                      tokens, heads, group, dim, bufferTokens,
-                      positions.size(), positions.size() * heads * group,
-                      4 * dim);
+                      tokens, heads, group, dim, bufferTokens, positions.size(),
+                      positions.size() * heads * group, 4 * dim);
   os << llvm::formatv("{0,-8}{1,-15}{2,-11}{3,10}{4,9}{5,12}{6,8}{7,8}\n",
                       "budget", "method", "param", "bytes/tok", "of fp16",
                       "rel.L2 err", "top-1", "top-8");
@@ -409,8 +410,8 @@ llvm::Error run() {
     os << llvm::formatv(
         "{0,-8}{1,-15}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,8:f3}\n",
         budget, q::methodName(r.setting.method), parameterText(r.setting),
-        r.bytes, r.bytes / (4.0 * dim), r.metrics.relativeError,
-        r.metrics.top1, r.metrics.top8);
+        r.bytes, r.bytes / (4.0 * dim), r.metrics.relativeError, r.metrics.top1,
+        r.metrics.top8);
   }
   if (!csvPath.empty()) {
     if (llvm::Error e = writeCsv(rows, tokens, dim, description))

@@ -1,4 +1,5 @@
-//===- Generator.h - seeded LLM-like K/V caches and queries ------*- C++ -*-===//
+//===- Generator.h - seeded LLM-like K/V caches and queries ------*- C++
+//-*-===//
 //
 // No model weights can be downloaded where swan is developed, so tests, the
 // demo and the quality report run on K/V data generated with the structure
@@ -39,24 +40,24 @@ namespace swan {
 struct KVGeneratorConfig {
   int64_t tokens = 1024;
   int64_t kvHeads = 1;
-  int64_t headDim = 128; ///< Even: RoPE rotates pairs.
+  int64_t headDim = 128;  ///< Even: RoPE rotates pairs.
   int64_t queryGroup = 1; ///< G query heads per KV head (GQA).
   int64_t layer = 0;
   int64_t firstPosition = 0; ///< RoPE position of token 0.
   uint64_t modelSeed = 1;    ///< Bases, spectra, outlier channels.
   uint64_t sequenceSeed = 1; ///< The tokens and queries.
 
-  double keyDecay = 1.0;   ///< Power-law exponent of the key spectrum.
-  double valueDecay = 0.4; ///< Flatter: values spread their energy.
-  int64_t keyOutliers = 4; ///< Outlier channels per KV head.
+  double keyDecay = 1.0;     ///< Power-law exponent of the key spectrum.
+  double valueDecay = 0.4;   ///< Flatter: values spread their energy.
+  int64_t keyOutliers = 4;   ///< Outlier channels per KV head.
   double outlierScale = 6.0; ///< Outlier magnitude in units of the rms.
   double ropeBase = 10000.0;
 
   bool withQueries = true;
-  double queryNoiseLogit = 1.0;  ///< Std of the untargeted logits.
-  double sinkLogit = 5.0;        ///< Logit added to token 0.
-  double recentLogit = 4.0;      ///< Logit added to token t.
-  double retrievalLogit = 7.0;   ///< Logit added to one random token ≤ t.
+  double queryNoiseLogit = 1.0; ///< Std of the untargeted logits.
+  double sinkLogit = 5.0;       ///< Logit added to token 0.
+  double recentLogit = 4.0;     ///< Logit added to token t.
+  double retrievalLogit = 7.0;  ///< Logit added to one random token ≤ t.
 };
 
 /// One layer of generated data. Keys are post-RoPE, as a cache holds them.

@@ -1,4 +1,5 @@
-//===- Quality.h - compression quality at equal memory -----------*- C++ -*-===//
+//===- Quality.h - compression quality at equal memory -----------*- C++
+//-*-===//
 //
 // DESIGN.md §5: does winnowing in the rotated basis beat simpler ways of
 // spending the same bytes? Each method below is given a budget in bytes per
@@ -57,7 +58,7 @@ llvm::StringRef parameterName(Method method);
 struct Setting {
   Method method = Method::Swan;
   int64_t parameter = 0; ///< k, rank, window or bits
-  int64_t buffer = 0;    ///< dense buffer tokens (swan, swan-mask, topk-norotate)
+  int64_t buffer = 0; ///< dense buffer tokens (swan, swan-mask, topk-norotate)
 };
 
 /// Bytes per cached token per KV head that `setting` costs for a cache of

@@ -1,4 +1,5 @@
-//===- Safetensors.h - strict safetensors reader and writer ------*- C++ -*-===//
+//===- Safetensors.h - strict safetensors reader and writer ------*- C++
+//-*-===//
 //
 // The safetensors format: an 8-byte little-endian header length N, N bytes
 // of JSON mapping each tensor name to {dtype, shape, data_offsets} (offsets
@@ -58,9 +59,8 @@ public:
   /// Opens and validates `path`.
   static llvm::Expected<File> open(llvm::StringRef path);
   /// Validates a file already in memory; `name` only labels errors.
-  static llvm::Expected<File> fromBuffer(std::unique_ptr<llvm::MemoryBuffer>
-                                             buffer,
-                                         llvm::StringRef name);
+  static llvm::Expected<File>
+  fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer, llvm::StringRef name);
 
   llvm::StringRef name() const { return fileName; }
   /// Tensors in data-offset order.
@@ -73,8 +73,8 @@ public:
 
   /// Converts rows [firstRow, firstRow + rows) of the tensor's first
   /// dimension to float into `out` (rows · rowElements() floats).
-  llvm::Error readRows(const TensorInfo &tensor, int64_t firstRow,
-                       int64_t rows, float *out) const;
+  llvm::Error readRows(const TensorInfo &tensor, int64_t firstRow, int64_t rows,
+                       float *out) const;
   /// The whole tensor as float.
   llvm::Expected<std::vector<float>> readAll(const TensorInfo &tensor) const;
 
@@ -114,7 +114,7 @@ private:
   std::string path;
   std::unique_ptr<llvm::raw_fd_ostream> os;
   std::vector<TensorDecl> decls;
-  size_t current = 0;       ///< Tensor being written.
+  size_t current = 0; ///< Tensor being written.
   int64_t writtenInCurrent = 0;
 };
 
