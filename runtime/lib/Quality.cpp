@@ -294,8 +294,10 @@ Metrics Evaluator::evaluate(const Setting &setting) const {
       const int64_t rows = t + 1 - first;
       for (int64_t i = first; i <= t; ++i) {
         const bool dense = i >= denseFrom;
-        const double *srcK = (dense ? keysH.data() : ck.data()) + i * dim;
-        const double *srcV = (dense ? valuesH.data() : cv.data()) + i * dim;
+        const bool exactK = dense || !setting.compressKeys;
+        const bool exactV = dense || !setting.compressValues;
+        const double *srcK = (exactK ? keysH.data() : ck.data()) + i * dim;
+        const double *srcV = (exactV ? valuesH.data() : cv.data()) + i * dim;
         std::copy(srcK, srcK + dim, cacheK.begin() + (i - first) * dim);
         std::copy(srcV, srcV + dim, cacheV.begin() + (i - first) * dim);
       }

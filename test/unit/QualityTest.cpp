@@ -195,6 +195,34 @@ TEST(Quality, ErrorFallsAsBudgetGrows) {
   EXPECT_LT(int8.relativeError, int4.relativeError);
 }
 
+// With exact keys the attention weights are exact whatever happens to the
+// values; with exact values and keys the output is exact.
+TEST(Quality, CompressingOneSideIsolatesItsError) {
+  q::Evaluator e =
+      makeEvaluator(generatedInput(400, 2, 32, 3, 21), {390, 399});
+  for (q::Method m : {q::Method::Swan, q::Method::SwanNoBuffer,
+                      q::Method::TopKNoRotation, q::Method::LowRank,
+                      q::Method::Int4}) {
+    q::Setting s{m, m == q::Method::Int4 ? 4 : 6, 16};
+    q::Metrics both = e.evaluate(s);
+    s.compressKeys = false;
+    q::Metrics valuesOnly = e.evaluate(s);
+    EXPECT_EQ(valuesOnly.top1, 1.0) << q::methodName(m).str();
+    EXPECT_EQ(valuesOnly.top8, 1.0) << q::methodName(m).str();
+    EXPECT_GT(valuesOnly.relativeError, 0.0) << q::methodName(m).str();
+    s.compressKeys = true;
+    s.compressValues = false;
+    q::Metrics keysOnly = e.evaluate(s);
+    EXPECT_GT(keysOnly.relativeError, 0.0) << q::methodName(m).str();
+    EXPECT_EQ(keysOnly.top1, both.top1) << q::methodName(m).str();
+    s.compressKeys = false;
+    EXPECT_LT(e.evaluate(s).relativeError,
+              m == q::Method::TopKNoRotation || m == q::Method::Int4 ? 1e-12
+                                                                     : 1e-6)
+        << q::methodName(m).str();
+  }
+}
+
 TEST(Quality, RejectsInconsistentInput) {
   q::Input in = generatedInput(50, 1, 32, 1, 5);
   in.keyRotations = identity(2, 32);

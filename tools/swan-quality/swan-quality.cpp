@@ -64,6 +64,13 @@ cl::opt<int64_t>
     positionCount("positions",
                   cl::desc("Decode positions evaluated: the last N tokens"),
                   cl::init(32), cl::cat(category));
+enum class Side { Both, Keys, Values };
+cl::opt<Side> compressOnly(
+    "only", cl::desc("Compress only one side of the cache (diagnosis)"),
+    cl::values(clEnumValN(Side::Both, "both", "keys and values (default)"),
+               clEnumValN(Side::Keys, "keys", "keys only, values exact"),
+               clEnumValN(Side::Values, "values", "values only, keys exact")),
+    cl::init(Side::Both), cl::cat(category));
 cl::opt<std::string> csvPath("csv", cl::desc("Write the results as CSV"),
                              cl::value_desc("file"), cl::cat(category));
 cl::opt<std::string>
@@ -379,15 +386,23 @@ llvm::Error run() {
           m, fraction * 4.0 * dim, tokens, dim, bufferTokens);
       if (!s)
         continue;
+      s->compressKeys = compressOnly != Side::Values;
+      s->compressValues = compressOnly != Side::Keys;
       rows.push_back({*s, fraction, q::bytesPerToken(*s, tokens, dim),
                       evaluator->evaluate(*s)});
     }
   for (q::Method m : {q::Method::Int8, q::Method::Int4}) {
     q::Setting s{m, m == q::Method::Int8 ? 8 : 4, 0};
+    s.compressKeys = compressOnly != Side::Values;
+    s.compressValues = compressOnly != Side::Keys;
     rows.push_back(
         {s, NAN, q::bytesPerToken(s, tokens, dim), evaluator->evaluate(s)});
   }
 
+  if (compressOnly != Side::Both)
+    description += compressOnly == Side::Keys
+                       ? "; DIAGNOSIS: only keys compressed, values exact"
+                       : "; DIAGNOSIS: only values compressed, keys exact";
   llvm::raw_ostream &os = llvm::outs();
   os << "swan-quality: " << description << "\n";
   os << llvm::formatv("  L = {0} tokens, {1} KV heads x {2} query heads, "

@@ -59,6 +59,9 @@ struct Setting {
   Method method = Method::Swan;
   int64_t parameter = 0; ///< k, rank, window or bits
   int64_t buffer = 0; ///< dense buffer tokens (swan, swan-mask, topk-norotate)
+  /// Diagnosis of where the error comes from: when false, that side of the
+  /// cache is kept exact (the byte accounting is unchanged).
+  bool compressKeys = true, compressValues = true;
 };
 
 /// Bytes per cached token per KV head that `setting` costs for a cache of
