@@ -408,10 +408,14 @@ Writer::create(llvm::StringRef path, std::vector<TensorDecl> tensors,
     for (int64_t d : decl.shape) {
       if (d < 0)
         return tensorError(path, decl.name, "negative extent in shape");
-      elements *= static_cast<uint64_t>(d);
+      if (!multiplyChecked(elements, static_cast<uint64_t>(d), elements) ||
+          elements > static_cast<uint64_t>(INT64_MAX) / 4)
+        return tensorError(path, decl.name, "shape overflows 64 bits");
       shape.push_back(d);
     }
     uint64_t end = offset + elements * dtypeSize(decl.dtype);
+    if (end < offset || end > static_cast<uint64_t>(INT64_MAX))
+      return tensorError(path, decl.name, "file would exceed 2^63 bytes");
     header[decl.name] =
         llvm::json::Object{{"dtype", dtypeName(decl.dtype)},
                            {"shape", std::move(shape)},

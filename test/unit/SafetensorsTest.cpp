@@ -132,6 +132,29 @@ TEST(Safetensors, StreamingWriterChecksCounts) {
             std::string::npos);
 }
 
+TEST(Safetensors, WriterRejectsBadDeclarations) {
+  TempPath tmp;
+  std::vector<std::pair<std::vector<st::TensorDecl>, const char *>> cases = {
+      {{{"a", st::DType::F32, {2}}, {"a", st::DType::F16, {1}}},
+       "tensor 'a': declared twice"},
+      {{{"__metadata__", st::DType::F32, {1}}}, "declared twice"},
+      {{{"n", st::DType::F32, {3, -1}}}, "tensor 'n': negative extent"},
+      {{{"big", st::DType::F32, {int64_t(1) << 40, int64_t(1) << 40}}},
+       "tensor 'big': shape overflows"},
+  };
+  for (auto &[decls, expected] : cases) {
+    llvm::Expected<st::Writer> writer = st::Writer::create(tmp.path, decls);
+    ASSERT_FALSE(bool(writer)) << expected;
+    std::string message = llvm::toString(writer.takeError());
+    EXPECT_NE(message.find(expected), std::string::npos) << message;
+  }
+  std::vector<float> three(3, 1.0f);
+  llvm::Error e = st::write(tmp.path, {{"x", st::DType::F32, {2}}}, {&three});
+  ASSERT_TRUE(bool(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("shape holds 2 elements but 3"),
+            std::string::npos);
+}
+
 //===----------------------------------------------------------------------===//
 // Malformed files: each class rejected with a message naming the problem.
 //===----------------------------------------------------------------------===//
