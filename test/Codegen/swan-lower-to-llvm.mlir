@@ -1,5 +1,5 @@
-// RUN: swan-opt %s --swan-lower-to-llvm="vector-width=16" --split-input-file | FileCheck %s
-// RUN: swan-opt %s --swan-lower-to-llvm="vector-width=16" --split-input-file | FileCheck %s --check-prefix=CLEAN
+// RUN: swan-opt %s --swan-lower-to-llvm="vector-width=16 tile-size=8" --split-input-file | FileCheck %s
+// RUN: swan-opt %s --swan-lower-to-llvm="vector-width=16 tile-size=8" --split-input-file | FileCheck %s --check-prefix=CLEAN
 
 // The kernel entry points of docs/KERNELS.md, one module each, through the
 // whole CPU pipeline. Every module must reach the LLVM dialect with its
@@ -13,7 +13,8 @@
 // CLEAN-NOT: llvm.call @memrefCopy
 // CLEAN-NOT: llvm.intr.memcpy
 // CLEAN-NOT: llvm.call @expf
-// CLEAN-NOT: llvm.sext {{.*}}xi8>
+// CLEAN-NOT: llvm.sext {{.*}}xi8> to
+// CLEAN-NOT: llvm.sext {{.*}} i8 to
 
 // D = 128: eight 16-lane accumulators per row.
 // CHECK-LABEL: llvm.func @rotate(
@@ -59,24 +60,26 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 
 // -----
 
-// No token is expanded to D = 128: scores gather the rotated query at the
-// (zero-extended) indices, values go through gather/fma/scatter on the
-// stack accumulator; the only D-wide stores are the G result rows.
+// No token is expanded to D = 128: the rotated query and the accumulator
+// live transposed in stack scratch, [D, G], and each kept entry j of a
+// token costs one G-wide row load + FMA: q'[idx_j] for its score,
+// acc[idx_j] += val_j · p for its value. Indices are zero-extended. The
+// only D-wide stores are the G result rows.
 // CHECK-LABEL: llvm.func @partial_sparse(
-// CHECK-COUNT-5: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-COUNT-3: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-NOT: llvm.intr.masked.gather
 // CHECK-NOT: vector<128x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
-// CHECK: llvm.intr.masked.load {{.*}} -> vector<16xf16>
-// CHECK: llvm.intr.masked.gather {{.*}} -> vector<16xf32>
-// CHECK: llvm.intr.fmuladd
-// CHECK: llvm.intr.vector.reduce.fadd
-// CHECK: llvm.intr.vector.reduce.fmaximum
+// CHECK: llvm.zext {{.*}} : i8 to i64
+// CHECK: llvm.fpext {{.*}} : f16 to f32
+// CHECK: llvm.load {{.*}} -> vector<4xf32>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<4xf32>, vector<4xf32>, vector<4xf32>) -> vector<4xf32>
 // CHECK-NOT: vector<128x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
+// CHECK: llvm.intr.maximum({{.*}}) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+// CHECK: llvm.zext {{.*}} : i8 to i64
 // CHECK-NOT: vector<128x
-// CHECK: llvm.intr.masked.gather
-// CHECK: llvm.intr.fmuladd
-// CHECK-COUNT-4: llvm.intr.masked.scatter {{.*}} : vector<16xf32>, vector<16xi1> into vector<16x!llvm.ptr>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<4xf32>, vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+// CHECK-NEXT: llvm.store {{.*}} : vector<4xf32>, !llvm.ptr
+// CHECK-NOT: llvm.intr.masked.scatter
 // CHECK-NOT: llvm.store {{.*}} vector<128x
 // CHECK-COUNT-4: llvm.store {{.*}} : vector<128xf32>, !llvm.ptr
 // CHECK-NEXT: llvm.return
@@ -175,24 +178,25 @@ func.func @merge_rotated(%max: memref<?x4xf32>, %sum: memref<?x4xf32>,
 
 // -----
 
-// No token is expanded to D = 64: scores gather the rotated query at the
-// (zero-extended) indices, values go through gather/fma/scatter on the
-// stack accumulator; the only D-wide stores are the G result rows.
+// No token is expanded to D = 64: the rotated query and the accumulator
+// live transposed in stack scratch, [D, G], and each kept entry j of a
+// token costs one G-wide row load + FMA: q'[idx_j] for its score,
+// acc[idx_j] += val_j · p for its value. Indices are zero-extended. The
+// only D-wide stores are the G result rows.
 // CHECK-LABEL: llvm.func @partial_sparse(
-// CHECK-COUNT-5: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-COUNT-3: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-NOT: llvm.intr.masked.gather
 // CHECK-NOT: vector<64x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
-// CHECK: llvm.intr.masked.load {{.*}} -> vector<16xf32>
-// CHECK: llvm.intr.masked.gather {{.*}} -> vector<16xf32>
-// CHECK: llvm.intr.fmuladd
-// CHECK: llvm.intr.vector.reduce.fadd
-// CHECK: llvm.intr.vector.reduce.fmaximum
+// CHECK: llvm.zext {{.*}} : i8 to i64
+// CHECK: llvm.load {{.*}} -> vector<1xf32>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<1xf32>, vector<1xf32>, vector<1xf32>) -> vector<1xf32>
 // CHECK-NOT: vector<64x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
+// CHECK: llvm.intr.maximum({{.*}}) : (vector<1xf32>, vector<1xf32>) -> vector<1xf32>
+// CHECK: llvm.zext {{.*}} : i8 to i64
 // CHECK-NOT: vector<64x
-// CHECK: llvm.intr.masked.gather
-// CHECK: llvm.intr.fmuladd
-// CHECK-COUNT-1: llvm.intr.masked.scatter {{.*}} : vector<16xf32>, vector<16xi1> into vector<16x!llvm.ptr>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<1xf32>, vector<1xf32>, vector<1xf32>) -> vector<1xf32>
+// CHECK-NEXT: llvm.store {{.*}} : vector<1xf32>, !llvm.ptr
+// CHECK-NOT: llvm.intr.masked.scatter
 // CHECK-NOT: llvm.store {{.*}} vector<64x
 // CHECK-COUNT-1: llvm.store {{.*}} : vector<64xf32>, !llvm.ptr
 // CHECK-NEXT: llvm.return
@@ -240,24 +244,25 @@ func.func @compress(%x: memref<?x64xf32>, %r: memref<64x64xf32>, %k: index,
 
 // -----
 
-// No token is expanded to D = 128: scores gather the rotated query at the
-// (zero-extended) indices, values go through gather/fma/scatter on the
-// stack accumulator; the only D-wide stores are the G result rows.
+// No token is expanded to D = 128: the rotated query and the accumulator
+// live transposed in stack scratch, [D, G], and each kept entry j of a
+// token costs one G-wide row load + FMA: q'[idx_j] for its score,
+// acc[idx_j] += val_j · p for its value. Indices are zero-extended. The
+// only D-wide stores are the G result rows.
 // CHECK-LABEL: llvm.func @partial_sparse(
-// CHECK-COUNT-5: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-COUNT-3: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-NOT: llvm.intr.masked.gather
 // CHECK-NOT: vector<128x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
-// CHECK: llvm.intr.masked.load {{.*}} -> vector<16xf32>
-// CHECK: llvm.intr.masked.gather {{.*}} -> vector<16xf32>
-// CHECK: llvm.intr.fmuladd
-// CHECK: llvm.intr.vector.reduce.fadd
-// CHECK: llvm.intr.vector.reduce.fmaximum
+// CHECK: llvm.zext {{.*}} : i8 to i64
+// CHECK: llvm.load {{.*}} -> vector<8xf32>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
 // CHECK-NOT: vector<128x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
+// CHECK: llvm.intr.maximum({{.*}}) : (vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+// CHECK: llvm.zext {{.*}} : i8 to i64
 // CHECK-NOT: vector<128x
-// CHECK: llvm.intr.masked.gather
-// CHECK: llvm.intr.fmuladd
-// CHECK-COUNT-8: llvm.intr.masked.scatter {{.*}} : vector<16xf32>, vector<16xi1> into vector<16x!llvm.ptr>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>
+// CHECK-NEXT: llvm.store {{.*}} : vector<8xf32>, !llvm.ptr
+// CHECK-NOT: llvm.intr.masked.scatter
 // CHECK-NOT: llvm.store {{.*}} vector<128x
 // CHECK-COUNT-8: llvm.store {{.*}} : vector<128xf32>, !llvm.ptr
 // CHECK-NEXT: llvm.return
@@ -346,24 +351,26 @@ func.func @compress(%x: memref<?x256xf32>, %r: memref<256x256xf32>, %k: index,
 
 // -----
 
-// No token is expanded to D = 256: scores gather the rotated query at the
-// (zero-extended) indices, values go through gather/fma/scatter on the
-// stack accumulator; the only D-wide stores are the G result rows.
+// No token is expanded to D = 256: the rotated query and the accumulator
+// live transposed in stack scratch, [D, G], and each kept entry j of a
+// token costs one G-wide row load + FMA: q'[idx_j] for its score,
+// acc[idx_j] += val_j · p for its value. Indices are zero-extended. The
+// only D-wide stores are the G result rows.
 // CHECK-LABEL: llvm.func @partial_sparse(
-// CHECK-COUNT-5: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-COUNT-3: llvm.alloca {{.*}} x f32 {alignment = 64 : i64}
+// CHECK-NOT: llvm.intr.masked.gather
 // CHECK-NOT: vector<256x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
-// CHECK: llvm.intr.masked.load {{.*}} -> vector<16xf16>
-// CHECK: llvm.intr.masked.gather {{.*}} -> vector<16xf32>
-// CHECK: llvm.intr.fmuladd
-// CHECK: llvm.intr.vector.reduce.fadd
-// CHECK: llvm.intr.vector.reduce.fmaximum
+// CHECK: llvm.zext {{.*}} : i8 to i64
+// CHECK: llvm.fpext {{.*}} : f16 to f32
+// CHECK: llvm.load {{.*}} -> vector<4xf32>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<4xf32>, vector<4xf32>, vector<4xf32>) -> vector<4xf32>
 // CHECK-NOT: vector<256x
-// CHECK: llvm.zext {{.*}} : vector<16xi8> to vector<16xi32>
+// CHECK: llvm.intr.maximum({{.*}}) : (vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+// CHECK: llvm.zext {{.*}} : i8 to i64
 // CHECK-NOT: vector<256x
-// CHECK: llvm.intr.masked.gather
-// CHECK: llvm.intr.fmuladd
-// CHECK-COUNT-4: llvm.intr.masked.scatter {{.*}} : vector<16xf32>, vector<16xi1> into vector<16x!llvm.ptr>
+// CHECK: llvm.intr.fmuladd({{.*}}) : (vector<4xf32>, vector<4xf32>, vector<4xf32>) -> vector<4xf32>
+// CHECK-NEXT: llvm.store {{.*}} : vector<4xf32>, !llvm.ptr
+// CHECK-NOT: llvm.intr.masked.scatter
 // CHECK-NOT: llvm.store {{.*}} vector<256x
 // CHECK-COUNT-4: llvm.store {{.*}} : vector<256xf32>, !llvm.ptr
 // CHECK-NEXT: llvm.return

@@ -2,57 +2,57 @@
 // RUN: swan-opt %s --swan-lower-to-vector="vector-width=8" --split-input-file | FileCheck %s --check-prefix=W8
 // RUN: not swan-opt %s --swan-lower-to-vector="vector-width=12" --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
-// Inputs are read-only views of the caller's buffers; the scaled query and
-// the accumulator are [G, D] stack scratch; a winnowed key is scored by
-// gathering the query at its indices; a winnowed value is added into the
-// accumulator by gather + fma + scatter: no token is ever expanded to D.
+// Winnowed keys and values: the scaled query and the accumulator are [D, G]
+// stack scratch (transposed), so that each kept entry j of a token costs a
+// G-wide row: s += val_j · q'[idx_j, :] (four independent chains), then
+// acc[idx_j, :] += val_j · p. Indices are read as unsigned bytes. No token
+// is ever expanded to D, and no gather or scatter is needed.
 
 // CHECK-LABEL: func.func @partial_sparse
-// CHECK-DAG: %[[KV:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<?x?xf16> to memref<?x?xf16, strided<[?, 1], offset: ?>>
-// CHECK-DAG: %[[KI:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<?x?xi8> to memref<?x?xi8, strided<[?, 1], offset: ?>>
-// CHECK-DAG: %[[VI:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<?x?xi8> to memref<?x?xi8, strided<[?, 1], offset: ?>>
-// CHECK-DAG: %[[Q:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x32xf32>
-// CHECK-DAG: %[[ACC:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x32xf32>
-// CHECK-DAG: %[[SCORES:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x8xf32>
+// CHECK-DAG: %[[QT:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x2xf32>
+// CHECK-DAG: %[[ACC:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x2xf32>
+// CHECK-DAG: %[[W:.*]] = memref.alloca() {alignment = 64 : i64} : memref<16xf32>
 // CHECK-NOT: memref.alloc(
-// CHECK: scf.for %[[T0:.*]] = %{{.*}} to %{{.*}} step %c8 {
-// Scores of one token: gathers from the rotated query at the key's indices,
-// read as unsigned bytes.
+// CHECK: %[[STATE:.*]]:2 = scf.for %[[T0:.*]] = %{{.*}} to %{{.*}} step %c8 iter_args(%[[M:.*]] = %{{.*}}, %[[L:.*]] = %{{.*}}) -> (vector<2xf32>, vector<2xf32>)
 // CHECK: scf.for
-// CHECK: %[[SK:.*]]:2 = scf.for %[[J:.*]] = {{.*}} step %c16 iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>) {
-// CHECK: %[[MASK:.*]] = vector.create_mask %{{.*}} : vector<16xi1>
-// CHECK: %[[IDX8:.*]] = vector.maskedload %[[KI]][%{{.*}}, %[[J]]], %[[MASK]]
-// CHECK: %[[IDX:.*]] = arith.extui %[[IDX8]] : vector<16xi8> to vector<16xi32>
-// CHECK-NOT: arith.extsi
-// CHECK: %[[KVALS16:.*]] = vector.maskedload %[[KV]][%{{.*}}, %[[J]]], %[[MASK]]
-// CHECK: %[[KVALS:.*]] = arith.extf %[[KVALS16]] : vector<16xf16> to vector<16xf32>
-// CHECK: %[[QG:.*]] = vector.gather %[[Q]][%c0, %c0] [%[[IDX]]], %[[MASK]]
-// CHECK: vector.fma %[[QG]], %[[KVALS]]
-// CHECK: vector.gather %[[Q]][%c1, %c0] [%[[IDX]]], %[[MASK]]
-// CHECK: vector.reduction <add>, %[[SK]]#0 : vector<16xf32> into f32
-// One online-softmax step per tile and query head.
-// CHECK: vector.reduction <maximumf>, %{{.*}} : vector<8xf32> into f32
-// CHECK: math.exp %{{.*}} : f32
-// CHECK: math.exp %{{.*}} : vector<8xf32>
-// CHECK: arith.mulf %{{.*}}, %{{.*}} : vector<16xf32>
-// CHECK: vector.store %{{.*}}, %[[ACC]][%c0, %c0]
-// Values: gather, fma, scatter on the accumulator, 16 kept entries at a time.
-// CHECK: scf.for %[[JV:.*]] = {{.*}} step %c16 {
-// CHECK: %[[VIDX8:.*]] = vector.maskedload %[[VI]][%{{.*}}, %[[JV]]]
-// CHECK: %[[VIDX:.*]] = arith.extui %[[VIDX8]] : vector<16xi8> to vector<16xi32>
-// CHECK: %[[OLD:.*]] = vector.gather %[[ACC]][%c0, %c0] [%[[VIDX]]]
-// CHECK: %[[NEW:.*]] = vector.fma %{{.*}}, %{{.*}}, %[[OLD]] : vector<16xf32>
-// CHECK: vector.scatter %[[ACC]][%c0, %c0] [%[[VIDX]]], %{{.*}}, %[[NEW]]
-// CHECK: vector.scatter %[[ACC]][%c1, %c0]
-// Results go into tensor.empty destinations.
-// CHECK: tensor.empty() : tensor<2xf32>
-// CHECK: vector.transfer_write %{{.*}} : vector<2xf32>, tensor<2xf32>
+// CHECK: scf.for %{{.*}} step %c4 iter_args(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) -> (vector<2xf32>, vector<2xf32>, vector<2xf32>, vector<2xf32>)
+// CHECK: %[[I8:.*]] = tensor.extract %{{.*}} : tensor<?x?xi8>
+// CHECK: %[[I:.*]] = arith.index_castui %[[I8]] : i8 to index
+// CHECK-NOT: arith.index_cast %
+// CHECK: %[[V16:.*]] = tensor.extract %{{.*}} : tensor<?x?xf16>
+// CHECK: %[[V:.*]] = arith.extf %[[V16]] : f16 to f32
+// CHECK: %[[QROW:.*]] = vector.load %[[QT]][%[[I]], %c0] : memref<32x2xf32>, vector<2xf32>
+// CHECK: %[[VB:.*]] = vector.broadcast %[[V]] : f32 to vector<2xf32>
+// CHECK: vector.fma %[[VB]], %[[QROW]]
+// The remaining k mod 4 entries.
+// CHECK: scf.for {{.*}} step %c1 iter_args
+// CHECK: vector.store %{{.*}}, %[[W]]
+// One online-softmax step per tile: the tile's weights in one flat exp,
+// one rescale of the accumulator.
+// CHECK: %[[NEWMAX:.*]] = arith.maximumf %[[M]], %{{.*}} : vector<2xf32>
+// CHECK: math.exp %{{.*}} : vector<2xf32>
+// CHECK: vector.broadcast %[[NEWMAX]] : vector<2xf32> to vector<8x2xf32>
+// CHECK: vector.shape_cast %{{.*}} : vector<8x2xf32> to vector<16xf32>
+// CHECK: math.exp %{{.*}} : vector<16xf32>
+// CHECK: vector.store %{{.*}}, %[[ACC]]
+// Values.
+// CHECK: %[[P:.*]] = vector.load %[[W]][%{{.*}}] : memref<16xf32>, vector<2xf32>
+// CHECK: scf.for {{.*}} step %c4 {
+// CHECK: %[[VI:.*]] = arith.index_castui %{{.*}} : i8 to index
+// CHECK: %[[OLD:.*]] = vector.load %[[ACC]][%[[VI]], %c0] : memref<32x2xf32>, vector<2xf32>
+// CHECK: %[[NEW:.*]] = vector.fma %{{.*}}, %[[P]], %[[OLD]] : vector<2xf32>
+// CHECK: vector.store %[[NEW]], %[[ACC]][%[[VI]], %c0] : memref<32x2xf32>, vector<2xf32>
+// CHECK-NOT: vector.gather
+// CHECK-NOT: vector.scatter
+// Results go into tensor.empty destinations; the accumulator leaves
+// transposed back to [G, D].
+// CHECK: vector.transfer_write %[[STATE]]#0, %{{.*}} : vector<2xf32>, tensor<2xf32>
+// CHECK: vector.transfer_write %[[STATE]]#1, %{{.*}} : vector<2xf32>, tensor<2xf32>
 // CHECK: vector.transfer_write %{{.*}} : vector<32xf32>, tensor<2x32xf32>
 // CHECK-NOT: swan.partial_attention
 
 // W8-LABEL: func.func @partial_sparse
-// W8: vector.gather {{.*}} : memref<2x32xf32>, vector<8xi32>, vector<8xi1>, vector<8xf32> into vector<8xf32>
-// W8: vector.reduction <maximumf>, %{{.*}} : vector<32xf32> into f32
+// W8-NOT: vector.gather
 
 // BAD: error: cannot lower to vectors of 12 lanes
 func.func @partial_sparse(%q: tensor<2x32xf32>, %s: f32,
@@ -62,6 +62,63 @@ func.func @partial_sparse(%q: tensor<2x32xf32>, %s: f32,
   %m, %l, %a = swan.partial_attention %q, scale %s
       keys(%kv : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>)
       values(%vv : tensor<?x?xf16>, indices %vi : tensor<?x?xi8>)
+      : tensor<2x32xf32> -> tensor<2xf32>, tensor<2x32xf32>
+  return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>
+}
+
+// -----
+
+// Winnowed keys with dense values: [G, D] state, the key's indices gather
+// the scaled query, 16 kept entries at a time; the values need no gather.
+
+// CHECK-LABEL: func.func @partial_mixed
+// CHECK-DAG: %[[Q:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x32xf32>
+// CHECK-DAG: %[[KI:.*]] = bufferization.to_buffer %{{.*}} read_only : tensor<?x?xi8> to memref<?x?xi8, strided<[?, 1], offset: ?>>
+// CHECK: scf.for %{{.*}} step %c8 {
+// CHECK: %[[SK:.*]]:2 = scf.for %[[J:.*]] = {{.*}} step %c16 iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>) {
+// CHECK: %[[MASK:.*]] = vector.create_mask %{{.*}} : vector<16xi1>
+// CHECK: %[[IDX8:.*]] = vector.maskedload %[[KI]][%{{.*}}, %[[J]]], %[[MASK]]
+// CHECK: %[[IDX:.*]] = arith.extui %[[IDX8]] : vector<16xi8> to vector<16xi32>
+// CHECK: %[[QG:.*]] = vector.gather %[[Q]][%c0, %c0] [%[[IDX]]], %[[MASK]]
+// CHECK: vector.fma %[[QG]]
+// CHECK: vector.gather %[[Q]][%c1, %c0] [%[[IDX]]], %[[MASK]]
+// CHECK: vector.reduction <add>, %[[SK]]#0 : vector<16xf32> into f32
+// CHECK: vector.reduction <maximumf>, %{{.*}} : vector<8xf32> into f32
+// CHECK-NOT: vector.scatter
+// CHECK: return
+
+// W8-LABEL: func.func @partial_mixed
+// W8: vector.gather {{.*}} : memref<2x32xf32>, vector<8xi32>, vector<8xi1>, vector<8xf32> into vector<8xf32>
+func.func @partial_mixed(%q: tensor<2x32xf32>, %s: f32,
+    %kv: tensor<?x?xf16>, %ki: tensor<?x?xi8>, %v: tensor<?x32xf16>)
+    -> (tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%kv : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>)
+      values(%v : tensor<?x32xf16>)
+      : tensor<2x32xf32> -> tensor<2xf32>, tensor<2x32xf32>
+  return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>
+}
+
+// -----
+
+// Dense keys with winnowed values: gather + fma + scatter into the [G, D]
+// accumulator; a token's indices are distinct, so lanes never collide.
+
+// CHECK-LABEL: func.func @partial_dense_keys
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<2x32xf32>
+// CHECK: %[[ACC:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x32xf32>
+// CHECK: scf.for %[[JV:.*]] = {{.*}} step %c16 {
+// CHECK: %[[VIDX:.*]] = arith.extui %{{.*}} : vector<16xi8> to vector<16xi32>
+// CHECK: %[[OLD:.*]] = vector.gather %[[ACC]][%c0, %c0] [%[[VIDX]]]
+// CHECK: %[[NEW:.*]] = vector.fma %{{.*}}, %{{.*}}, %[[OLD]] : vector<16xf32>
+// CHECK: vector.scatter %[[ACC]][%c0, %c0] [%[[VIDX]]], %{{.*}}, %[[NEW]]
+// CHECK: vector.scatter %[[ACC]][%c1, %c0]
+func.func @partial_dense_keys(%q: tensor<2x32xf32>, %s: f32,
+    %k: tensor<?x32xf32>, %vv: tensor<?x?xf32>, %vi: tensor<?x?xi8>)
+    -> (tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%k : tensor<?x32xf32>)
+      values(%vv : tensor<?x?xf32>, indices %vi : tensor<?x?xi8>)
       : tensor<2x32xf32> -> tensor<2xf32>, tensor<2x32xf32>
   return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>
 }

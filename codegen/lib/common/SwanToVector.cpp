@@ -532,6 +532,228 @@ private:
   Value scaledQuery, accumulator, scores, runningMax, runningSum;
 };
 
+/// Partial attention when keys and values are both winnowed. The rotated
+/// query and the accumulator are kept transposed, [D, G] in L1, so that
+/// each kept entry j of a token touches one G-wide row:
+///   s += val_j · q'[idx_j, :]        acc[idx_j, :] += val_j · p
+/// No gathers or scatters (slow on these cores), no horizontal reductions:
+/// the G scores of a token come out as one vector.
+class WinnowedPartialAttentionKernel {
+public:
+  WinnowedPartialAttentionKernel(KernelBuilder &kb, PartialAttentionOp op,
+                                 int64_t tile)
+      : kb(kb), op(op), tile(tile) {
+    RankedTensorType queryType = op.getQuery().getType();
+    groups = queryType.getDimSize(0);
+    headDim = queryType.getDimSize(1);
+  }
+
+  SmallVector<Value> build() {
+    Type f32 = kb.builder().getF32Type();
+    keys = kb.view(op.getKeyValues());
+    keyIndices = kb.view(op.getKeyIndices());
+    values = kb.view(op.getValueValues());
+    valueIndices = kb.view(op.getValueIndices());
+    Value query = kb.view(op.getQuery());
+    queryT = kb.scratch({headDim, groups}, f32);
+    accT = kb.scratch({headDim, groups}, f32);
+    weights = kb.scratch({tile * groups}, f32);
+    Value zero = row(0.0);
+    kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
+      for (int64_t g = 0; g < groups; ++g) {
+        Value x = kb.create<memref::LoadOp>(query, ValueRange{kb.index(g), d});
+        kb.create<memref::StoreOp>(kb.mul(x, op.getScale()), queryT,
+                                   ValueRange{d, kb.index(g)});
+      }
+      kb.create<vector::StoreOp>(zero, accT, ValueRange{d, kb.index(0)});
+    });
+
+    Value tokens = kb.create<memref::DimOp>(keys, int64_t(0));
+    SmallVector<Value> state = kb.loop(
+        kb.index(0), tokens, kb.index(tile),
+        {kb.splat(kb.negativeInfinity(), groups), zero},
+        [&](Value first, ValueRange carried) {
+          return processTile(first, tokens, carried[0], carried[1]);
+        });
+    return writeResults(state[0], state[1]);
+  }
+
+private:
+  Value row(double value) { return kb.splat(kb.f32(value), groups); }
+
+  /// One kept entry: its position (unsigned) and value (as f32).
+  std::pair<Value, Value> entry(Value indexMemref, Value valueMemref,
+                                Value token, Value j) {
+    OpBuilder &b = kb.builder();
+    Value raw = kb.create<memref::LoadOp>(indexMemref, ValueRange{token, j});
+    Value position =
+        kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
+    Value value = kb.convertFloat(
+        kb.create<memref::LoadOp>(valueMemref, ValueRange{token, j}),
+        b.getF32Type());
+    return {position, value};
+  }
+
+  /// Runs `body(j)` for j in [0, count): four at a time, then the rest, so
+  /// that four independent chains are in flight.
+  void unrolledByFour(Value count,
+                      function_ref<SmallVector<Value>(Value, ValueRange)> body,
+                      SmallVector<Value> &carried, bool fourChains) {
+    Value four = kb.index(4);
+    Value whole = kb.create<arith::SubIOp>(
+        count, kb.create<arith::RemUIOp>(count, four));
+    size_t chains = fourChains ? 4 : 1;
+    size_t width = carried.size() / chains;
+    carried = kb.loop(kb.index(0), whole, four, carried,
+                      [&](Value j, ValueRange acc) {
+                        SmallVector<Value> next(acc.begin(), acc.end());
+                        for (int64_t u = 0; u < 4; ++u) {
+                          Value ju = kb.create<arith::AddIOp>(j, kb.index(u));
+                          size_t chain = fourChains ? u : 0;
+                          SmallVector<Value> slice(
+                              next.begin() + chain * width,
+                              next.begin() + (chain + 1) * width);
+                          SmallVector<Value> out = body(ju, slice);
+                          std::copy(out.begin(), out.end(),
+                                    next.begin() + chain * width);
+                        }
+                        return next;
+                      });
+    SmallVector<Value> first(carried.begin(), carried.begin() + width);
+    SmallVector<Value> rest = kb.loop(
+        whole, count, kb.index(1), first,
+        [&](Value j, ValueRange acc) { return body(j, acc); });
+    std::copy(rest.begin(), rest.end(), carried.begin());
+  }
+
+  /// The G scaled scores of one token.
+  Value score(Value token) {
+    Value kept = kb.create<memref::DimOp>(keys, int64_t(1));
+    SmallVector<Value> acc(4, row(0.0));
+    unrolledByFour(
+        kept,
+        [&](Value j, ValueRange partial) {
+          auto [position, value] = entry(keyIndices, keys, token, j);
+          Value q = kb.create<vector::LoadOp>(
+              kb.vectorOf(groups, kb.builder().getF32Type()), queryT,
+              ValueRange{position, kb.index(0)});
+          return SmallVector<Value>{
+              kb.fma(kb.splat(value, groups), q, partial[0])};
+        },
+        acc, /*fourChains=*/true);
+    return kb.add(kb.add(acc[0], acc[1]), kb.add(acc[2], acc[3]));
+  }
+
+  /// acc[idx_j, :] += val_j · p for every kept value of one token.
+  void accumulate(Value token, Value p) {
+    Value kept = kb.create<memref::DimOp>(values, int64_t(1));
+    SmallVector<Value> none;
+    unrolledByFour(
+        kept,
+        [&](Value j, ValueRange) {
+          auto [position, value] = entry(valueIndices, values, token, j);
+          SmallVector<Value> at{position, kb.index(0)};
+          Value old = kb.create<vector::LoadOp>(
+              kb.vectorOf(groups, kb.builder().getF32Type()), accT, at);
+          kb.create<vector::StoreOp>(kb.fma(kb.splat(value, groups), p, old),
+                                     accT, at);
+          return SmallVector<Value>();
+        },
+        none, /*fourChains=*/false);
+  }
+
+  SmallVector<Value> processTile(Value first, Value tokens, Value oldMax,
+                                 Value oldSum) {
+    Type f32 = kb.builder().getF32Type();
+    VectorType rowType = kb.vectorOf(groups, f32);
+    Value count = kb.create<arith::MinSIOp>(
+        kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
+    Value tileMax = kb.loop(
+        kb.index(0), count, kb.index(1), {row(0.0)},
+        [&](Value t, ValueRange m) {
+          Value s = score(kb.create<arith::AddIOp>(first, t));
+          kb.create<vector::StoreOp>(
+              s, weights,
+              ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
+          Value isFirst = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, t,
+                                                   kb.index(0));
+          Value best = kb.create<arith::MaximumFOp>(m[0], s);
+          return SmallVector<Value>{
+              kb.create<arith::SelectOp>(isFirst, s, best)};
+        })[0];
+    Value newMax = kb.create<arith::MaximumFOp>(oldMax, tileMax);
+    // exp(-inf - m) is 0; select it rather than trust the approximation.
+    Value wasEmpty = kb.create<arith::CmpFOp>(
+        arith::CmpFPredicate::OEQ, oldMax,
+        kb.splat(kb.negativeInfinity(), groups));
+    Value alpha = kb.create<arith::SelectOp>(
+        wasEmpty, row(0.0), kb.exp(kb.sub(oldMax, newMax)));
+
+    // Weights of the whole tile in one flat exp; rows past `count` hold
+    // leftovers that nothing reads.
+    int64_t flat = tile * groups;
+    VectorType flatType = kb.vectorOf(flat, f32);
+    Value shifted = kb.create<vector::ShapeCastOp>(
+        flatType, kb.create<vector::BroadcastOp>(
+                      VectorType::get({tile, groups}, f32), newMax));
+    Value scores = kb.create<vector::LoadOp>(flatType, weights,
+                                             ValueRange{kb.index(0)});
+    kb.create<vector::StoreOp>(kb.exp(kb.sub(scores, shifted)), weights,
+                               ValueRange{kb.index(0)});
+
+    kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
+      Value acc = kb.create<vector::LoadOp>(rowType, accT,
+                                            ValueRange{d, kb.index(0)});
+      kb.create<vector::StoreOp>(kb.mul(acc, alpha), accT,
+                                 ValueRange{d, kb.index(0)});
+    });
+    Value sum = kb.loop(
+        kb.index(0), count, kb.index(1), {kb.mul(oldSum, alpha)},
+        [&](Value t, ValueRange l) {
+          Value p = kb.create<vector::LoadOp>(
+              rowType, weights,
+              ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
+          accumulate(kb.create<arith::AddIOp>(first, t), p);
+          return SmallVector<Value>{kb.add(l[0], p)};
+        })[0];
+    return {newMax, sum};
+  }
+
+  SmallVector<Value> writeResults(Value max, Value sum) {
+    Type f32 = kb.builder().getF32Type();
+    Value zero = kb.index(0);
+    auto emptyLike = [&](Value result) {
+      auto type = cast<RankedTensorType>(result.getType());
+      return emptyTensor(kb, type, {kb.index(groups), kb.index(headDim)});
+    };
+    Value maxOut = writeToTensor(kb, max, emptyLike(op.getMax()), {zero});
+    Value sumOut = writeToTensor(kb, sum, emptyLike(op.getSum()), {zero});
+    // Back to [G, D] through a small scratch.
+    Value acc = kb.scratch({groups, headDim}, f32);
+    kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
+      Value r = kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), accT,
+                                          ValueRange{d, zero});
+      for (int64_t g = 0; g < groups; ++g)
+        kb.create<memref::StoreOp>(kb.create<vector::ExtractOp>(r, g), acc,
+                                   ValueRange{kb.index(g), d});
+    });
+    Value accOut = emptyLike(op.getAccumulator());
+    for (int64_t g = 0; g < groups; ++g)
+      accOut = writeToTensor(
+          kb,
+          kb.create<vector::LoadOp>(kb.vectorOf(headDim, f32), acc,
+                                    ValueRange{kb.index(g), zero}),
+          accOut, {kb.index(g), zero});
+    return {maxOut, sumOut, accOut};
+  }
+
+  KernelBuilder &kb;
+  PartialAttentionOp op;
+  int64_t tile, groups = 0, headDim = 0;
+  Value keys, keyIndices, values, valueIndices;
+  Value queryT, accT, weights;
+};
+
 struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
   LowerPartialAttention(MLIRContext *context,
                         const VectorLoweringOptions &options)
@@ -547,6 +769,11 @@ struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
     if (failed(lanes) || options.tileSize < 1)
       return rewriter.notifyMatchFailure(op, "head dimension not tiled");
     KernelBuilder kb(rewriter, op.getLoc());
+    if (op.getKeyIndices() && op.getValueIndices()) {
+      WinnowedPartialAttentionKernel kernel(kb, op, options.tileSize);
+      rewriter.replaceOp(op, kernel.build());
+      return success();
+    }
     PartialAttentionKernel kernel(kb, op, *lanes, options.tileSize);
     rewriter.replaceOp(op, kernel.build());
     return success();
