@@ -47,6 +47,10 @@ constexpr int64_t kPiecesPerWorker = 4;
 constexpr int64_t kMinChunkBytes = 64 * 1024;
 constexpr int64_t kMinChunkRows = 32;
 
+/// No cache holds 2^40 tokens per block; the bound keeps every byte count
+/// below comfortably inside int64_t.
+constexpr int64_t kMaxTokens = int64_t(1) << 40;
+
 namespace {
 
 using FloatVector = StridedMemRefType<float, 1>;
@@ -272,8 +276,8 @@ KernelSet::get(const KernelKey &key) {
 
 Error KernelSet::rotate(const float *x, int64_t rows, const float *rotation,
                         float *out) const {
-  if (rows < 0)
-    return llvm::createStringError("rotate: rows = %lld is negative",
+  if (rows < 0 || rows > kMaxTokens)
+    return llvm::createStringError("rotate: rows = %lld is outside [0, 2^40]",
                                    static_cast<long long>(rows));
   if (rows == 0)
     return Error::success();
@@ -301,8 +305,8 @@ Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
   if (k < 1 || k > dim)
     return llvm::createStringError("compress: k = %d is outside [1, %lld]", k,
                                    static_cast<long long>(dim));
-  if (rows < 0)
-    return llvm::createStringError("compress: rows = %lld is negative",
+  if (rows < 0 || rows > kMaxTokens)
+    return llvm::createStringError("compress: rows = %lld is outside [0, 2^40]",
                                    static_cast<long long>(rows));
   if (rows == 0)
     return Error::success();
@@ -363,9 +367,9 @@ static Error validateAttention(ArrayRef<AttentionWork> work, float scale,
       if (block.valueK < 1 || block.valueK > dim)
         return fail(where + "valueK = " + llvm::Twine(block.valueK) +
                     " is outside [1, " + llvm::Twine(dim) + "]");
-      if (block.tokens < 0)
+      if (block.tokens < 0 || block.tokens > kMaxTokens)
         return fail(where + "tokens = " + llvm::Twine(block.tokens) +
-                    " is negative");
+                    " is outside [0, 2^40]");
       if (block.tokens == 0)
         continue;
       if (!block.keyValues)
@@ -378,9 +382,9 @@ static Error validateAttention(ArrayRef<AttentionWork> work, float scale,
         return fail(where + "valueIndices is null");
       tokens += block.tokens;
     }
-    if (item.buffer.tokens < 0)
+    if (item.buffer.tokens < 0 || item.buffer.tokens > kMaxTokens)
       return fail("buffer.tokens = " + llvm::Twine(item.buffer.tokens) +
-                  " is negative");
+                  " is outside [0, 2^40]");
     if (item.buffer.tokens > 0 && !item.buffer.keys)
       return fail("buffer.keys is null");
     if (item.buffer.tokens > 0 && !item.buffer.values)

@@ -761,6 +761,8 @@ TEST(KernelSetTest, BadAttentionArgumentsReturnErrorsAndWriteNothing) {
   expectRejected([](Work &, Blocks &b) { b[0].valueK = 0; }, "valueK");
   expectRejected([](Work &, Blocks &b) { b[0].valueK = 1000; }, "valueK");
   expectRejected([](Work &, Blocks &b) { b[0].tokens = -1; }, "tokens");
+  expectRejected([](Work &, Blocks &b) { b[0].tokens = int64_t(1) << 41; },
+                 "tokens");
   expectRejected([](Work &, Blocks &b) { b[0].keyValues = nullptr; }, "keyValues");
   expectRejected([](Work &, Blocks &b) { b[0].keyIndices = nullptr; }, "keyIndices");
   expectRejected([](Work &, Blocks &b) { b[0].valueValues = nullptr; }, "valueValues");
