@@ -43,7 +43,7 @@ constexpr int32_t kMaxGroupSize = 64;
 
 /// Work is cut into about this many pieces per worker so that uneven pieces
 /// still balance, but never below a size where call overhead dominates.
-constexpr int64_t kPiecesPerWorker = 4;
+constexpr int64_t kPiecesPerWorker = 8;
 constexpr int64_t kMinChunkBytes = 64 * 1024;
 constexpr int64_t kMinChunkRows = 32;
 

@@ -459,6 +459,24 @@ TEST_P(AttentionTest, BlocksWithDifferentKInOneWorkItem) {
   }
 }
 
+/// A dense block far longer than the buffer (the dense baseline, or a cache
+/// that has not winnowed yet) is cut into chunks like the sparse blocks.
+TEST_P(AttentionTest, LongDenseBlockEqualsReference) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(key.headDim));
+  for (int64_t bufferTokens : {int64_t(3001), int64_t(6000)}) {
+    std::vector<Sequence> batch;
+    batch.push_back(makeDecompressedCase(key, {{700, 9, 30}}, bufferTokens,
+                                         scale, /*rotatedOutput=*/false, rng));
+    batch.push_back(makeDecompressedCase(key, {}, bufferTokens + 5, scale,
+                                         /*rotatedOutput=*/false, rng));
+    runAndCheck(*kernels, batch, scale, /*rotatedOutput=*/false, 2e-5,
+                keyName(key) + " buffer=" + std::to_string(bufferTokens));
+  }
+}
+
 /// A batch of sequences and heads with their own lengths, k and rotations,
 /// with and without rotating the output back.
 TEST_P(AttentionTest, BatchOfSequencesWithTheirOwnLengthsAndK) {
