@@ -70,7 +70,7 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK-NOT: llvm.intr.masked.gather
 // CHECK-NOT: vector<128x
 // CHECK: llvm.zext {{.*}} : i8 to i64
-// CHECK: llvm.fpext {{.*}} : f16 to f32
+// CHECK: llvm.fpext {{.*}} : vector<4xf16> to vector<4xf32>
 // CHECK: llvm.load {{.*}} -> vector<4xf32>
 // CHECK: llvm.intr.fmuladd({{.*}}) : (vector<4xf32>, vector<4xf32>, vector<4xf32>) -> vector<4xf32>
 // CHECK-NOT: vector<128x
@@ -361,7 +361,7 @@ func.func @compress(%x: memref<?x256xf32>, %r: memref<256x256xf32>, %k: index,
 // CHECK-NOT: llvm.intr.masked.gather
 // CHECK-NOT: vector<256x
 // CHECK: llvm.zext {{.*}} : i8 to i64
-// CHECK: llvm.fpext {{.*}} : f16 to f32
+// CHECK: llvm.fpext {{.*}} : vector<4xf16> to vector<4xf32>
 // CHECK: llvm.load {{.*}} -> vector<4xf32>
 // CHECK: llvm.intr.fmuladd({{.*}}) : (vector<4xf32>, vector<4xf32>, vector<4xf32>) -> vector<4xf32>
 // CHECK-NOT: vector<256x

@@ -20,9 +20,9 @@
 // CHECK: %[[I:.*]] = arith.index_castui %[[I8]] : i8 to index
 // CHECK-NOT: arith.index_cast %
 // CHECK: %[[V16:.*]] = tensor.extract %{{.*}} : tensor<?x?xf16>
-// CHECK: %[[V:.*]] = arith.extf %[[V16]] : f16 to f32
+// CHECK: %[[VB16:.*]] = vector.broadcast %[[V16]] : f16 to vector<2xf16>
+// CHECK: %[[VB:.*]] = arith.extf %[[VB16]] : vector<2xf16> to vector<2xf32>
 // CHECK: %[[QROW:.*]] = vector.load %[[QT]][%[[I]], %c0] : memref<32x2xf32>, vector<2xf32>
-// CHECK: %[[VB:.*]] = vector.broadcast %[[V]] : f32 to vector<2xf32>
 // CHECK: vector.fma %[[VB]], %[[QROW]]
 // The remaining k mod 4 entries.
 // CHECK: scf.for {{.*}} step %c1 iter_args

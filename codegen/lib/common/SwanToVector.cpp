@@ -588,9 +588,10 @@ private:
     Value raw = kb.create<memref::LoadOp>(indexMemref, ValueRange{token, j});
     Value position =
         kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
-    Value value = kb.convertFloat(
-        kb.create<memref::LoadOp>(valueMemref, ValueRange{token, j}),
-        b.getF32Type());
+    // Broadcast in the storage type, then convert: vpbroadcastw +
+    // vcvtph2ps rather than a scalar conversion and a broadcast.
+    Value raw16 = kb.create<memref::LoadOp>(valueMemref, ValueRange{token, j});
+    Value value = kb.convertFloat(kb.splat(raw16, groups), b.getF32Type());
     return {position, value};
   }
 
@@ -638,7 +639,7 @@ private:
               kb.vectorOf(groups, kb.builder().getF32Type()), queryT,
               ValueRange{position, kb.index(0)});
           return SmallVector<Value>{
-              kb.fma(kb.splat(value, groups), q, partial[0])};
+              kb.fma(value, q, partial[0])};
         },
         acc, /*fourChains=*/true);
     return kb.add(kb.add(acc[0], acc[1]), kb.add(acc[2], acc[3]));
@@ -655,7 +656,7 @@ private:
           SmallVector<Value> at{position, kb.index(0)};
           Value old = kb.create<vector::LoadOp>(
               kb.vectorOf(groups, kb.builder().getF32Type()), accT, at);
-          kb.create<vector::StoreOp>(kb.fma(kb.splat(value, groups), p, old),
+          kb.create<vector::StoreOp>(kb.fma(value, p, old),
                                      accT, at);
           return SmallVector<Value>();
         },
