@@ -17,11 +17,16 @@ def SwanLowerToVector : Pass<"swan-lower-to-vector"> {
     bufferization with empty-tensor elimination writes them straight into
     the caller's buffers.
 
-    Winnowed tokens are never expanded into memory: scores gather the
-    rotated query at a token's indices, and values are gathered from,
-    combined into and scattered back to the small `[G, D]` accumulator.
-    Tokens are processed in tiles of `tile-size`: one softmax rescale of the
-    accumulator per tile.
+    Winnowed tokens are never expanded into memory. When keys and values
+    are both winnowed, the scaled rotated query and the accumulator live
+    transposed in stack scratch (`[D, G]`), and each kept entry j of a token
+    costs one G-wide row: `s += val_j · q'[idx_j, :]` for its score and
+    `acc[idx_j, :] += val_j · p` for its value (no gathers or scatters,
+    which are slow on current x86 cores). A block mixing winnowed and dense
+    tokens keeps a `[G, D]` state and gathers from the query / gathers,
+    combines and scatters into the accumulator. Indices are read as
+    unsigned. Tokens are processed in tiles of `tile-size`: one softmax
+    rescale of the accumulator per tile.
 
     `swan.decode_attention` is left alone: `swan-decompose-decode-attention`
     rewrites it into the ops above first.
