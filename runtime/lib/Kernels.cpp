@@ -46,6 +46,9 @@ constexpr int32_t kMaxGroupSize = 64;
 constexpr int64_t kPiecesPerWorker = 8;
 constexpr int64_t kMinChunkBytes = 64 * 1024;
 constexpr int64_t kMinChunkRows = 32;
+/// Below this many multiply-adds, the calling thread rotates the queries
+/// itself.
+constexpr int64_t kInlineMultiplies = int64_t(1) << 19;
 
 /// No cache holds 2^40 tokens per block; the bound keeps every byte count
 /// below comfortably inside int64_t.
@@ -456,13 +459,21 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
   float *sums = scratch.sums.data();
   float *accumulators = scratch.accumulators.data();
 
-  parallelFor(work.size(), [&](int64_t w) {
+  auto rotateQuery = [&](int64_t w) {
     auto query = describe<float, 2>(work[w].query, {group, dim});
     auto rotation = describe<float, 2>(work[w].keyRotation, {dim, dim});
     auto rotated =
         describe<float, 2>(rotatedQueries + w * group * dim, {group, dim});
     kernels.rotate(&query, &rotation, &rotated);
-  });
+  };
+  // A decode step's query rotations take microseconds: waking the pool for
+  // them would cost more than it saves.
+  if (int64_t(work.size()) * group * dim * dim <= kInlineMultiplies) {
+    for (size_t w = 0; w < work.size(); ++w)
+      rotateQuery(w);
+  } else {
+    parallelFor(work.size(), rotateQuery);
+  }
 
   auto mergeWork = [&](int32_t w) {
     int64_t first = scratch.firstSlot[w];
