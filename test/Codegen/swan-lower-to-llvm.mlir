@@ -32,15 +32,16 @@ func.func @rotate(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %out: memref<?
 
 // -----
 
-// Rotated rows stay in a stack row; the kept entries are packed with
-// masked compress stores (vcompressps / vpcompressb), 8 chunks of 16.
+// Rotated rows stay in a stack row; the selection counts compare masks
+// with popcounts; the kept entries are packed with masked compress
+// stores (vcompressps / vpcompressb), 8 chunks of 16.
 // CHECK-LABEL: llvm.func @compress(
 // CHECK-COUNT-3: llvm.alloca
 // CHECK: llvm.intr.fmuladd
 // CHECK: llvm.intr.fabs({{.*}}) : (vector<16xf32>) -> vector<16xf32>
-// CHECK: llvm.fcmp "ogt"
-// CHECK: llvm.fcmp "oeq"
-// CHECK: llvm.icmp "ult"
+// CHECK: llvm.icmp "sge" {{.*}} : vector<16xi32>
+// CHECK: llvm.bitcast {{.*}} : vector<16xi1> to vector<1xi16>
+// CHECK: llvm.intr.ctpop({{.*}}) : (i16) -> i16
 // CHECK-COUNT-16: llvm.intr.masked.compressstore
 // CHECK: llvm.intr.masked.store {{.*}} : vector<128xf16>, vector<128xi1> into !llvm.ptr
 // CHECK: llvm.intr.masked.store {{.*}} : vector<128xi8>, vector<128xi1> into !llvm.ptr

@@ -188,10 +188,12 @@ func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf1
 
 // -----
 
-// Compress: the rotated row stays in a [D] scratch; an exact rank count
-// (larger magnitude, or equal at a lower index) selects the k kept entries,
-// which vector.compressstore packs in index order. Only the first k lanes
-// of each row reach the [n, k] results.
+// Compress: the rotated row stays in a [D] scratch. A bitwise search over
+// the bits of |x| finds the k-th largest magnitude T (31 steps, each a
+// popcount of compare masks), a second one over positions picks the first
+// tied entries in index order; vector.compressstore packs the kept entries
+// in index order. Only the first k lanes of each row reach the [n, k]
+// results.
 
 // CHECK-LABEL: func.func @compress
 // CHECK-SAME: %[[K:[^:]+]]: index)
@@ -200,14 +202,19 @@ func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf1
 // CHECK-DAG: %[[ROWBUF:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32xf32>
 // CHECK: scf.for
 // CHECK: vector.store %{{.*}}, %[[ROWBUF]][%c0]
-// CHECK: math.absf %{{.*}} : vector<16xf32>
-// CHECK: %[[RANK:.*]]:2 = scf.for {{.*}} -> (vector<16xi32>, vector<16xi32>)
-// CHECK: arith.cmpf ogt
-// CHECK: arith.cmpf oeq
-// CHECK: arith.cmpi ult
+// CHECK: %[[ABS:.*]] = math.absf %{{.*}} : vector<16xf32>
+// CHECK: %[[BITS:.*]] = arith.bitcast %[[ABS]] : vector<16xf32> to vector<16xi32>
 // CHECK: %[[K32:.*]] = arith.index_cast %[[K]] : index to i32
-// CHECK: %[[KB:.*]] = vector.broadcast %[[K32]]
-// CHECK: %[[KEEP:.*]] = arith.cmpi slt, %[[RANK]]#0, %[[KB]] : vector<16xi32>
+// CHECK: %[[T:.*]] = scf.for %{{.*}} = %c0 to %c31 step %c1 iter_args(%{{.*}} = %{{.*}}) -> (i32)
+// CHECK: arith.cmpi sge, %[[BITS]]
+// CHECK: vector.bitcast %{{.*}} : vector<16xi1> to vector<1xi16>
+// CHECK: math.ctpop %{{.*}} : i16
+// CHECK: arith.cmpi sge, %{{.*}}, %[[K32]] : i32
+// CHECK: %[[TV:.*]] = vector.broadcast %[[T]] : i32 to vector<16xi32>
+// CHECK: %[[ABOVE:.*]] = arith.cmpi sgt, %[[BITS]], %[[TV]] : vector<16xi32>
+// CHECK: arith.cmpi eq, %[[BITS]], %[[TV]] : vector<16xi32>
+// CHECK: scf.for %{{.*}} = %c0 to %c5 step %c1 iter_args
+// CHECK: %[[KEEP:.*]] = arith.ori %[[ABOVE]], %{{.*}} : vector<16xi1>
 // CHECK: vector.compressstore %{{.*}}[%c0], %[[KEEP]], %{{.*}} : memref<32xf16>, vector<16xi1>, vector<16xf16>
 // CHECK: vector.compressstore %{{.*}}[%c0], %[[KEEP]], %{{.*}} : memref<32xi8>, vector<16xi1>, vector<16xi8>
 // CHECK: vector.transfer_write %{{.*}} : vector<32xf16>, tensor<?x?xf16>

@@ -88,56 +88,123 @@ SmallVector<Value> rotateRow(KernelBuilder &kb, Value x, Value row,
 
 /// Winnows the f32 row in `row` ([D] scratch): its k entries of largest
 /// magnitude, ties to the lower index, compacted in ascending index order
-/// into `keptValues` and `keptIndices` ([D] scratch each). Entry j is kept
-/// iff #{l : |x_l| > |x_j|} + #{l < j : |x_l| = |x_j|} < k, an exact and
-/// branch-free rank test.
+/// into `keptValues` and `keptIndices` ([D] scratch each).
+///
+/// Exact and branch-free, in O(D · 40 / lanes) vector operations: the bits
+/// of |x| order like the magnitudes, so a bitwise search finds T, the k-th
+/// largest magnitude (the largest T with #{|x| >= T} >= k). Every entry
+/// above T is kept; of the entries equal to T, the first k - #{|x| > T} in
+/// index order are, found by a second bitwise search over positions.
 void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
                int64_t lanes, Value keptValues, Value keptIndices) {
   OpBuilder &b = kb.builder();
   Type i32 = b.getI32Type();
+  VectorType i32Vector = kb.vectorOf(lanes, i32);
   int64_t chunks = headDim / lanes;
   SmallVector<Value> magnitudes, positions;
   for (int64_t c = 0; c < chunks; ++c) {
     Value chunk = kb.create<vector::LoadOp>(kb.vectorOf(lanes, b.getF32Type()),
                                             row, ValueRange{kb.index(c * lanes)});
-    magnitudes.push_back(kb.create<math::AbsFOp>(chunk));
+    magnitudes.push_back(kb.create<arith::BitcastOp>(
+        i32Vector, kb.create<math::AbsFOp>(chunk)));
     positions.push_back(kb.laneNumbers(lanes, c * lanes));
   }
   Value one = kb.splat(kb.i32(1), lanes);
   Value zero = zeroVector(kb, lanes, i32);
-  SmallVector<Value> ranks(chunks, zero);
-  ranks = kb.loop(
-      kb.index(0), kb.index(headDim), kb.index(1), ranks,
-      [&](Value l, ValueRange counts) {
-        Value xl = kb.create<math::AbsFOp>(
-            kb.create<memref::LoadOp>(row, ValueRange{l}));
-        Value other = kb.splat(xl, lanes);
-        Value otherPosition =
-            kb.splat(kb.create<arith::IndexCastOp>(i32, l), lanes);
-        SmallVector<Value> next;
-        for (int64_t c = 0; c < chunks; ++c) {
-          Value larger = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT,
-                                                  other, magnitudes[c]);
-          Value equal = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ,
-                                                 other, magnitudes[c]);
-          Value earlier = kb.create<arith::CmpIOp>(
-              arith::CmpIPredicate::ult, otherPosition, positions[c]);
-          Value ahead = kb.create<arith::OrIOp>(
-              larger, kb.create<arith::AndIOp>(equal, earlier));
-          next.push_back(kb.create<arith::AddIOp>(
-              counts[c], kb.create<arith::SelectOp>(ahead, one, zero)));
-        }
-        return next;
-      });
+  // #{lanes where predicate(c) holds}, as an i32: each chunk's mask as an
+  // integer, popcount, then a balanced sum. The searches below are chains
+  // of these counts, so their latency is what matters.
+  Type maskInteger = b.getIntegerType(lanes);
+  auto countWhere = [&](function_ref<Value(int64_t)> predicate) {
+    SmallVector<Value> counts;
+    for (int64_t c = 0; c < chunks; ++c) {
+      Value bits = kb.create<vector::ExtractOp>(
+          kb.create<vector::BitCastOp>(VectorType::get({1}, maskInteger),
+                                       predicate(c)),
+          int64_t(0));
+      Value population = kb.create<math::CtPopOp>(bits);
+      if (lanes < 32)
+        population = kb.create<arith::ExtUIOp>(i32, population);
+      else if (lanes > 32)
+        population = kb.create<arith::TruncIOp>(i32, population);
+      counts.push_back(population);
+    }
+    while (counts.size() > 1) {
+      SmallVector<Value> sums;
+      for (size_t i = 0; i + 1 < counts.size(); i += 2)
+        sums.push_back(kb.create<arith::AddIOp>(counts[i], counts[i + 1]));
+      if (counts.size() % 2)
+        sums.push_back(counts.back());
+      counts = std::move(sums);
+    }
+    return counts.front();
+  };
+  auto compare = [&](arith::CmpIPredicate predicate, Value lhs, Value rhs) {
+    return kb.create<arith::CmpIOp>(predicate, lhs, rhs).getResult();
+  };
+  // Greedy from the high bit: the largest value with `accept(candidate)`.
+  auto bitwiseSearch = [&](int64_t bits,
+                           function_ref<Value(Value candidate)> accept) {
+    return kb.loop(
+        kb.index(0), kb.index(bits), kb.index(1), {kb.i32(0)},
+        [&](Value step, ValueRange found) {
+          Value shift = kb.create<arith::SubIOp>(
+              kb.i32(bits - 1), kb.create<arith::IndexCastOp>(i32, step));
+          Value candidate = kb.create<arith::OrIOp>(
+              found[0], kb.create<arith::ShLIOp>(kb.i32(1), shift));
+          return SmallVector<Value>{kb.create<arith::SelectOp>(
+              accept(candidate), candidate, found[0])};
+        })[0];
+  };
 
-  Value kept32 = kb.splat(kb.create<arith::IndexCastOp>(i32, k), lanes);
+  Value k32 = kb.create<arith::IndexCastOp>(i32, k);
+  // Magnitudes are non-negative, so their bits fit in 31.
+  Value threshold = bitwiseSearch(31, [&](Value candidate) {
+    Value bound = kb.splat(candidate, lanes);
+    return compare(arith::CmpIPredicate::sge, countWhere([&](int64_t c) {
+                     return compare(arith::CmpIPredicate::sge, magnitudes[c],
+                                    bound);
+                   }),
+                   k32);
+  });
+  Value thresholdVector = kb.splat(threshold, lanes);
+  SmallVector<Value> above, tied;
+  for (int64_t c = 0; c < chunks; ++c) {
+    above.push_back(
+        compare(arith::CmpIPredicate::sgt, magnitudes[c], thresholdVector));
+    tied.push_back(
+        compare(arith::CmpIPredicate::eq, magnitudes[c], thresholdVector));
+  }
+  Value needed = kb.create<arith::SubIOp>(
+      k32, countWhere([&](int64_t c) { return above[c]; }));
+  // The last position whose tied predecessors number fewer than `needed`.
+  int64_t positionBits = llvm::Log2_64_Ceil(uint64_t(headDim));
+  Value lastTied = bitwiseSearch(std::max<int64_t>(positionBits, 1),
+                                 [&](Value candidate) {
+    Value bound = kb.splat(candidate, lanes);
+    Value before = countWhere([&](int64_t c) {
+      return kb.create<arith::AndIOp>(
+          tied[c], compare(arith::CmpIPredicate::slt, positions[c], bound));
+    });
+    return compare(arith::CmpIPredicate::slt, before, needed);
+  });
+  Value anyTied = kb.splat(
+      compare(arith::CmpIPredicate::sgt, needed, kb.i32(0)), lanes);
+  Value lastTiedVector = kb.splat(lastTied, lanes);
+  SmallVector<Value> keep;
+  for (int64_t c = 0; c < chunks; ++c) {
+    Value tiedKept = kb.create<arith::AndIOp>(
+        kb.create<arith::AndIOp>(tied[c], anyTied),
+        compare(arith::CmpIPredicate::sle, positions[c], lastTiedVector));
+    keep.push_back(kb.create<arith::OrIOp>(above[c], tiedKept));
+  }
+
   Type valueType = cast<MemRefType>(keptValues.getType()).getElementType();
   Type indexType = cast<MemRefType>(keptIndices.getType()).getElementType();
   VectorType indexVectorType = kb.vectorOf(lanes, indexType);
   Value next = kb.index(0);
   for (int64_t c = 0; c < chunks; ++c) {
-    Value kept = kb.create<arith::CmpIOp>(arith::CmpIPredicate::slt, ranks[c],
-                                          kept32);
+    Value kept = keep[c];
     Value values = kb.create<vector::LoadOp>(
         kb.vectorOf(lanes, b.getF32Type()), row, ValueRange{kb.index(c * lanes)});
     // The generated builder: the convenience one swaps mask and value.
