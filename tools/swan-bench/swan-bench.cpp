@@ -5,8 +5,12 @@
 // itself in the same run (a streaming read on all cores). Prints figures and
 // asserts nothing: a benchmark is not a test.
 //
-//   swan-bench [--quick] [Google Benchmark flags, e.g.
-//              --benchmark_filter=swan --benchmark_format=json]
+//   swan-bench [--quick | --smoke] [Google Benchmark flags, e.g.
+//              --benchmark_filter=swan --benchmark_out=run.json
+//              --benchmark_out_format=json]
+//
+// --quick: the headline rows in about a minute; --smoke: tiny sizes, for the
+// test suite (checks that every row runs, measures nothing meaningful).
 //
 // Data are random (uniform winnowed indices, Gaussian values): decode
 // attention's cost depends on the bytes it reads, not on the values.
@@ -24,6 +28,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -232,6 +238,11 @@ std::shared_ptr<DecodeData> dataFor(const std::string &name, const Layer &layer,
   return cached;
 }
 
+/// Seconds per step of the dense row of each shape ("H8_G4_D128/L4096/B1"),
+/// set when that row runs (it is registered, so run, before the SWAN rows of
+/// its shape) and read by them for their speed-up.
+std::map<std::string, double> denseSeconds;
+
 /// Rows time every iteration themselves (manual time) so that the figures
 /// below can be computed from the same wall-clock seconds the table shows.
 class IterationTimer {
@@ -268,9 +279,17 @@ void reportBytes(benchmark::State &state, const IterationTimer &timer,
   state.counters["compiles"] = double(KernelSet::compileCount());
 }
 
+/// DESIGN.md §1: the compute break-even length, D²/(D − k) + b; below it
+/// SWAN does more arithmetic per step than the dense path.
+int64_t breakEvenLength(int32_t dim, int32_t k) {
+  if (k >= dim)
+    return std::numeric_limits<int64_t>::max();
+  return int64_t(dim) * dim / (dim - k) + kBuffer;
+}
+
 void decodeAttention(benchmark::State &state, const std::string &name,
-                     Layer layer, int64_t length, int32_t k, int batch,
-                     bool dense) {
+                     const std::string &shape, Layer layer, int64_t length,
+                     int32_t k, int batch, bool dense) {
   auto kernels =
       KernelSet::get({layer.dim, layer.group, StorageType::F16});
   if (!kernels) {
@@ -292,6 +311,23 @@ void decodeAttention(benchmark::State &state, const std::string &name,
   }
   reportBytes(state, timer, data->bytesRead,
               int64_t(batch) * layer.heads * length);
+  double seconds = timer.secondsPerIteration();
+  if (dense) {
+    denseSeconds[shape] = seconds;
+    return;
+  }
+  auto found = denseSeconds.find(shape);
+  if (found != denseSeconds.end() && seconds > 0.0)
+    state.counters["x_dense"] = found->second / seconds;
+  // The speed-up that the bytes alone would give (dense bytes / SWAN bytes).
+  int64_t items = int64_t(batch) * layer.heads;
+  double denseBytes = double(items) * length * 2 * layer.dim * 2 +
+                      double(data->bytesRead) -
+                      double(items) * (data->sparseTokens * 2 * k * 3 +
+                                       data->bufferTokens * 2 * layer.dim * 2);
+  state.counters["x_bytes"] = denseBytes / double(data->bytesRead);
+  if (length < breakEvenLength(layer.dim, k))
+    state.counters["below_break_even"] = 1;
 }
 
 void compress(benchmark::State &state, Layer layer, int64_t rows, int32_t k) {
@@ -364,11 +400,13 @@ void reportCompileTimes(const std::vector<Layer> &layers) {
 } // namespace
 
 int main(int argc, char **argv) {
-  bool quick = false;
+  bool quick = false, smoke = false;
   std::vector<char *> arguments;
   for (int i = 0; i < argc; ++i) {
     if (std::string(argv[i]) == "--quick")
       quick = true;
+    else if (std::string(argv[i]) == "--smoke")
+      smoke = true;
     else
       arguments.push_back(argv[i]);
   }
@@ -376,18 +414,19 @@ int main(int argc, char **argv) {
   benchmark::Initialize(&count, arguments.data());
 
   const Layer llama{8, 4, 128}, small{8, 1, 64};
-  reportCompileTimes({llama, small});
+  reportCompileTimes(smoke ? std::vector<Layer>{llama}
+                           : std::vector<Layer>{llama, small});
 
-  const StreamBuffer stream(size_t(1) << 30);
-  measuredBandwidth = measureReadBandwidth(stream, quick ? 3 : 6);
-  llvm::outs() << "measured read bandwidth (" << coreCount()
-               << " threads, 1 GiB, best of 1/2/4 streams per thread): "
+  const StreamBuffer stream(smoke ? size_t(64) << 20 : size_t(1) << 30);
+  measuredBandwidth = measureReadBandwidth(stream, quick || smoke ? 3 : 6);
+  llvm::outs() << "measured read bandwidth (" << coreCount() << " threads, "
+               << (stream.bytes() >> 20)
+               << " MiB, best of 1/2/4 streams per thread): "
                << llvm::format("%.2f", measuredBandwidth / 1e9) << " GB/s\n";
-  llvm::outs().flush();
 
   for (int streams : {1, 2, 4})
     benchmark::RegisterBenchmark(
-        ("stream_read/1GiB/streams" + std::to_string(streams)).c_str(),
+        ("stream_read/streams" + std::to_string(streams)).c_str(),
         streamRead, &stream, streams)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
@@ -396,29 +435,47 @@ int main(int argc, char **argv) {
   std::vector<int64_t> lengths = {4096, 32768};
   std::vector<int32_t> ks = {32};
   std::vector<int> batches = {1};
-  if (!quick) {
+  int repetitions = 3;
+  if (smoke) {
+    lengths = {200};
+    batches = {1, 2};
+    repetitions = 1;
+  } else if (!quick) {
     layers.push_back(small);
     lengths = {1024, 4096, 16384, 32768, 65536};
     ks = {16, 32, 48, 64, 0 /* = D */};
     batches = {1, 8};
+    repetitions = 5;
   }
-  int repetitions = quick ? 3 : 5;
+
+  for (const Layer &layer : layers) {
+    llvm::outs() << "compute break-even (DESIGN.md §1) at D=" << layer.dim
+                 << ":";
+    for (int32_t k : {16, 32, 48, 64})
+      if (k < layer.dim)
+        llvm::outs() << " k=" << k << " L>" << breakEvenLength(layer.dim, k);
+    llvm::outs() << "; rows below it are marked below_break_even\n";
+  }
+  llvm::outs().flush();
+
   for (const Layer &layer : layers)
     for (int batch : batches)
       for (int64_t length : lengths) {
         // Keep batch 8 within a few GB of memory.
         if (batch > 1 && length > 16384)
           continue;
-        auto add = [&](const std::string &name, int32_t k, bool dense) {
-          benchmark::RegisterBenchmark(name.c_str(), decodeAttention, name,
-                                       layer, length, k, batch, dense)
-              ->UseManualTime()
-              ->Unit(benchmark::kMillisecond)
-              ->Repetitions(repetitions)
-              ->ReportAggregatesOnly(true);
-        };
         std::string shape = layerName(layer) + "/L" + std::to_string(length) +
                             "/B" + std::to_string(batch);
+        auto add = [&](const std::string &name, int32_t k, bool dense) {
+          auto *row = benchmark::RegisterBenchmark(
+              name.c_str(), decodeAttention, name, shape, layer, length, k,
+              batch, dense);
+          row->UseManualTime()->Unit(benchmark::kMillisecond);
+          if (smoke)
+            row->Iterations(2);
+          else
+            row->Repetitions(repetitions)->ReportAggregatesOnly(true);
+        };
         add("dense/" + shape, layer.dim, /*dense=*/true);
         for (int32_t k : ks) {
           int32_t kept = k == 0 ? layer.dim : k;
@@ -428,16 +485,18 @@ int main(int argc, char **argv) {
               /*dense=*/false);
         }
       }
-  for (const Layer &layer : layers)
-    benchmark::RegisterBenchmark(
+  for (const Layer &layer : layers) {
+    auto *row = benchmark::RegisterBenchmark(
         ("compress/" + layerName(layer) + "/k32").c_str(), compress, layer,
-        int64_t(16384), 32)
-        ->UseManualTime()
-        ->Unit(benchmark::kMillisecond);
+        smoke ? int64_t(300) : int64_t(16384), 32);
+    row->UseManualTime()->Unit(benchmark::kMillisecond);
+    if (smoke)
+      row->Iterations(2);
+  }
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   llvm::outs() << "compilations after the sweep: " << KernelSet::compileCount()
-               << "\n";
+               << " (one per specialisation)\n";
   return 0;
 }
