@@ -169,18 +169,24 @@ func.func @merge(%m: tensor<?x2xf32>, %l: tensor<?x2xf32>,
 
 // -----
 
-// Rotate: one row at a time, D/16 accumulators, broadcast x_j times row j
-// of R; f16 rows are converted once.
+// Rotate: rows four at a time, so that each row of R is loaded once per
+// block (R does not fit in L1 at D = 128), then the remaining rows one by
+// one; x_j is broadcast and multiplied by row j of R, f16 rows converted
+// once.
 
 // CHECK-LABEL: func.func @rotate
 // CHECK: %[[OUT:.*]] = tensor.empty(%{{.*}}) : tensor<?x32xf16>
-// CHECK: scf.for %[[ROW:.*]] = {{.*}} iter_args(%[[T:.*]] = %[[OUT]]) -> (tensor<?x32xf16>)
+// CHECK: %[[BLOCKS:.*]] = scf.for %[[FIRST:.*]] = %c0 to %{{.*}} step %c4 iter_args(%{{.*}} = %[[OUT]]) -> (tensor<?x32xf16>)
+// CHECK: %[[ACC4:.*]]:8 = scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: %[[R0:.*]] = vector.load %{{.*}}[%{{.*}}, %c0] : memref<32x32xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
+// CHECK-COUNT-4: vector.fma %{{.*}}, %[[R0]], %{{.*}} : vector<16xf32>
+// CHECK: scf.for %[[ROW:.*]] = {{.*}} iter_args(%[[T:.*]] = %[[BLOCKS]]) -> (tensor<?x32xf16>)
 // CHECK: %[[ACC:.*]]:2 = scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>)
 // CHECK: arith.extf %{{.*}} : f16 to f32
 // CHECK: vector.broadcast
 // CHECK: vector.fma
 // CHECK: %[[H:.*]] = arith.truncf %[[ACC]]#0 : vector<16xf32> to vector<16xf16>
-// CHECK: vector.transfer_write %[[H]], %[[T]][%[[ROW]], %c0] {in_bounds = [true]}
+// CHECK: vector.transfer_write %[[H]], %[[T]][%{{.*}}, %c0] {in_bounds = [true]}
 func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf16> {
   %y = swan.rotate %x by %r : tensor<?x32xf16>, tensor<32x32xf32> -> tensor<?x32xf16>
   return %y : tensor<?x32xf16>

@@ -65,25 +65,68 @@ Value zeroVector(KernelBuilder &kb, int64_t lanes, Type elementType) {
                                       kb.builder().getZeroAttr(type));
 }
 
-/// One row of `x` ([n, D] view) times `rotation` ([D, D] view): D/lanes f32
-/// vectors, accumulated over the rotation's rows.
-SmallVector<Value> rotateRow(KernelBuilder &kb, Value x, Value row,
-                             Value rotation, int64_t headDim, int64_t lanes) {
+/// Rows per block of the rotation: R ([D, D], 64 KiB at D = 128, more than
+/// L1) is streamed once per block instead of once per row.
+constexpr int64_t kRotationRowBlock = 4;
+
+/// Rotates rows [first, first + rows) of `x`, `rows` static: for each group
+/// of output chunks, rows x chunks accumulators (at most 16 vector
+/// registers), one pass over R. `sink(r, c, chunk)` receives chunk c of row
+/// first + r as f32.
+void rotateRowBlock(KernelBuilder &kb, Value x, Value first, int64_t rows,
+                    Value rotation, int64_t headDim, int64_t lanes,
+                    function_ref<void(int64_t, int64_t, Value)> sink) {
   Type f32 = kb.builder().getF32Type();
-  SmallVector<Value> zeros(headDim / lanes, zeroVector(kb, lanes, f32));
-  return kb.loop(kb.index(0), kb.index(headDim), kb.index(1), zeros,
-                 [&](Value j, ValueRange acc) {
-                   Value xj = kb.convertFloat(
-                       kb.create<memref::LoadOp>(x, ValueRange{row, j}), f32);
-                   Value broadcast = kb.splat(xj, lanes);
-                   SmallVector<Value> next;
-                   for (auto [c, partial] : llvm::enumerate(acc)) {
-                     Value r = kb.loadF32(
-                         rotation, {j, kb.index(int64_t(c) * lanes)}, lanes);
-                     next.push_back(kb.fma(broadcast, r, partial));
-                   }
-                   return next;
-                 });
+  int64_t chunks = headDim / lanes;
+  int64_t group = std::max<int64_t>(1, std::min<int64_t>(chunks, 16 / rows));
+  SmallVector<Value> rowIndex;
+  for (int64_t r = 0; r < rows; ++r)
+    rowIndex.push_back(kb.create<arith::AddIOp>(first, kb.index(r)));
+  for (int64_t c0 = 0; c0 < chunks; c0 += group) {
+    int64_t width = std::min(group, chunks - c0);
+    SmallVector<Value> zeros(rows * width, zeroVector(kb, lanes, f32));
+    SmallVector<Value> acc = kb.loop(
+        kb.index(0), kb.index(headDim), kb.index(1), zeros,
+        [&](Value j, ValueRange partial) {
+          SmallVector<Value> xj;
+          for (int64_t r = 0; r < rows; ++r)
+            xj.push_back(kb.splat(
+                kb.convertFloat(kb.create<memref::LoadOp>(
+                                    x, ValueRange{rowIndex[r], j}),
+                                f32),
+                lanes));
+          SmallVector<Value> next(partial.begin(), partial.end());
+          for (int64_t c = 0; c < width; ++c) {
+            Value rc = kb.loadF32(rotation, {j, kb.index((c0 + c) * lanes)},
+                                  lanes);
+            for (int64_t r = 0; r < rows; ++r)
+              next[r * width + c] = kb.fma(xj[r], rc, next[r * width + c]);
+          }
+          return next;
+        });
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < width; ++c)
+        sink(r, c0 + c, acc[r * width + c]);
+  }
+}
+
+/// Runs `block(first, count)` over [0, rows): blocks of `blockRows`, then
+/// the remaining rows one at a time.
+void forRowBlocks(KernelBuilder &kb, Value rows, int64_t blockRows,
+                  ValueRange inits, SmallVector<Value> &results,
+                  function_ref<SmallVector<Value>(Value, int64_t, ValueRange)>
+                      block) {
+  Value blockCount = kb.index(blockRows);
+  Value whole = kb.create<arith::SubIOp>(
+      rows, kb.create<arith::RemUIOp>(rows, blockCount));
+  results = kb.loop(kb.index(0), whole, blockCount, inits,
+                    [&](Value first, ValueRange carried) {
+                      return block(first, blockRows, carried);
+                    });
+  results = kb.loop(whole, rows, kb.index(1), results,
+                    [&](Value first, ValueRange carried) {
+                      return block(first, 1, carried);
+                    });
 }
 
 /// Winnows the f32 row in `row` ([D] scratch): its k entries of largest
@@ -247,17 +290,23 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
     Value rows = kb.create<tensor::DimOp>(op.getInput(), int64_t(0));
     auto resultType = cast<RankedTensorType>(op.getResult().getType());
     Value out = emptyTensor(kb, resultType, {rows, kb.index(headDim)});
-    SmallVector<Value> result = kb.loop(
-        kb.index(0), rows, kb.index(1), {out}, [&](Value row, ValueRange t) {
-          SmallVector<Value> acc =
-              rotateRow(kb, x, row, rotation, headDim, *lanes);
-          Value written = t[0];
-          for (auto [c, chunk] : llvm::enumerate(acc))
-            written = writeToTensor(
-                kb, kb.convertFloat(chunk, resultType.getElementType()),
-                written, {row, kb.index(int64_t(c) * *lanes)});
-          return SmallVector<Value>{written};
-        });
+    SmallVector<Value> result;
+    forRowBlocks(kb, rows, kRotationRowBlock, {out}, result,
+                 [&](Value first, int64_t count, ValueRange t) {
+                   Value written = t[0];
+                   rotateRowBlock(
+                       kb, x, first, count, rotation, headDim, *lanes,
+                       [&](int64_t r, int64_t c, Value chunk) {
+                         written = writeToTensor(
+                             kb,
+                             kb.convertFloat(chunk,
+                                             resultType.getElementType()),
+                             written,
+                             {kb.create<arith::AddIOp>(first, kb.index(r)),
+                              kb.index(c * *lanes)});
+                       });
+                   return SmallVector<Value>{written};
+                 });
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -271,13 +320,16 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
 
 /// The shared kernel: `fillRow(row, scratch)` puts one f32 input row into
 /// the [D] scratch, then the row is winnowed and written out.
+/// The shared kernel: `fillRows(first, count, scratch)` puts `count` f32
+/// input rows (count static, at most `blockRows`) into the [D] scratch rows,
+/// then each row is winnowed and written out.
 LogicalResult lowerWinnowing(
     Operation *op, Value input, Value k, Value valuesResult,
     Value indicesResult, const VectorLoweringOptions &options,
-    PatternRewriter &rewriter,
-    llvm::function_ref<void(KernelBuilder &, Value row, Value scratch,
-                            int64_t lanes)>
-        fillRow) {
+    PatternRewriter &rewriter, int64_t blockRows,
+    llvm::function_ref<void(KernelBuilder &, Value first, int64_t count,
+                            ArrayRef<Value> scratch, int64_t lanes)>
+        fillRows) {
   auto inputType = cast<RankedTensorType>(input.getType());
   int64_t headDim = inputType.getDimSize(1);
   FailureOr<int64_t> lanes = lanesFor(headDim, options.vectorWidth);
@@ -289,26 +341,34 @@ LogicalResult lowerWinnowing(
   Value rows = kb.create<tensor::DimOp>(input, int64_t(0));
   Value values = emptyTensor(kb, valuesType, {rows, k});
   Value indices = emptyTensor(kb, indicesType, {rows, k});
-  Value row = kb.scratch({headDim}, rewriter.getF32Type());
+  SmallVector<Value> rowScratch;
+  for (int64_t r = 0; r < blockRows; ++r)
+    rowScratch.push_back(kb.scratch({headDim}, rewriter.getF32Type()));
   Value keptValues = kb.scratch({headDim}, valuesType.getElementType());
   Value keptIndices = kb.scratch({headDim}, indicesType.getElementType());
-  SmallVector<Value> results = kb.loop(
-      kb.index(0), rows, kb.index(1), {values, indices},
-      [&](Value r, ValueRange outs) {
-        fillRow(kb, r, row, *lanes);
-        winnowRow(kb, row, k, headDim, *lanes, keptValues, keptIndices);
-        // Whole [D] rows are written with in_bounds = false: only the first
-        // k lanes land in the [n, k] results.
-        Value zero = kb.index(0);
-        Value keptV = kb.create<vector::LoadOp>(
-            kb.vectorOf(headDim, valuesType.getElementType()), keptValues,
-            ValueRange{zero});
-        Value keptI = kb.create<vector::LoadOp>(
-            kb.vectorOf(headDim, indicesType.getElementType()), keptIndices,
-            ValueRange{zero});
-        return SmallVector<Value>{
-            writeToTensor(kb, keptV, outs[0], {r, zero}, false),
-            writeToTensor(kb, keptI, outs[1], {r, zero}, false)};
+  SmallVector<Value> results;
+  forRowBlocks(
+      kb, rows, blockRows, {values, indices}, results,
+      [&](Value first, int64_t count, ValueRange outs) {
+        fillRows(kb, first, count, rowScratch, *lanes);
+        SmallVector<Value> written(outs.begin(), outs.end());
+        for (int64_t r = 0; r < count; ++r) {
+          winnowRow(kb, rowScratch[r], k, headDim, *lanes, keptValues,
+                    keptIndices);
+          // Whole [D] rows are written with in_bounds = false: only the
+          // first k lanes land in the [n, k] results.
+          Value zero = kb.index(0);
+          Value row = kb.create<arith::AddIOp>(first, kb.index(r));
+          Value keptV = kb.create<vector::LoadOp>(
+              kb.vectorOf(headDim, valuesType.getElementType()), keptValues,
+              ValueRange{zero});
+          Value keptI = kb.create<vector::LoadOp>(
+              kb.vectorOf(headDim, indicesType.getElementType()),
+              keptIndices, ValueRange{zero});
+          written[0] = writeToTensor(kb, keptV, written[0], {row, zero}, false);
+          written[1] = writeToTensor(kb, keptI, written[1], {row, zero}, false);
+        }
+        return written;
       });
   rewriter.replaceOp(op, results);
   return success();
@@ -327,11 +387,12 @@ struct LowerWinnow : OpRewritePattern<WinnowOp> {
     Value x = views.view(op.getInput());
     return lowerWinnowing(
         op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
-        options, rewriter,
-        [&](KernelBuilder &kb, Value r, Value scratch, int64_t lanes) {
+        options, rewriter, /*blockRows=*/1,
+        [&](KernelBuilder &kb, Value r, int64_t, ArrayRef<Value> scratch,
+            int64_t lanes) {
           for (int64_t c = 0; c < headDim / lanes; ++c)
             kb.create<vector::StoreOp>(
-                kb.loadF32(x, {r, kb.index(c * lanes)}, lanes), scratch,
+                kb.loadF32(x, {r, kb.index(c * lanes)}, lanes), scratch[0],
                 ValueRange{kb.index(c * lanes)});
         });
   }
@@ -353,14 +414,16 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
     Value rotation = views.view(op.getRotation());
     return lowerWinnowing(
         op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
-        options, rewriter,
-        [&](KernelBuilder &kb, Value r, Value scratch, int64_t lanes) {
-          // The rotated row lives only in L1 scratch, never in the result.
-          SmallVector<Value> rotated =
-              rotateRow(kb, x, r, rotation, headDim, lanes);
-          for (auto [c, chunk] : llvm::enumerate(rotated))
-            kb.create<vector::StoreOp>(
-                chunk, scratch, ValueRange{kb.index(int64_t(c) * lanes)});
+        options, rewriter, kRotationRowBlock,
+        [&](KernelBuilder &kb, Value first, int64_t count,
+            ArrayRef<Value> scratch, int64_t lanes) {
+          // The rotated rows live only in L1 scratch, never in the result.
+          rotateRowBlock(kb, x, first, count, rotation, headDim, lanes,
+                         [&](int64_t r, int64_t c, Value chunk) {
+                           kb.create<vector::StoreOp>(
+                               chunk, scratch[r],
+                               ValueRange{kb.index(c * lanes)});
+                         });
         });
   }
 
