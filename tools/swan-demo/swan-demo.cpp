@@ -522,6 +522,13 @@ llvm::Error run() {
       return e;
     report.swanSeconds += middle - start;
     report.denseSeconds += seconds() - middle;
+    // Both outputs were poisoned with NaN: every element must be written.
+    for (size_t i = 0; i < swanOut.size(); ++i)
+      if (!std::isfinite(swanOut[i]) || !std::isfinite(denseOut[i]))
+        return llvm::createStringError(
+            llvm::formatv("{0} attention left output element {1} not finite",
+                          std::isfinite(swanOut[i]) ? "dense" : "swan", i)
+                .str());
     if (check)
       for (size_t s = 0; s < batch; ++s) {
         measureError(w, s, position[s] - 1, &swanOut[s * outFloats], scale,
