@@ -138,10 +138,15 @@ int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
   int64_t most = std::max<int64_t>(
       1, (problem.sparseCapacity + abi::kTokensPerChunk - 1) /
              abi::kTokensPerChunk);
-  return std::clamp<int64_t>(wanted, 1, most);
+  return std::clamp<int64_t>(std::min(wanted, most), 1,
+                             abi::kMaxPartialBlocks - 1);
 }
 
-Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes) {
+Status KernelSet::ensureWorkspace(size_t queryBytes, size_t maxBytes,
+                                  size_t accBytes) {
+  if (rotatedQuery_.bytes() < queryBytes)
+    if (Status s = device_.allocate(queryBytes, rotatedQuery_); !s.isOk())
+      return s;
   if (partialMax_.bytes() < maxBytes) {
     if (Status s = device_.allocate(maxBytes, partialMax_); !s.isOk())
       return s;
@@ -194,17 +199,34 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
 
   const int64_t splits = p.splits > 0 ? p.splits : chooseSplits(p);
   const int64_t blocks = splits + 1; // + the dense buffer's block
-  if (Status s = ensureWorkspace(size_t(B * H * blocks * G) * f32,
+  if (blocks > abi::kMaxPartialBlocks)
+    return invalid("at most " + std::to_string(abi::kMaxPartialBlocks - 1) +
+                   " splits");
+  if (Status s = ensureWorkspace(size_t(B * H * G * D) * f32,
+                                 size_t(B * H * blocks * G) * f32,
                                  size_t(B * H * blocks * G * D) * f32);
       !s.isOk())
     return s;
 
   const char *name =
       p.rotatedOutput ? "decode_attention_rotated" : "decode_attention";
+  KernelArguments query;
+  query.addMemRef(b.query->address(), {B, H * G, D});
+  query.addF32(p.scale);
+  query.addMemRef(b.keyRotation->address(), {H, D, D});
+  query.addMemRef(rotatedQuery_.address(), {B, H * G, D});
+  LaunchShape queryShape;
+  queryShape.grid[0] = static_cast<unsigned>(H);
+  queryShape.grid[1] = static_cast<unsigned>(B);
+  queryShape.block[0] = static_cast<unsigned>(D);
+  if (Status s = device_.launch(
+          module_, (std::string(name) + abi::kQuerySuffix).c_str(),
+          queryShape, query);
+      !s.isOk())
+    return s;
+
   KernelArguments partial;
-  partial.addMemRef(b.query->address(), {B, H * G, D});
-  partial.addF32(p.scale);
-  partial.addMemRef(b.keyRotation->address(), {H, D, D});
+  partial.addMemRef(rotatedQuery_.address(), {B, H * G, D});
   partial.addMemRef(b.keyValues->address(), {B, H, L, p.keyK});
   partial.addMemRef(b.keyIndices->address(), {B, H, L, p.keyK});
   partial.addMemRef(b.valueValues->address(), {B, H, L, p.valueK});
@@ -235,7 +257,7 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
     merge.addMemRef(b.valueRotation->address(), {H, D, D});
   merge.addMemRef(b.out->address(), {B, H * G, D});
   LaunchShape mergeShape;
-  mergeShape.grid[0] = static_cast<unsigned>(H);
+  mergeShape.grid[0] = static_cast<unsigned>(H * G);
   mergeShape.grid[1] = static_cast<unsigned>(B);
   mergeShape.block[0] = static_cast<unsigned>(D);
   return device_.launch(module_,

@@ -1,7 +1,7 @@
 //===- ConvertSwanToGPU.cpp - swan entry points to gpu kernels ------------===//
 //
 // Builds the gpu-dialect kernels of swan.rotate, swan.compress and
-// swan.decode_attention (the flash-decoding partial + merge pair). The
+// swan.decode_attention (query rotation, flash-decoding partials, merge). The
 // kernel bodies are written out here as scf/memref/arith/gpu IR; the
 // launch contract lives in swan/Codegen/GPU/KernelABI.h.
 //
@@ -300,7 +300,8 @@ void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 }
 
 //===----------------------------------------------------------------------===//
-// decode attention: partial blocks over (split, KV head, sequence) + merge
+// decode attention: query rotation, partial blocks over (split, KV head,
+// sequence), merge
 //===----------------------------------------------------------------------===//
 
 struct PartialKernelShape {
@@ -314,54 +315,110 @@ struct TokenSource {
   Value valueValues, valueIndices;
 };
 
+/// Sums `values` (a power of two, at most 32 per lane) over the 32 lanes of
+/// a warp. While a lane holds fewer values than twice the shuffle distance,
+/// plain butterfly steps add every value; then transposing steps halve the
+/// values a lane holds, so 32 sums cost 31 shuffles instead of 160. Lane l
+/// ends with the sum of value l mod values.size().
+Value transposeReduce(KernelBuilder &kb, SmallVector<Value> values,
+                      Value lane) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value laneI32 = arith::IndexCastOp::create(b, b.getI32Type(), lane);
+  for (int32_t offset = abi::kWarpSize / 2; offset > 0; offset /= 2) {
+    auto shuffle = [&](Value v) {
+      return gpu::ShuffleOp::create(b, v, offset, abi::kWarpSize,
+                                    gpu::ShuffleMode::XOR)
+          .getShuffleResult();
+    };
+    if (static_cast<int64_t>(values.size()) < 2 * offset) {
+      for (Value &v : values)
+        v = kb.add(v, shuffle(v));
+      continue;
+    }
+    Value bit = arith::AndIOp::create(
+        b, laneI32, arith::ConstantOp::create(b, b.getI32IntegerAttr(offset)));
+    Value upper = arith::CmpIOp::create(
+        b, arith::CmpIPredicate::ne, bit,
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(0)));
+    size_t half = values.size() / 2;
+    SmallVector<Value> next;
+    for (size_t i = 0; i < half; ++i) {
+      Value lo = values[i], hi = values[i + half];
+      Value send = arith::SelectOp::create(b, upper, lo, hi);
+      Value keep = arith::SelectOp::create(b, upper, hi, lo);
+      next.push_back(kb.add(keep, shuffle(send)));
+    }
+    values = std::move(next);
+  }
+  return values.front();
+}
+
 /// Emits the chunked online-softmax loop over tokens [start, end) of
-/// sequence `seq`, KV head `head`. Scores live in shared memory per chunk;
-/// each warp accumulates its own tokens' values into its own shared
-/// accumulator, so no atomics are needed.
+/// sequence `seq`, KV head `head`. A warp takes U = min(8, 32 / G) tokens
+/// at a time
+/// (all their loads in flight together), lanes spread over each token's
+/// components; scores live in shared memory per chunk; each warp
+/// accumulates its tokens' values into its own shared accumulator, so no
+/// atomics are needed.
 void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
                    const TokenSource &src, Value seq, Value head, Value start,
                    Value end, Value warp, Value lane, Value qs, Value scores,
                    Value acc, Value state) {
   ImplicitLocOpBuilder &b = kb.builder();
   const int64_t G = shape.group;
+  // G * U sums per warp step, a power of two (G is); 8 tokens keep enough
+  // loads in flight without spilling registers.
+  const int64_t U = std::clamp<int64_t>(abi::kWarpSize / G, 1, 8);
   Value zero = kb.index(0), one = kb.index(1), two = kb.index(2);
   Value warps = kb.index(abi::kPartialWarps);
   Value warpSize = kb.index(abi::kWarpSize);
   Value chunk = kb.index(abi::kTokensPerChunk);
+  Value span = kb.index(abi::kPartialWarps * U);
+  Value firstToken = kb.mul(warp, kb.index(U));
   bool denseKeys = !src.keyIndices, denseValues = !src.valueIndices;
   Value keyCount = denseKeys ? kb.index(shape.dim) : kb.dim(src.keyValues, 3);
   Value valueCount =
       denseValues ? kb.index(shape.dim) : kb.dim(src.valueValues, 3);
+  auto andI = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y); };
 
   kb.loop(start, end, chunk, [&](Value chunkStart) {
     Value count = kb.minIndex(chunk, kb.sub(end, chunkStart));
+    Value last = kb.sub(count, one);
 
-    // Scores: a warp per token, lanes over its components (coalesced
-    // loads), one butterfly reduction per query head.
-    kb.loop(warp, count, warps, [&](Value t) {
-      Value token = kb.add(chunkStart, t);
-      SmallVector<Value> init(G, kb.f32(0));
+    // Scores of U tokens per warp step; out-of-range tokens re-read the
+    // last one and are never stored.
+    kb.loop(firstToken, count, span, [&](Value base) {
+      SmallVector<Value> tokens;
+      for (int64_t u = 0; u < U; ++u)
+        tokens.push_back(
+            kb.add(chunkStart, kb.minIndex(kb.add(base, kb.index(u)), last)));
+      SmallVector<Value> init(G * U, kb.f32(0));
       SmallVector<Value> partial = kb.loop(
           lane, keyCount, warpSize, init,
           [&](Value j, ValueRange sums) -> SmallVector<Value> {
-            Value component =
-                denseKeys ? j
-                          : kb.toIndex(kb.load(src.keyIndices,
-                                               {seq, head, token, j}));
-            Value key =
-                kb.toF32(kb.load(src.keyValues, {seq, head, token, j}));
-            SmallVector<Value> next;
-            for (int64_t g = 0; g < G; ++g)
-              next.push_back(kb.fma(
-                  sums[g], kb.load(qs, {component, kb.index(g)}), key));
+            SmallVector<Value> components, keys;
+            for (int64_t u = 0; u < U; ++u) {
+              components.push_back(
+                  denseKeys ? j
+                            : kb.toIndex(kb.load(src.keyIndices,
+                                                 {seq, head, tokens[u], j})));
+              keys.push_back(kb.toF32(
+                  kb.load(src.keyValues, {seq, head, tokens[u], j})));
+            }
+            SmallVector<Value> next(sums.begin(), sums.end());
+            for (int64_t u = 0; u < U; ++u)
+              for (int64_t g = 0; g < G; ++g)
+                next[g * U + u] = kb.fma(
+                    sums[g * U + u], kb.load(qs, {components[u], kb.index(g)}),
+                    keys[u]);
             return next;
           });
-      SmallVector<Value> total;
-      for (int64_t g = 0; g < G; ++g)
-        total.push_back(kb.warpReduce(partial[g], /*isMax=*/false));
-      kb.ifThen(kb.eq(lane, zero), [&] {
-        for (int64_t g = 0; g < G; ++g)
-          kb.store(total[g], scores, {kb.index(g), t});
+      Value total = transposeReduce(kb, partial, lane);
+      // Lane l < G * U holds (g, u) = (l / U, l % U).
+      Value uLane = kb.rem(lane, kb.index(U));
+      Value t = kb.add(base, uLane);
+      kb.ifThen(andI(kb.ult(lane, kb.index(G * U)), kb.ult(t, count)), [&] {
+        kb.store(total, scores, {kb.div(lane, kb.index(U)), t});
       });
     });
     kb.barrier();
@@ -407,32 +464,79 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
 
     // Values: lanes scatter-add a token's kept components into the warp's
     // accumulator by index. A token's indices are distinct, so lanes never
-    // collide within a token; the warp syncs between tokens.
-    kb.loop(warp, count, warps, [&](Value t) {
-      Value token = kb.add(chunkStart, t);
-      SmallVector<Value> weights;
-      for (int64_t g = 0; g < G; ++g)
-        weights.push_back(kb.load(scores, {kb.index(g), t}));
-      kb.loop(lane, valueCount, warpSize, [&](Value j) {
-        Value component =
-            denseValues ? j
-                        : kb.toIndex(kb.load(src.valueIndices,
-                                             {seq, head, token, j}));
-        Value value =
-            kb.toF32(kb.load(src.valueValues, {seq, head, token, j}));
-        for (int64_t g = 0; g < G; ++g) {
-          Value gi = kb.index(g);
-          kb.store(kb.fma(kb.load(acc, {warp, component, gi}), weights[g],
-                          value),
-                   acc, {warp, component, gi});
+    // collide within a token; the warp syncs between tokens. The component
+    // loop has the same trip count on every lane so that the syncs are
+    // reached together.
+    kb.loop(firstToken, count, span, [&](Value base) {
+      SmallVector<Value> tokens, valid;
+      SmallVector<SmallVector<Value>> weights(U);
+      for (int64_t u = 0; u < U; ++u) {
+        Value t = kb.add(base, kb.index(u));
+        Value clamped = kb.minIndex(t, last);
+        valid.push_back(kb.ult(t, count));
+        tokens.push_back(kb.add(chunkStart, clamped));
+        for (int64_t g = 0; g < G; ++g)
+          weights[u].push_back(kb.load(scores, {kb.index(g), clamped}));
+      }
+      kb.loop(zero, valueCount, warpSize, [&](Value j0) {
+        Value j = kb.add(j0, lane);
+        Value inRow = kb.ult(j, valueCount);
+        Value jc = kb.minIndex(j, kb.sub(valueCount, one));
+        SmallVector<Value> components, values;
+        for (int64_t u = 0; u < U; ++u) {
+          components.push_back(
+              denseValues ? jc
+                          : kb.toIndex(kb.load(src.valueIndices,
+                                               {seq, head, tokens[u], jc})));
+          values.push_back(kb.toF32(
+              kb.load(src.valueValues, {seq, head, tokens[u], jc})));
+        }
+        for (int64_t u = 0; u < U; ++u) {
+          kb.ifThen(andI(valid[u], inRow), [&] {
+            for (int64_t g = 0; g < G; ++g) {
+              Value gi = kb.index(g);
+              kb.store(kb.fma(kb.load(acc, {warp, components[u], gi}),
+                              weights[u][g], values[u]),
+                       acc, {warp, components[u], gi});
+            }
+          });
+          kb.warpSync();
         }
       });
-      kb.warpSync();
     });
     // The next chunk overwrites the weights.
     kb.barrier();
   });
-  (void)b;
+}
+
+/// sum over i in [0, count) of term(i), with `ways` independent partial
+/// sums so that that many loads are in flight; out-of-range i are clamped
+/// to count - 1 and contribute zero.
+Value unrolledSum(KernelBuilder &kb, Value count, int64_t ways,
+                  llvm::function_ref<Value(Value)> term) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value zero = kb.index(0), one = kb.index(1);
+  Value last = kb.sub(count, one);
+  SmallVector<Value> init(ways, kb.f32(0));
+  SmallVector<Value> sums = kb.loop(
+      zero, count, kb.index(ways), init,
+      [&](Value i0, ValueRange partial) -> SmallVector<Value> {
+        SmallVector<Value> terms;
+        for (int64_t w = 0; w < ways; ++w) {
+          Value i = kb.add(i0, kb.index(w));
+          Value t = term(kb.minIndex(i, last));
+          terms.push_back(
+              arith::SelectOp::create(b, kb.ult(i, count), t, kb.f32(0)));
+        }
+        SmallVector<Value> next;
+        for (int64_t w = 0; w < ways; ++w)
+          next.push_back(kb.add(partial[w], terms[w]));
+        return next;
+      });
+  Value total = sums[0];
+  for (int64_t w = 1; w < ways; ++w)
+    total = kb.add(total, sums[w]);
+  return total;
 }
 
 struct DecodeOperands {
@@ -448,23 +552,68 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                          int64_t dim, int64_t group, bool rotateBack) {
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type();
-  auto workspace = [&](int64_t rank) {
+  auto dynamic = [&](int64_t rank) {
     return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic),
                            f32);
   };
   PartialKernelShape shape{dim, group};
   const int64_t G = group;
+  MemRefType rotatedQueryType =
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, dim}, f32);
+
+  // --- query kernel: q' = q · R_K, pre-scaled into log2 units, once per
+  // (KV head, sequence) rather than once per split ---
+  {
+    SmallVector<Type> argTypes = {ops.query.getType(), ops.scale.getType(),
+                                  ops.keyRotation.getType(),
+                                  rotatedQueryType};
+    gpu::GPUFuncOp kernel =
+        createKernel(b, module, (name + abi::kQuerySuffix).str(), argTypes,
+                     TypeRange{}, dim);
+    enterKernel(b, kernel);
+    KernelBuilder kb(b);
+    auto a = kernel.getArguments();
+    Value query = a[0], scale = a[1], keyRotation = a[2], rotated = a[3];
+    Value e = kb.threadId();
+    Value head = kb.blockId(gpu::Dimension::x);
+    Value seq = kb.blockId(gpu::Dimension::y);
+    Value groupV = kb.index(G);
+    constexpr int64_t kUnroll = 4;
+    SmallVector<Value> init(G, kb.f32(0));
+    // R_K column e is read by consecutive threads: coalesced; the query
+    // rows are broadcast.
+    SmallVector<Value> dots = kb.loop(
+        kb.index(0), kb.index(dim), kb.index(kUnroll), init,
+        [&](Value d0, ValueRange sums) -> SmallVector<Value> {
+          SmallVector<Value> next(sums.begin(), sums.end());
+          for (int64_t i = 0; i < kUnroll; ++i) {
+            Value d = kb.add(d0, kb.index(i));
+            Value r = kb.toF32(kb.load(keyRotation, {head, d, e}));
+            for (int64_t g = 0; g < G; ++g) {
+              Value row = kb.add(kb.mul(head, groupV), kb.index(g));
+              next[g] =
+                  kb.fma(next[g], kb.toF32(kb.load(query, {seq, row, d})), r);
+            }
+          }
+          return next;
+        });
+    Value qScale = kb.mul(scale, kb.f32(kLog2E));
+    for (int64_t g = 0; g < G; ++g) {
+      Value row = kb.add(kb.mul(head, groupV), kb.index(g));
+      kb.store(kb.mul(dots[g], qScale), rotated, {seq, row, e});
+    }
+  }
 
   // --- partial kernel ---
   {
     SmallVector<Type> argTypes = {
-        ops.query.getType(),        ops.scale.getType(),
-        ops.keyRotation.getType(),  ops.sparseKeyValues.getType(),
-        ops.sparseKeyIndices.getType(), ops.sparseValueValues.getType(),
-        ops.sparseValueIndices.getType(), ops.bufferKeys.getType(),
-        ops.bufferValues.getType(), ops.sparseLengths.getType(),
-        ops.bufferLengths.getType(), workspace(4), workspace(4),
-        workspace(5)};
+        rotatedQueryType,
+        ops.sparseKeyValues.getType(),   ops.sparseKeyIndices.getType(),
+        ops.sparseValueValues.getType(), ops.sparseValueIndices.getType(),
+        ops.bufferKeys.getType(),        ops.bufferValues.getType(),
+        ops.sparseLengths.getType(),     ops.bufferLengths.getType(),
+        dynamic(4),                      dynamic(4),
+        dynamic(5)};
     SmallVector<Type> workgroup = {
         workgroupMemRef(ctx, {dim, G}, f32),
         workgroupMemRef(ctx, {G, abi::kTokensPerChunk}, f32),
@@ -476,11 +625,11 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     enterKernel(b, kernel);
     KernelBuilder kb(b);
     auto a = kernel.getArguments();
-    Value query = a[0], scale = a[1], keyRotation = a[2];
-    TokenSource sparse{a[3], a[4], a[5], a[6]};
-    TokenSource buffer{a[7], nullptr, a[8], nullptr};
-    Value sparseLengths = a[9], bufferLengths = a[10];
-    Value outMax = a[11], outSum = a[12], outAcc = a[13];
+    Value rotatedQuery = a[0];
+    TokenSource sparse{a[1], a[2], a[3], a[4]};
+    TokenSource buffer{a[5], nullptr, a[6], nullptr};
+    Value sparseLengths = a[7], bufferLengths = a[8];
+    Value outMax = a[9], outSum = a[10], outAcc = a[11];
     auto shared = kernel.getWorkgroupAttributions();
     Value qs = shared[0], scores = shared[1], acc = shared[2],
           state = shared[3];
@@ -496,19 +645,12 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value splits = kb.sub(kb.gridDim(gpu::Dimension::x), one);
     Value dimV = kb.index(dim), groupV = kb.index(G);
 
-    // The G rotated query rows, pre-scaled into log2 units, go to shared
-    // memory as [D][G]: every cache load then serves all G heads.
-    Value qScale = kb.mul(scale, kb.f32(kLog2E));
+    // The G rotated query rows go to shared memory as [D][G]: every cache
+    // load then serves all G heads.
     kb.loop(tid, kb.index(G * dim), threads, [&](Value o) {
       Value g = kb.div(o, dimV), e = kb.rem(o, dimV);
       Value row = kb.add(kb.mul(head, groupV), g);
-      Value dot = kb.loop(zero, dimV, one, {kb.f32(0)},
-                          [&](Value d, ValueRange s) -> SmallVector<Value> {
-                            return {kb.fma(
-                                s[0], kb.toF32(kb.load(query, {seq, row, d})),
-                                kb.toF32(kb.load(keyRotation, {head, d, e})))};
-                          })[0];
-      kb.store(kb.mul(dot, qScale), qs, {e, g});
+      kb.store(kb.load(rotatedQuery, {seq, row, e}), qs, {e, g});
     });
     kb.loop(tid, kb.index(abi::kPartialWarps * dim * G), threads,
             [&](Value o) {
@@ -555,13 +697,15 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     });
   }
 
-  // --- merge kernel ---
+  // --- merge kernel: one block per (query head, sequence) ---
   {
-    SmallVector<Type> argTypes = {workspace(4), workspace(4), workspace(5)};
+    SmallVector<Type> argTypes = {dynamic(4), dynamic(4), dynamic(5)};
     if (rotateBack)
       argTypes.push_back(ops.valueRotation.getType());
     argTypes.push_back(ops.result.getType());
-    SmallVector<Type> workgroup = {workgroupMemRef(ctx, {G, dim}, f32)};
+    SmallVector<Type> workgroup = {
+        workgroupMemRef(ctx, {abi::kMaxPartialBlocks}, f32),
+        workgroupMemRef(ctx, {dim}, f32)};
     gpu::GPUFuncOp kernel = createKernel(
         b, module, (name + abi::kMergeSuffix).str(), argTypes, workgroup, dim);
     enterKernel(b, kernel);
@@ -570,50 +714,60 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value inMax = a[0], inSum = a[1], inAcc = a[2];
     Value valueRotation = rotateBack ? a[3] : Value();
     Value out = a[argTypes.size() - 1];
-    Value merged = kernel.getWorkgroupAttributions()[0];
+    auto shared = kernel.getWorkgroupAttributions();
+    Value weights = shared[0], merged = shared[1];
     Type outType = cast<MemRefType>(out.getType()).getElementType();
 
-    Value zero = kb.index(0), one = kb.index(1);
+    Value zero = kb.index(0);
     Value e = kb.threadId();
-    Value head = kb.blockId(gpu::Dimension::x);
+    Value lane = kb.rem(e, kb.index(abi::kWarpSize));
+    Value queryHead = kb.blockId(gpu::Dimension::x);
     Value seq = kb.blockId(gpu::Dimension::y);
+    Value head = kb.div(queryHead, kb.index(G));
+    Value g = kb.rem(queryHead, kb.index(G));
     Value splits = kb.dim(inMax, 2);
-    Value groupV = kb.index(G), dimV = kb.index(dim);
-    kb.loop(zero, groupV, one, [&](Value g) {
-      Value m = kb.loop(zero, splits, one, {kb.negInf()},
+    Value warpSize = kb.index(abi::kWarpSize);
+
+    // Warp 0 turns the partial maxima and sums into one weight per split.
+    kb.ifThen(kb.ult(e, warpSize), [&] {
+      Value m = kb.loop(lane, splits, warpSize, {kb.negInf()},
                         [&](Value s, ValueRange mm) -> SmallVector<Value> {
                           return {kb.maxF(mm[0],
                                           kb.load(inMax, {seq, head, s, g}))};
                         })[0];
-      SmallVector<Value> sums = kb.loop(
-          zero, splits, one, {kb.f32(0), kb.f32(0)},
-          [&](Value s, ValueRange ls) -> SmallVector<Value> {
-            Value w = kb.exp2(kb.mul(
-                kb.sub(kb.load(inMax, {seq, head, s, g}), m), kb.f32(kLog2E)));
-            return {kb.fma(ls[0], w, kb.load(inSum, {seq, head, s, g})),
-                    kb.fma(ls[1], w, kb.load(inAcc, {seq, head, s, g, e}))};
-          });
-      Value o = kb.div(sums[1], sums[0]);
-      if (rotateBack)
-        kb.store(o, merged, {g, e});
-      else
-        kb.store(kb.fromF32(o, outType), out,
-                 {seq, kb.add(kb.mul(head, groupV), g), e});
+      m = kb.warpReduce(m, /*isMax=*/true);
+      auto scaleOf = [&](Value s) {
+        return kb.exp2(
+            kb.mul(kb.sub(kb.load(inMax, {seq, head, s, g}), m), kb.f32(kLog2E)));
+      };
+      Value l = kb.loop(lane, splits, warpSize, {kb.f32(0)},
+                        [&](Value s, ValueRange ls) -> SmallVector<Value> {
+                          return {kb.fma(ls[0], scaleOf(s),
+                                         kb.load(inSum, {seq, head, s, g}))};
+                        })[0];
+      l = kb.warpReduce(l, /*isMax=*/false);
+      kb.loop(lane, splits, warpSize, [&](Value s) {
+        kb.store(kb.div(scaleOf(s), l), weights, {s});
+      });
     });
-    if (rotateBack) {
+    kb.barrier();
+    Value o = unrolledSum(kb, splits, 8, [&](Value s) {
+      return kb.mul(kb.load(weights, {s}),
+                    kb.load(inAcc, {seq, head, s, g, e}));
+    });
+    if (!rotateBack) {
+      kb.store(kb.fromF32(o, outType), out, {seq, queryHead, e});
+    } else {
+      kb.store(o, merged, {e});
       kb.barrier();
       // o · R_Vᵀ: out[e] = Σ_d o'[d] · R_V[e][d].
-      kb.loop(zero, groupV, one, [&](Value g) {
-        Value y = kb.loop(zero, dimV, one, {kb.f32(0)},
-                          [&](Value d, ValueRange s) -> SmallVector<Value> {
-                            return {kb.fma(s[0], kb.load(merged, {g, d}),
-                                           kb.toF32(kb.load(valueRotation,
-                                                            {head, e, d})))};
-                          })[0];
-        kb.store(kb.fromF32(y, outType), out,
-                 {seq, kb.add(kb.mul(head, groupV), g), e});
+      Value y = unrolledSum(kb, kb.index(dim), 8, [&](Value d) {
+        return kb.mul(kb.load(merged, {d}),
+                      kb.toF32(kb.load(valueRotation, {head, e, d})));
       });
+      kb.store(kb.fromF32(y, outType), out, {seq, queryHead, e});
     }
+    (void)zero;
   }
 }
 
@@ -730,6 +884,11 @@ struct SwanConvertToGPUPass
     if (ShapedType::isDynamic(dim))
       return decode.emitError("the GPU kernel needs a static head dim");
     int64_t group = decode.getGroupSize();
+    // The warp reductions split a warp's 32 lanes evenly among the group.
+    if (!llvm::isPowerOf2_64(group) || group > abi::kWarpSize)
+      return decode.emitError("the GPU kernels need a group size that is a "
+                              "power of two, at most 32; got ")
+             << group;
     // Shared memory per partial block: rotated query, chunk scores, one
     // accumulator per warp, running state.
     int64_t sharedBytes =

@@ -76,7 +76,7 @@ public:
   Status compress(const Buffer &x, int64_t rows, const Buffer &rotation,
                   int64_t k, Buffer &values, Buffer &indices);
 
-  /// One decode step (flash-decoding: partial kernel + merge kernel),
+  /// One decode step (query rotation, flash-decoding partials, merge),
   /// enqueued on the default stream.
   Status decodeAttention(const DecodeProblem &problem,
                          const DecodeBuffers &buffers);
@@ -87,13 +87,13 @@ public:
 
 private:
   KernelSet(Device &device) : device_(device) {}
-  Status ensureWorkspace(size_t maxBytes, size_t accBytes);
+  Status ensureWorkspace(size_t queryBytes, size_t maxBytes, size_t accBytes);
 
   Device &device_;
   Module module_;
   int64_t dim_ = 0, group_ = 0;
   Storage storage_ = Storage::F16;
-  Buffer partialMax_, partialSum_, partialAcc_;
+  Buffer rotatedQuery_, partialMax_, partialSum_, partialAcc_;
 };
 
 } // namespace swan::cuda
