@@ -67,9 +67,15 @@ public:
   Value rem(Value x, Value y) { return arith::RemUIOp::create(b, x, y); }
   Value fma(Value acc, Value x, Value y) { return add(acc, mul(x, y)); }
   Value minIndex(Value x, Value y) { return arith::MinUIOp::create(b, x, y); }
-  Value maxF(Value x, Value y) { return arith::MaxNumFOp::create(b, x, y); }
+  // arith.maxnumf would become a libdevice call (__nv_fmaxf).
+  Value maxF(Value x, Value y) {
+    Value greater =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
+    return arith::SelectOp::create(b, greater, x, y);
+  }
   // convert-gpu-to-nvvm turns math.absf/math.exp2 (and their llvm.intr
-  // forms) into libdevice calls; these forms need no libdevice.
+  // forms) into libdevice calls; these forms need no libdevice, so the PTX
+  // is complete without a CUDA toolkit.
   Value absF(Value x) {
     Value negative = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT, x,
                                            f32(0));

@@ -1,0 +1,100 @@
+// RUN: swan-opt %s --swan-convert-to-gpu | FileCheck %s
+
+// The host entry points are replaced by kernels in one gpu.module.
+// CHECK: module attributes {gpu.container_module}
+// CHECK-NOT: func.func
+// CHECK-LABEL: gpu.module @swan_kernels
+
+// compress: one block per token, one thread per dimension; the rotated row
+// and the keep flags live in shared memory.
+// CHECK-LABEL: gpu.func @compress
+// CHECK-SAME: %{{.*}}: index, %{{.*}}: memref<?x?xf16>, %{{.*}}: memref<?x?xi8>
+// CHECK-SAME: workgroup(%{{.*}} : memref<128xf32, #gpu.address_space<workgroup>>
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.block_id x
+// CHECK: gpu.barrier
+// CHECK: scf.if
+// CHECK: memref.store %{{.*}} : memref<?x?xf16>
+// CHECK: memref.store %{{.*}} : memref<?x?xi8>
+func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
+    %values: memref<?x?xf16>, %indices: memref<?x?xi8>) {
+  %xt = bufferization.to_tensor %x restrict : memref<?x128xf32> to tensor<?x128xf32>
+  %rt = bufferization.to_tensor %r restrict : memref<128x128xf32> to tensor<128x128xf32>
+  %v, %i = swan.compress %xt by %rt keep %k
+      : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x?xf16>, tensor<?x?xi8>
+  bufferization.materialize_in_destination %v in restrict writable %values
+      : (tensor<?x?xf16>, memref<?x?xf16>) -> ()
+  bufferization.materialize_in_destination %i in restrict writable %indices
+      : (tensor<?x?xi8>, memref<?x?xi8>) -> ()
+  return
+}
+
+// decode attention: the query is rotated once per (KV head, sequence).
+// CHECK-LABEL: gpu.func @decode_attention_query
+// CHECK-SAME: %{{.*}}: memref<?x32x128xf32>, %{{.*}}: f32, %{{.*}}: memref<8x128x128xf32>, %{{.*}}: memref<?x?x128xf32>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+
+// Partials: blocks over (split, KV head, sequence), 4 warps; the rotated
+// query [D][G], the chunk's scores [G][128], one accumulator [D][G] per
+// warp and the running state are the only shared buffers: nothing holds a
+// dense copy of a winnowed token.
+// CHECK-LABEL: gpu.func @decode_attention_partial
+// CHECK-SAME: memref<?x8x?x?xf16>, %{{.*}}: memref<?x8x?x?xi8>
+// CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>>, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>>, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x4xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK-DAG: gpu.block_id x
+// CHECK-DAG: gpu.block_id y
+// CHECK-DAG: gpu.block_id z
+// CHECK-DAG: gpu.grid_dim x
+// CHECK-NOT: memref.alloc
+// Scores: the cache's indices pick rows of the shared rotated query.
+// CHECK: %[[IDX:.*]] = memref.load %{{.*}} : memref<?x8x?x?xi8>
+// CHECK: memref.load %{{.*}} : memref<?x8x?x?xf16>
+// CHECK: memref.load %[[QS]]
+// CHECK: gpu.shuffle xor
+// CHECK: memref.store %{{.*}}, %[[SCORES]]
+// CHECK: gpu.barrier
+// The softmax uses ex2.approx directly (no libdevice).
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.f32"
+// Values: scattered into the warp's accumulator by index, a warp sync
+// between tokens.
+// CHECK: memref.load %[[ACC]]
+// CHECK: memref.store %{{.*}}, %[[ACC]]
+// CHECK: nvvm.bar.warp.sync
+// CHECK-NOT: memref.alloc
+// CHECK: gpu.return
+
+// Merge: one block per (query head, sequence), rotating back by R_V.
+// CHECK-LABEL: gpu.func @decode_attention_merge
+// CHECK-SAME: %{{.*}}: memref<8x128x128xf32>, %{{.*}}: memref<?x32x128xf32>)
+// CHECK-SAME: workgroup(%{{.*}} : memref<512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<128xf32, #gpu.address_space<workgroup>>)
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.barrier
+func.func @decode_attention(%q: memref<?x32x128xf32>, %scale: f32,
+    %rk: memref<8x128x128xf32>, %rv: memref<8x128x128xf32>,
+    %kv: memref<?x8x?x?xf16>, %ki: memref<?x8x?x?xi8>,
+    %vv: memref<?x8x?x?xf16>, %vi: memref<?x8x?x?xi8>,
+    %bk: memref<?x8x?x128xf16>, %bv: memref<?x8x?x128xf16>,
+    %sl: memref<?xi32>, %bl: memref<?xi32>, %out: memref<?x32x128xf32>) {
+  %qt = bufferization.to_tensor %q restrict : memref<?x32x128xf32> to tensor<?x32x128xf32>
+  %rkt = bufferization.to_tensor %rk restrict : memref<8x128x128xf32> to tensor<8x128x128xf32>
+  %rvt = bufferization.to_tensor %rv restrict : memref<8x128x128xf32> to tensor<8x128x128xf32>
+  %kvt = bufferization.to_tensor %kv restrict : memref<?x8x?x?xf16> to tensor<?x8x?x?xf16>
+  %kit = bufferization.to_tensor %ki restrict : memref<?x8x?x?xi8> to tensor<?x8x?x?xi8>
+  %vvt = bufferization.to_tensor %vv restrict : memref<?x8x?x?xf16> to tensor<?x8x?x?xf16>
+  %vit = bufferization.to_tensor %vi restrict : memref<?x8x?x?xi8> to tensor<?x8x?x?xi8>
+  %bkt = bufferization.to_tensor %bk restrict : memref<?x8x?x128xf16> to tensor<?x8x?x128xf16>
+  %bvt = bufferization.to_tensor %bv restrict : memref<?x8x?x128xf16> to tensor<?x8x?x128xf16>
+  %slt = bufferization.to_tensor %sl restrict : memref<?xi32> to tensor<?xi32>
+  %blt = bufferization.to_tensor %bl restrict : memref<?xi32> to tensor<?xi32>
+  %o = swan.decode_attention %qt, scale %scale
+      rotations(%rkt, %rvt : tensor<8x128x128xf32>)
+      sparse_keys(%kvt, %kit : tensor<?x8x?x?xf16>, tensor<?x8x?x?xi8>)
+      sparse_values(%vvt, %vit : tensor<?x8x?x?xf16>, tensor<?x8x?x?xi8>)
+      buffer(%bkt, %bvt : tensor<?x8x?x128xf16>)
+      lengths(%slt, %blt : tensor<?xi32>)
+      group_size = 4 : tensor<?x32x128xf32> -> tensor<?x32x128xf32>
+  bufferization.materialize_in_destination %o in restrict writable %out
+      : (tensor<?x32x128xf32>, memref<?x32x128xf32>) -> ()
+  return
+}
