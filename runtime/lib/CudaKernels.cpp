@@ -133,7 +133,9 @@ Status KernelSet::compress(const Buffer &x, int64_t rows,
 
 int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
   int64_t units = std::max<int64_t>(1, problem.batch * problem.kvHeads);
-  int64_t wanted = (4 * device_.multiprocessorCount() + units - 1) / units;
+  // Four partial blocks fit on a multiprocessor at once; one more block
+  // than fits would cost a whole extra wave.
+  int64_t wanted = 4 * device_.multiprocessorCount() / units - 1;
   // A split shorter than one chunk wastes its block's setup.
   int64_t most = std::max<int64_t>(
       1, (problem.sparseCapacity + abi::kTokensPerChunk - 1) /

@@ -9,7 +9,7 @@
 // and the keep flags live in shared memory.
 // CHECK-LABEL: gpu.func @compress
 // CHECK-SAME: %{{.*}}: index, %{{.*}}: memref<?x?xf16>, %{{.*}}: memref<?x?xi8>
-// CHECK-SAME: workgroup(%{{.*}} : memref<128xf32, #gpu.address_space<workgroup>>
+// CHECK-SAME: workgroup(%{{.*}} : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: gpu.block_id x
 // CHECK: gpu.barrier
@@ -40,17 +40,18 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // dense copy of a winnowed token.
 // CHECK-LABEL: gpu.func @decode_attention_partial
 // CHECK-SAME: memref<?x8x?x?xf16>, %{{.*}}: memref<?x8x?x?xi8>
-// CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>>, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>>, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x4xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<3x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK-DAG: gpu.block_id x
 // CHECK-DAG: gpu.block_id y
 // CHECK-DAG: gpu.block_id z
 // CHECK-DAG: gpu.grid_dim x
 // CHECK-NOT: memref.alloc
-// Scores: the cache's indices pick rows of the shared rotated query.
+// Scores: the cache's indices pick rows of the shared rotated query, all G
+// heads of a row in one vector access.
 // CHECK: %[[IDX:.*]] = memref.load %{{.*}} : memref<?x8x?x?xi8>
 // CHECK: memref.load %{{.*}} : memref<?x8x?x?xf16>
-// CHECK: memref.load %[[QS]]
+// CHECK: vector.load %[[QS]]{{.*}} : memref<128x4xf32, #gpu.address_space<workgroup>>, vector<4xf32>
 // CHECK: gpu.shuffle xor
 // CHECK: memref.store %{{.*}}, %[[SCORES]]
 // CHECK: gpu.barrier
@@ -58,8 +59,8 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.f32"
 // Values: scattered into the warp's accumulator by index, a warp sync
 // between tokens.
-// CHECK: memref.load %[[ACC]]
-// CHECK: memref.store %{{.*}}, %[[ACC]]
+// CHECK: vector.load %[[ACC]]{{.*}} vector<4xf32>
+// CHECK: vector.store %{{.*}}, %[[ACC]]
 // CHECK: nvvm.bar.warp.sync
 // CHECK-NOT: memref.alloc
 // CHECK: gpu.return
@@ -67,7 +68,7 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // Merge: one block per (query head, sequence), rotating back by R_V.
 // CHECK-LABEL: gpu.func @decode_attention_merge
 // CHECK-SAME: %{{.*}}: memref<8x128x128xf32>, %{{.*}}: memref<?x32x128xf32>)
-// CHECK-SAME: workgroup(%{{.*}} : memref<512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<128xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%{{.*}} : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK: gpu.shuffle xor
 // CHECK: gpu.barrier
 func.func @decode_attention(%q: memref<?x32x128xf32>, %scale: f32,

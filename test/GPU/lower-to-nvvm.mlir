@@ -8,11 +8,11 @@
 // CHECK-NOT: __nv_
 // Shared memory becomes address space 3 globals: the rotated query
 // (64x4), the scores (4x128), four warp accumulators (4x64x4) and the
-// running state (3x4).
-// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_0() {addr_space = 3 : i32} : !llvm.array<256 x f32>
-// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_1() {addr_space = 3 : i32} : !llvm.array<512 x f32>
-// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_2() {addr_space = 3 : i32} : !llvm.array<1024 x f32>
-// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_3() {addr_space = 3 : i32} : !llvm.array<12 x f32>
+// running state (3x4), 16-byte aligned for vector accesses.
+// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_0() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<256 x f32>
+// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_1() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<512 x f32>
+// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_2() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<1024 x f32>
+// CHECK-DAG: llvm.mlir.global internal @__wg_decode_attention_partial_3() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<12 x f32>
 // CHECK-LABEL: llvm.func @decode_attention_partial
 // CHECK-SAME: nvvm.kernel
 // CHECK-SAME: nvvm.maxntid = array<i32: 128, 1, 1>

@@ -66,6 +66,7 @@ double copyBandwidth(Device &device) {
 
 struct Shape {
   int64_t batch, kvHeads, group, dim, sparseTokens, bufferTokens, k;
+  int64_t splits = 0; // 0: the runtime chooses
 };
 
 bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
@@ -122,6 +123,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   problem.valueK = k;
   problem.bufferCapacity = b;
   problem.scale = 1.0f / 11.3137f;
+  problem.splits = shape.splits;
   DecodeBuffers buffers{&q, &rk, &rv, &kv, &ki, &vv, &vi, &bk, &bv, &sl,
                         &bl, &out};
   for (int i = 0; i < 5; ++i)
@@ -154,7 +156,9 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
               "bandwidth\n",
               (long long)B, (long long)H, (long long)G, (long long)D,
               (long long)L, (long long)b, (long long)k,
-              (long long)set->chooseSplits(problem), seconds * 1e6,
+              (long long)(shape.splits ? shape.splits
+                                       : set->chooseSplits(problem)),
+              seconds * 1e6,
               cacheBytes / 1e6, denseBytes / 1e6, cacheBytes / seconds / 1e9,
               100.0 * cacheBytes / seconds / copyBytesPerSec);
   return true;
@@ -184,10 +188,16 @@ int main(int argc, char **argv) {
       {8, 8, 4, 128, 16384, 128, 32},  {1, 8, 4, 128, 16384, 128, 64},
       {16, 8, 4, 128, 16384, 128, 32},
   };
+  // --sweep: the first shape over split counts, and with an empty cache
+  // (what the query rotation, the merge and the launches cost alone).
+  if (argc > 1 && std::strcmp(argv[1], "--sweep") == 0) {
+    shapes.clear();
+    for (int64_t splits : {16, 32, 65, 97, 131, 197, 263})
+      shapes.push_back({1, 8, 4, 128, 16384, 128, 32, splits});
+    shapes.push_back({1, 8, 4, 128, 0, 1, 32, 0});
+  }
   bool ok = true;
   for (const Shape &shape : shapes)
     ok &= benchDecode(*device, shape, bandwidth);
-  (void)argc;
-  (void)argv;
   return ok ? 0 : 1;
 }

@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "swan/Dialect/SwanOps.h"
 
@@ -123,6 +124,31 @@ public:
   void store(Value v, Value memref, ValueRange indices) {
     memref::StoreOp::create(b, v, memref, indices);
   }
+  /// `count` consecutive f32 of the innermost dimension in one access
+  /// (ld.shared.v4 and the like; shared buffers are 16-byte aligned).
+  SmallVector<Value> loadVector(Value memref, ValueRange indices,
+                                int64_t count) {
+    auto type = VectorType::get({count}, b.getF32Type());
+    Value v = vector::LoadOp::create(b, type, memref, indices,
+                                     /*nontemporal=*/false,
+                                     llvm::MaybeAlign(vectorAlignment(count)));
+    SmallVector<Value> elements;
+    for (int64_t i = 0; i < count; ++i)
+      elements.push_back(vector::ExtractOp::create(b, v, i));
+    return elements;
+  }
+  void storeVector(ArrayRef<Value> elements, Value memref,
+                   ValueRange indices) {
+    int64_t count = elements.size();
+    auto type = VectorType::get({count}, b.getF32Type());
+    Value v = vector::FromElementsOp::create(b, type, elements);
+    vector::StoreOp::create(b, v, memref, indices, /*nontemporal=*/false,
+                            llvm::MaybeAlign(vectorAlignment(count)));
+  }
+  static uint64_t vectorAlignment(int64_t count) {
+    return std::min<uint64_t>(16, llvm::PowerOf2Ceil(4 * count));
+  }
+
   Value dim(Value memref, int64_t i) {
     return memref::DimOp::create(b, memref, i);
   }
@@ -216,6 +242,10 @@ gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   kernel.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({static_cast<int32_t>(blockSize), 1, 1}));
+  // 16-byte alignment lets the kernels use vector shared-memory accesses.
+  for (unsigned i = 0; i < workgroup.size(); ++i)
+    kernel.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
+                                       b.getI64IntegerAttr(16));
   b.setInsertionPointToEnd(&kernel.getBody().front());
   gpu::ReturnOp::create(b);
   return kernel;
@@ -412,11 +442,12 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
                   kb.load(src.keyValues, {seq, head, tokens[u], j})));
             }
             SmallVector<Value> next(sums.begin(), sums.end());
-            for (int64_t u = 0; u < U; ++u)
+            for (int64_t u = 0; u < U; ++u) {
+              SmallVector<Value> q =
+                  kb.loadVector(qs, {components[u], zero}, G);
               for (int64_t g = 0; g < G; ++g)
-                next[g * U + u] = kb.fma(
-                    sums[g * U + u], kb.load(qs, {components[u], kb.index(g)}),
-                    keys[u]);
+                next[g * U + u] = kb.fma(sums[g * U + u], q[g], keys[u]);
+            }
             return next;
           });
       Value total = transposeReduce(kb, partial, lane);
@@ -461,11 +492,10 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
     for (int64_t g = 0; g < G; ++g)
       alphas.push_back(kb.load(state, {two, kb.index(g)}));
     kb.loop(lane, kb.index(shape.dim), warpSize, [&](Value d) {
-      for (int64_t g = 0; g < G; ++g) {
-        Value gi = kb.index(g);
-        kb.store(kb.mul(kb.load(acc, {warp, d, gi}), alphas[g]), acc,
-                 {warp, d, gi});
-      }
+      SmallVector<Value> a = kb.loadVector(acc, {warp, d, zero}, G);
+      for (int64_t g = 0; g < G; ++g)
+        a[g] = kb.mul(a[g], alphas[g]);
+      kb.storeVector(a, acc, {warp, d, zero});
     });
 
     // Values: lanes scatter-add a token's kept components into the warp's
@@ -499,12 +529,11 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
         }
         for (int64_t u = 0; u < U; ++u) {
           kb.ifThen(andI(valid[u], inRow), [&] {
-            for (int64_t g = 0; g < G; ++g) {
-              Value gi = kb.index(g);
-              kb.store(kb.fma(kb.load(acc, {warp, components[u], gi}),
-                              weights[u][g], values[u]),
-                       acc, {warp, components[u], gi});
-            }
+            SmallVector<Value> a =
+                kb.loadVector(acc, {warp, components[u], zero}, G);
+            for (int64_t g = 0; g < G; ++g)
+              a[g] = kb.fma(a[g], weights[u][g], values[u]);
+            kb.storeVector(a, acc, {warp, components[u], zero});
           });
           kb.warpSync();
         }
@@ -573,34 +602,42 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     SmallVector<Type> argTypes = {ops.query.getType(), ops.scale.getType(),
                                   ops.keyRotation.getType(),
                                   rotatedQueryType};
+    SmallVector<Type> workgroup = {workgroupMemRef(ctx, {G, dim}, f32)};
     gpu::GPUFuncOp kernel =
         createKernel(b, module, (name + abi::kQuerySuffix).str(), argTypes,
-                     TypeRange{}, dim);
+                     workgroup, dim);
     enterKernel(b, kernel);
     KernelBuilder kb(b);
     auto a = kernel.getArguments();
     Value query = a[0], scale = a[1], keyRotation = a[2], rotated = a[3];
+    Value rows = kernel.getWorkgroupAttributions()[0];
     Value e = kb.threadId();
     Value head = kb.blockId(gpu::Dimension::x);
     Value seq = kb.blockId(gpu::Dimension::y);
     Value groupV = kb.index(G);
-    constexpr int64_t kUnroll = 4;
+    for (int64_t g = 0; g < G; ++g) {
+      Value row = kb.add(kb.mul(head, groupV), kb.index(g));
+      kb.store(kb.toF32(kb.load(query, {seq, row, e})), rows,
+               {kb.index(g), e});
+    }
+    kb.barrier();
+    // R_K column e is read by consecutive threads: coalesced; 16 rows of R
+    // are in flight per step.
+    constexpr int64_t kUnroll = 16;
     SmallVector<Value> init(G, kb.f32(0));
-    // R_K column e is read by consecutive threads: coalesced; the query
-    // rows are broadcast.
     SmallVector<Value> dots = kb.loop(
         kb.index(0), kb.index(dim), kb.index(kUnroll), init,
         [&](Value d0, ValueRange sums) -> SmallVector<Value> {
+          SmallVector<Value> r;
+          for (int64_t i = 0; i < kUnroll; ++i)
+            r.push_back(kb.toF32(
+                kb.load(keyRotation, {head, kb.add(d0, kb.index(i)), e})));
           SmallVector<Value> next(sums.begin(), sums.end());
-          for (int64_t i = 0; i < kUnroll; ++i) {
-            Value d = kb.add(d0, kb.index(i));
-            Value r = kb.toF32(kb.load(keyRotation, {head, d, e}));
-            for (int64_t g = 0; g < G; ++g) {
-              Value row = kb.add(kb.mul(head, groupV), kb.index(g));
-              next[g] =
-                  kb.fma(next[g], kb.toF32(kb.load(query, {seq, row, d})), r);
-            }
-          }
+          for (int64_t i = 0; i < kUnroll; ++i)
+            for (int64_t g = 0; g < G; ++g)
+              next[g] = kb.fma(
+                  next[g],
+                  kb.load(rows, {kb.index(g), kb.add(d0, kb.index(i))}), r[i]);
           return next;
         });
     Value qScale = kb.mul(scale, kb.f32(kLog2E));
@@ -757,7 +794,7 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       });
     });
     kb.barrier();
-    Value o = unrolledSum(kb, splits, 8, [&](Value s) {
+    Value o = unrolledSum(kb, splits, 16, [&](Value s) {
       return kb.mul(kb.load(weights, {s}),
                     kb.load(inAcc, {seq, head, s, g, e}));
     });
@@ -767,7 +804,7 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       kb.store(o, merged, {e});
       kb.barrier();
       // o · R_Vᵀ: out[e] = Σ_d o'[d] · R_V[e][d].
-      Value y = unrolledSum(kb, kb.index(dim), 8, [&](Value d) {
+      Value y = unrolledSum(kb, kb.index(dim), 16, [&](Value d) {
         return kb.mul(kb.load(merged, {d}),
                       kb.toF32(kb.load(valueRotation, {head, e, d})));
       });
