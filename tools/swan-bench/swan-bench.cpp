@@ -477,13 +477,16 @@ int main(int argc, char **argv) {
             row->Repetitions(repetitions)->ReportAggregatesOnly(true);
         };
         add("dense/" + shape, layer.dim, /*dense=*/true);
+        std::vector<int32_t> kept;
         for (int32_t k : ks) {
-          int32_t kept = k == 0 ? layer.dim : k;
-          if (kept > layer.dim)
-            continue;
-          add("swan/" + shape + "/k" + std::to_string(kept), kept,
-              /*dense=*/false);
+          int32_t value = k == 0 ? layer.dim : k;
+          if (value <= layer.dim &&
+              std::find(kept.begin(), kept.end(), value) == kept.end())
+            kept.push_back(value);
         }
+        for (int32_t k : kept)
+          add("swan/" + shape + "/k" + std::to_string(k), k,
+              /*dense=*/false);
       }
   for (const Layer &layer : layers) {
     auto *row = benchmark::RegisterBenchmark(
