@@ -87,8 +87,10 @@ Module &Module::operator=(Module &&other) noexcept {
       api_->cuModuleUnload(handle_);
     api_ = other.api_;
     handle_ = other.handle_;
+    functions_ = std::move(other.functions_);
     other.api_ = nullptr;
     other.handle_ = nullptr;
+    other.functions_.clear();
   }
   return *this;
 }
@@ -323,16 +325,22 @@ Status Device::loadModule(const std::string &ptx, Module &out) {
   return Status::ok();
 }
 
-Status Device::launch(const Module &module, const char *kernel,
+Status Device::launch(Module &module, const char *kernel,
                       const LaunchShape &shape, KernelArguments &arguments) {
   if (!module.isLoaded())
     return Status::error(StatusCode::InvalidArgument, "module not loaded");
   CUfunction function = nullptr;
-  if (Status s = check(
-          api_->cuModuleGetFunction(&function, module.handle_, kernel),
-          "cuModuleGetFunction");
-      !s.isOk())
-    return Status::error(s.code(), s.message() + " for " + kernel);
+  for (const auto &[name, handle] : module.functions_)
+    if (name == kernel)
+      function = handle;
+  if (!function) {
+    if (Status s = check(
+            api_->cuModuleGetFunction(&function, module.handle_, kernel),
+            "cuModuleGetFunction");
+        !s.isOk())
+      return Status::error(s.code(), s.message() + " for " + kernel);
+    module.functions_.emplace_back(kernel, function);
+  }
   return check(api_->cuLaunchKernel(function, shape.grid[0], shape.grid[1],
                                     shape.grid[2], shape.block[0],
                                     shape.block[1], shape.block[2],

@@ -162,7 +162,7 @@ Status KernelSet::ensureWorkspace(size_t queryBytes, size_t maxBytes,
 }
 
 Status KernelSet::decodeAttention(const DecodeProblem &p,
-                                  const DecodeBuffers &b) {
+                                  const DecodeBuffers &b, unsigned stages) {
   const int64_t D = dim_, G = group_, B = p.batch, H = p.kvHeads;
   const int64_t L = p.sparseCapacity, bufferSlots = p.bufferCapacity;
   if (B < 1 || H < 1 || L < 0 || bufferSlots < 0)
@@ -221,11 +221,12 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   queryShape.grid[0] = static_cast<unsigned>(H);
   queryShape.grid[1] = static_cast<unsigned>(B);
   queryShape.block[0] = static_cast<unsigned>(D);
-  if (Status s = device_.launch(
-          module_, (std::string(name) + abi::kQuerySuffix).c_str(),
-          queryShape, query);
-      !s.isOk())
-    return s;
+  if (stages & kRotateQuery)
+    if (Status s = device_.launch(
+            module_, (std::string(name) + abi::kQuerySuffix).c_str(),
+            queryShape, query);
+        !s.isOk())
+      return s;
 
   KernelArguments partial;
   partial.addMemRef(rotatedQuery_.address(), {B, H * G, D});
@@ -245,11 +246,12 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   partialShape.grid[1] = static_cast<unsigned>(H);
   partialShape.grid[2] = static_cast<unsigned>(B);
   partialShape.block[0] = static_cast<unsigned>(abi::kPartialThreads);
-  if (Status s = device_.launch(
-          module_, (std::string(name) + abi::kPartialSuffix).c_str(),
-          partialShape, partial);
-      !s.isOk())
-    return s;
+  if (stages & kPartials)
+    if (Status s = device_.launch(
+            module_, (std::string(name) + abi::kPartialSuffix).c_str(),
+            partialShape, partial);
+        !s.isOk())
+      return s;
 
   KernelArguments merge;
   merge.addMemRef(partialMax_.address(), {B, H, blocks, G});
@@ -262,6 +264,8 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   mergeShape.grid[0] = static_cast<unsigned>(H * G);
   mergeShape.grid[1] = static_cast<unsigned>(B);
   mergeShape.block[0] = static_cast<unsigned>(D);
+  if (!(stages & kMerge))
+    return Status::ok();
   return device_.launch(module_,
                         (std::string(name) + abi::kMergeSuffix).c_str(),
                         mergeShape, merge);

@@ -10,6 +10,7 @@
 
 #include "swan/Runtime/CudaKernels.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -132,17 +133,38 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   if (!report(device.synchronize(), "warm-up"))
     return false;
   const int reps = 200;
-  float ms = 0;
-  if (!report(device.time(
-                  [&] {
-                    for (int i = 0; i < reps; ++i)
-                      if (Status s = set->decodeAttention(problem, buffers);
-                          !s.isOk())
-                        return s;
-                    return Status::ok();
-                  },
-                  ms),
-              "decode"))
+  auto timeStages = [&](unsigned stages, float &ms) {
+    return report(device.time(
+                      [&] {
+                        for (int i = 0; i < reps; ++i)
+                          if (Status s = set->decodeAttention(problem, buffers,
+                                                              stages);
+                              !s.isOk())
+                            return s;
+                        return Status::ok();
+                      },
+                      ms),
+                  "decode");
+  };
+  float ms = 0, queryMs = 0, partialMs = 0, mergeMs = 0;
+  if (!timeStages(KernelSet::kAllStages, ms) ||
+      !timeStages(KernelSet::kRotateQuery, queryMs) ||
+      !timeStages(KernelSet::kPartials, partialMs) ||
+      !timeStages(KernelSet::kMerge, mergeMs))
+    return false;
+  // Host time to enqueue one step: when it exceeds the GPU time, the
+  // launches, not the kernels, set the pace.
+  if (!report(device.synchronize(), "sync"))
+    return false;
+  auto begin = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i)
+    if (!report(set->decodeAttention(problem, buffers), "enqueue"))
+      return false;
+  double enqueueUs = std::chrono::duration<double, std::micro>(
+                         std::chrono::steady_clock::now() - begin)
+                         .count() /
+                     reps;
+  if (!report(device.synchronize(), "sync"))
     return false;
   double seconds = ms * 1e-3 / reps;
   // Bytes a decode step must read: the compressed cache (fp16 value +
@@ -153,14 +175,17 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   std::printf("decode B=%lld H=%lld G=%lld D=%lld L_sparse=%lld b=%lld "
               "k=%lld splits=%lld: %.2f us, compressed cache %.2f MB "
               "(dense fp16 would be %.2f MB), %.0f GB/s = %.1f %% of copy "
-              "bandwidth\n",
+              "bandwidth; alone: query %.2f us, partials %.2f us, merge %.2f "
+              "us; host enqueue %.2f us\n",
               (long long)B, (long long)H, (long long)G, (long long)D,
               (long long)L, (long long)b, (long long)k,
               (long long)(shape.splits ? shape.splits
                                        : set->chooseSplits(problem)),
               seconds * 1e6,
               cacheBytes / 1e6, denseBytes / 1e6, cacheBytes / seconds / 1e9,
-              100.0 * cacheBytes / seconds / copyBytesPerSec);
+              100.0 * cacheBytes / seconds / copyBytesPerSec,
+              queryMs * 1e3 / reps, partialMs * 1e3 / reps,
+              mergeMs * 1e3 / reps, enqueueUs);
   return true;
 }
 

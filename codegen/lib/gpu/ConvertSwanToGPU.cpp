@@ -621,9 +621,10 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                {kb.index(g), e});
     }
     kb.barrier();
-    // R_K column e is read by consecutive threads: coalesced; 16 rows of R
-    // are in flight per step.
-    constexpr int64_t kUnroll = 16;
+    // R_K column e is read by consecutive threads: coalesced; up to 64 rows
+    // of R are in flight per step, so the kernel waits on memory at most
+    // D / 64 times.
+    const int64_t kUnroll = std::min<int64_t>(dim, 64);
     SmallVector<Value> init(G, kb.f32(0));
     SmallVector<Value> dots = kb.loop(
         kb.index(0), kb.index(dim), kb.index(kUnroll), init,
@@ -794,7 +795,7 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       });
     });
     kb.barrier();
-    Value o = unrolledSum(kb, splits, 16, [&](Value s) {
+    Value o = unrolledSum(kb, splits, 32, [&](Value s) {
       return kb.mul(kb.load(weights, {s}),
                     kb.load(inAcc, {seq, head, s, g, e}));
     });
@@ -804,7 +805,7 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       kb.store(o, merged, {e});
       kb.barrier();
       // o · R_Vᵀ: out[e] = Σ_d o'[d] · R_V[e][d].
-      Value y = unrolledSum(kb, kb.index(dim), 16, [&](Value d) {
+      Value y = unrolledSum(kb, kb.index(dim), std::min<int64_t>(dim, 64), [&](Value d) {
         return kb.mul(kb.load(merged, {d}),
                       kb.toF32(kb.load(valueRotation, {head, e, d})));
       });

@@ -17,6 +17,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace swan::cuda {
@@ -82,6 +83,9 @@ private:
   friend class Device;
   const DriverApi *api_ = nullptr;
   void *handle_ = nullptr;
+  /// Kernel handles already looked up: cuModuleGetFunction on every launch
+  /// costs more than a small kernel runs.
+  std::vector<std::pair<std::string, void *>> functions_;
 };
 
 /// Kernel parameters in the order of the generated kernel's signature;
@@ -133,7 +137,7 @@ public:
   /// Loads PTX text (JIT-compiled by the driver for this GPU); the JIT's
   /// error log is part of the message on failure.
   Status loadModule(const std::string &ptx, Module &out);
-  Status launch(const Module &module, const char *kernel,
+  Status launch(Module &module, const char *kernel,
                 const LaunchShape &shape, KernelArguments &arguments);
   Status synchronize();
 

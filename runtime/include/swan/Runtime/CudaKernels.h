@@ -76,10 +76,20 @@ public:
   Status compress(const Buffer &x, int64_t rows, const Buffer &rotation,
                   int64_t k, Buffer &values, Buffer &indices);
 
+  /// The three launches of a decode step, as a mask for decodeAttention.
+  enum DecodeStage : unsigned {
+    kRotateQuery = 1,
+    kPartials = 2,
+    kMerge = 4,
+    kAllStages = 7
+  };
+
   /// One decode step (query rotation, flash-decoding partials, merge),
-  /// enqueued on the default stream.
+  /// enqueued on the default stream. `stages` runs a subset, for timing each
+  /// kernel on its own; the output is complete only with kAllStages.
   Status decodeAttention(const DecodeProblem &problem,
-                         const DecodeBuffers &buffers);
+                         const DecodeBuffers &buffers,
+                         unsigned stages = kAllStages);
 
   /// The split count decodeAttention uses when DecodeProblem::splits is 0:
   /// enough blocks to fill every multiprocessor a few times over.
