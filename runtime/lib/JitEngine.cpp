@@ -61,8 +61,8 @@ void swan::JitEngine::registerJitDialects(DialectRegistry &registry) {
 
 const std::string &swan::JitEngine::hostTarget() {
   static const std::string target = [] {
-    std::string description = llvm::sys::getProcessTriple() + " " +
-                              llvm::sys::getHostCPUName().str();
+    std::string description =
+        llvm::sys::getProcessTriple() + " " + llvm::sys::getHostCPUName().str();
     llvm::SubtargetFeatures features;
     for (const auto &feature : llvm::sys::getHostCPUFeatures())
       features.AddFeature(feature.getKey(), feature.getValue());

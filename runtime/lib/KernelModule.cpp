@@ -127,9 +127,9 @@ private:
       arguments.append({rows, rows});
     }
     arguments.append({perHead, perHead, query});
-    func::FuncOp function = startFunction(
-        sparse ? swan::entry::kPartialSparse : swan::entry::kPartialDense,
-        arguments);
+    func::FuncOp function = startFunction(sparse ? swan::entry::kPartialSparse
+                                                 : swan::entry::kPartialDense,
+                                          arguments);
     auto args = function.getArguments();
     Value keyValues = asTensor(args[2]);
     Value keyIndices = sparse ? asTensor(args[3]) : Value();
@@ -184,8 +184,8 @@ swan::buildKernelModule(MLIRContext &context, const KernelKey &key) {
         "kernel key: headDim and groupSize must be positive (got D = %d, "
         "G = %d)",
         key.headDim, key.groupSize);
-  context.loadDialect<swan::SwanDialect, func::FuncDialect,
-                      arith::ArithDialect, bufferization::BufferizationDialect,
+  context.loadDialect<swan::SwanDialect, func::FuncDialect, arith::ArithDialect,
+                      bufferization::BufferizationDialect,
                       memref::MemRefDialect>();
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&context));

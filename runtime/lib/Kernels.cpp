@@ -165,8 +165,8 @@ public:
   void (*rotate)(FloatRows *, FloatRows *, FloatRows *) = nullptr;
   void (*compress)(FloatRows *, FloatRows *, int64_t, ByteRows *,
                    ByteRows *) = nullptr;
-  void (*partialSparse)(FloatRows *, float, ByteRows *, ByteRows *,
-                        ByteRows *, ByteRows *, FloatVector *, FloatVector *,
+  void (*partialSparse)(FloatRows *, float, ByteRows *, ByteRows *, ByteRows *,
+                        ByteRows *, FloatVector *, FloatVector *,
                         FloatRows *) = nullptr;
   void (*partialDense)(FloatRows *, float, ByteRows *, ByteRows *,
                        FloatVector *, FloatVector *, FloatRows *) = nullptr;
@@ -257,8 +257,7 @@ KernelSet::get(const KernelKey &key) {
   // Leaked on purpose, like the pool: compiled code must outlive every
   // static destructor that might still call into it.
   static std::mutex *mutex = new std::mutex;
-  static auto *cache =
-      new std::map<CacheKey, std::shared_ptr<const KernelSet>>;
+  static auto *cache = new std::map<CacheKey, std::shared_ptr<const KernelSet>>;
   CacheKey cacheKey(key.headDim, key.groupSize, static_cast<int>(key.storage),
                     JitEngine::hostTarget());
 
@@ -285,11 +284,13 @@ Error KernelSet::rotate(const float *x, int64_t rows, const float *rotation,
   if (rows == 0)
     return Error::success();
   if (!x || !rotation || !out)
-    return llvm::createStringError("rotate: %s is null",
-                                   !x ? "x" : !rotation ? "rotation" : "out");
+    return llvm::createStringError("rotate: %s is null", !x ? "x"
+                                                         : !rotation
+                                                             ? "rotation"
+                                                             : "out");
   const int64_t dim = keyValue.headDim;
-  int64_t chunk = std::max(kMinChunkRows,
-                           ceilDiv(rows, workerCount() * kPiecesPerWorker));
+  int64_t chunk =
+      std::max(kMinChunkRows, ceilDiv(rows, workerCount() * kPiecesPerWorker));
   auto *kernel = kernels->rotate;
   parallelFor(ceilDiv(rows, chunk), [&](int64_t piece) {
     int64_t begin = piece * chunk;
@@ -320,16 +321,16 @@ Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
                                    : !values   ? "values"
                                                : "indices");
   const int64_t elementSize = keyValue.storage == StorageType::F16 ? 2 : 4;
-  int64_t chunk = std::max(kMinChunkRows,
-                           ceilDiv(rows, workerCount() * kPiecesPerWorker));
+  int64_t chunk =
+      std::max(kMinChunkRows, ceilDiv(rows, workerCount() * kPiecesPerWorker));
   auto *kernel = kernels->compress;
   parallelFor(ceilDiv(rows, chunk), [&](int64_t piece) {
     int64_t begin = piece * chunk;
     int64_t count = std::min(chunk, rows - begin);
     auto input = describe<float, 2>(x + begin * dim, {count, dim});
     auto matrix = describe<float, 2>(rotation, {dim, dim});
-    auto kept = describe<uint8_t, 2>(
-        advance(values, begin * k * elementSize), {count, k});
+    auto kept = describe<uint8_t, 2>(advance(values, begin * k * elementSize),
+                                     {count, k});
     auto positions =
         describe<uint8_t, 2>(indices + begin * k, {count, int64_t(k)});
     kernel(&input, &matrix, k, &kept, &positions);
@@ -478,7 +479,8 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
   auto mergeWork = [&](int32_t w) {
     int64_t first = scratch.firstSlot[w];
     int64_t blocks = scratch.firstSlot[w + 1] - first;
-    auto blockMaxes = describe<float, 2>(maxes + first * group, {blocks, group});
+    auto blockMaxes =
+        describe<float, 2>(maxes + first * group, {blocks, group});
     auto blockSums = describe<float, 2>(sums + first * group, {blocks, group});
     auto blockAccumulators = describe<float, 3>(
         accumulators + first * group * dim, {blocks, group, dim});
@@ -488,8 +490,7 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
       return;
     }
     auto rotation = describe<float, 2>(work[w].valueRotation, {dim, dim});
-    kernels.merge(&blockMaxes, &blockSums, &blockAccumulators, &rotation,
-                  &out);
+    kernels.merge(&blockMaxes, &blockSums, &blockAccumulators, &rotation, &out);
   };
 
   const PartialTask *tasks = scratch.tasks.data();

@@ -8,9 +8,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "swan/Runtime/Kernels.h"
 #include "swan/Runtime/JitEngine.h"
 #include "swan/Runtime/KernelModule.h"
-#include "swan/Runtime/Kernels.h"
 #include "swan/Runtime/Reference.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -61,7 +61,8 @@ size_t elementSize(StorageType storage) {
 /// kernels' truncf).
 double roundToStorage(float value, StorageType storage) {
   if (storage == StorageType::F16)
-    return static_cast<double>(static_cast<float>(static_cast<_Float16>(value)));
+    return static_cast<double>(
+        static_cast<float>(static_cast<_Float16>(value)));
   return value;
 }
 
@@ -168,8 +169,13 @@ struct StoredBlock {
   int64_t tokens = 0;
 
   SparseBlock view() const {
-    return {keyValues.data(), keyIndices.data(), keyK,
-            valueValues.data(), valueIndices.data(), valueK, tokens};
+    return {keyValues.data(),
+            keyIndices.data(),
+            keyK,
+            valueValues.data(),
+            valueIndices.data(),
+            valueK,
+            tokens};
   }
 };
 
@@ -265,10 +271,10 @@ Sequence makeDecompressedCase(const KernelKey &key,
     rotatedValues.push_back(loadElement(s.bufferValues, i, key.storage));
   }
 
-  std::vector<double> keys = reference::rotateBack(
-      rotatedKeys, tokens, dim, toDouble(s.keyRotation));
-  std::vector<double> values = reference::rotateBack(
-      rotatedValues, tokens, dim, toDouble(s.valueRotation));
+  std::vector<double> keys =
+      reference::rotateBack(rotatedKeys, tokens, dim, toDouble(s.keyRotation));
+  std::vector<double> values = reference::rotateBack(rotatedValues, tokens, dim,
+                                                     toDouble(s.valueRotation));
   s.expected = reference::attention(toDouble(s.query), group, keys, values,
                                     tokens, dim, scale);
   if (rotatedOutput)
@@ -290,8 +296,7 @@ void runAndCheck(const KernelSet &kernels, std::vector<Sequence> &sequences,
   llvm::Error error = kernels.attention(work, scale, rotatedOutput);
   ASSERT_FALSE(error) << what << ": " << llvm::toString(std::move(error));
   for (size_t i = 0; i < sequences.size(); ++i)
-    EXPECT_LE(relativeError(sequences[i].out, sequences[i].expected),
-              tolerance)
+    EXPECT_LE(relativeError(sequences[i].out, sequences[i].expected), tolerance)
         << what << ", work item " << i;
 }
 
@@ -305,12 +310,13 @@ TEST(KernelModuleTest, BuildsEveryEntryPointWithTheCInterface) {
   mlir::MLIRContext context(registry);
   for (StorageType storage : {StorageType::F32, StorageType::F16}) {
     auto module = buildKernelModule(context, {128, 4, storage});
-    ASSERT_TRUE(static_cast<bool>(module)) << llvm::toString(module.takeError());
+    ASSERT_TRUE(static_cast<bool>(module))
+        << llvm::toString(module.takeError());
     std::vector<std::string> names;
     for (auto function : (**module).getOps<mlir::func::FuncOp>()) {
       names.push_back(function.getSymName().str());
-      EXPECT_TRUE(function->hasAttr(
-          mlir::LLVM::LLVMDialect::getEmitCWrapperAttrName()))
+      EXPECT_TRUE(
+          function->hasAttr(mlir::LLVM::LLVMDialect::getEmitCWrapperAttrName()))
           << names.back();
     }
     std::vector<std::string> expected = {
@@ -324,8 +330,8 @@ TEST(KernelModuleTest, BuildsEveryEntryPointWithTheCInterface) {
 // Attention over every shape of DESIGN.md §3
 //===----------------------------------------------------------------------===//
 
-class AttentionTest
-    : public ::testing::TestWithParam<std::tuple<int32_t, int32_t, StorageType>> {
+class AttentionTest : public ::testing::TestWithParam<
+                          std::tuple<int32_t, int32_t, StorageType>> {
 protected:
   KernelKey key() const {
     auto [dim, group, storage] = GetParam();
@@ -374,10 +380,9 @@ TEST_P(AttentionTest, FullKEqualsDenseAttentionOnUnrotatedCache) {
                          &block.valueIndices)}) {
           stored->assign(sparse * dim * bytes, kPoisonByte);
           indices->assign(sparse * dim, kPoisonByte);
-          llvm::Error error =
-              kernels->compress(input->data(), sparse, rotation->data(),
-                                static_cast<int32_t>(dim), stored->data(),
-                                indices->data());
+          llvm::Error error = kernels->compress(
+              input->data(), sparse, rotation->data(),
+              static_cast<int32_t>(dim), stored->data(), indices->data());
           ASSERT_FALSE(error) << llvm::toString(std::move(error));
         }
         s.blocks.push_back(std::move(block));
@@ -395,9 +400,9 @@ TEST_P(AttentionTest, FullKEqualsDenseAttentionOnUnrotatedCache) {
           storeElement(*stored, i, rotated[i], key.storage);
       }
 
-      s.expected = reference::attention(toDouble(s.query), group,
-                                        toDouble(keys), toDouble(values),
-                                        length, dim, scale);
+      s.expected =
+          reference::attention(toDouble(s.query), group, toDouble(keys),
+                               toDouble(values), length, dim, scale);
       if (rotatedOutput)
         s.expected = reference::rotate(s.expected, group, dim,
                                        toDouble(s.valueRotation));
@@ -433,9 +438,8 @@ TEST_P(AttentionTest, AnyKEqualsReferenceOnDecompressedCache) {
       batch.push_back(makeDecompressedCase(key, shapes, length - sparse, scale,
                                            /*rotatedOutput=*/false, rng));
       runAndCheck(*kernels, batch, scale, /*rotatedOutput=*/false, 2e-5,
-                  keyName(key) + " L=" + std::to_string(length) +
-                      " kK=" + std::to_string(keyK) +
-                      " kV=" + std::to_string(valueK));
+                  keyName(key) + " L=" + std::to_string(length) + " kK=" +
+                      std::to_string(keyK) + " kV=" + std::to_string(valueK));
     }
   }
 }
@@ -544,10 +548,9 @@ TEST_P(CompressTest, MatchesReferenceWinnowExactlyWithTies) {
       std::vector<float> x(rows * dim);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t j = 0; j < dim; ++j)
-          x[r * dim + j] =
-              (r % 5 == 0) ? 1.5f // a row of nothing but ties
-                           : static_cast<float>(level(rng) * 0.5) *
-                                 ((rng() & 1) ? 1.0f : -1.0f);
+          x[r * dim + j] = (r % 5 == 0) ? 1.5f // a row of nothing but ties
+                                        : static_cast<float>(level(rng) * 0.5) *
+                                              ((rng() & 1) ? 1.0f : -1.0f);
       std::vector<float> rotation = randomSignedPermutation(dim, rng);
       std::vector<uint8_t> values(rows * k * elementSize(key.storage),
                                   kPoisonByte);
@@ -562,13 +565,13 @@ TEST_P(CompressTest, MatchesReferenceWinnowExactlyWithTies) {
         reference::Winnowed want = reference::winnow(&rotated[r * dim], dim, k);
         for (int32_t j = 0; j < k; ++j) {
           ASSERT_EQ(indices[r * k + j], want.indices[j])
-              << keyName(key) << " rows=" << rows << " k=" << k << " row "
-              << r << " slot " << j;
-          ASSERT_EQ(loadElement(values, r * k + j, key.storage),
-                    roundToStorage(static_cast<float>(want.values[j]),
-                                   key.storage))
-              << keyName(key) << " rows=" << rows << " k=" << k << " row "
-              << r << " slot " << j;
+              << keyName(key) << " rows=" << rows << " k=" << k << " row " << r
+              << " slot " << j;
+          ASSERT_EQ(
+              loadElement(values, r * k + j, key.storage),
+              roundToStorage(static_cast<float>(want.values[j]), key.storage))
+              << keyName(key) << " rows=" << rows << " k=" << k << " row " << r
+              << " slot " << j;
         }
       }
     }
@@ -623,8 +626,8 @@ TEST_P(CompressTest, KeepsTheLargestRotatedComponents) {
         for (int64_t j = 0; j < dim; ++j)
           if (!isKept[j])
             ASSERT_LE(std::fabs(row[j]), smallestKept + 2 * rounding)
-                << keyName(key) << " k=" << k << " row " << r
-                << " dropped " << j;
+                << keyName(key) << " k=" << k << " row " << r << " dropped "
+                << j;
       }
     }
   }
@@ -680,8 +683,7 @@ TEST(KernelSetTest, ChangingKLengthOrBatchNeverRecompiles) {
     for (int item = 0; item < 1 + k % 4; ++item)
       batch.push_back(makeDecompressedCase(key, {{50 + k * 3, k, k}}, k % 5,
                                            scale, false, rng));
-    runAndCheck(**again, batch, scale, false, 2e-5,
-                "k=" + std::to_string(k));
+    runAndCheck(**again, batch, scale, false, 2e-5, "k=" + std::to_string(k));
     std::vector<float> x = randomFloats(9 * key.headDim, rng);
     std::vector<float> rotation = randomOrthogonal(key.headDim, rng);
     std::vector<uint8_t> values(9 * k * 2), indices(9 * k);
@@ -718,12 +720,10 @@ TEST(KernelSetTest, ConcurrentCallersGetTheirOwnResults) {
 }
 
 TEST(KernelSetTest, RejectsInvalidKeys) {
-  const KernelKey invalid[] = {{0, 4, StorageType::F32},
-                               {40, 4, StorageType::F32},
-                               {512, 4, StorageType::F16},
-                               {128, 0, StorageType::F16},
-                               {128, -3, StorageType::F32},
-                               {128, 4, static_cast<StorageType>(7)}};
+  const KernelKey invalid[] = {
+      {0, 4, StorageType::F32},    {40, 4, StorageType::F32},
+      {512, 4, StorageType::F16},  {128, 0, StorageType::F16},
+      {128, -3, StorageType::F32}, {128, 4, static_cast<StorageType>(7)}};
   const int64_t compiled = KernelSet::compileCount();
   for (const KernelKey &key : invalid) {
     auto kernels = KernelSet::get(key);
@@ -751,8 +751,10 @@ TEST(KernelSetTest, BadAttentionArgumentsReturnErrorsAndWriteNothing) {
   std::mt19937_64 rng(7);
   const float scale = 0.125f;
   std::vector<Sequence> batch;
-  batch.push_back(makeDecompressedCase(key, {{300, 8, 8}}, 5, scale, false, rng));
-  batch.push_back(makeDecompressedCase(key, {{100, 3, 4}}, 0, scale, false, rng));
+  batch.push_back(
+      makeDecompressedCase(key, {{300, 8, 8}}, 5, scale, false, rng));
+  batch.push_back(
+      makeDecompressedCase(key, {{100, 3, 4}}, 0, scale, false, rng));
 
   auto expectRejected = [&](auto mutate, const std::string &argument,
                             bool rotatedOutput = false,
@@ -774,25 +776,38 @@ TEST(KernelSetTest, BadAttentionArgumentsReturnErrorsAndWriteNothing) {
   };
   using Work = std::vector<AttentionWork>;
   using Blocks = std::vector<SparseBlock>;
-  expectRejected([](Work &, Blocks &b) { b[0].keyK = 0; }, "work[1].sparse[0].keyK");
-  expectRejected([](Work &, Blocks &b) { b[0].keyK = 65; }, "work[1].sparse[0].keyK");
+  expectRejected([](Work &, Blocks &b) { b[0].keyK = 0; },
+                 "work[1].sparse[0].keyK");
+  expectRejected([](Work &, Blocks &b) { b[0].keyK = 65; },
+                 "work[1].sparse[0].keyK");
   expectRejected([](Work &, Blocks &b) { b[0].valueK = 0; }, "valueK");
   expectRejected([](Work &, Blocks &b) { b[0].valueK = 1000; }, "valueK");
   expectRejected([](Work &, Blocks &b) { b[0].tokens = -1; }, "tokens");
   expectRejected([](Work &, Blocks &b) { b[0].tokens = int64_t(1) << 41; },
                  "tokens");
-  expectRejected([](Work &, Blocks &b) { b[0].keyValues = nullptr; }, "keyValues");
-  expectRejected([](Work &, Blocks &b) { b[0].keyIndices = nullptr; }, "keyIndices");
-  expectRejected([](Work &, Blocks &b) { b[0].valueValues = nullptr; }, "valueValues");
-  expectRejected([](Work &, Blocks &b) { b[0].valueIndices = nullptr; }, "valueIndices");
-  expectRejected([](Work &, Blocks &b) { b[0].tokens = 0; }, "work[1].holds no tokens");
-  expectRejected([](Work &w, Blocks &) { w[0].query = nullptr; }, "work[0].query");
-  expectRejected([](Work &w, Blocks &) { w[0].keyRotation = nullptr; }, "keyRotation");
-  expectRejected([](Work &w, Blocks &) { w[1].valueRotation = nullptr; }, "valueRotation");
+  expectRejected([](Work &, Blocks &b) { b[0].keyValues = nullptr; },
+                 "keyValues");
+  expectRejected([](Work &, Blocks &b) { b[0].keyIndices = nullptr; },
+                 "keyIndices");
+  expectRejected([](Work &, Blocks &b) { b[0].valueValues = nullptr; },
+                 "valueValues");
+  expectRejected([](Work &, Blocks &b) { b[0].valueIndices = nullptr; },
+                 "valueIndices");
+  expectRejected([](Work &, Blocks &b) { b[0].tokens = 0; },
+                 "work[1].holds no tokens");
+  expectRejected([](Work &w, Blocks &) { w[0].query = nullptr; },
+                 "work[0].query");
+  expectRejected([](Work &w, Blocks &) { w[0].keyRotation = nullptr; },
+                 "keyRotation");
+  expectRejected([](Work &w, Blocks &) { w[1].valueRotation = nullptr; },
+                 "valueRotation");
   expectRejected([](Work &w, Blocks &) { w[1].out = nullptr; }, "work[1].out");
-  expectRejected([](Work &w, Blocks &) { w[0].buffer.tokens = -2; }, "buffer.tokens");
-  expectRejected([](Work &w, Blocks &) { w[0].buffer.keys = nullptr; }, "buffer.keys");
-  expectRejected([](Work &w, Blocks &) { w[0].buffer.values = nullptr; }, "buffer.values");
+  expectRejected([](Work &w, Blocks &) { w[0].buffer.tokens = -2; },
+                 "buffer.tokens");
+  expectRejected([](Work &w, Blocks &) { w[0].buffer.keys = nullptr; },
+                 "buffer.keys");
+  expectRejected([](Work &w, Blocks &) { w[0].buffer.values = nullptr; },
+                 "buffer.values");
   expectRejected([](Work &, Blocks &) {}, "scale", false,
                  std::numeric_limits<float>::quiet_NaN());
   expectErrorNaming(kernels->attention({}, scale, false), "work is empty");
@@ -841,8 +856,8 @@ TEST(KernelSetTest, BadCompressAndRotateArgumentsReturnErrors) {
   expectErrorNaming(kernels->compress(x.data(), 10, nullptr, 4, values.data(),
                                       indices.data()),
                     "rotation is null");
-  expectErrorNaming(kernels->compress(x.data(), 10, rotation.data(), 4,
-                                      nullptr, indices.data()),
+  expectErrorNaming(kernels->compress(x.data(), 10, rotation.data(), 4, nullptr,
+                                      indices.data()),
                     "values is null");
   expectErrorNaming(kernels->compress(x.data(), 10, rotation.data(), 4,
                                       values.data(), nullptr),

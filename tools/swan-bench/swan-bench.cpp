@@ -109,7 +109,9 @@ private:
   std::unique_ptr<uint64_t[]> data;
 };
 
-unsigned coreCount() { return std::max(1u, std::thread::hardware_concurrency()); }
+unsigned coreCount() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 /// Best over repeats and stream counts of a full read on all cores: the
 /// bandwidth the hardware can deliver (the honest denominator).
@@ -192,9 +194,13 @@ public:
     for (int64_t item = 0; item < items; ++item) {
       int64_t head = item % layer.heads;
       int64_t sparse = item * sparseTokens * k;
-      blocks[item] = {keyValues.data() + sparse, keyIndices.data() + sparse, k,
-                      valueValues.data() + sparse, valueIndices.data() + sparse,
-                      k, sparseTokens};
+      blocks[item] = {keyValues.data() + sparse,
+                      keyIndices.data() + sparse,
+                      k,
+                      valueValues.data() + sparse,
+                      valueIndices.data() + sparse,
+                      k,
+                      sparseTokens};
       int64_t buffered = item * bufferTokens * dim;
       AttentionWork w;
       w.query = queries.data() + item * layer.group * dim;
@@ -202,16 +208,17 @@ public:
       w.valueRotation = rotations.data() + (2 * head + 1) * dim * dim;
       w.sparse = sparseTokens > 0 ? llvm::ArrayRef<SparseBlock>(blocks[item])
                                   : llvm::ArrayRef<SparseBlock>();
-      w.buffer = {bufferKeys.data() + buffered,
-                  bufferValues.data() + buffered, bufferTokens};
+      w.buffer = {bufferKeys.data() + buffered, bufferValues.data() + buffered,
+                  bufferTokens};
       w.out = out.data() + item * layer.group * dim;
       work.push_back(w);
     }
 
     // What one step must read: every cached byte (f16 values, uint8
     // indices, dense rows), each head's R_K and R_V (f32), the queries.
-    bytesRead = items * (sparseTokens * 2 * k * 3 + bufferTokens * 2 * dim * 2) +
-                int64_t(rotations.size()) * 4 + int64_t(queries.size()) * 4;
+    bytesRead =
+        items * (sparseTokens * 2 * k * 3 + bufferTokens * 2 * dim * 2) +
+        int64_t(rotations.size()) * 4 + int64_t(queries.size()) * 4;
   }
 
   Layer layer;
@@ -249,9 +256,9 @@ class IterationTimer {
 public:
   void start() { begin = std::chrono::steady_clock::now(); }
   void stop(benchmark::State &state) {
-    double seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - begin)
-                         .count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin)
+            .count();
     total += seconds;
     ++iterations;
     state.SetIterationTime(seconds);
@@ -290,8 +297,7 @@ int64_t breakEvenLength(int32_t dim, int32_t k) {
 void decodeAttention(benchmark::State &state, const std::string &name,
                      const std::string &shape, Layer layer, int64_t length,
                      int32_t k, int batch, bool dense) {
-  auto kernels =
-      KernelSet::get({layer.dim, layer.group, StorageType::F16});
+  auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
   if (!kernels) {
     state.SkipWithError(llvm::toString(kernels.takeError()).c_str());
     return;
@@ -348,8 +354,8 @@ void compress(benchmark::State &state, Layer layer, int64_t rows, int32_t k) {
   IterationTimer timer;
   for (auto _ : state) {
     timer.start();
-    llvm::Error error = (*kernels)->compress(x.data(), rows, rotation.data(),
-                                             k, values.data(), indices.data());
+    llvm::Error error = (*kernels)->compress(x.data(), rows, rotation.data(), k,
+                                             values.data(), indices.data());
     timer.stop(state);
     if (error) {
       state.SkipWithError(llvm::toString(std::move(error)).c_str());
@@ -357,8 +363,7 @@ void compress(benchmark::State &state, Layer layer, int64_t rows, int32_t k) {
     }
   }
   if (timer.secondsPerIteration() > 0.0)
-    state.counters["Mtok/s"] =
-        double(rows) / timer.secondsPerIteration() / 1e6;
+    state.counters["Mtok/s"] = double(rows) / timer.secondsPerIteration() / 1e6;
 }
 
 void streamRead(benchmark::State &state, const StreamBuffer *buffer,
@@ -372,8 +377,7 @@ void streamRead(benchmark::State &state, const StreamBuffer *buffer,
     ++iterations;
   }
   if (total > 0.0)
-    state.counters["GB/s"] =
-        double(buffer->bytes()) * iterations / total / 1e9;
+    state.counters["GB/s"] = double(buffer->bytes()) * iterations / total / 1e9;
 }
 
 /// Compiles each specialisation once, timing it: the first request per
@@ -393,8 +397,7 @@ void reportCompileTimes(const std::vector<Layer> &layers) {
     llvm::outs() << "JIT compile G=" << layer.group << " D=" << layer.dim
                  << " f16: " << llvm::format("%.1f", ms) << " ms\n";
   }
-  llvm::outs() << "compilations so far: " << KernelSet::compileCount()
-               << "\n";
+  llvm::outs() << "compilations so far: " << KernelSet::compileCount() << "\n";
 }
 
 } // namespace
@@ -426,8 +429,8 @@ int main(int argc, char **argv) {
 
   for (int streams : {1, 2, 4})
     benchmark::RegisterBenchmark(
-        ("stream_read/streams" + std::to_string(streams)).c_str(),
-        streamRead, &stream, streams)
+        ("stream_read/streams" + std::to_string(streams)).c_str(), streamRead,
+        &stream, streams)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
 

@@ -1,4 +1,4 @@
-//===- KernelModule.h - the entry points of one specialisation ---*- C++ -*-===//
+//===- KernelModule.h - the entry points of one specialisation --*- C++ -*-===//
 //
 // Builds, with the MLIR builder API, the module of kernel entry points that
 // docs/KERNELS.md specifies for one KernelKey: thin memref wrappers around
