@@ -1,6 +1,7 @@
 // RUN: swan-opt %s --swan-lower-to-vector="vector-width=16 tile-size=8" -canonicalize -cse --split-input-file | FileCheck %s
 // RUN: swan-opt %s --swan-lower-to-vector="vector-width=8" --split-input-file | FileCheck %s --check-prefix=W8
 // RUN: not swan-opt %s --swan-lower-to-vector="vector-width=12" --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: swan-opt %s --swan-lower-to-vector="vector-width=16 expand-winnowed=true" -canonicalize -cse --split-input-file | FileCheck %s --check-prefix=EXPAND
 
 // Winnowed keys and values: the scaled query and the accumulator are [D, G]
 // stack scratch (transposed), so that each kept entry j of a token costs a
@@ -53,6 +54,24 @@
 
 // W8-LABEL: func.func @partial_sparse
 // W8-NOT: vector.gather
+
+// With expand-winnowed, a token becomes D/16 dense chunks in registers:
+// vp2intersect of each chunk's positions with 16 indices (padded with -1)
+// gives the chunk's mask, and an expanding load of 32 f16 places the values.
+// EXPAND-LABEL: func.func @partial_sparse
+// EXPAND: %[[MASKS:.*]]:2 = scf.for {{.*}} step %c16 iter_args({{.*}}) -> (vector<16xi1>, vector<16xi1>)
+// EXPAND: %[[K1:.*]], %{{.*}} = x86vector.avx512.vp2intersect %{{.*}}, %{{.*}} : vector<16xi32>
+// EXPAND: arith.ori %{{.*}}, %[[K1]] : vector<16xi1>
+// EXPAND: %[[M32:.*]] = vector.shuffle %[[MASKS]]#0, %[[MASKS]]#1 [0, 1, {{.*}}, 31] : vector<16xi1>, vector<16xi1>
+// EXPAND: %[[H:.*]] = vector.expandload %{{.*}}[%{{.*}}, %c0], %[[M32]], %{{.*}} : memref<?x?xf16, strided<[?, 1], offset: ?>>, vector<32xi1>, vector<32xf16> into vector<32xf16>
+// EXPAND: %[[F:.*]] = arith.extf %[[H]] : vector<32xf16> to vector<32xf32>
+// EXPAND: vector.extract_strided_slice %[[F]] {offsets = [16], sizes = [16], strides = [1]}
+// EXPAND: vector.fma
+// EXPAND: x86vector.avx512.vp2intersect
+// EXPAND: vector.expandload
+// EXPAND-NOT: vector.gather
+// EXPAND-NOT: vector.scatter
+// EXPAND: return
 
 // BAD: error: cannot lower to vectors of 12 lanes
 func.func @partial_sparse(%q: tensor<2x32xf32>, %s: f32,

@@ -13,8 +13,11 @@
 #include "KernelBuilder.h"
 #include "swan/Dialect/SwanOps.h"
 
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/TargetParser/Host.h"
+
+#include <numeric>
 
 namespace swan {
 #define GEN_PASS_DEF_SWANLOWERTOVECTOR
@@ -438,8 +441,8 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
 class PartialAttentionKernel {
 public:
   PartialAttentionKernel(KernelBuilder &kb, PartialAttentionOp op,
-                         int64_t lanes, int64_t tile)
-      : kb(kb), op(op), lanes(lanes), tile(tile) {
+                         int64_t lanes, int64_t tile, bool expand = false)
+      : kb(kb), op(op), lanes(lanes), tile(tile), expand(expand) {
     RankedTensorType queryType = op.getQuery().getType();
     groups = queryType.getDimSize(0);
     headDim = queryType.getDimSize(1);
@@ -484,7 +487,9 @@ public:
       kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
         Value token = kb.create<arith::AddIOp>(first, t);
         SmallVector<Value> s =
-            keyIndices ? sparseScores(token) : denseScores(token);
+            expand        ? expandedScores(token)
+            : keyIndices ? sparseScores(token)
+                         : denseScores(token);
         for (int64_t g = 0; g < groups; ++g)
           kb.create<memref::StoreOp>(s[g], scores,
                                      ValueRange{kb.index(g), t});
@@ -498,7 +503,9 @@ public:
           weights.push_back(kb.splat(
               kb.create<memref::LoadOp>(scores, ValueRange{kb.index(g), t}),
               lanes));
-        if (valueIndices)
+        if (expand)
+          accumulateExpanded(token, weights);
+        else if (valueIndices)
           accumulateSparse(token, weights);
         else
           accumulateDense(token, weights);
@@ -508,6 +515,106 @@ public:
   }
 
 private:
+  /// The D/16 dense f32 chunks of one winnowed token, built in registers
+  /// and never stored: vp2intersect of each chunk's positions with the
+  /// token's indices gives the chunk's kept lanes, popcounts give where its
+  /// values start, and an expanding load (vexpandps, or vpexpandw on the
+  /// bits of 16-bit floats) puts them in place.
+  SmallVector<Value> expandToken(Value indices, Value valuesView,
+                                 Value token) {
+    OpBuilder &b = kb.builder();
+    Type i32 = b.getI32Type(), f32 = b.getF32Type();
+    VectorType maskType = kb.vectorOf(16, b.getI1Type());
+    Value none = kb.create<arith::ConstantOp>(
+        maskType, DenseElementsAttr::get(maskType, false));
+    Value kept = kb.create<memref::DimOp>(valuesView, int64_t(1));
+    SmallVector<Value> masks = kb.loop(
+        kb.index(0), kept, kb.index(16), SmallVector<Value>(chunks, none),
+        [&](Value j, ValueRange found) {
+          Value live = kb.prefixMask(kb.create<arith::SubIOp>(kept, j), 16);
+          // Lanes past k hold -1, which matches no position.
+          Value idx = kb.create<arith::SelectOp>(
+              live, kb.loadIndices(indices, {token, j}, 16, live),
+              kb.splat(kb.i32(-1), 16));
+          SmallVector<Value> next;
+          for (int64_t c = 0; c < chunks; ++c) {
+            auto hit = kb.create<x86vector::Vp2IntersectOp>(
+                kb.laneNumbers(16, c * 16), idx);
+            next.push_back(kb.create<arith::OrIOp>(found[c], hit.getK1()));
+          }
+          return next;
+        });
+    SmallVector<Value> starts;
+    Value start = kb.index(0);
+    for (int64_t c = 0; c < chunks; ++c) {
+      starts.push_back(start);
+      Value bits = kb.create<vector::ExtractOp>(
+          kb.create<vector::BitCastOp>(
+              VectorType::get({1}, b.getIntegerType(16)), masks[c]),
+          int64_t(0));
+      Value count = kb.create<arith::ExtUIOp>(
+          i32, kb.create<math::CtPopOp>(bits));
+      start = kb.create<arith::AddIOp>(
+          start, kb.create<arith::IndexCastOp>(b.getIndexType(), count));
+    }
+    Type storage = cast<MemRefType>(valuesView.getType()).getElementType();
+    SmallVector<Value> dense;
+    if (storage.isF32()) {
+      for (int64_t c = 0; c < chunks; ++c)
+        dense.push_back(kb.create<vector::ExpandLoadOp>(
+            kb.vectorOf(16, f32), valuesView, ValueRange{token, starts[c]},
+            masks[c], zeroVector(kb, 16, f32)));
+      return dense;
+    }
+    // 16-bit floats, 32 lanes at a time (swan-legalize-narrow-expandload
+    // later makes this vpexpandw on their bits).
+    SmallVector<int64_t> concat(32);
+    std::iota(concat.begin(), concat.end(), 0);
+    VectorType narrow = kb.vectorOf(32, storage);
+    for (int64_t c = 0; c < chunks; c += 2) {
+      Value mask = kb.create<vector::ShuffleOp>(masks[c], masks[c + 1],
+                                                concat);
+      Value loaded = kb.create<vector::ExpandLoadOp>(
+          narrow, valuesView, ValueRange{token, starts[c]}, mask,
+          zeroVector(kb, 32, storage));
+      Value wide = kb.convertFloat(loaded, f32);
+      for (int64_t half = 0; half < 2; ++half)
+        dense.push_back(kb.create<vector::ExtractStridedSliceOp>(
+            wide, ArrayRef<int64_t>{half * 16}, ArrayRef<int64_t>{16},
+            ArrayRef<int64_t>{1}));
+    }
+    return dense;
+  }
+
+  SmallVector<Value> expandedScores(Value token) {
+    Type f32 = kb.builder().getF32Type();
+    SmallVector<Value> key = expandToken(keyIndices, keys, token);
+    SmallVector<Value> result;
+    for (int64_t g = 0; g < groups; ++g) {
+      Value acc = zeroVector(kb, lanes, f32);
+      for (int64_t c = 0; c < chunks; ++c)
+        acc = kb.fma(kb.create<vector::LoadOp>(
+                         kb.vectorOf(lanes, f32), scaledQuery,
+                         ValueRange{kb.index(g), kb.index(c * lanes)}),
+                     key[c], acc);
+      result.push_back(kb.sum(acc));
+    }
+    return result;
+  }
+
+  void accumulateExpanded(Value token, ArrayRef<Value> weights) {
+    Type f32 = kb.builder().getF32Type();
+    SmallVector<Value> value = expandToken(valueIndices, values, token);
+    for (int64_t c = 0; c < chunks; ++c)
+      for (int64_t g = 0; g < groups; ++g) {
+        SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
+        Value acc = kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32),
+                                              accumulator, at);
+        kb.create<vector::StoreOp>(kb.fma(weights[g], value[c], acc),
+                                   accumulator, at);
+      }
+  }
+
   /// Scores of a winnowed key: the scaled query gathered at its indices.
   SmallVector<Value> sparseScores(Value token) {
     Type f32 = kb.builder().getF32Type();
@@ -658,6 +765,7 @@ private:
   KernelBuilder &kb;
   PartialAttentionOp op;
   int64_t lanes, tile, groups = 0, headDim = 0, chunks = 0;
+  bool expand;
   Value keys, keyIndices, values, valueIndices;
   Value scaledQuery, accumulator, scores, runningMax, runningSum;
 };
@@ -890,6 +998,21 @@ struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
                         const VectorLoweringOptions &options)
       : OpRewritePattern(context), options(options) {}
 
+  /// Token expansion needs 16 lanes (vp2intersect is 16 x i32) and storage
+  /// it can expand: f32, or f16 / bf16 in pairs of chunks.
+  bool canExpand(PartialAttentionOp op, int64_t lanes) const {
+    if (!options.expandWinnowed || lanes != 16)
+      return false;
+    int64_t headDim = op.getQuery().getType().getDimSize(1);
+    for (Value v : {op.getKeyValues(), op.getValueValues()}) {
+      Type t = cast<RankedTensorType>(v.getType()).getElementType();
+      bool sixteen = t.isF16() || t.isBF16();
+      if (!t.isF32() && !(sixteen && headDim % 32 == 0))
+        return false;
+    }
+    return true;
+  }
+
   LogicalResult matchAndRewrite(PartialAttentionOp op,
                                 PatternRewriter &rewriter) const override {
     RankedTensorType queryType = op.getQuery().getType();
@@ -900,6 +1023,13 @@ struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
     if (failed(lanes) || options.tileSize < 1)
       return rewriter.notifyMatchFailure(op, "head dimension not tiled");
     KernelBuilder kb(rewriter, op.getLoc());
+    if (op.getKeyIndices() && op.getValueIndices() &&
+        canExpand(op, *lanes)) {
+      PartialAttentionKernel kernel(kb, op, *lanes, options.tileSize,
+                                    /*expand=*/true);
+      rewriter.replaceOp(op, kernel.build());
+      return success();
+    }
     if (op.getKeyIndices() && op.getValueIndices()) {
       WinnowedPartialAttentionKernel kernel(kb, op, options.tileSize);
       rewriter.replaceOp(op, kernel.build());
@@ -1051,6 +1181,7 @@ struct SwanLowerToVectorPass
     VectorLoweringOptions options;
     options.vectorWidth = vectorWidth > 0 ? vectorWidth : hostVectorWidth();
     options.tileSize = tileSize;
+    options.expandWinnowed = expandWinnowed;
     if (options.tileSize < 1) {
       getOperation()->emitError("tile-size must be positive");
       return signalPassFailure();

@@ -53,6 +53,7 @@ void swan::buildSwanCPUPipeline(OpPassManager &pm,
   SwanLowerToVectorOptions lowering;
   lowering.vectorWidth = options.vectorWidth;
   lowering.tileSize = options.tileSize;
+  lowering.expandWinnowed = options.expandWinnowed;
   pm.addPass(createSwanLowerToVector(lowering));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -74,6 +75,7 @@ void swan::buildSwanCPUPipeline(OpPassManager &pm,
 
   // To the LLVM dialect.
   pm.addPass(createSwanApproximateMath());
+  pm.addPass(createSwanLegalizeNarrowExpandLoad());
   pm.addPass(createConvertVectorToSCFPass());
   // Subview offsets become affine.apply, which lower-affine then expands.
   pm.addPass(memref::createExpandStridedMetadataPass());

@@ -5,11 +5,13 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 
@@ -24,6 +26,10 @@ struct VectorLoweringOptions {
   int64_t vectorWidth = 16;
   /// Tokens per tile in partial attention.
   int64_t tileSize = 32;
+  /// Expand winnowed tokens into registers with AVX-512 vp2intersect and
+  /// expanding loads (needs VP2INTERSECT and VBMI2 at run time). Measured
+  /// 2-4x slower than the transposed scheme on znver5 (docs/CODEGEN.md).
+  bool expandWinnowed = false;
 };
 
 /// f32 lanes of the host's widest vector unit: 16 with AVX-512, 8 with AVX,

@@ -35,13 +35,18 @@ def SwanLowerToVector : Pass<"swan-lower-to-vector"> {
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
-    "::mlir::vector::VectorDialect"];
+    "::mlir::vector::VectorDialect", "::mlir::x86vector::X86VectorDialect"];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"0",
            "f32 lanes per vector; 0 picks the host's (16 with AVX-512)">,
     Option<"tileSize", "tile-size", "int64_t", /*default=*/"32",
            "tokens per tile of partial attention: one accumulator rescale "
            "per tile">,
+    Option<"expandWinnowed", "expand-winnowed", "bool", /*default=*/"false",
+           "expand each winnowed token into registers (x86vector "
+           "vp2intersect + expanding loads; AVX-512 VP2INTERSECT and VBMI2 "
+           "hosts) instead of the transposed row-per-entry scheme; slower "
+           "on znver5, kept for hosts and encodings where it pays">,
   ];
 }
 
@@ -56,6 +61,23 @@ def SwanApproximateMath : Pass<"swan-approximate-math"> {
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",
                            "::mlir::vector::VectorDialect"];
+}
+
+def SwanLegalizeNarrowExpandLoad : Pass<"swan-legalize-narrow-expandload"> {
+  let summary = "Expanding loads of 16-bit floats as loads of their bits";
+  let description = [{
+    LLVM scalarises `llvm.masked.expandload` on `f16` / `bf16` vectors
+    into one branch per lane on x86 without AVX512-FP16, but lowers the
+    same load on `i16` to one `vpexpandw`. This pass rewrites a
+    `vector.expandload` of 16-bit floats from a memref into an
+    `llvm.intr.masked.expandload` of `i16` at the element's address and a
+    bitcast. It runs after bufferization (the LLVM op has no memory-effect
+    model, which buffer deallocation needs) and before the conversion to
+    LLVM.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect"];
 }
 
 #endif // SWAN_CODEGEN_PASSES_TD

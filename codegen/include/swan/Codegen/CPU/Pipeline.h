@@ -24,6 +24,12 @@ struct SwanCPUPipelineOptions
       *this, "tile-size",
       llvm::cl::desc("tokens per tile of partial attention"),
       llvm::cl::init(32)};
+  Option<bool> expandWinnowed{
+      *this, "expand-winnowed",
+      llvm::cl::desc("expand winnowed tokens into registers (vp2intersect + "
+                     "expanding loads; needs AVX-512 VP2INTERSECT and VBMI2 "
+                     "on the host; slower than the default on znver5)"),
+      llvm::cl::init(false)};
   Option<int64_t> numSplits{
       *this, "num-splits",
       llvm::cl::desc("token blocks per sequence when decode_attention is "
