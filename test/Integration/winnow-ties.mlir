@@ -1,4 +1,6 @@
 // RUN: swan-opt %s --swan-lower-to-llvm | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_lib_dir/libmlir_c_runner_utils.so,%mlir_lib_dir/libmlir_runner_utils.so | FileCheck %s
+// RUN: swan-opt %s --swan-lower-to-llvm="vector-width=8" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_lib_dir/libmlir_c_runner_utils.so,%mlir_lib_dir/libmlir_runner_utils.so | FileCheck %s
+// RUN: swan-opt %s --swan-lower-to-llvm="vector-width=4" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_lib_dir/libmlir_c_runner_utils.so,%mlir_lib_dir/libmlir_runner_utils.so | FileCheck %s
 
 // Winnow keeps the k entries of largest magnitude, ties to the lower index,
 // in ascending index order; i8 indices are unsigned (D = 256).
