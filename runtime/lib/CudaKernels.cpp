@@ -144,11 +144,7 @@ int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
                              abi::kMaxPartialBlocks - 1);
 }
 
-Status KernelSet::ensureWorkspace(size_t queryBytes, size_t maxBytes,
-                                  size_t accBytes) {
-  if (rotatedQuery_.bytes() < queryBytes)
-    if (Status s = device_.allocate(queryBytes, rotatedQuery_); !s.isOk())
-      return s;
+Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes) {
   if (partialMax_.bytes() < maxBytes) {
     if (Status s = device_.allocate(maxBytes, partialMax_); !s.isOk())
       return s;
@@ -204,32 +200,17 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   if (blocks > abi::kMaxPartialBlocks)
     return invalid("at most " + std::to_string(abi::kMaxPartialBlocks - 1) +
                    " splits");
-  if (Status s = ensureWorkspace(size_t(B * H * G * D) * f32,
-                                 size_t(B * H * blocks * G) * f32,
+  if (Status s = ensureWorkspace(size_t(B * H * blocks * G) * f32,
                                  size_t(B * H * blocks * G * D) * f32);
       !s.isOk())
     return s;
 
   const char *name =
       p.rotatedOutput ? "decode_attention_rotated" : "decode_attention";
-  KernelArguments query;
-  query.addMemRef(b.query->address(), {B, H * G, D});
-  query.addF32(p.scale);
-  query.addMemRef(b.keyRotation->address(), {H, D, D});
-  query.addMemRef(rotatedQuery_.address(), {B, H * G, D});
-  LaunchShape queryShape;
-  queryShape.grid[0] = static_cast<unsigned>(H);
-  queryShape.grid[1] = static_cast<unsigned>(B);
-  queryShape.block[0] = static_cast<unsigned>(D);
-  if (stages & kRotateQuery)
-    if (Status s = device_.launch(
-            module_, (std::string(name) + abi::kQuerySuffix).c_str(),
-            queryShape, query);
-        !s.isOk())
-      return s;
-
   KernelArguments partial;
-  partial.addMemRef(rotatedQuery_.address(), {B, H * G, D});
+  partial.addMemRef(b.query->address(), {B, H * G, D});
+  partial.addF32(p.scale);
+  partial.addMemRef(b.keyRotation->address(), {H, D, D});
   partial.addMemRef(b.keyValues->address(), {B, H, L, p.keyK});
   partial.addMemRef(b.keyIndices->address(), {B, H, L, p.keyK});
   partial.addMemRef(b.valueValues->address(), {B, H, L, p.valueK});

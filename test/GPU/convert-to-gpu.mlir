@@ -29,16 +29,13 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
   return
 }
 
-// decode attention: the query is rotated once per (KV head, sequence).
-// CHECK-LABEL: gpu.func @decode_attention_query
-// CHECK-SAME: %{{.*}}: memref<?x32x128xf32>, %{{.*}}: f32, %{{.*}}: memref<8x128x128xf32>, %{{.*}}: memref<?x?x128xf32>)
-// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
-
-// Partials: blocks over (split, KV head, sequence), 4 warps; the rotated
-// query [D][G], the chunk's scores [G][128], one accumulator [D][G] per
+// decode attention. Partials: blocks over (split, KV head, sequence), 4
+// warps; each rotates its G query rows (q · R_K) into shared memory
+// [D][G]; that, the chunk's scores [G][128], one accumulator [D][G] per
 // warp and the running state are the only shared buffers: nothing holds a
 // dense copy of a winnowed token.
 // CHECK-LABEL: gpu.func @decode_attention_partial
+// CHECK-SAME: %{{.*}}: memref<?x32x128xf32>, %{{.*}}: f32, %{{.*}}: memref<8x128x128xf32>,
 // CHECK-SAME: memref<?x8x?x?xf16>, %{{.*}}: memref<?x8x?x?xi8>
 // CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<3x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}

@@ -9,7 +9,6 @@
 // CHECK-NOT: call
 // CHECK-DAG: .visible .entry rotate(
 // CHECK-DAG: .visible .entry compress(
-// CHECK-DAG: .visible .entry decode_attention_query(
 // CHECK-DAG: .visible .entry decode_attention_partial(
 // CHECK-DAG: .visible .entry decode_attention_merge(
 // CHECK-DAG: .shared .align {{[0-9]+}} .b8 __wg_decode_attention_partial_2[4096];

@@ -146,9 +146,8 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
                       ms),
                   "decode");
   };
-  float ms = 0, queryMs = 0, partialMs = 0, mergeMs = 0;
+  float ms = 0, partialMs = 0, mergeMs = 0;
   if (!timeStages(KernelSet::kAllStages, ms) ||
-      !timeStages(KernelSet::kRotateQuery, queryMs) ||
       !timeStages(KernelSet::kPartials, partialMs) ||
       !timeStages(KernelSet::kMerge, mergeMs))
     return false;
@@ -175,7 +174,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   std::printf("decode B=%lld H=%lld G=%lld D=%lld L_sparse=%lld b=%lld "
               "k=%lld splits=%lld: %.2f us, compressed cache %.2f MB "
               "(dense fp16 would be %.2f MB), %.0f GB/s = %.1f %% of copy "
-              "bandwidth; alone: query %.2f us, partials %.2f us, merge %.2f "
+              "bandwidth; alone: partials %.2f us, merge %.2f "
               "us; host enqueue %.2f us\n",
               (long long)B, (long long)H, (long long)G, (long long)D,
               (long long)L, (long long)b, (long long)k,
@@ -184,7 +183,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
               seconds * 1e6,
               cacheBytes / 1e6, denseBytes / 1e6, cacheBytes / seconds / 1e9,
               100.0 * cacheBytes / seconds / copyBytesPerSec,
-              queryMs * 1e3 / reps, partialMs * 1e3 / reps,
+              partialMs * 1e3 / reps,
               mergeMs * 1e3 / reps, enqueueUs);
   return true;
 }

@@ -1,7 +1,7 @@
 //===- ConvertSwanToGPU.cpp - swan entry points to gpu kernels ------------===//
 //
 // Builds the gpu-dialect kernels of swan.rotate, swan.compress and
-// swan.decode_attention (query rotation, flash-decoding partials, merge). The
+// swan.decode_attention (flash-decoding partials and their merge). The
 // kernel bodies are written out here as scf/memref/arith/gpu IR; the
 // launch contract lives in swan/Codegen/GPU/KernelABI.h.
 //
@@ -336,8 +336,7 @@ void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 }
 
 //===----------------------------------------------------------------------===//
-// decode attention: query rotation, partial blocks over (split, KV head,
-// sequence), merge
+// decode attention: partial blocks over (split, KV head, sequence), merge
 //===----------------------------------------------------------------------===//
 
 struct PartialKernelShape {
@@ -593,65 +592,12 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
   PartialKernelShape shape{dim, group};
   const int64_t G = group;
-  MemRefType rotatedQueryType =
-      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, dim}, f32);
-
-  // --- query kernel: q' = q · R_K, pre-scaled into log2 units, once per
-  // (KV head, sequence) rather than once per split ---
-  {
-    SmallVector<Type> argTypes = {ops.query.getType(), ops.scale.getType(),
-                                  ops.keyRotation.getType(),
-                                  rotatedQueryType};
-    SmallVector<Type> workgroup = {workgroupMemRef(ctx, {G, dim}, f32)};
-    gpu::GPUFuncOp kernel =
-        createKernel(b, module, (name + abi::kQuerySuffix).str(), argTypes,
-                     workgroup, dim);
-    enterKernel(b, kernel);
-    KernelBuilder kb(b);
-    auto a = kernel.getArguments();
-    Value query = a[0], scale = a[1], keyRotation = a[2], rotated = a[3];
-    Value rows = kernel.getWorkgroupAttributions()[0];
-    Value e = kb.threadId();
-    Value head = kb.blockId(gpu::Dimension::x);
-    Value seq = kb.blockId(gpu::Dimension::y);
-    Value groupV = kb.index(G);
-    for (int64_t g = 0; g < G; ++g) {
-      Value row = kb.add(kb.mul(head, groupV), kb.index(g));
-      kb.store(kb.toF32(kb.load(query, {seq, row, e})), rows,
-               {kb.index(g), e});
-    }
-    kb.barrier();
-    // R_K column e is read by consecutive threads: coalesced; up to 64 rows
-    // of R are in flight per step, so the kernel waits on memory at most
-    // D / 64 times.
-    const int64_t kUnroll = std::min<int64_t>(dim, 64);
-    SmallVector<Value> init(G, kb.f32(0));
-    SmallVector<Value> dots = kb.loop(
-        kb.index(0), kb.index(dim), kb.index(kUnroll), init,
-        [&](Value d0, ValueRange sums) -> SmallVector<Value> {
-          SmallVector<Value> r;
-          for (int64_t i = 0; i < kUnroll; ++i)
-            r.push_back(kb.toF32(
-                kb.load(keyRotation, {head, kb.add(d0, kb.index(i)), e})));
-          SmallVector<Value> next(sums.begin(), sums.end());
-          for (int64_t i = 0; i < kUnroll; ++i)
-            for (int64_t g = 0; g < G; ++g)
-              next[g] = kb.fma(
-                  next[g],
-                  kb.load(rows, {kb.index(g), kb.add(d0, kb.index(i))}), r[i]);
-          return next;
-        });
-    Value qScale = kb.mul(scale, kb.f32(kLog2E));
-    for (int64_t g = 0; g < G; ++g) {
-      Value row = kb.add(kb.mul(head, groupV), kb.index(g));
-      kb.store(kb.mul(dots[g], qScale), rotated, {seq, row, e});
-    }
-  }
 
   // --- partial kernel ---
   {
     SmallVector<Type> argTypes = {
-        rotatedQueryType,
+        ops.query.getType(),             ops.scale.getType(),
+        ops.keyRotation.getType(),
         ops.sparseKeyValues.getType(),   ops.sparseKeyIndices.getType(),
         ops.sparseValueValues.getType(), ops.sparseValueIndices.getType(),
         ops.bufferKeys.getType(),        ops.bufferValues.getType(),
@@ -669,11 +615,11 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     enterKernel(b, kernel);
     KernelBuilder kb(b);
     auto a = kernel.getArguments();
-    Value rotatedQuery = a[0];
-    TokenSource sparse{a[1], a[2], a[3], a[4]};
-    TokenSource buffer{a[5], nullptr, a[6], nullptr};
-    Value sparseLengths = a[7], bufferLengths = a[8];
-    Value outMax = a[9], outSum = a[10], outAcc = a[11];
+    Value query = a[0], scale = a[1], keyRotation = a[2];
+    TokenSource sparse{a[3], a[4], a[5], a[6]};
+    TokenSource buffer{a[7], nullptr, a[8], nullptr};
+    Value sparseLengths = a[9], bufferLengths = a[10];
+    Value outMax = a[11], outSum = a[12], outAcc = a[13];
     auto shared = kernel.getWorkgroupAttributions();
     Value qs = shared[0], scores = shared[1], acc = shared[2],
           state = shared[3];
@@ -689,12 +635,37 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value splits = kb.sub(kb.gridDim(gpu::Dimension::x), one);
     Value dimV = kb.index(dim), groupV = kb.index(G);
 
-    // The G rotated query rows go to shared memory as [D][G]: every cache
-    // load then serves all G heads.
-    kb.loop(tid, kb.index(G * dim), threads, [&](Value o) {
-      Value g = kb.div(o, dimV), e = kb.rem(o, dimV);
-      Value row = kb.add(kb.mul(head, groupV), g);
-      kb.store(kb.load(rotatedQuery, {seq, row, e}), qs, {e, g});
+    // q' = q · R_K for the G query heads, pre-scaled into log2 units, into
+    // shared memory as [D][G]: every cache load then serves all G heads.
+    // Every split recomputes it (D² · G multiply-adds, R_K from L2): cheaper
+    // than a kernel launch of its own. Thread e owns column e of R_K
+    // (coalesced), 16 rows in flight per step; query rows are broadcast.
+    Value qScale = kb.mul(scale, kb.f32(kLog2E));
+    const int64_t kUnroll = std::min<int64_t>(dim, 16);
+    kb.loop(tid, dimV, threads, [&](Value e) {
+      SmallVector<Value> init(G, kb.f32(0));
+      SmallVector<Value> dots = kb.loop(
+          zero, dimV, kb.index(kUnroll), init,
+          [&](Value d0, ValueRange sums) -> SmallVector<Value> {
+            SmallVector<Value> r;
+            for (int64_t i = 0; i < kUnroll; ++i)
+              r.push_back(kb.toF32(
+                  kb.load(keyRotation, {head, kb.add(d0, kb.index(i)), e})));
+            SmallVector<Value> next(sums.begin(), sums.end());
+            for (int64_t i = 0; i < kUnroll; ++i)
+              for (int64_t g = 0; g < G; ++g) {
+                Value row = kb.add(kb.mul(head, groupV), kb.index(g));
+                next[g] = kb.fma(
+                    next[g],
+                    kb.toF32(kb.load(query,
+                                     {seq, row, kb.add(d0, kb.index(i))})),
+                    r[i]);
+              }
+            return next;
+          });
+      for (Value &dot : dots)
+        dot = kb.mul(dot, qScale);
+      kb.storeVector(dots, qs, {e, zero});
     });
     kb.loop(tid, kb.index(abi::kPartialWarps * dim * G), threads,
             [&](Value o) {

@@ -76,15 +76,10 @@ public:
   Status compress(const Buffer &x, int64_t rows, const Buffer &rotation,
                   int64_t k, Buffer &values, Buffer &indices);
 
-  /// The three launches of a decode step, as a mask for decodeAttention.
-  enum DecodeStage : unsigned {
-    kRotateQuery = 1,
-    kPartials = 2,
-    kMerge = 4,
-    kAllStages = 7
-  };
+  /// The two launches of a decode step, as a mask for decodeAttention.
+  enum DecodeStage : unsigned { kPartials = 1, kMerge = 2, kAllStages = 3 };
 
-  /// One decode step (query rotation, flash-decoding partials, merge),
+  /// One decode step (flash-decoding partials, then their merge),
   /// enqueued on the default stream. `stages` runs a subset, for timing each
   /// kernel on its own; the output is complete only with kAllStages.
   Status decodeAttention(const DecodeProblem &problem,
@@ -97,13 +92,13 @@ public:
 
 private:
   KernelSet(Device &device) : device_(device) {}
-  Status ensureWorkspace(size_t queryBytes, size_t maxBytes, size_t accBytes);
+  Status ensureWorkspace(size_t maxBytes, size_t accBytes);
 
   Device &device_;
   Module module_;
   int64_t dim_ = 0, group_ = 0;
   Storage storage_ = Storage::F16;
-  Buffer rotatedQuery_, partialMax_, partialSum_, partialAcc_;
+  Buffer partialMax_, partialSum_, partialAcc_;
 };
 
 } // namespace swan::cuda

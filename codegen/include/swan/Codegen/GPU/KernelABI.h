@@ -15,21 +15,18 @@
 //             grid (n), block (D)
 //   compress  `@f`          (x [n,D], r [D,D], k, values [n,k], indices [n,k])
 //             grid (n), block (D)
-//   decode_attention: three kernels, flash-decoding form
-//     `@f_query`            (query [B,H*G,D], scale, key_rotation [H,D,D],
-//                            rotated query [B,H*G,D] f32)
-//             grid (H, B), block (D): q' = q · R_K · scale · log2(e), once
-//             per (KV head, sequence)
-//     `@f_partial`          (rotated query [B,H*G,D],
+//   decode_attention: two kernels, flash-decoding form
+//     `@f_partial`          (query [B,H*G,D], scale, key_rotation [H,D,D],
 //                            sparse key values/indices [B,H,L,kK],
 //                            sparse value values/indices [B,H,L,kV],
 //                            buffer keys/values [B,H,b,D],
 //                            sparse lengths [B], buffer lengths [B],
 //                            partial max [B,H,S+1,G], partial sum
 //                            [B,H,S+1,G], partial accumulator [B,H,S+1,G,D])
-//             grid (S+1, H, B), block (kPartialThreads): blocks 0..S-1 each
-//             take one contiguous split of the sparse tokens, block S takes
-//             the dense buffer; S + 1 <= kMaxPartialBlocks.
+//             grid (S+1, H, B), block (kPartialThreads): every block
+//             rotates its G query rows, blocks 0..S-1 each take one
+//             contiguous split of the sparse tokens, block S takes the
+//             dense buffer; S + 1 <= kMaxPartialBlocks.
 //     `@f_merge`            (partial max, sum, accumulator as above,
 //                            [value_rotation [H,D,D]], out [B,H*G,D])
 //             grid (H*G, B), block (D); value_rotation is absent when the op
@@ -63,7 +60,6 @@ inline constexpr int64_t kMaxPartialBlocks = 512;
 
 /// The gpu.module every entry point's kernels go into.
 inline constexpr const char *kKernelModuleName = "swan_kernels";
-inline constexpr const char *kQuerySuffix = "_query";
 inline constexpr const char *kPartialSuffix = "_partial";
 inline constexpr const char *kMergeSuffix = "_merge";
 

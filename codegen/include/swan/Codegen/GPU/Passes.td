@@ -14,10 +14,9 @@ def SwanConvertToGPU : Pass<"swan-convert-to-gpu", "::mlir::ModuleOp"> {
     describes) becomes `gpu.func` kernels in
     `gpu.module @swan_kernels`, and the host function is erased: the CUDA
     runtime launches the kernels itself. `swan.rotate` and `swan.compress`
-    give one block per token; `swan.decode_attention` gives
-    `<name>_query` (q · R_K once per KV head), the flash-decoding
-    `<name>_partial` (blocks over token split, KV head and sequence) and
-    `<name>_merge`. Sequence lengths, `k` and the batch
+    give one block per token; `swan.decode_attention` gives the
+    flash-decoding pair `<name>_partial` (blocks over token split, KV head
+    and sequence) and `<name>_merge`. Sequence lengths, `k` and the batch
     stay run-time values. swan/Codegen/GPU/KernelABI.h fixes the launch
     contract.
 
