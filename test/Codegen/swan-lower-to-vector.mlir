@@ -5,9 +5,11 @@
 
 // Winnowed keys and values: the scaled query and the accumulator are [D, G]
 // stack scratch (transposed), so that each kept entry j of a token costs a
-// G-wide row: s += val_j · q'[idx_j, :] (four independent chains), then
-// acc[idx_j, :] += val_j · p. Indices are read as unsigned bytes. No token
-// is ever expanded to D, and no gather or scatter is needed.
+// G-wide row. Scores pack 16 / G entries into one 16-lane FMA: their query
+// rows side by side times each value repeated G times (two packs per step,
+// on two chains); values go acc[idx_j, :] += val_j · p. Indices are read as
+// unsigned bytes. No token is ever expanded to D, and no gather or scatter
+// is needed.
 
 // CHECK-LABEL: func.func @partial_sparse
 // CHECK-DAG: %[[QT:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x2xf32>
@@ -16,17 +18,27 @@
 // CHECK-NOT: memref.alloc(
 // CHECK: %[[STATE:.*]]:2 = scf.for %[[T0:.*]] = %{{.*}} to %{{.*}} step %c8 iter_args(%[[M:.*]] = %{{.*}}, %[[L:.*]] = %{{.*}}) -> (vector<2xf32>, vector<2xf32>)
 // CHECK: scf.for
-// CHECK: scf.for %{{.*}} step %c4 iter_args(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) -> (vector<2xf32>, vector<2xf32>, vector<2xf32>, vector<2xf32>)
+// CHECK: scf.for %[[J:.*]] = %{{.*}} step %c16 iter_args(%{{.*}}, %{{.*}}) -> (vector<16xf32>, vector<16xf32>)
 // CHECK: %[[I8:.*]] = tensor.extract %{{.*}} : tensor<?x?xi8>
 // CHECK: %[[I:.*]] = arith.index_castui %[[I8]] : i8 to index
 // CHECK-NOT: arith.index_cast %
-// CHECK: %[[V16:.*]] = tensor.extract %{{.*}} : tensor<?x?xf16>
-// CHECK: %[[VB16:.*]] = vector.broadcast %[[V16]] : f16 to vector<2xf16>
-// CHECK: %[[VB:.*]] = arith.extf %[[VB16]] : vector<2xf16> to vector<2xf32>
 // CHECK: %[[QROW:.*]] = vector.load %[[QT]][%[[I]], %c0] : memref<32x2xf32>, vector<2xf32>
-// CHECK: vector.fma %[[VB]], %[[QROW]]
-// The remaining k mod 4 entries.
+// CHECK: vector.shuffle %[[QROW]], %{{.*}} [0, 1, 2, 3] : vector<2xf32>, vector<2xf32>
+// CHECK: %[[ROWS:.*]] = vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] : vector<8xf32>, vector<8xf32>
+// CHECK: %[[V8:.*]] = vector.load %{{.*}}[%{{.*}}, %[[J]]] : memref<?x?xf16, strided<[?, 1], offset: ?>>, vector<8xf16>
+// CHECK: %[[V16:.*]] = vector.shuffle %[[V8]], %[[V8]] [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+// CHECK: %[[V:.*]] = arith.extf %[[V16]] : vector<16xf16> to vector<16xf32>
+// CHECK: vector.fma %[[V]], %[[ROWS]], %{{.*}} : vector<16xf32>
+// CHECK: vector.extract_strided_slice %{{.*}} {offsets = [14], sizes = [2], strides = [1]} : vector<16xf32> to vector<2xf32>
+// The remaining k mod 16 entries one at a time: the value broadcast in
+// f16, then converted.
 // CHECK: scf.for {{.*}} step %c1 iter_args
+// CHECK: %[[R8:.*]] = tensor.extract %{{.*}} : tensor<?x?xi8>
+// CHECK: arith.index_castui %[[R8]] : i8 to index
+// CHECK: %[[S16:.*]] = tensor.extract %{{.*}} : tensor<?x?xf16>
+// CHECK: %[[SB16:.*]] = vector.broadcast %[[S16]] : f16 to vector<2xf16>
+// CHECK: %[[SB:.*]] = arith.extf %[[SB16]] : vector<2xf16> to vector<2xf32>
+// CHECK: vector.fma %[[SB]]
 // CHECK: vector.store %{{.*}}, %[[W]]
 // One online-softmax step per tile: the tile's weights in one flat exp,
 // one rescale of the accumulator.

@@ -868,6 +868,14 @@ private:
   /// The G scaled scores of one token.
   Value score(Value token) {
     Value kept = kb.create<memref::DimOp>(keys, int64_t(1));
+    // With 2 <= G < 16 dividing 16, 16 / G entries share one 16-lane FMA:
+    // their query rows side by side, each value repeated G times.
+    int64_t packed = 16 / groups;
+    auto [strides, offset] =
+        cast<MemRefType>(keys.getType()).getStridesAndOffset();
+    (void)offset;
+    if (groups >= 2 && groups < 16 && 16 % groups == 0 && strides.back() == 1)
+      return packedScore(token, kept, packed);
     SmallVector<Value> acc(4, row(0.0));
     unrolledByFour(
         kept,
@@ -881,6 +889,77 @@ private:
         },
         acc, /*fourChains=*/true);
     return kb.add(kb.add(acc[0], acc[1]), kb.add(acc[2], acc[3]));
+  }
+
+  Value packedScore(Value token, Value kept, int64_t packed) {
+    OpBuilder &b = kb.builder();
+    Type f32 = b.getF32Type();
+    Type storage = cast<MemRefType>(keys.getType()).getElementType();
+    // Two packs per iteration, on two chains.
+    int64_t step = 2 * packed;
+    Value whole = kb.create<arith::SubIOp>(
+        kept, kb.create<arith::RemUIOp>(kept, kb.index(step)));
+    SmallVector<int64_t> repeat;
+    for (int64_t e = 0; e < packed; ++e)
+      for (int64_t g = 0; g < groups; ++g)
+        repeat.push_back(e);
+    auto pack = [&](Value j, Value acc) {
+      // Query rows of the pack, concatenated pairwise.
+      SmallVector<Value> rows;
+      for (int64_t e = 0; e < packed; ++e) {
+        Value je = kb.create<arith::AddIOp>(j, kb.index(e));
+        Value raw =
+            kb.create<memref::LoadOp>(keyIndices, ValueRange{token, je});
+        Value position =
+            kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
+        rows.push_back(kb.create<vector::LoadOp>(
+            kb.vectorOf(groups, f32), queryT,
+            ValueRange{position, kb.index(0)}));
+      }
+      while (rows.size() > 1) {
+        SmallVector<Value> joined;
+        for (size_t r = 0; r < rows.size(); r += 2) {
+          int64_t n = cast<VectorType>(rows[r].getType()).getNumElements();
+          SmallVector<int64_t> both(2 * n);
+          std::iota(both.begin(), both.end(), 0);
+          joined.push_back(
+              kb.create<vector::ShuffleOp>(rows[r], rows[r + 1], both));
+        }
+        rows = std::move(joined);
+      }
+      Value values = kb.create<vector::LoadOp>(kb.vectorOf(packed, storage),
+                                               keys, ValueRange{token, j});
+      Value spread = kb.convertFloat(
+          kb.create<vector::ShuffleOp>(values, values, repeat), f32);
+      return kb.fma(spread, rows.front(), acc);
+    };
+    Value zero = zeroVector(kb, 16, f32);
+    SmallVector<Value> chains = kb.loop(
+        kb.index(0), whole, kb.index(step), {zero, zero},
+        [&](Value j, ValueRange acc) {
+          return SmallVector<Value>{
+              pack(j, acc[0]),
+              pack(kb.create<arith::AddIOp>(j, kb.index(packed)), acc[1])};
+        });
+    Value wide = kb.add(chains[0], chains[1]);
+    Value total = kb.create<vector::ExtractStridedSliceOp>(
+        wide, ArrayRef<int64_t>{0}, ArrayRef<int64_t>{groups},
+        ArrayRef<int64_t>{1});
+    for (int64_t e = 1; e < packed; ++e)
+      total = kb.add(total, kb.create<vector::ExtractStridedSliceOp>(
+                                wide, ArrayRef<int64_t>{e * groups},
+                                ArrayRef<int64_t>{groups},
+                                ArrayRef<int64_t>{1}));
+    // The last k mod (2 · 16 / G) entries one at a time.
+    return kb.loop(whole, kept, kb.index(1), {total},
+                   [&](Value j, ValueRange acc) {
+                     auto [position, value] =
+                         entry(keyIndices, keys, token, j);
+                     Value q = kb.create<vector::LoadOp>(
+                         kb.vectorOf(groups, f32), queryT,
+                         ValueRange{position, kb.index(0)});
+                     return SmallVector<Value>{kb.fma(value, q, acc[0])};
+                   })[0];
   }
 
   /// acc[idx_j, :] += val_j · p for every kept value of one token.
