@@ -1,5 +1,4 @@
-//===- Calibration.h - offline rotations from K/V samples --------*- C++
-//-*-===//
+//===- Calibration.h - offline rotations from K/V samples ------*- C++ -*-===//
 //
 // DESIGN.md §1, offline calibration: for one layer, per KV head, R is the
 // matrix of eigenvectors of the uncentred second moment Σ x xᵀ of the

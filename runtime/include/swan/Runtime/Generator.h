@@ -1,5 +1,4 @@
-//===- Generator.h - seeded LLM-like K/V caches and queries ------*- C++
-//-*-===//
+//===- Generator.h - seeded LLM-like K/V caches and queries ----*- C++ -*-===//
 //
 // No model weights can be downloaded where swan is developed, so tests, the
 // demo and the quality report run on K/V data generated with the structure

@@ -1,5 +1,4 @@
-//===- Quality.h - compression quality at equal memory -----------*- C++
-//-*-===//
+//===- Quality.h - compression quality at equal memory ---------*- C++ -*-===//
 //
 // DESIGN.md §5: does winnowing in the rotated basis beat simpler ways of
 // spending the same bytes? Each method below is given a budget in bytes per

@@ -1,5 +1,4 @@
-//===- Safetensors.h - strict safetensors reader and writer ------*- C++
-//-*-===//
+//===- Safetensors.h - strict safetensors reader and writer ----*- C++ -*-===//
 //
 // The safetensors format: an 8-byte little-endian header length N, N bytes
 // of JSON mapping each tensor name to {dtype, shape, data_offsets} (offsets
