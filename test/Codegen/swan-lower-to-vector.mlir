@@ -48,13 +48,21 @@
 // CHECK: vector.shape_cast %{{.*}} : vector<8x2xf32> to vector<16xf32>
 // CHECK: math.exp %{{.*}} : vector<16xf32>
 // CHECK: vector.store %{{.*}}, %[[ACC]]
-// Values.
+// Values, 16 / G entries per FMA: their accumulator rows side by side,
+// the weights tiled, each row stored back; then the rest one by one.
 // CHECK: %[[P:.*]] = vector.load %[[W]][%{{.*}}] : memref<16xf32>, vector<2xf32>
-// CHECK: scf.for {{.*}} step %c4 {
+// CHECK: %[[PT:.*]] = vector.shuffle %[[P]], %[[P]] [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+// CHECK: scf.for {{.*}} step %c8 {
 // CHECK: %[[VI:.*]] = arith.index_castui %{{.*}} : i8 to index
-// CHECK: %[[OLD:.*]] = vector.load %[[ACC]][%[[VI]], %c0] : memref<32x2xf32>, vector<2xf32>
-// CHECK: %[[NEW:.*]] = vector.fma %{{.*}}, %[[P]], %[[OLD]] : vector<2xf32>
-// CHECK: vector.store %[[NEW]], %[[ACC]][%[[VI]], %c0] : memref<32x2xf32>, vector<2xf32>
+// CHECK: %[[ROW0:.*]] = vector.load %[[ACC]][%[[VI]], %c0] : memref<32x2xf32>, vector<2xf32>
+// CHECK: %[[ROWS:.*]] = vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] : vector<8xf32>, vector<8xf32>
+// CHECK: %[[NEW:.*]] = vector.fma %{{.*}}, %[[PT]], %[[ROWS]] : vector<16xf32>
+// CHECK: %[[NEW0:.*]] = vector.extract_strided_slice %[[NEW]] {offsets = [0], sizes = [2], strides = [1]}
+// CHECK: vector.store %[[NEW0]], %[[ACC]][%[[VI]], %c0] : memref<32x2xf32>, vector<2xf32>
+// CHECK: scf.for {{.*}} step %c1 {
+// CHECK: %[[OLD:.*]] = vector.load %[[ACC]]
+// CHECK: %[[ONE:.*]] = vector.fma %{{.*}}, %[[P]], %[[OLD]] : vector<2xf32>
+// CHECK: vector.store %[[ONE]], %[[ACC]]
 // CHECK-NOT: vector.gather
 // CHECK-NOT: vector.scatter
 // Results go into tensor.empty destinations; the accumulator leaves

@@ -965,6 +965,12 @@ private:
   /// acc[idx_j, :] += val_j · p for every kept value of one token.
   void accumulate(Value token, Value p) {
     Value kept = kb.create<memref::DimOp>(values, int64_t(1));
+    auto [strides, offset] =
+        cast<MemRefType>(values.getType()).getStridesAndOffset();
+    (void)offset;
+    if (groups >= 2 && groups < 16 && 16 % groups == 0 &&
+        strides.back() == 1)
+      return packedAccumulate(token, p, kept, 16 / groups);
     SmallVector<Value> none;
     unrolledByFour(
         kept,
@@ -978,6 +984,67 @@ private:
           return SmallVector<Value>();
         },
         none, /*fourChains=*/false);
+  }
+
+  /// 16 / G kept values per 16-lane FMA: their accumulator rows side by
+  /// side, each value repeated G times, p tiled; the rows go back one by
+  /// one (a token's indices are distinct, so they never overlap).
+  void packedAccumulate(Value token, Value p, Value kept, int64_t packed) {
+    OpBuilder &b = kb.builder();
+    Type f32 = b.getF32Type();
+    Type storage = cast<MemRefType>(values.getType()).getElementType();
+    Value whole = kb.create<arith::SubIOp>(
+        kept, kb.create<arith::RemUIOp>(kept, kb.index(packed)));
+    SmallVector<int64_t> repeat, tile;
+    for (int64_t e = 0; e < packed; ++e)
+      for (int64_t g = 0; g < groups; ++g) {
+        repeat.push_back(e);
+        tile.push_back(g);
+      }
+    Value tiledP = kb.create<vector::ShuffleOp>(p, p, tile);
+    kb.loop(kb.index(0), whole, kb.index(packed), [&](Value j) {
+      SmallVector<SmallVector<Value>> at;
+      SmallVector<Value> rows;
+      for (int64_t e = 0; e < packed; ++e) {
+        Value je = kb.create<arith::AddIOp>(j, kb.index(e));
+        Value raw =
+            kb.create<memref::LoadOp>(valueIndices, ValueRange{token, je});
+        Value position =
+            kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
+        at.push_back({position, kb.index(0)});
+        rows.push_back(kb.create<vector::LoadOp>(kb.vectorOf(groups, f32),
+                                                 accT, at.back()));
+      }
+      while (rows.size() > 1) {
+        SmallVector<Value> joined;
+        for (size_t r = 0; r < rows.size(); r += 2) {
+          int64_t n = cast<VectorType>(rows[r].getType()).getNumElements();
+          SmallVector<int64_t> both(2 * n);
+          std::iota(both.begin(), both.end(), 0);
+          joined.push_back(
+              kb.create<vector::ShuffleOp>(rows[r], rows[r + 1], both));
+        }
+        rows = std::move(joined);
+      }
+      Value vals = kb.create<vector::LoadOp>(kb.vectorOf(packed, storage),
+                                             values, ValueRange{token, j});
+      Value spread = kb.convertFloat(
+          kb.create<vector::ShuffleOp>(vals, vals, repeat), f32);
+      Value updated = kb.fma(spread, tiledP, rows.front());
+      for (int64_t e = 0; e < packed; ++e)
+        kb.create<vector::StoreOp>(
+            kb.create<vector::ExtractStridedSliceOp>(
+                updated, ArrayRef<int64_t>{e * groups},
+                ArrayRef<int64_t>{groups}, ArrayRef<int64_t>{1}),
+            accT, at[e]);
+    });
+    kb.loop(whole, kept, kb.index(1), [&](Value j) {
+      auto [position, value] = entry(valueIndices, values, token, j);
+      SmallVector<Value> at{position, kb.index(0)};
+      Value old = kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), accT,
+                                            at);
+      kb.create<vector::StoreOp>(kb.fma(value, p, old), accT, at);
+    });
   }
 
   SmallVector<Value> processTile(Value first, Value tokens, Value oldMax,
