@@ -81,9 +81,9 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
       if (resultType.isDynamicDim(d))
         dynamicSizes.push_back(
             tensor::DimOp::create(rewriter, loc, op.getQuery(), d));
-    Value out = tensor::EmptyOp::create(rewriter, loc, resultType.getShape(),
-                                        resultType.getElementType(),
-                                        dynamicSizes);
+    Value out =
+        tensor::EmptyOp::create(rewriter, loc, resultType.getShape(),
+                                resultType.getElementType(), dynamicSizes);
     SmallVector<OpFoldResult> bounds{
         sizeOf(rewriter, loc, op.getQuery(), 0),
         sizeOf(rewriter, loc, op.getKeyRotation(), 0)};
@@ -106,8 +106,8 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
                           {firstRow, zero}, {groupSize, dim});
     Value keyRotation = sliceAt(rewriter, loc, op.getKeyRotation(), {head},
                                 {zero, zero}, {dim, dim});
-    Value rotatedQuery = RotateOp::create(rewriter, loc, query.getType(),
-                                          query, keyRotation);
+    Value rotatedQuery =
+        RotateOp::create(rewriter, loc, query.getType(), query, keyRotation);
 
     auto maxType = RankedTensorType::get({groups}, f32);
     auto accType = RankedTensorType::get({groups, headDim}, f32);
@@ -115,8 +115,8 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
     auto addPartial = [&](Value keys, Value keyIndices, Value values,
                           Value valueIndices) {
       auto partial = PartialAttentionOp::create(
-          rewriter, loc, maxType, maxType, accType, rotatedQuery,
-          op.getScale(), keys, keyIndices, values, valueIndices);
+          rewriter, loc, maxType, maxType, accType, rotatedQuery, op.getScale(),
+          keys, keyIndices, values, valueIndices);
       maxima.push_back(partial.getMax());
       sums.push_back(partial.getSum());
       accumulators.push_back(partial.getAccumulator());
@@ -124,11 +124,10 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
 
     // Sparse blocks of ceil(length / numSplits) tokens; the last ones may
     // be short or empty.
-    Value sparseLength =
-        lengthAt(rewriter, loc, op.getSparseLengths(), batch);
+    Value sparseLength = lengthAt(rewriter, loc, op.getSparseLengths(), batch);
     Value splits = arith::ConstantIndexOp::create(rewriter, loc, numSplits);
-    Value blockLength = arith::CeilDivUIOp::create(rewriter, loc,
-                                                   sparseLength, splits);
+    Value blockLength =
+        arith::CeilDivUIOp::create(rewriter, loc, sparseLength, splits);
     OpFoldResult keptKeys = sizeOf(rewriter, loc, op.getSparseKeyValues(), 3);
     OpFoldResult keptValues =
         sizeOf(rewriter, loc, op.getSparseValueValues(), 3);
@@ -152,8 +151,7 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
                  tokens(op.getSparseValueIndices(), keptValues));
     }
 
-    Value bufferLength =
-        lengthAt(rewriter, loc, op.getBufferLengths(), batch);
+    Value bufferLength = lengthAt(rewriter, loc, op.getBufferLengths(), batch);
     auto bufferTokens = [&](Value source) {
       return sliceAt(rewriter, loc, source, {batch, head}, {zero, zero},
                      {bufferLength, dim});
@@ -163,21 +161,21 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
 
     // Stack the blocks for the merge.
     int64_t blocks = numSplits + 1;
-    Value stackedMax = tensor::EmptyOp::create(rewriter, loc, {blocks, groups},
-                                               f32);
-    Value stackedSum = tensor::EmptyOp::create(rewriter, loc, {blocks, groups},
-                                               f32);
-    Value stackedAcc = tensor::EmptyOp::create(
-        rewriter, loc, {blocks, groups, headDim}, f32);
+    Value stackedMax =
+        tensor::EmptyOp::create(rewriter, loc, {blocks, groups}, f32);
+    Value stackedSum =
+        tensor::EmptyOp::create(rewriter, loc, {blocks, groups}, f32);
+    Value stackedAcc =
+        tensor::EmptyOp::create(rewriter, loc, {blocks, groups, headDim}, f32);
     OpFoldResult one = rewriter.getIndexAttr(1);
     for (int64_t s = 0; s < blocks; ++s) {
       OpFoldResult at = rewriter.getIndexAttr(s);
-      stackedMax = tensor::InsertSliceOp::create(
-          rewriter, loc, maxima[s], stackedMax, {at, zero}, {one, groupSize},
-          {one, one});
-      stackedSum = tensor::InsertSliceOp::create(
-          rewriter, loc, sums[s], stackedSum, {at, zero}, {one, groupSize},
-          {one, one});
+      stackedMax = tensor::InsertSliceOp::create(rewriter, loc, maxima[s],
+                                                 stackedMax, {at, zero},
+                                                 {one, groupSize}, {one, one});
+      stackedSum = tensor::InsertSliceOp::create(rewriter, loc, sums[s],
+                                                 stackedSum, {at, zero},
+                                                 {one, groupSize}, {one, one});
       stackedAcc = tensor::InsertSliceOp::create(
           rewriter, loc, accumulators[s], stackedAcc, {at, zero, zero},
           {one, groupSize, dim}, {one, one, one});
@@ -188,9 +186,9 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
                               {zero, zero}, {dim, dim});
     auto headResultType =
         RankedTensorType::get({groups, headDim}, resultType.getElementType());
-    Value merged = MergeAttentionOp::create(rewriter, loc, headResultType,
-                                            stackedMax, stackedSum,
-                                            stackedAcc, valueRotation);
+    Value merged =
+        MergeAttentionOp::create(rewriter, loc, headResultType, stackedMax,
+                                 stackedSum, stackedAcc, valueRotation);
 
     rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
@@ -230,7 +228,7 @@ struct SwanDecomposeDecodeAttentionPass
 
 } // namespace
 
-void swan::populateDecomposeDecodeAttentionPatterns(
-    RewritePatternSet &patterns, int64_t numSplits) {
+void swan::populateDecomposeDecodeAttentionPatterns(RewritePatternSet &patterns,
+                                                    int64_t numSplits) {
   patterns.add<DecomposeDecodeAttention>(patterns.getContext(), numSplits);
 }

@@ -26,7 +26,8 @@ Value KernelBuilder::i32(int64_t value) {
 
 Value KernelBuilder::negativeInfinity() {
   return create<arith::ConstantFloatOp>(
-      b.getF32Type(), APFloat::getInf(APFloat::IEEEsingle(), /*Negative=*/true));
+      b.getF32Type(),
+      APFloat::getInf(APFloat::IEEEsingle(), /*Negative=*/true));
 }
 
 VectorType KernelBuilder::vectorOf(int64_t lanes, Type elementType) {
@@ -34,8 +35,7 @@ VectorType KernelBuilder::vectorOf(int64_t lanes, Type elementType) {
 }
 
 Value KernelBuilder::splat(Value scalar, int64_t lanes) {
-  return create<vector::BroadcastOp>(vectorOf(lanes, scalar.getType()),
-                                     scalar);
+  return create<vector::BroadcastOp>(vectorOf(lanes, scalar.getType()), scalar);
 }
 
 Value KernelBuilder::laneNumbers(int64_t lanes, int64_t first) {
@@ -94,8 +94,8 @@ Value KernelBuilder::loadF32(Value memref, ValueRange indices, int64_t lanes,
   Value loaded;
   if (mask) {
     Value zero = create<arith::ConstantOp>(type, b.getZeroAttr(type));
-    loaded = create<vector::MaskedLoadOp>(Type(type), memref, indices, mask, zero,
-                                          IntegerAttr());
+    loaded = create<vector::MaskedLoadOp>(Type(type), memref, indices, mask,
+                                          zero, IntegerAttr());
   } else {
     loaded = create<vector::LoadOp>(type, memref, indices);
   }
@@ -107,8 +107,8 @@ Value KernelBuilder::loadIndices(Value memref, ValueRange indices,
   Type elementType = cast<MemRefType>(memref.getType()).getElementType();
   VectorType type = vectorOf(lanes, elementType);
   Value zero = create<arith::ConstantOp>(type, b.getZeroAttr(type));
-  Value loaded = create<vector::MaskedLoadOp>(Type(type), memref, indices,
-                                              mask, zero, IntegerAttr());
+  Value loaded = create<vector::MaskedLoadOp>(Type(type), memref, indices, mask,
+                                              zero, IntegerAttr());
   VectorType i32Type = vectorOf(lanes, b.getI32Type());
   unsigned width = elementType.getIntOrFloatBitWidth();
   // Unsigned: an i8 index addresses dimensions 0..255.
@@ -131,9 +131,15 @@ Value KernelBuilder::fma(Value x, Value y, Value z) {
   return create<math::FmaOp>(x, y, z);
 }
 
-Value KernelBuilder::add(Value x, Value y) { return create<arith::AddFOp>(x, y); }
-Value KernelBuilder::sub(Value x, Value y) { return create<arith::SubFOp>(x, y); }
-Value KernelBuilder::mul(Value x, Value y) { return create<arith::MulFOp>(x, y); }
+Value KernelBuilder::add(Value x, Value y) {
+  return create<arith::AddFOp>(x, y);
+}
+Value KernelBuilder::sub(Value x, Value y) {
+  return create<arith::SubFOp>(x, y);
+}
+Value KernelBuilder::mul(Value x, Value y) {
+  return create<arith::MulFOp>(x, y);
+}
 
 Value KernelBuilder::sum(Value vector) {
   return create<vector::ReductionOp>(vector::CombiningKind::ADD, vector);

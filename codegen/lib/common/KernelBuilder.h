@@ -19,8 +19,7 @@ public:
   KernelBuilder(mlir::OpBuilder &builder, mlir::Location loc)
       : b(builder), loc(loc) {}
 
-  template <typename OpTy, typename... Args>
-  OpTy create(Args &&...args) {
+  template <typename OpTy, typename... Args> OpTy create(Args &&...args) {
     return OpTy::create(b, loc, std::forward<Args>(args)...);
   }
 

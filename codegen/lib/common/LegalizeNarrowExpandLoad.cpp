@@ -34,8 +34,8 @@ struct NarrowExpandLoadAsBits : OpRewritePattern<vector::ExpandLoadOp> {
       linear = arith::AddIOp::create(
           rewriter, loc, linear,
           arith::MulIOp::create(rewriter, loc, index, stride));
-    Value base = memref::ExtractAlignedPointerAsIndexOp::create(
-        rewriter, loc, op.getBase());
+    Value base = memref::ExtractAlignedPointerAsIndexOp::create(rewriter, loc,
+                                                                op.getBase());
     Value address = arith::AddIOp::create(
         rewriter, loc, base,
         arith::MulIOp::create(

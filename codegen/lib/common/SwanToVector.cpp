@@ -64,8 +64,7 @@ Value writeToTensor(KernelBuilder &kb, Value vector, Value tensor,
 
 Value zeroVector(KernelBuilder &kb, int64_t lanes, Type elementType) {
   VectorType type = kb.vectorOf(lanes, elementType);
-  return kb.create<arith::ConstantOp>(type,
-                                      kb.builder().getZeroAttr(type));
+  return kb.create<arith::ConstantOp>(type, kb.builder().getZeroAttr(type));
 }
 
 /// Rows per block of the rotation: R ([D, D], 64 KiB at D = 128, more than
@@ -93,15 +92,15 @@ void rotateRowBlock(KernelBuilder &kb, Value x, Value first, int64_t rows,
         [&](Value j, ValueRange partial) {
           SmallVector<Value> xj;
           for (int64_t r = 0; r < rows; ++r)
-            xj.push_back(kb.splat(
-                kb.convertFloat(kb.create<memref::LoadOp>(
-                                    x, ValueRange{rowIndex[r], j}),
-                                f32),
-                lanes));
+            xj.push_back(
+                kb.splat(kb.convertFloat(kb.create<memref::LoadOp>(
+                                             x, ValueRange{rowIndex[r], j}),
+                                         f32),
+                         lanes));
           SmallVector<Value> next(partial.begin(), partial.end());
           for (int64_t c = 0; c < width; ++c) {
-            Value rc = kb.loadF32(rotation, {j, kb.index((c0 + c) * lanes)},
-                                  lanes);
+            Value rc =
+                kb.loadF32(rotation, {j, kb.index((c0 + c) * lanes)}, lanes);
             for (int64_t r = 0; r < rows; ++r)
               next[r * width + c] = kb.fma(xj[r], rc, next[r * width + c]);
           }
@@ -115,10 +114,10 @@ void rotateRowBlock(KernelBuilder &kb, Value x, Value first, int64_t rows,
 
 /// Runs `block(first, count)` over [0, rows): blocks of `blockRows`, then
 /// the remaining rows one at a time.
-void forRowBlocks(KernelBuilder &kb, Value rows, int64_t blockRows,
-                  ValueRange inits, SmallVector<Value> &results,
-                  function_ref<SmallVector<Value>(Value, int64_t, ValueRange)>
-                      block) {
+void forRowBlocks(
+    KernelBuilder &kb, Value rows, int64_t blockRows, ValueRange inits,
+    SmallVector<Value> &results,
+    function_ref<SmallVector<Value>(Value, int64_t, ValueRange)> block) {
   Value blockCount = kb.index(blockRows);
   Value whole = kb.create<arith::SubIOp>(
       rows, kb.create<arith::RemUIOp>(rows, blockCount));
@@ -149,10 +148,11 @@ void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
   int64_t chunks = headDim / lanes;
   SmallVector<Value> magnitudes, positions;
   for (int64_t c = 0; c < chunks; ++c) {
-    Value chunk = kb.create<vector::LoadOp>(kb.vectorOf(lanes, b.getF32Type()),
-                                            row, ValueRange{kb.index(c * lanes)});
-    magnitudes.push_back(kb.create<arith::BitcastOp>(
-        i32Vector, kb.create<math::AbsFOp>(chunk)));
+    Value chunk =
+        kb.create<vector::LoadOp>(kb.vectorOf(lanes, b.getF32Type()), row,
+                                  ValueRange{kb.index(c * lanes)});
+    magnitudes.push_back(
+        kb.create<arith::BitcastOp>(i32Vector, kb.create<math::AbsFOp>(chunk)));
     positions.push_back(kb.laneNumbers(lanes, c * lanes));
   }
   Value one = kb.splat(kb.i32(1), lanes);
@@ -191,16 +191,16 @@ void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
   // Greedy from the high bit: the largest value with `accept(candidate)`.
   auto bitwiseSearch = [&](int64_t bits,
                            function_ref<Value(Value candidate)> accept) {
-    return kb.loop(
-        kb.index(0), kb.index(bits), kb.index(1), {kb.i32(0)},
-        [&](Value step, ValueRange found) {
-          Value shift = kb.create<arith::SubIOp>(
-              kb.i32(bits - 1), kb.create<arith::IndexCastOp>(i32, step));
-          Value candidate = kb.create<arith::OrIOp>(
-              found[0], kb.create<arith::ShLIOp>(kb.i32(1), shift));
-          return SmallVector<Value>{kb.create<arith::SelectOp>(
-              accept(candidate), candidate, found[0])};
-        })[0];
+    return kb.loop(kb.index(0), kb.index(bits), kb.index(1), {kb.i32(0)},
+                   [&](Value step, ValueRange found) {
+                     Value shift = kb.create<arith::SubIOp>(
+                         kb.i32(bits - 1),
+                         kb.create<arith::IndexCastOp>(i32, step));
+                     Value candidate = kb.create<arith::OrIOp>(
+                         found[0], kb.create<arith::ShLIOp>(kb.i32(1), shift));
+                     return SmallVector<Value>{kb.create<arith::SelectOp>(
+                         accept(candidate), candidate, found[0])};
+                   })[0];
   };
 
   Value k32 = kb.create<arith::IndexCastOp>(i32, k);
@@ -225,17 +225,17 @@ void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
       k32, countWhere([&](int64_t c) { return above[c]; }));
   // The last position whose tied predecessors number fewer than `needed`.
   int64_t positionBits = llvm::Log2_64_Ceil(uint64_t(headDim));
-  Value lastTied = bitwiseSearch(std::max<int64_t>(positionBits, 1),
-                                 [&](Value candidate) {
-    Value bound = kb.splat(candidate, lanes);
-    Value before = countWhere([&](int64_t c) {
-      return kb.create<arith::AndIOp>(
-          tied[c], compare(arith::CmpIPredicate::slt, positions[c], bound));
-    });
-    return compare(arith::CmpIPredicate::slt, before, needed);
-  });
-  Value anyTied = kb.splat(
-      compare(arith::CmpIPredicate::sgt, needed, kb.i32(0)), lanes);
+  Value lastTied =
+      bitwiseSearch(std::max<int64_t>(positionBits, 1), [&](Value candidate) {
+        Value bound = kb.splat(candidate, lanes);
+        Value before = countWhere([&](int64_t c) {
+          return kb.create<arith::AndIOp>(
+              tied[c], compare(arith::CmpIPredicate::slt, positions[c], bound));
+        });
+        return compare(arith::CmpIPredicate::slt, before, needed);
+      });
+  Value anyTied =
+      kb.splat(compare(arith::CmpIPredicate::sgt, needed, kb.i32(0)), lanes);
   Value lastTiedVector = kb.splat(lastTied, lanes);
   SmallVector<Value> keep;
   for (int64_t c = 0; c < chunks; ++c) {
@@ -251,8 +251,9 @@ void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
   Value next = kb.index(0);
   for (int64_t c = 0; c < chunks; ++c) {
     Value kept = keep[c];
-    Value values = kb.create<vector::LoadOp>(
-        kb.vectorOf(lanes, b.getF32Type()), row, ValueRange{kb.index(c * lanes)});
+    Value values =
+        kb.create<vector::LoadOp>(kb.vectorOf(lanes, b.getF32Type()), row,
+                                  ValueRange{kb.index(c * lanes)});
     // The generated builder: the convenience one swaps mask and value.
     kb.create<vector::CompressStoreOp>(keptValues, ValueRange{next}, kept,
                                        kb.convertFloat(values, valueType),
@@ -265,8 +266,7 @@ void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
       indices = kb.create<arith::ExtUIOp>(indexVectorType, indices);
     kb.create<vector::CompressStoreOp>(keptIndices, ValueRange{next}, kept,
                                        indices, IntegerAttr());
-    Value count =
-        kb.sum(kb.create<arith::SelectOp>(kept, one, zero));
+    Value count = kb.sum(kb.create<arith::SelectOp>(kept, one, zero));
     next = kb.create<arith::AddIOp>(
         next, kb.create<arith::IndexCastOp>(b.getIndexType(), count));
   }
@@ -294,22 +294,21 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
     auto resultType = cast<RankedTensorType>(op.getResult().getType());
     Value out = emptyTensor(kb, resultType, {rows, kb.index(headDim)});
     SmallVector<Value> result;
-    forRowBlocks(kb, rows, kRotationRowBlock, {out}, result,
-                 [&](Value first, int64_t count, ValueRange t) {
-                   Value written = t[0];
-                   rotateRowBlock(
-                       kb, x, first, count, rotation, headDim, *lanes,
-                       [&](int64_t r, int64_t c, Value chunk) {
-                         written = writeToTensor(
-                             kb,
-                             kb.convertFloat(chunk,
-                                             resultType.getElementType()),
-                             written,
-                             {kb.create<arith::AddIOp>(first, kb.index(r)),
-                              kb.index(c * *lanes)});
-                       });
-                   return SmallVector<Value>{written};
-                 });
+    forRowBlocks(
+        kb, rows, kRotationRowBlock, {out}, result,
+        [&](Value first, int64_t count, ValueRange t) {
+          Value written = t[0];
+          rotateRowBlock(
+              kb, x, first, count, rotation, headDim, *lanes,
+              [&](int64_t r, int64_t c, Value chunk) {
+                written = writeToTensor(
+                    kb, kb.convertFloat(chunk, resultType.getElementType()),
+                    written,
+                    {kb.create<arith::AddIOp>(first, kb.index(r)),
+                     kb.index(c * *lanes)});
+              });
+          return SmallVector<Value>{written};
+        });
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -366,8 +365,8 @@ LogicalResult lowerWinnowing(
               kb.vectorOf(headDim, valuesType.getElementType()), keptValues,
               ValueRange{zero});
           Value keptI = kb.create<vector::LoadOp>(
-              kb.vectorOf(headDim, indicesType.getElementType()),
-              keptIndices, ValueRange{zero});
+              kb.vectorOf(headDim, indicesType.getElementType()), keptIndices,
+              ValueRange{zero});
           written[0] = writeToTensor(kb, keptV, written[0], {row, zero}, false);
           written[1] = writeToTensor(kb, keptI, written[1], {row, zero}, false);
         }
@@ -389,8 +388,8 @@ struct LowerWinnow : OpRewritePattern<WinnowOp> {
     KernelBuilder views(rewriter, op.getLoc());
     Value x = views.view(op.getInput());
     return lowerWinnowing(
-        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
-        options, rewriter, /*blockRows=*/1,
+        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(), options,
+        rewriter, /*blockRows=*/1,
         [&](KernelBuilder &kb, Value r, int64_t, ArrayRef<Value> scratch,
             int64_t lanes) {
           for (int64_t c = 0; c < headDim / lanes; ++c)
@@ -415,19 +414,20 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
     KernelBuilder views(rewriter, op.getLoc());
     Value x = views.view(op.getInput());
     Value rotation = views.view(op.getRotation());
-    return lowerWinnowing(
-        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
-        options, rewriter, kRotationRowBlock,
-        [&](KernelBuilder &kb, Value first, int64_t count,
-            ArrayRef<Value> scratch, int64_t lanes) {
-          // The rotated rows live only in L1 scratch, never in the result.
-          rotateRowBlock(kb, x, first, count, rotation, headDim, lanes,
-                         [&](int64_t r, int64_t c, Value chunk) {
-                           kb.create<vector::StoreOp>(
-                               chunk, scratch[r],
-                               ValueRange{kb.index(c * lanes)});
-                         });
-        });
+    return lowerWinnowing(op, op.getInput(), op.getK(), op.getValues(),
+                          op.getIndices(), options, rewriter, kRotationRowBlock,
+                          [&](KernelBuilder &kb, Value first, int64_t count,
+                              ArrayRef<Value> scratch, int64_t lanes) {
+                            // The rotated rows live only in L1 scratch, never
+                            // in the result.
+                            rotateRowBlock(
+                                kb, x, first, count, rotation, headDim, lanes,
+                                [&](int64_t r, int64_t c, Value chunk) {
+                                  kb.create<vector::StoreOp>(
+                                      chunk, scratch[r],
+                                      ValueRange{kb.index(c * lanes)});
+                                });
+                          });
   }
 
   VectorLoweringOptions options;
@@ -470,8 +470,8 @@ public:
     for (int64_t g = 0; g < groups; ++g) {
       for (int64_t c = 0; c < chunks; ++c) {
         SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
-        kb.create<vector::StoreOp>(
-            kb.mul(kb.loadF32(query, at, lanes), scale), scaledQuery, at);
+        kb.create<vector::StoreOp>(kb.mul(kb.loadF32(query, at, lanes), scale),
+                                   scaledQuery, at);
         kb.create<vector::StoreOp>(zero, accumulator, at);
       }
       kb.create<memref::StoreOp>(kb.negativeInfinity(), runningMax,
@@ -486,13 +486,11 @@ public:
           kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
       kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
         Value token = kb.create<arith::AddIOp>(first, t);
-        SmallVector<Value> s =
-            expand        ? expandedScores(token)
-            : keyIndices ? sparseScores(token)
-                         : denseScores(token);
+        SmallVector<Value> s = expand       ? expandedScores(token)
+                               : keyIndices ? sparseScores(token)
+                                            : denseScores(token);
         for (int64_t g = 0; g < groups; ++g)
-          kb.create<memref::StoreOp>(s[g], scores,
-                                     ValueRange{kb.index(g), t});
+          kb.create<memref::StoreOp>(s[g], scores, ValueRange{kb.index(g), t});
       });
       for (int64_t g = 0; g < groups; ++g)
         updateSoftmax(g, count);
@@ -520,8 +518,7 @@ private:
   /// token's indices gives the chunk's kept lanes, popcounts give where its
   /// values start, and an expanding load (vexpandps, or vpexpandw on the
   /// bits of 16-bit floats) puts them in place.
-  SmallVector<Value> expandToken(Value indices, Value valuesView,
-                                 Value token) {
+  SmallVector<Value> expandToken(Value indices, Value valuesView, Value token) {
     OpBuilder &b = kb.builder();
     Type i32 = b.getI32Type(), f32 = b.getF32Type();
     VectorType maskType = kb.vectorOf(16, b.getI1Type());
@@ -552,8 +549,8 @@ private:
           kb.create<vector::BitCastOp>(
               VectorType::get({1}, b.getIntegerType(16)), masks[c]),
           int64_t(0));
-      Value count = kb.create<arith::ExtUIOp>(
-          i32, kb.create<math::CtPopOp>(bits));
+      Value count =
+          kb.create<arith::ExtUIOp>(i32, kb.create<math::CtPopOp>(bits));
       start = kb.create<arith::AddIOp>(
           start, kb.create<arith::IndexCastOp>(b.getIndexType(), count));
     }
@@ -572,8 +569,7 @@ private:
     std::iota(concat.begin(), concat.end(), 0);
     VectorType narrow = kb.vectorOf(32, storage);
     for (int64_t c = 0; c < chunks; c += 2) {
-      Value mask = kb.create<vector::ShuffleOp>(masks[c], masks[c + 1],
-                                                concat);
+      Value mask = kb.create<vector::ShuffleOp>(masks[c], masks[c + 1], concat);
       Value loaded = kb.create<vector::ExpandLoadOp>(
           narrow, valuesView, ValueRange{token, starts[c]}, mask,
           zeroVector(kb, 32, storage));
@@ -608,8 +604,8 @@ private:
     for (int64_t c = 0; c < chunks; ++c)
       for (int64_t g = 0; g < groups; ++g) {
         SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
-        Value acc = kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32),
-                                              accumulator, at);
+        Value acc =
+            kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32), accumulator, at);
         kb.create<vector::StoreOp>(kb.fma(weights[g], value[c], acc),
                                    accumulator, at);
       }
@@ -675,14 +671,13 @@ private:
                                   ValueRange{gi, kb.index(0)}),
         minusInf);
     Value oldMax = kb.create<memref::LoadOp>(runningMax, ValueRange{gi});
-    Value newMax =
-        kb.create<arith::MaximumFOp>(oldMax, kb.maximum(tileScores));
+    Value newMax = kb.create<arith::MaximumFOp>(oldMax, kb.maximum(tileScores));
     // exp(-inf - m) is 0 mathematically; select it rather than trust the
     // approximation at infinity.
-    Value wasEmpty = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ,
-                                              oldMax, kb.negativeInfinity());
-    Value alpha = kb.create<arith::SelectOp>(
-        wasEmpty, kb.f32(0.0), kb.exp(kb.sub(oldMax, newMax)));
+    Value wasEmpty = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ, oldMax,
+                                              kb.negativeInfinity());
+    Value alpha = kb.create<arith::SelectOp>(wasEmpty, kb.f32(0.0),
+                                             kb.exp(kb.sub(oldMax, newMax)));
     Value weights = kb.create<arith::SelectOp>(
         live, kb.exp(kb.sub(tileScores, kb.splat(newMax, tile))),
         zeroVector(kb, tile, f32));
@@ -694,8 +689,8 @@ private:
     Value alphaVector = kb.splat(alpha, lanes);
     for (int64_t c = 0; c < chunks; ++c) {
       SmallVector<Value> at{gi, kb.index(c * lanes)};
-      Value acc = kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32),
-                                            accumulator, at);
+      Value acc =
+          kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32), accumulator, at);
       kb.create<vector::StoreOp>(kb.mul(acc, alphaVector), accumulator, at);
     }
   }
@@ -715,8 +710,7 @@ private:
             Type(kb.vectorOf(lanes, f32)), accumulator, at, indices, mask,
             zeroVector(kb, lanes, f32), IntegerAttr());
         kb.create<vector::ScatterOp>(Type(), accumulator, at, indices, mask,
-                                     kb.fma(weights[g], v, acc),
-                                     IntegerAttr());
+                                     kb.fma(weights[g], v, acc), IntegerAttr());
       }
     });
   }
@@ -727,10 +721,9 @@ private:
       Value v = kb.loadF32(values, {token, kb.index(c * lanes)}, lanes);
       for (int64_t g = 0; g < groups; ++g) {
         SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
-        Value acc = kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32),
-                                              accumulator, at);
-        kb.create<vector::StoreOp>(kb.fma(weights[g], v, acc), accumulator,
-                                   at);
+        Value acc =
+            kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32), accumulator, at);
+        kb.create<vector::StoreOp>(kb.fma(weights[g], v, acc), accumulator, at);
       }
     }
   }
@@ -742,16 +735,16 @@ private:
       auto type = cast<RankedTensorType>(result.getType());
       return emptyTensor(kb, type, {kb.index(groups), kb.index(headDim)});
     };
-    Value maxOut = writeToTensor(
-        kb,
-        kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), runningMax,
-                                  ValueRange{zero}),
-        emptyLike(op.getMax()), {zero});
-    Value sumOut = writeToTensor(
-        kb,
-        kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), runningSum,
-                                  ValueRange{zero}),
-        emptyLike(op.getSum()), {zero});
+    Value maxOut =
+        writeToTensor(kb,
+                      kb.create<vector::LoadOp>(kb.vectorOf(groups, f32),
+                                                runningMax, ValueRange{zero}),
+                      emptyLike(op.getMax()), {zero});
+    Value sumOut =
+        writeToTensor(kb,
+                      kb.create<vector::LoadOp>(kb.vectorOf(groups, f32),
+                                                runningSum, ValueRange{zero}),
+                      emptyLike(op.getSum()), {zero});
     Value accOut = emptyLike(op.getAccumulator());
     for (int64_t g = 0; g < groups; ++g)
       accOut = writeToTensor(
@@ -807,12 +800,12 @@ public:
     });
 
     Value tokens = kb.create<memref::DimOp>(keys, int64_t(0));
-    SmallVector<Value> state = kb.loop(
-        kb.index(0), tokens, kb.index(tile),
-        {kb.splat(kb.negativeInfinity(), groups), zero},
-        [&](Value first, ValueRange carried) {
-          return processTile(first, tokens, carried[0], carried[1]);
-        });
+    SmallVector<Value> state =
+        kb.loop(kb.index(0), tokens, kb.index(tile),
+                {kb.splat(kb.negativeInfinity(), groups), zero},
+                [&](Value first, ValueRange carried) {
+                  return processTile(first, tokens, carried[0], carried[1]);
+                });
     return writeResults(state[0], state[1]);
   }
 
@@ -824,8 +817,7 @@ private:
                                 Value token, Value j) {
     OpBuilder &b = kb.builder();
     Value raw = kb.create<memref::LoadOp>(indexMemref, ValueRange{token, j});
-    Value position =
-        kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
+    Value position = kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
     // Broadcast in the storage type, then convert: vpbroadcastw +
     // vcvtph2ps rather than a scalar conversion and a broadcast.
     Value raw16 = kb.create<memref::LoadOp>(valueMemref, ValueRange{token, j});
@@ -839,29 +831,27 @@ private:
                       function_ref<SmallVector<Value>(Value, ValueRange)> body,
                       SmallVector<Value> &carried, bool fourChains) {
     Value four = kb.index(4);
-    Value whole = kb.create<arith::SubIOp>(
-        count, kb.create<arith::RemUIOp>(count, four));
+    Value whole =
+        kb.create<arith::SubIOp>(count, kb.create<arith::RemUIOp>(count, four));
     size_t chains = fourChains ? 4 : 1;
     size_t width = carried.size() / chains;
-    carried = kb.loop(kb.index(0), whole, four, carried,
-                      [&](Value j, ValueRange acc) {
-                        SmallVector<Value> next(acc.begin(), acc.end());
-                        for (int64_t u = 0; u < 4; ++u) {
-                          Value ju = kb.create<arith::AddIOp>(j, kb.index(u));
-                          size_t chain = fourChains ? u : 0;
-                          SmallVector<Value> slice(
-                              next.begin() + chain * width,
-                              next.begin() + (chain + 1) * width);
-                          SmallVector<Value> out = body(ju, slice);
-                          std::copy(out.begin(), out.end(),
-                                    next.begin() + chain * width);
-                        }
-                        return next;
-                      });
+    carried = kb.loop(
+        kb.index(0), whole, four, carried, [&](Value j, ValueRange acc) {
+          SmallVector<Value> next(acc.begin(), acc.end());
+          for (int64_t u = 0; u < 4; ++u) {
+            Value ju = kb.create<arith::AddIOp>(j, kb.index(u));
+            size_t chain = fourChains ? u : 0;
+            SmallVector<Value> slice(next.begin() + chain * width,
+                                     next.begin() + (chain + 1) * width);
+            SmallVector<Value> out = body(ju, slice);
+            std::copy(out.begin(), out.end(), next.begin() + chain * width);
+          }
+          return next;
+        });
     SmallVector<Value> first(carried.begin(), carried.begin() + width);
-    SmallVector<Value> rest = kb.loop(
-        whole, count, kb.index(1), first,
-        [&](Value j, ValueRange acc) { return body(j, acc); });
+    SmallVector<Value> rest =
+        kb.loop(whole, count, kb.index(1), first,
+                [&](Value j, ValueRange acc) { return body(j, acc); });
     std::copy(rest.begin(), rest.end(), carried.begin());
   }
 
@@ -884,8 +874,7 @@ private:
           Value q = kb.create<vector::LoadOp>(
               kb.vectorOf(groups, kb.builder().getF32Type()), queryT,
               ValueRange{position, kb.index(0)});
-          return SmallVector<Value>{
-              kb.fma(value, q, partial[0])};
+          return SmallVector<Value>{kb.fma(value, q, partial[0])};
         },
         acc, /*fourChains=*/true);
     return kb.add(kb.add(acc[0], acc[1]), kb.add(acc[2], acc[3]));
@@ -910,11 +899,10 @@ private:
         Value je = kb.create<arith::AddIOp>(j, kb.index(e));
         Value raw =
             kb.create<memref::LoadOp>(keyIndices, ValueRange{token, je});
-        Value position =
-            kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
-        rows.push_back(kb.create<vector::LoadOp>(
-            kb.vectorOf(groups, f32), queryT,
-            ValueRange{position, kb.index(0)}));
+        Value position = kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
+        rows.push_back(
+            kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), queryT,
+                                      ValueRange{position, kb.index(0)}));
       }
       while (rows.size() > 1) {
         SmallVector<Value> joined;
@@ -946,20 +934,19 @@ private:
         wide, ArrayRef<int64_t>{0}, ArrayRef<int64_t>{groups},
         ArrayRef<int64_t>{1});
     for (int64_t e = 1; e < packed; ++e)
-      total = kb.add(total, kb.create<vector::ExtractStridedSliceOp>(
-                                wide, ArrayRef<int64_t>{e * groups},
-                                ArrayRef<int64_t>{groups},
-                                ArrayRef<int64_t>{1}));
+      total =
+          kb.add(total, kb.create<vector::ExtractStridedSliceOp>(
+                            wide, ArrayRef<int64_t>{e * groups},
+                            ArrayRef<int64_t>{groups}, ArrayRef<int64_t>{1}));
     // The last k mod (2 · 16 / G) entries one at a time.
-    return kb.loop(whole, kept, kb.index(1), {total},
-                   [&](Value j, ValueRange acc) {
-                     auto [position, value] =
-                         entry(keyIndices, keys, token, j);
-                     Value q = kb.create<vector::LoadOp>(
-                         kb.vectorOf(groups, f32), queryT,
-                         ValueRange{position, kb.index(0)});
-                     return SmallVector<Value>{kb.fma(value, q, acc[0])};
-                   })[0];
+    return kb.loop(
+        whole, kept, kb.index(1), {total}, [&](Value j, ValueRange acc) {
+          auto [position, value] = entry(keyIndices, keys, token, j);
+          Value q =
+              kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), queryT,
+                                        ValueRange{position, kb.index(0)});
+          return SmallVector<Value>{kb.fma(value, q, acc[0])};
+        })[0];
   }
 
   /// acc[idx_j, :] += val_j · p for every kept value of one token.
@@ -968,8 +955,7 @@ private:
     auto [strides, offset] =
         cast<MemRefType>(values.getType()).getStridesAndOffset();
     (void)offset;
-    if (groups >= 2 && groups < 16 && 16 % groups == 0 &&
-        strides.back() == 1)
+    if (groups >= 2 && groups < 16 && 16 % groups == 0 && strides.back() == 1)
       return packedAccumulate(token, p, kept, 16 / groups);
     SmallVector<Value> none;
     unrolledByFour(
@@ -979,8 +965,7 @@ private:
           SmallVector<Value> at{position, kb.index(0)};
           Value old = kb.create<vector::LoadOp>(
               kb.vectorOf(groups, kb.builder().getF32Type()), accT, at);
-          kb.create<vector::StoreOp>(kb.fma(value, p, old),
-                                     accT, at);
+          kb.create<vector::StoreOp>(kb.fma(value, p, old), accT, at);
           return SmallVector<Value>();
         },
         none, /*fourChains=*/false);
@@ -1009,11 +994,10 @@ private:
         Value je = kb.create<arith::AddIOp>(j, kb.index(e));
         Value raw =
             kb.create<memref::LoadOp>(valueIndices, ValueRange{token, je});
-        Value position =
-            kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
+        Value position = kb.create<arith::IndexCastUIOp>(b.getIndexType(), raw);
         at.push_back({position, kb.index(0)});
-        rows.push_back(kb.create<vector::LoadOp>(kb.vectorOf(groups, f32),
-                                                 accT, at.back()));
+        rows.push_back(kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), accT,
+                                                 at.back()));
       }
       while (rows.size() > 1) {
         SmallVector<Value> joined;
@@ -1032,17 +1016,16 @@ private:
           kb.create<vector::ShuffleOp>(vals, vals, repeat), f32);
       Value updated = kb.fma(spread, tiledP, rows.front());
       for (int64_t e = 0; e < packed; ++e)
-        kb.create<vector::StoreOp>(
-            kb.create<vector::ExtractStridedSliceOp>(
-                updated, ArrayRef<int64_t>{e * groups},
-                ArrayRef<int64_t>{groups}, ArrayRef<int64_t>{1}),
-            accT, at[e]);
+        kb.create<vector::StoreOp>(kb.create<vector::ExtractStridedSliceOp>(
+                                       updated, ArrayRef<int64_t>{e * groups},
+                                       ArrayRef<int64_t>{groups},
+                                       ArrayRef<int64_t>{1}),
+                                   accT, at[e]);
     });
     kb.loop(whole, kept, kb.index(1), [&](Value j) {
       auto [position, value] = entry(valueIndices, values, token, j);
       SmallVector<Value> at{position, kb.index(0)};
-      Value old = kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), accT,
-                                            at);
+      Value old = kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), accT, at);
       kb.create<vector::StoreOp>(kb.fma(value, p, old), accT, at);
     });
   }
@@ -1068,11 +1051,11 @@ private:
         })[0];
     Value newMax = kb.create<arith::MaximumFOp>(oldMax, tileMax);
     // exp(-inf - m) is 0; select it rather than trust the approximation.
-    Value wasEmpty = kb.create<arith::CmpFOp>(
-        arith::CmpFPredicate::OEQ, oldMax,
-        kb.splat(kb.negativeInfinity(), groups));
-    Value alpha = kb.create<arith::SelectOp>(
-        wasEmpty, row(0.0), kb.exp(kb.sub(oldMax, newMax)));
+    Value wasEmpty =
+        kb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ, oldMax,
+                                 kb.splat(kb.negativeInfinity(), groups));
+    Value alpha = kb.create<arith::SelectOp>(wasEmpty, row(0.0),
+                                             kb.exp(kb.sub(oldMax, newMax)));
 
     // Weights of the whole tile in one flat exp; rows past `count` hold
     // leftovers that nothing reads.
@@ -1081,14 +1064,14 @@ private:
     Value shifted = kb.create<vector::ShapeCastOp>(
         flatType, kb.create<vector::BroadcastOp>(
                       VectorType::get({tile, groups}, f32), newMax));
-    Value scores = kb.create<vector::LoadOp>(flatType, weights,
-                                             ValueRange{kb.index(0)});
+    Value scores =
+        kb.create<vector::LoadOp>(flatType, weights, ValueRange{kb.index(0)});
     kb.create<vector::StoreOp>(kb.exp(kb.sub(scores, shifted)), weights,
                                ValueRange{kb.index(0)});
 
     kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
-      Value acc = kb.create<vector::LoadOp>(rowType, accT,
-                                            ValueRange{d, kb.index(0)});
+      Value acc =
+          kb.create<vector::LoadOp>(rowType, accT, ValueRange{d, kb.index(0)});
       kb.create<vector::StoreOp>(kb.mul(acc, alpha), accT,
                                  ValueRange{d, kb.index(0)});
     });
@@ -1169,8 +1152,7 @@ struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
     if (failed(lanes) || options.tileSize < 1)
       return rewriter.notifyMatchFailure(op, "head dimension not tiled");
     KernelBuilder kb(rewriter, op.getLoc());
-    if (op.getKeyIndices() && op.getValueIndices() &&
-        canExpand(op, *lanes)) {
+    if (op.getKeyIndices() && op.getValueIndices() && canExpand(op, *lanes)) {
       PartialAttentionKernel kernel(kb, op, *lanes, options.tileSize,
                                     /*expand=*/true);
       rewriter.replaceOp(op, kernel.build());
@@ -1233,8 +1215,7 @@ struct LowerMergeAttention : OpRewritePattern<MergeAttentionOp> {
             Value sum = kb.create<memref::LoadOp>(sums, ValueRange{s, g});
             Value max = kb.create<memref::LoadOp>(maxima, ValueRange{s, g});
             Value live = kb.create<arith::AndIOp>(
-                kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, sum,
-                                         zeroF),
+                kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, sum, zeroF),
                 kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, max,
                                          minusInf));
             return std::make_tuple(live, max, sum);
@@ -1244,8 +1225,8 @@ struct LowerMergeAttention : OpRewritePattern<MergeAttentionOp> {
                       [&](Value s, ValueRange m) {
                         auto [live, max, sum] = isLive(s);
                         (void)sum;
-                        Value candidate = kb.create<arith::SelectOp>(
-                            live, max, minusInf);
+                        Value candidate =
+                            kb.create<arith::SelectOp>(live, max, minusInf);
                         return SmallVector<Value>{
                             kb.create<arith::MaximumFOp>(m[0], candidate)};
                       })[0];
@@ -1273,26 +1254,24 @@ struct LowerMergeAttention : OpRewritePattern<MergeAttentionOp> {
                 return SmallVector<Value>{kb.create<arith::SelectOp>(
                     live, kb.fma(weight, sum, l[0]), l[0])};
               })[0];
-          Value positive = kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT,
-                                                    total, zeroF);
+          Value positive =
+              kb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, total, zeroF);
           Value inverse = kb.create<arith::SelectOp>(
               positive, kb.create<arith::DivFOp>(kb.f32(1.0), total), zeroF);
           Value source = merged;
           if (rotation) {
             // o · Rᵀ: output i is the dot product of o with row i of R.
-            kb.loop(kb.index(0), kb.index(headDim), kb.index(1),
-                    [&](Value i) {
-                      Value acc = zeroVector(kb, *lanes, f32);
-                      for (int64_t c = 0; c < chunks; ++c) {
-                        Value at = kb.index(c * *lanes);
-                        acc = kb.fma(
-                            kb.create<vector::LoadOp>(chunkType, merged,
-                                                      ValueRange{at}),
-                            kb.loadF32(rotation, {i, at}, *lanes), acc);
-                      }
-                      kb.create<memref::StoreOp>(kb.sum(acc), rotatedBack,
-                                                 ValueRange{i});
-                    });
+            kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value i) {
+              Value acc = zeroVector(kb, *lanes, f32);
+              for (int64_t c = 0; c < chunks; ++c) {
+                Value at = kb.index(c * *lanes);
+                acc = kb.fma(kb.create<vector::LoadOp>(chunkType, merged,
+                                                       ValueRange{at}),
+                             kb.loadF32(rotation, {i, at}, *lanes), acc);
+              }
+              kb.create<memref::StoreOp>(kb.sum(acc), rotatedBack,
+                                         ValueRange{i});
+            });
             source = rotatedBack;
           }
           Value written = outs[0];
@@ -1336,15 +1315,14 @@ struct SwanLowerToVectorPass
     populateSwanToVectorPatterns(patterns, options);
     GreedyRewriteConfig config;
     config.enableFolding(false);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
-                                     config)))
+    if (failed(
+            applyPatternsGreedily(getOperation(), std::move(patterns), config)))
       return signalPassFailure();
     // Whatever is left could not be lowered: say which and why.
     WalkResult leftover = getOperation()->walk([&](Operation *op) {
       if (isa<RotateOp, WinnowOp, CompressOp, PartialAttentionOp,
               MergeAttentionOp>(op)) {
-        op->emitError() << "cannot lower to vectors of "
-                        << options.vectorWidth
+        op->emitError() << "cannot lower to vectors of " << options.vectorWidth
                         << " lanes: needs a static head dimension that the "
                            "vector width divides (and a static group size)";
         return WalkResult::interrupt();

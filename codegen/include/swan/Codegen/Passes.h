@@ -1,4 +1,4 @@
-//===- Passes.h - swan lowering passes ---------------------------*- C++ -*-===//
+//===- Passes.h - swan lowering passes --------------------------*- C++ -*-===//
 
 #ifndef SWAN_CODEGEN_PASSES_H
 #define SWAN_CODEGEN_PASSES_H

@@ -1,4 +1,4 @@
-//===- Pipeline.h - the CPU pipeline: swan IR to the LLVM dialect -*- C++ -*-===//
+//===- Pipeline.h - the CPU pipeline: swan IR to LLVM -----------*- C++ -*-===//
 //
 // `swan-lower-to-llvm`: the one pass pipeline that swan-opt, the lit tests
 // and the runtime's JIT run on swan IR for the host CPU.
