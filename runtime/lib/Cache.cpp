@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -96,6 +97,25 @@ void storeRows(const float *src, void *dst, int64_t count,
     out[i] = static_cast<_Float16>(src[i]);
 }
 
+double rowNorm(const float *row, int64_t count) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; ++i)
+    sum += double(row[i]) * double(row[i]);
+  return std::sqrt(sum);
+}
+
+/// Logits are bounded by |scale|·‖q‖·‖k‖ (Cauchy-Schwarz, every partial sum
+/// included); below this bound, with room for rounding, none overflows f32.
+constexpr double kMaxLogitBound = 0x1p124;
+
+/// The first non-finite element among count stored ones, or -1.
+int64_t firstNonFinite(const void *base, int64_t count, StorageType storage) {
+  for (int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(loadElement(base, i, storage)))
+      return i;
+  return -1;
+}
+
 void loadRows(const void *src, float *dst, int64_t count,
               StorageType storage) {
   if (storage == StorageType::F32) {
@@ -126,6 +146,9 @@ struct Sequence {
   DenseBuffer buffer;
   std::vector<Page> pages;
   int64_t sparseTokens = 0;
+  /// The largest key norm ever appended (rotation keeps norms): with the
+  /// query norm it bounds every logit before attention runs.
+  double maxKeyNorm = 0.0;
 
   size_t bytes() const {
     size_t total = buffer.bytes;
@@ -413,12 +436,34 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
       return outOfMemory(newBuffer.bytes, "the dense buffer");
   }
   const DenseBuffer &buffer = s.buffer.memory ? s.buffer : newBuffer;
+  // NaN or Inf would poison every later attention over this sequence.
+  // Checked after the allocations, so that an absurd n fails there first.
+  const int64_t inputFloats = n * heads() * dim();
+  for (auto [input, name] : {std::pair(keys, "keys"), std::pair(values, "values")})
+    if (int64_t bad = firstNonFinite(input, inputFloats, StorageType::F32);
+        bad >= 0)
+      return invalid(llvm::Twine(name) + "[" + llvm::Twine(bad) +
+                     "] is not finite (token " +
+                     llvm::Twine(bad / (heads() * dim())) + ")");
+  double maxKeyNorm = 0.0;
+  for (int64_t row = 0; row < n * heads(); ++row)
+    maxKeyNorm = std::max(maxKeyNorm, rowNorm(keys + row * dim(), dim()));
 
   auto pageSlot = [&](int64_t j) -> std::pair<const Page *, int64_t> {
     if (j < intoLast)
       return {last, last->used + j};
     j -= intoLast;
     return {&fresh[j / pageCap], j % pageCap};
+  };
+  // Finite inputs can still overflow once rotated and stored: |x·R| reaches
+  // ‖x‖, beyond fp16's 65504 (or f32's range).
+  auto storageOverflow = [&](bool isKey, int64_t h) {
+    return invalid(llvm::Twine(isKey ? "keys" : "values") + " of head " +
+                   llvm::Twine(h) + ": a rotated component overflows the " +
+                   (config.storage == StorageType::F16 ? "fp16" : "f32") +
+                   " storage (|x·R| > " +
+                   (config.storage == StorageType::F16 ? "65504" : "FLT_MAX") +
+                   ")");
   };
   // Winnows scratch rows [0, count), which are leaving tokens
   // [first, first + count), into their page slots, one kernel call per page.
@@ -436,6 +481,11 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
                                           valueIndices(*page, h, slot));
       if (e)
         return internal(std::move(e), "compress");
+      int32_t k = isKey ? page->kKey : page->kValue;
+      if (firstNonFinite(isKey ? keyValues(*page, h, slot)
+                               : valueValues(*page, h, slot),
+                         run * k, config.storage) >= 0)
+        return storageOverflow(isKey, h);
       j += run;
     }
     return Error::success();
@@ -485,6 +535,8 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
         char *staged = (isKey ? stagedKeys : stagedValues).get() +
                        h * toBuffer * d * element();
         storeRows(rows, staged, toBuffer * d, config.storage);
+        if (firstNonFinite(staged, toBuffer * d, config.storage) >= 0)
+          return storageOverflow(isKey, h);
       }
     }
   }
@@ -501,6 +553,7 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
     target.pages.push_back(std::move(page));
   }
   target.sparseTokens += leave;
+  target.maxKeyNorm = std::max(target.maxKeyNorm, maxKeyNorm);
 
   DenseBuffer &buf = target.buffer;
   if (!buf.memory)
@@ -662,6 +715,10 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
     return invalid("out is NULL");
   if (!std::isfinite(scale))
     return invalid("scale is not finite");
+  const int64_t queryFloats =
+      static_cast<int64_t>(seqs.size()) * heads() * config.groupSize * dim();
+  if (int64_t bad = firstNonFinite(q, queryFloats, StorageType::F32); bad >= 0)
+    return invalid(llvm::Twine("q[") + llvm::Twine(bad) + "] is not finite");
   std::vector<const Sequence *> batch;
   size_t blocks = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
@@ -675,6 +732,24 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
     batch.push_back(&found->second);
     blocks += found->second.pages.size();
   }
+  // Overflowing logits would reach the kernels' exponentials as Inf or NaN,
+  // which approximate math does not always carry to the output: refuse them
+  // up front.
+  const int64_t rowsPerSequence = heads() * config.groupSize;
+  for (size_t i = 0; i < batch.size(); ++i)
+    for (int64_t r = 0; r < rowsPerSequence; ++r) {
+      double bound = std::max(1.0, std::fabs(double(scale))) *
+                     rowNorm(q + (i * rowsPerSequence + r) * dim(), dim()) *
+                     batch[i]->maxKeyNorm;
+      if (bound > kMaxLogitBound) {
+        char text[32];
+        std::snprintf(text, sizeof(text), "%.3g", bound);
+        return invalid(llvm::Twine("seqs[") + llvm::Twine(i) +
+                       "]: the logits could overflow f32 (|scale|·‖q‖·‖k‖ "
+                       "reaches " +
+                       text + ", above 2^124)");
+      }
+    }
 
   const int64_t d = dim(), hCount = heads(), g = config.groupSize;
   std::vector<SparseBlock> sparse;
@@ -703,6 +778,11 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
   }
   if (Error e = kernels->attention(work, scale, config.outputRotated))
     return internal(std::move(e), "attention");
+  // Finite q, keys and scale can still give logits beyond f32's range.
+  if (int64_t bad = firstNonFinite(out, queryFloats, StorageType::F32);
+      bad >= 0)
+    return invalid(llvm::Twine("out[") + llvm::Twine(bad) +
+                   "] is not finite: the logits q·k·scale overflow f32");
   return Error::success();
 }
 

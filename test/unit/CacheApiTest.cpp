@@ -150,6 +150,66 @@ TEST_F(CacheApiTest, OutOfMemoryLeavesCacheUnchanged) {
                SWAN_ERR_OUT_OF_MEMORY, "cannot allocate");
 }
 
+/// NaN or Inf in keys, values or queries is an argument error, not a
+/// silently poisoned sequence; the cache is left as it was.
+TEST_F(CacheApiTest, NonFiniteInputsAreRejected) {
+  const float bad[] = {std::numeric_limits<float>::quiet_NaN(),
+                       std::numeric_limits<float>::infinity(),
+                       -std::numeric_limits<float>::infinity()};
+  for (float x : bad) {
+    // Token 3 of 9: the prefill path (winnowed in bulk) and the buffer path.
+    for (int32_t n : {9, 1}) {
+      std::vector<float> k = keys, v = values;
+      int64_t at = (n == 9 ? 3 : 0) * kHeads * kDim + kDim + 5;
+      k[at] = x;
+      EXPECT_FAILS(swan_cache_append(cache, 0, n, k.data(), v.data()),
+                   SWAN_ERR_INVALID_ARGUMENT, "keys[");
+      k[at] = keys[at];
+      v[at] = x;
+      EXPECT_FAILS(swan_cache_append(cache, 7, n, k.data(), v.data()),
+                   SWAN_ERR_INVALID_ARGUMENT, "values[");
+    }
+    std::vector<float> q = query, out(2 * kHeads * kGroup * kDim);
+    q[kHeads * kGroup * kDim + 3] = x;
+    int32_t seqs[2] = {0, 7};
+    EXPECT_FAILS(swan_cache_attention(cache, 2, seqs, q.data(), 0.2f,
+                                      out.data()),
+                 SWAN_ERR_INVALID_ARGUMENT, "q[");
+  }
+}
+
+/// A finite f32 key whose rotated components exceed 65504 cannot be stored
+/// in fp16: rejected on both paths, for keys and values.
+TEST_F(CacheApiTest, Fp16OverflowOnStorageIsRejected) {
+  for (int32_t n : {9, 1})
+    for (bool isKey : {true, false}) {
+      std::vector<float> k = keys, v = values;
+      // Token 0 is winnowed when n = 9 and buffered when n = 1. A norm of
+      // 1e7 puts some rotated component above 1e7/sqrt(D).
+      for (int32_t j = 0; j < kDim; ++j)
+        (isKey ? k : v)[j] = j % 2 ? 1e7f : -1e7f;
+      EXPECT_FAILS(swan_cache_append(cache, 0, n, k.data(), v.data()),
+                   SWAN_ERR_INVALID_ARGUMENT, "overflows the fp16 storage");
+    }
+  // Just inside the range is stored.
+  std::vector<float> k = keys;
+  for (int32_t j = 0; j < kDim; ++j)
+    k[j] = 6e4f / std::sqrt(float(kDim)) * (j % 2 ? 1.0f : -1.0f);
+  EXPECT_EQ(swan_cache_append(cache, 0, 1, k.data(), values.data()), SWAN_OK)
+      << swan_last_error();
+}
+
+/// Finite queries whose logits overflow f32 are reported, not returned as
+/// NaN; the cache is untouched.
+TEST_F(CacheApiTest, LogitsOverflowingF32AreReported) {
+  std::vector<float> q(2 * kHeads * kGroup * kDim, 3e38f),
+      out(q.size(), 0.0f);
+  int32_t seqs[2] = {0, 7};
+  EXPECT_FAILS(swan_cache_attention(cache, 2, seqs, q.data(), 1.0f,
+                                    out.data()),
+               SWAN_ERR_INVALID_ARGUMENT, "overflow f32");
+}
+
 TEST_F(CacheApiTest, KErrors) {
   for (auto call : {swan_cache_set_k, swan_cache_rewinnow}) {
     EXPECT_FAILS(call(nullptr, 4, 4), SWAN_ERR_INVALID_ARGUMENT, "c ");

@@ -10,8 +10,11 @@
  *
  * Link with -lswan. Every call that fails returns a status other than SWAN_OK,
  * leaves the cache exactly as it was, and sets swan_last_error() to a message
- * that names the argument at fault. Calls on one cache must not overlap in
- * time; different caches are independent.
+ * that names the argument at fault. Different caches are independent. On one
+ * cache, a call that changes it (append, set_k, rewinnow, release, destroy)
+ * must not overlap any other call on it; swan_cache_attention,
+ * swan_cache_tokens and swan_cache_bytes only read it and may run at the same
+ * time from several threads.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -64,7 +67,10 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
 /* Appends n_tokens >= 0 tokens to sequence seq >= 0, creating the sequence if
  * it is new (n_tokens = 0 just creates it). keys, values: [n][H][D]. The
  * newest buffer_tokens tokens stay dense; older ones are winnowed with the
- * current k. A whole prompt appended at once is compressed in bulk. */
+ * current k. A whole prompt appended at once is compressed in bulk. NaN or
+ * Inf in keys or values, and a token whose rotated components do not fit the
+ * storage type (above 65504 for fp16), are rejected with
+ * SWAN_ERR_INVALID_ARGUMENT. */
 swan_status swan_cache_append(swan_cache *c, int32_t seq, int32_t n_tokens,
                               const float *keys, const float *values);
 
@@ -77,7 +83,11 @@ swan_status swan_cache_set_k(swan_cache *c, int32_t k_key, int32_t k_value);
 swan_status swan_cache_rewinnow(swan_cache *c, int32_t k_key, int32_t k_value);
 
 /* One decode query per listed sequence. q, out: [n_seqs][H*G][D]. Every
- * listed sequence must exist and hold at least one token. */
+ * listed sequence must exist and hold at least one token. NaN or Inf in q is
+ * rejected, and so is a query row whose logits could overflow f32
+ * (max(1, |scale|) · |q| · the largest |k| appended above 2^124). Should the
+ * output still not be finite (values summing beyond f32), the call returns
+ * SWAN_ERR_INVALID_ARGUMENT and out is unspecified. */
 swan_status swan_cache_attention(swan_cache *c, int32_t n_seqs,
                                  const int32_t *seqs, const float *q,
                                  float scale, float *out);
