@@ -93,3 +93,32 @@ std::vector<double> reference::attention(const std::vector<double> &q,
         o[h * dim + d] += p[h * tokens + t] * values[t * dim + d];
   return o;
 }
+
+std::vector<double> reference::randomOrthogonal(int64_t dim,
+                                                std::mt19937_64 &rng) {
+  std::normal_distribution<double> normal;
+  std::vector<double> m(dim * dim);
+  for (double &x : m)
+    x = normal(rng);
+  for (int64_t i = 0; i < dim; ++i) {
+    double *row = &m[i * dim];
+    // A second pass removes what rounding left of the earlier rows.
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int64_t j = 0; j < i; ++j) {
+        const double *other = &m[j * dim];
+        double dot = 0.0;
+        for (int64_t d = 0; d < dim; ++d)
+          dot += row[d] * other[d];
+        for (int64_t d = 0; d < dim; ++d)
+          row[d] -= dot * other[d];
+      }
+      double norm = 0.0;
+      for (int64_t d = 0; d < dim; ++d)
+        norm += row[d] * row[d];
+      norm = std::sqrt(norm);
+      for (int64_t d = 0; d < dim; ++d)
+        row[d] /= norm;
+    }
+  }
+  return m;
+}

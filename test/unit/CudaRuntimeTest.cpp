@@ -125,27 +125,6 @@ std::vector<double> randomNormal(std::mt19937_64 &rng, size_t n) {
   return v;
 }
 
-/// A random orthogonal matrix: Gram-Schmidt on a Gaussian matrix.
-std::vector<double> randomOrthogonal(std::mt19937_64 &rng, int64_t dim) {
-  std::vector<double> m = randomNormal(rng, dim * dim);
-  for (int64_t i = 0; i < dim; ++i) {
-    for (int64_t j = 0; j < i; ++j) {
-      double dot = 0;
-      for (int64_t c = 0; c < dim; ++c)
-        dot += m[i * dim + c] * m[j * dim + c];
-      for (int64_t c = 0; c < dim; ++c)
-        m[i * dim + c] -= dot * m[j * dim + c];
-    }
-    double norm = 0;
-    for (int64_t c = 0; c < dim; ++c)
-      norm += m[i * dim + c] * m[i * dim + c];
-    norm = std::sqrt(norm);
-    for (int64_t c = 0; c < dim; ++c)
-      m[i * dim + c] /= norm;
-  }
-  return m;
-}
-
 /// Host image of a device array in the storage type, plus what the device
 /// will actually see (the stored value rounded to that type).
 struct StoredArray {
@@ -213,7 +192,7 @@ TEST_P(CudaRotateTest, MatchesReference) {
   auto set = loadKernels(*device, dim, 1, Storage::F32);
   ASSERT_NE(set, nullptr);
   std::vector<double> x = randomNormal(rng, rows * dim);
-  std::vector<double> r = randomOrthogonal(rng, dim);
+  std::vector<double> r = swan::reference::randomOrthogonal(dim, rng);
   Buffer dx, dr, dout;
   upload(*device, toFloat(x), dx);
   upload(*device, toFloat(r), dr);
@@ -244,7 +223,7 @@ TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
   auto set = loadKernels(*device, dim, 1, storage);
   ASSERT_NE(set, nullptr);
   std::vector<double> x = randomNormal(rng, rows * dim);
-  std::vector<double> r = randomOrthogonal(rng, dim);
+  std::vector<double> r = swan::reference::randomOrthogonal(dim, rng);
   std::vector<float> xf = toFloat(x), rf = toFloat(r);
   Buffer dx, dr, dvalues, dindices;
   upload(*device, xf, dx);
@@ -341,7 +320,8 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
 
   std::vector<double> rk(H * D * D), rv(H * D * D);
   for (int64_t h = 0; h < H; ++h) {
-    std::vector<double> a = randomOrthogonal(rng, D), b = randomOrthogonal(rng, D);
+    std::vector<double> a = swan::reference::randomOrthogonal(D, rng);
+    std::vector<double> b = swan::reference::randomOrthogonal(D, rng);
     std::copy(a.begin(), a.end(), rk.begin() + h * D * D);
     std::copy(b.begin(), b.end(), rv.begin() + h * D * D);
   }

@@ -108,30 +108,9 @@ std::vector<double> toDouble(const std::vector<float> &values) {
   return std::vector<double>(values.begin(), values.end());
 }
 
-/// A random orthogonal matrix: QR (modified Gram-Schmidt) of a Gaussian
-/// matrix, rounded to f32 as the kernels receive it.
+/// A random orthogonal matrix, rounded to f32 as the kernels receive it.
 std::vector<float> randomOrthogonal(int64_t dim, std::mt19937_64 &rng) {
-  std::normal_distribution<double> normal;
-  std::vector<double> m(dim * dim);
-  for (double &x : m)
-    x = normal(rng);
-  for (int64_t i = 0; i < dim; ++i) {
-    double *row = &m[i * dim];
-    for (int64_t j = 0; j < i; ++j) {
-      const double *other = &m[j * dim];
-      double dot = 0.0;
-      for (int64_t d = 0; d < dim; ++d)
-        dot += row[d] * other[d];
-      for (int64_t d = 0; d < dim; ++d)
-        row[d] -= dot * other[d];
-    }
-    double norm = 0.0;
-    for (int64_t d = 0; d < dim; ++d)
-      norm += row[d] * row[d];
-    norm = std::sqrt(norm);
-    for (int64_t d = 0; d < dim; ++d)
-      row[d] /= norm;
-  }
+  std::vector<double> m = swan::reference::randomOrthogonal(dim, rng);
   return std::vector<float>(m.begin(), m.end());
 }
 

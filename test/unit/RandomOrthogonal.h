@@ -9,41 +9,22 @@
 #ifndef SWAN_TEST_RANDOMORTHOGONAL_H
 #define SWAN_TEST_RANDOMORTHOGONAL_H
 
-#include <cmath>
+#include "swan/Runtime/Reference.h"
+
 #include <cstdint>
 #include <random>
 #include <vector>
 
 namespace swan::test {
 
-/// `count` random orthogonal [dim][dim] matrices, row-major, back to back:
-/// Gram-Schmidt (twice, for float accuracy) on Gaussian rows.
+/// `count` random orthogonal [dim][dim] matrices, row-major, back to back.
 inline std::vector<float> randomOrthogonal(int64_t count, int64_t dim,
                                            std::mt19937_64 &rng) {
-  std::normal_distribution<double> normal;
-  std::vector<float> out(count * dim * dim);
-  std::vector<double> m(dim * dim);
+  std::vector<float> out;
+  out.reserve(count * dim * dim);
   for (int64_t c = 0; c < count; ++c) {
-    for (double &x : m)
-      x = normal(rng);
-    for (int64_t i = 0; i < dim; ++i)
-      for (int pass = 0; pass < 2; ++pass) {
-        for (int64_t j = 0; j < i; ++j) {
-          double dot = 0;
-          for (int64_t t = 0; t < dim; ++t)
-            dot += m[i * dim + t] * m[j * dim + t];
-          for (int64_t t = 0; t < dim; ++t)
-            m[i * dim + t] -= dot * m[j * dim + t];
-        }
-        double norm = 0;
-        for (int64_t t = 0; t < dim; ++t)
-          norm += m[i * dim + t] * m[i * dim + t];
-        norm = std::sqrt(norm);
-        for (int64_t t = 0; t < dim; ++t)
-          m[i * dim + t] /= norm;
-      }
-    for (int64_t i = 0; i < dim * dim; ++i)
-      out[c * dim * dim + i] = static_cast<float>(m[i]);
+    std::vector<double> m = reference::randomOrthogonal(dim, rng);
+    out.insert(out.end(), m.begin(), m.end());
   }
   return out;
 }

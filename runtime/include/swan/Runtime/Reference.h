@@ -10,6 +10,7 @@
 #define SWAN_RUNTIME_REFERENCE_H
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 namespace swan::reference {
@@ -48,6 +49,10 @@ std::vector<double> attentionWeights(const std::vector<double> &q,
                                      const std::vector<double> &keys,
                                      int64_t tokens, int64_t dim,
                                      double scale);
+
+/// A random orthogonal [dim][dim] matrix: Gram-Schmidt, applied twice for
+/// accuracy, on the rows of a Gaussian matrix drawn from `rng`.
+std::vector<double> randomOrthogonal(int64_t dim, std::mt19937_64 &rng);
 
 } // namespace swan::reference
 
