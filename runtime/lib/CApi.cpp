@@ -8,6 +8,7 @@
 
 #include "swan/swan.h"
 
+#include "CacheHandle.h"
 #include "swan/Cache.h"
 #include "swan/WeightFolding.h"
 
@@ -15,11 +16,6 @@
 #include <string>
 
 using namespace swan;
-
-struct swan_cache {
-  explicit swan_cache(Cache cache) : cache(std::move(cache)) {}
-  Cache cache;
-};
 
 namespace {
 

@@ -1,0 +1,5 @@
+func.func @f(%x: tensor<?x8xf32>, %r: tensor<8x8xf32>) {
+  // expected-error @+1 {{'swan.rotate' op result must have rank 2, got rank 3}}
+  %y = swan.rotate %x by %r : tensor<?x8xf32>, tensor<8x8xf32> -> tensor<1x?x8xf32>
+  return
+}
