@@ -134,6 +134,31 @@ TEST_P(ExtremeLogitsTest, SoftmaxStaysFiniteAndMatchesReference) {
   }
 }
 
+/// Finite f32 values whose weighted sum leaves the f32 range: stored values
+/// near FLT_MAX under equal logits sum to Inf. Reported as an argument error,
+/// not returned as Inf.
+TEST(ExtremeValuesTest, OutputBeyondF32IsReported) {
+  std::mt19937_64 rng(0x7a1);
+  CacheConfig config = smallConfig(StorageType::F32);
+  config.valuesPrerotated = true; // stored as given: no rotation to overflow
+  config.outputRotated = true;
+  Fixture f(config, rng);
+  std::vector<float> keys(2 * 3 * 48, 0.25f), values(2 * 3 * 48, 2e38f);
+  ASSERT_OK(f.cache->append(0, 2, keys.data(), values.data()));
+  std::vector<float> q(f.queryFloats(), 0.5f), out(q.size());
+  int32_t seq = 0;
+  llvm::Error e = f.cache->attention(seq, q.data(), 1.0f, out.data());
+  ASSERT_TRUE(bool(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("is not finite"),
+            std::string::npos);
+  // One such token alone is fine: the output is that value row.
+  ASSERT_OK(f.cache->append(1, 1, keys.data(), values.data()));
+  seq = 1;
+  ASSERT_OK(f.cache->attention(seq, q.data(), 1.0f, out.data()));
+  for (float x : out)
+    ASSERT_NEAR(x, 2e38f, 1e33f);
+}
+
 INSTANTIATE_TEST_SUITE_P(Storage, ExtremeLogitsTest,
                          ::testing::Values(StorageType::F32, StorageType::F16));
 
