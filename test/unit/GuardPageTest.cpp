@@ -283,6 +283,30 @@ TEST_P(GuardPageTest, AttentionStaysInsideItsBuffers) {
     }
 }
 
+/// The harness itself: one byte past either end faults.
+TEST(GuardedBufferTest, OneByteOutsideFaults) {
+  GuardedBuffer atEnd(12, Placement::EndsAtGuard);
+  GuardedBuffer atStart(12, Placement::StartsAfterGuard);
+  ASSERT_TRUE(atEnd.valid() && atStart.valid());
+  atEnd.poison();
+  atStart.poison();
+  EXPECT_DEATH(
+      {
+        volatile char c = atEnd.as<char>()[12];
+        (void)c;
+      },
+      "");
+  EXPECT_DEATH(
+      {
+        volatile char c = atStart.as<char>()[-1];
+        (void)c;
+      },
+      "");
+  // A read-only input faults on a store.
+  atStart.makeReadOnly();
+  EXPECT_DEATH(atStart.as<volatile char>()[0] = 1, "");
+}
+
 INSTANTIATE_TEST_SUITE_P(
     OddSizes, GuardPageTest,
     ::testing::Values(Shape{16, 1, StorageType::F32},
