@@ -46,31 +46,13 @@ private:
   std::abort();
 }
 
-/// An orthogonal matrix per head: QR of a seeded Gaussian matrix.
+/// One seeded orthogonal matrix per head, rounded to f32.
 std::vector<float> rotations(int64_t heads, int64_t d, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
   std::vector<float> out;
-  std::vector<double> m(d * d);
   for (int64_t h = 0; h < heads; ++h) {
-    for (double &x : m)
-      x = normal(rng);
-    for (int pass = 0; pass < 2; ++pass)
-      for (int64_t i = 0; i < d; ++i) {
-        for (int64_t j = 0; j < i; ++j) {
-          double dot = 0;
-          for (int64_t t = 0; t < d; ++t)
-            dot += m[i * d + t] * m[j * d + t];
-          for (int64_t t = 0; t < d; ++t)
-            m[i * d + t] -= dot * m[j * d + t];
-        }
-        double norm = 0;
-        for (int64_t t = 0; t < d; ++t)
-          norm += m[i * d + t] * m[i * d + t];
-        for (int64_t t = 0; t < d; ++t)
-          m[i * d + t] /= std::sqrt(norm);
-      }
-    out.insert(out.end(), m.begin(), m.end());
+    std::vector<double> r = swan::reference::randomOrthogonal(d, rng);
+    out.insert(out.end(), r.begin(), r.end());
   }
   return out;
 }
