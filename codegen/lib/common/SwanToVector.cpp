@@ -62,6 +62,22 @@ Value writeToTensor(KernelBuilder &kb, Value vector, Value tensor,
       .getResult();
 }
 
+/// Joins a power-of-two count of equal-width vectors end to end, pairwise,
+/// so that LLVM sees one full-width vector.
+Value concatenate(KernelBuilder &kb, SmallVector<Value> rows) {
+  while (rows.size() > 1) {
+    SmallVector<Value> joined;
+    for (size_t r = 0; r < rows.size(); r += 2) {
+      int64_t n = cast<VectorType>(rows[r].getType()).getNumElements();
+      SmallVector<int64_t> both(2 * n);
+      std::iota(both.begin(), both.end(), 0);
+      joined.push_back(kb.create<vector::ShuffleOp>(rows[r], rows[r + 1], both));
+    }
+    rows = std::move(joined);
+  }
+  return rows.front();
+}
+
 Value zeroVector(KernelBuilder &kb, int64_t lanes, Type elementType) {
   VectorType type = kb.vectorOf(lanes, elementType);
   return kb.create<arith::ConstantOp>(type, kb.builder().getZeroAttr(type));
@@ -904,22 +920,12 @@ private:
             kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), queryT,
                                       ValueRange{position, kb.index(0)}));
       }
-      while (rows.size() > 1) {
-        SmallVector<Value> joined;
-        for (size_t r = 0; r < rows.size(); r += 2) {
-          int64_t n = cast<VectorType>(rows[r].getType()).getNumElements();
-          SmallVector<int64_t> both(2 * n);
-          std::iota(both.begin(), both.end(), 0);
-          joined.push_back(
-              kb.create<vector::ShuffleOp>(rows[r], rows[r + 1], both));
-        }
-        rows = std::move(joined);
-      }
+      Value row = concatenate(kb, std::move(rows));
       Value values = kb.create<vector::LoadOp>(kb.vectorOf(packed, storage),
                                                keys, ValueRange{token, j});
       Value spread = kb.convertFloat(
           kb.create<vector::ShuffleOp>(values, values, repeat), f32);
-      return kb.fma(spread, rows.front(), acc);
+      return kb.fma(spread, row, acc);
     };
     Value zero = zeroVector(kb, 16, f32);
     SmallVector<Value> chains = kb.loop(
@@ -999,22 +1005,12 @@ private:
         rows.push_back(kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), accT,
                                                  at.back()));
       }
-      while (rows.size() > 1) {
-        SmallVector<Value> joined;
-        for (size_t r = 0; r < rows.size(); r += 2) {
-          int64_t n = cast<VectorType>(rows[r].getType()).getNumElements();
-          SmallVector<int64_t> both(2 * n);
-          std::iota(both.begin(), both.end(), 0);
-          joined.push_back(
-              kb.create<vector::ShuffleOp>(rows[r], rows[r + 1], both));
-        }
-        rows = std::move(joined);
-      }
+      Value row = concatenate(kb, std::move(rows));
       Value vals = kb.create<vector::LoadOp>(kb.vectorOf(packed, storage),
                                              values, ValueRange{token, j});
       Value spread = kb.convertFloat(
           kb.create<vector::ShuffleOp>(vals, vals, repeat), f32);
-      Value updated = kb.fma(spread, tiledP, rows.front());
+      Value updated = kb.fma(spread, tiledP, row);
       for (int64_t e = 0; e < packed; ++e)
         kb.create<vector::StoreOp>(kb.create<vector::ExtractStridedSliceOp>(
                                        updated, ArrayRef<int64_t>{e * groups},
