@@ -412,6 +412,15 @@ int main(int argc, char **argv) {
       smoke = true;
     else
       arguments.push_back(argv[i]);
+    // Google Benchmark prints its own flags after these and exits.
+    if (std::string(argv[i]) == "--help")
+      llvm::outs()
+          << "swan-bench: SWAN and dense decode attention against the "
+             "measured memory roofline\n\n"
+             "  --quick   the headline rows, about a minute\n"
+             "  --smoke   tiny sizes (the CTest smoke run)\n"
+             "  (none)    the whole sweep of k, L, shapes and batch sizes\n\n"
+             "Google Benchmark's flags:\n";
   }
   int count = static_cast<int>(arguments.size());
   benchmark::Initialize(&count, arguments.data());

@@ -190,7 +190,32 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
 
 } // namespace
 
+constexpr const char *kUsage = R"(USAGE: swan-gpu-bench [--sweep]
+
+Times one decode step of SWAN attention on a CUDA GPU at the Llama-3.1-8B
+layer shape (8 KV heads, G = 4, D = 128, fp16, k = 32 unless stated), after
+measuring the device-to-device copy bandwidth of the same GPU. Needs an
+NVIDIA GPU and its driver (libcuda.so.1); exits with 77 where there is none.
+
+  --sweep   the first shape over split counts, and with an empty cache
+  --help    this text
+)";
+
 int main(int argc, char **argv) {
+  bool sweep = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 ||
+        std::strcmp(argv[i], "-h") == 0) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (std::strcmp(argv[i], "--sweep") != 0) {
+      std::fprintf(stderr, "swan-gpu-bench: unknown option '%s'\n%s",
+                   argv[i], kUsage);
+      return 2;
+    }
+    sweep = true;
+  }
   std::unique_ptr<Device> device;
   Status s = Device::open(device);
   if (!s.isOk()) {
@@ -214,7 +239,7 @@ int main(int argc, char **argv) {
   };
   // --sweep: the first shape over split counts, and with an empty cache
   // (what the query rotation, the merge and the launches cost alone).
-  if (argc > 1 && std::strcmp(argv[1], "--sweep") == 0) {
+  if (sweep) {
     shapes.clear();
     for (int64_t splits : {16, 32, 65, 97, 131, 197, 263})
       shapes.push_back({1, 8, 4, 128, 16384, 128, 32, splits});
