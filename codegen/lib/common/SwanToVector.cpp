@@ -453,6 +453,29 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
 // partial_attention
 //===----------------------------------------------------------------------===//
 
+/// The results of partial attention as tensors: `max` and `sum` as G-wide
+/// vectors, the accumulator row by row from a [G, D] scratch.
+SmallVector<Value> partialResults(KernelBuilder &kb, PartialAttentionOp op,
+                                  Value max, Value sum, Value accumulator,
+                                  int64_t groups, int64_t headDim) {
+  Type f32 = kb.builder().getF32Type();
+  Value zero = kb.index(0);
+  auto emptyLike = [&](Value result) {
+    auto type = cast<RankedTensorType>(result.getType());
+    return emptyTensor(kb, type, {kb.index(groups), kb.index(headDim)});
+  };
+  Value maxOut = writeToTensor(kb, max, emptyLike(op.getMax()), {zero});
+  Value sumOut = writeToTensor(kb, sum, emptyLike(op.getSum()), {zero});
+  Value accOut = emptyLike(op.getAccumulator());
+  for (int64_t g = 0; g < groups; ++g)
+    accOut = writeToTensor(
+        kb,
+        kb.create<vector::LoadOp>(kb.vectorOf(headDim, f32), accumulator,
+                                  ValueRange{kb.index(g), zero}),
+        accOut, {kb.index(g), zero});
+  return {maxOut, sumOut, accOut};
+}
+
 /// Online softmax over one block of tokens, tile by tile.
 class PartialAttentionKernel {
 public:
@@ -747,28 +770,11 @@ private:
   SmallVector<Value> writeResults() {
     Type f32 = kb.builder().getF32Type();
     Value zero = kb.index(0);
-    auto emptyLike = [&](Value result) {
-      auto type = cast<RankedTensorType>(result.getType());
-      return emptyTensor(kb, type, {kb.index(groups), kb.index(headDim)});
-    };
-    Value maxOut =
-        writeToTensor(kb,
-                      kb.create<vector::LoadOp>(kb.vectorOf(groups, f32),
-                                                runningMax, ValueRange{zero}),
-                      emptyLike(op.getMax()), {zero});
-    Value sumOut =
-        writeToTensor(kb,
-                      kb.create<vector::LoadOp>(kb.vectorOf(groups, f32),
-                                                runningSum, ValueRange{zero}),
-                      emptyLike(op.getSum()), {zero});
-    Value accOut = emptyLike(op.getAccumulator());
-    for (int64_t g = 0; g < groups; ++g)
-      accOut = writeToTensor(
-          kb,
-          kb.create<vector::LoadOp>(kb.vectorOf(headDim, f32), accumulator,
-                                    ValueRange{kb.index(g), zero}),
-          accOut, {kb.index(g), zero});
-    return {maxOut, sumOut, accOut};
+    Value max = kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), runningMax,
+                                          ValueRange{zero});
+    Value sum = kb.create<vector::LoadOp>(kb.vectorOf(groups, f32), runningSum,
+                                          ValueRange{zero});
+    return partialResults(kb, op, max, sum, accumulator, groups, headDim);
   }
 
   KernelBuilder &kb;
@@ -1086,12 +1092,6 @@ private:
   SmallVector<Value> writeResults(Value max, Value sum) {
     Type f32 = kb.builder().getF32Type();
     Value zero = kb.index(0);
-    auto emptyLike = [&](Value result) {
-      auto type = cast<RankedTensorType>(result.getType());
-      return emptyTensor(kb, type, {kb.index(groups), kb.index(headDim)});
-    };
-    Value maxOut = writeToTensor(kb, max, emptyLike(op.getMax()), {zero});
-    Value sumOut = writeToTensor(kb, sum, emptyLike(op.getSum()), {zero});
     // Back to [G, D] through a small scratch.
     Value acc = kb.scratch({groups, headDim}, f32);
     kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
@@ -1101,14 +1101,7 @@ private:
         kb.create<memref::StoreOp>(kb.create<vector::ExtractOp>(r, g), acc,
                                    ValueRange{kb.index(g), d});
     });
-    Value accOut = emptyLike(op.getAccumulator());
-    for (int64_t g = 0; g < groups; ++g)
-      accOut = writeToTensor(
-          kb,
-          kb.create<vector::LoadOp>(kb.vectorOf(headDim, f32), acc,
-                                    ValueRange{kb.index(g), zero}),
-          accOut, {kb.index(g), zero});
-    return {maxOut, sumOut, accOut};
+    return partialResults(kb, op, max, sum, acc, groups, headDim);
   }
 
   KernelBuilder &kb;
