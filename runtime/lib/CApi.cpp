@@ -181,6 +181,10 @@ size_t swan_cache_bytes(const swan_cache *c) {
   return c ? c->cache.bytes() : 0;
 }
 
+int64_t swan_cache_break_even_tokens(const swan_cache *c) {
+  return c ? c->cache.breakEvenTokens() : -1;
+}
+
 const char *swan_last_error(void) { return lastError.c_str(); }
 
 void swan_cache_destroy(swan_cache *c) { delete c; }

@@ -16,6 +16,8 @@
 
 #include "swan/Cache.h"
 
+#include "swan/Runtime/CostModel.h"
+
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -694,6 +696,11 @@ Error Cache::rewinnow(int32_t kKey, int32_t kValue) {
 int32_t Cache::kKey() const { return impl->currentKKey; }
 int32_t Cache::kValue() const { return impl->currentKValue; }
 
+int64_t Cache::breakEvenTokens() const {
+  return computeBreakEvenTokens(impl->config.headDim, impl->currentKKey,
+                                impl->currentKValue, impl->config.bufferTokens);
+}
+
 //===----------------------------------------------------------------------===//
 // Attention
 //===----------------------------------------------------------------------===//
@@ -826,6 +833,9 @@ Expected<SequenceStats> Cache::stats(int32_t seq) const {
   stats.sparseTokens = s.sparseTokens;
   stats.pages = s.pages.size();
   stats.bytes = s.bytes();
+  stats.breakEvenTokens = breakEvenTokens();
+  stats.belowBreakEven =
+      stats.bufferTokens + stats.sparseTokens < stats.breakEvenTokens;
   return stats;
 }
 

@@ -279,6 +279,78 @@ TEST_F(CacheApiTest, ReleaseErrorsAndQueries) {
             SWAN_OK);
 }
 
+/// DESIGN.md §1 written out again: the cost of dense (2·L·D) and of SWAN
+/// (2·D² + 2·b·D + (L − b)·(k_K + k_V)) per query head meet at this L.
+int64_t breakEvenByFormula(int32_t d, int32_t kKey, int32_t kValue, int32_t b) {
+  double k = (kKey + kValue) / 2.0;
+  if (k >= d)
+    return std::numeric_limits<int64_t>::max();
+  return int64_t(std::ceil(double(d) * d / (d - k))) + b;
+}
+
+TEST_F(CacheApiTest, BreakEvenFollowsTheFormulaAndK) {
+  EXPECT_EQ(swan_cache_break_even_tokens(nullptr), -1);
+  // D = 32, b = 4, k = (8 + 12) / 2 = 10: 1024 / 22 = 46.5..., so 47 + 4.
+  EXPECT_EQ(swan_cache_break_even_tokens(cache), 51);
+  EXPECT_EQ(swan_cache_break_even_tokens(cache),
+            breakEvenByFormula(kDim, 8, 12, kBuffer));
+  const int32_t ks[][2] = {{1, 1},   {16, 16}, {5, 27},  {27, 5},
+                           {31, 32}, {32, 31}, {32, 32}, {3, 30}};
+  for (const auto &k : ks) {
+    ASSERT_EQ(swan_cache_set_k(cache, k[0], k[1]), SWAN_OK);
+    EXPECT_EQ(swan_cache_break_even_tokens(cache),
+              breakEvenByFormula(kDim, k[0], k[1], kBuffer))
+        << "k_key = " << k[0] << ", k_value = " << k[1];
+  }
+  EXPECT_EQ(swan_cache_break_even_tokens(cache),
+            breakEvenByFormula(kDim, 3, 30, kBuffer));
+  // k = D: SWAN never does less arithmetic than dense.
+  ASSERT_EQ(swan_cache_set_k(cache, kDim, kDim), SWAN_OK);
+  EXPECT_EQ(swan_cache_break_even_tokens(cache),
+            std::numeric_limits<int64_t>::max());
+  // A failing set_k keeps the old k, and so the old figure.
+  EXPECT_NE(swan_cache_set_k(cache, 0, 4), SWAN_OK);
+  EXPECT_EQ(swan_cache_break_even_tokens(cache),
+            std::numeric_limits<int64_t>::max());
+  ASSERT_EQ(swan_cache_rewinnow(cache, 6, 2), SWAN_OK);
+  EXPECT_EQ(swan_cache_break_even_tokens(cache),
+            breakEvenByFormula(kDim, 6, 2, kBuffer));
+}
+
+TEST(CacheApiCreateTest, BreakEvenAtOtherShapes) {
+  struct Case {
+    int32_t d, b, kKey, kValue;
+    int64_t want; // worked out by hand from DESIGN.md §1
+  } cases[] = {
+      {64, 128, 32, 32, 128 + 128},  // 4096 / 32, exact
+      {128, 128, 32, 32, 171 + 128}, // 16384 / 96 = 170.7
+      {128, 1, 64, 64, 256 + 1},     // 16384 / 64, exact
+      {48, 7, 13, 20, 74 + 7},       // 2304 / 31.5 = 73.1 (mean k 16.5)
+  };
+  std::mt19937_64 rng(0x5eedbe11);
+  for (const Case &c : cases) {
+    auto rotK = randomOrthogonal(1, c.d, rng);
+    auto rotV = randomOrthogonal(1, c.d, rng);
+    swan_cache_config cfg = baseConfig();
+    cfg.head_dim = c.d;
+    cfg.num_kv_heads = 1;
+    cfg.group_size = 1;
+    cfg.buffer_tokens = c.b;
+    cfg.k_key = c.kKey;
+    cfg.k_value = c.kValue;
+    swan_cache *cache = nullptr;
+    ASSERT_EQ(swan_cache_create(&cfg, rotK.data(), rotV.data(), &cache),
+              SWAN_OK)
+        << swan_last_error();
+    EXPECT_EQ(swan_cache_break_even_tokens(cache), c.want)
+        << "D = " << c.d << ", b = " << c.b << ", k = " << c.kKey << "/"
+        << c.kValue;
+    EXPECT_EQ(swan_cache_break_even_tokens(cache),
+              breakEvenByFormula(c.d, c.kKey, c.kValue, c.b));
+    swan_cache_destroy(cache);
+  }
+}
+
 TEST(CacheApiCreateTest, CreateErrors) {
   std::mt19937_64 rng(0x5eedc0df);
   auto rotK = randomOrthogonal(kHeads, kDim, rng);

@@ -189,6 +189,16 @@ public:
     return bytes;
   }
 
+  /// DESIGN.md §1 at the current k: dense costs 2·L·D per query head, SWAN
+  /// 2·D² + 2·b·D + (L − b)·(k_K + k_V); below the L where they meet SWAN
+  /// costs more.
+  int64_t expectedBreakEven() const {
+    double k = (kKey + kValue) / 2.0, d = config.headDim;
+    if (k >= d)
+      return std::numeric_limits<int64_t>::max();
+    return int64_t(std::ceil(d * d / (d - k))) + config.bufferTokens;
+  }
+
   /// Placement, pages, bytes and stored contents, exactly.
   void checkState() {
     size_t total = 0;
@@ -201,6 +211,9 @@ public:
       EXPECT_EQ(stats->sparseTokens, m.tokens - buffered);
       EXPECT_EQ(stats->pages, int64_t(m.pages.size()));
       EXPECT_EQ(stats->bytes, expectedBytes(m)) << "seq " << seq;
+      EXPECT_EQ(stats->breakEvenTokens, expectedBreakEven());
+      EXPECT_EQ(stats->belowBreakEven, m.tokens < expectedBreakEven())
+          << "seq " << seq;
       total += expectedBytes(m);
       checkContents(seq, m);
     }
@@ -590,6 +603,40 @@ TEST(CacheTest, FoldingRejectsBadArguments) {
 /// Re-winnowing must give memory back to the process' allocator and, for
 /// pages as large as these, to the system: malloc's own count of bytes in
 /// use drops by what the cache says it freed.
+TEST(CacheTest, StatsSayWhenASequenceIsBelowBreakEven) {
+  CacheConfig c;
+  c.headDim = 32;
+  c.numKvHeads = 2;
+  c.groupSize = 3;
+  c.bufferTokens = 4;
+  c.pageTokens = 16;
+  c.kKey = 8;
+  c.kValue = 12;
+  c.maxSequences = 2;
+  CacheHarness t(c, 0x5eed0b0e);
+  ASSERT_TRUE(t.cache);
+  // k = 10: 1024 / 22 = 46.5, so SWAN pays off from 47 + 4 tokens on.
+  EXPECT_EQ(t.cache->breakEvenTokens(), 51);
+  t.append(0, 50);
+  t.append(1, 51);
+  t.checkState();
+  EXPECT_TRUE(t.cache->stats(0)->belowBreakEven);
+  EXPECT_FALSE(t.cache->stats(1)->belowBreakEven);
+  // A smaller k pays off sooner: 1024 / 28 = 36.6, so 37 + 4.
+  t.setK(4, 4);
+  EXPECT_EQ(t.cache->breakEvenTokens(), 41);
+  t.checkState();
+  EXPECT_FALSE(t.cache->stats(0)->belowBreakEven);
+  t.rewinnow(32, 32 - 1);
+  t.checkState();
+  EXPECT_EQ(t.cache->breakEvenTokens(), 2048 + 4);
+  t.setK(32, 32);
+  t.append(1, 30);
+  t.checkState();
+  EXPECT_EQ(t.cache->breakEvenTokens(), std::numeric_limits<int64_t>::max());
+  EXPECT_TRUE(t.cache->stats(1)->belowBreakEven);
+}
+
 TEST(CacheTest, RewinnowReturnsMemory) {
   CacheConfig c = configFor(kShapes[1]);
   c.kKey = c.kValue = 96;

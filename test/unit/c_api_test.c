@@ -101,6 +101,9 @@ int main(void) {
           "decode append");
   check(swan_cache_tokens(cache, 1) == TOKENS, "token count");
   check(swan_cache_bytes(cache) > 0, "bytes");
+  check(swan_cache_break_even_tokens(cache) == INT64_MAX,
+        "with k = D SWAN never does less arithmetic than dense");
+  check(swan_cache_break_even_tokens(NULL) == -1, "break-even of NULL");
 
   int32_t seq = 1;
   float scale = 1.0f / sqrtf((float)D);

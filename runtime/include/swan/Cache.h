@@ -71,6 +71,11 @@ struct SequenceStats {
   int64_t sparseTokens = 0;
   int64_t pages = 0;
   size_t bytes = 0; ///< Buffer and pages, exactly as allocated.
+  /// Cache::breakEvenTokens() when the stats were taken.
+  int64_t breakEvenTokens = 0;
+  /// Fewer tokens than that: at the current k, SWAN attention costs this
+  /// sequence more arithmetic than dense attention would.
+  bool belowBreakEven = false;
 };
 
 /// A sequence's stored tokens expanded to dense rotated rows, oldest first:
@@ -118,6 +123,10 @@ public:
   size_t bytes() const;
   int32_t kKey() const;
   int32_t kValue() const;
+  /// computeBreakEvenTokens (swan/Runtime/CostModel.h) at the current k:
+  /// sequences shorter than this cost SWAN attention more arithmetic than
+  /// dense attention. INT64_MAX when k_K = k_V = D.
+  int64_t breakEvenTokens() const;
   int64_t sequenceCount() const;
   llvm::Expected<SequenceStats> stats(int32_t seq) const;
   llvm::Expected<DecompressedSequence> decompress(int32_t seq) const;

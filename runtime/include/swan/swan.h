@@ -13,8 +13,8 @@
  * that names the argument at fault. Different caches are independent. On one
  * cache, a call that changes it (append, set_k, rewinnow, release, destroy)
  * must not overlap any other call on it; swan_cache_attention,
- * swan_cache_tokens and swan_cache_bytes only read it and may run at the same
- * time from several threads.
+ * swan_cache_tokens, swan_cache_bytes and swan_cache_break_even_tokens only
+ * read it and may run at the same time from several threads.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -101,6 +101,21 @@ int64_t swan_cache_tokens(const swan_cache *c, int32_t seq);
 /* Bytes of token storage held: dense buffers, winnowed values and indices,
  * exactly as allocated. 0 for a NULL cache. */
 size_t swan_cache_bytes(const swan_cache *c);
+
+/* The compute break-even length at the current k: a sequence holding fewer
+ * tokens costs SWAN attention more arithmetic per decode step than dense
+ * attention would. With k = (k_key + k_value) / 2 it is
+ * ceil(D² / (D − k)) + buffer_tokens (DESIGN.md §1: per query head dense
+ * costs 2·L·D multiply-adds, SWAN D² for each of the two rotations plus
+ * 2·b·D for the buffer plus (L − b)·(k_key + k_value)); INT64_MAX when
+ * k_key = k_value = D; -1 for a NULL cache. It follows set_k and rewinnow.
+ * The cache does not switch a short sequence to a dense path on its own:
+ * keeping it dense would cost the memory the cache exists to save, the
+ * buffer already keeps the newest buffer_tokens tokens dense, and decode
+ * attention is bound by memory reads more than by arithmetic. A caller that
+ * prefers arithmetic for short sequences can compare swan_cache_tokens with
+ * this figure. */
+int64_t swan_cache_break_even_tokens(const swan_cache *c);
 
 /* The message of the last failing call on this thread ("" if none). */
 const char *swan_last_error(void);
