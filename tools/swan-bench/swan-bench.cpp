@@ -17,6 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "swan/Runtime/CostModel.h"
 #include "swan/Runtime/Kernels.h"
 
 #include "llvm/Support/Format.h"
@@ -28,6 +29,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -286,12 +288,23 @@ void reportBytes(benchmark::State &state, const IterationTimer &timer,
   state.counters["compiles"] = double(KernelSet::compileCount());
 }
 
-/// DESIGN.md §1: the compute break-even length, D²/(D − k) + b; below it
-/// SWAN does more arithmetic per step than the dense path.
-int64_t breakEvenLength(int32_t dim, int32_t k) {
-  if (k >= dim)
-    return std::numeric_limits<int64_t>::max();
-  return int64_t(dim) * dim / (dim - k) + kBuffer;
+/// Seconds per step of every call of each decode row, in call order. Google
+/// Benchmark makes its trial calls (to pick an iteration count) before the
+/// first repetition only, so a row's last `repetitions` calls are the
+/// repetitions its median in the table is taken over.
+std::map<std::string, std::vector<double>> rowCalls;
+
+/// Median of the last `repetitions` calls of a row; 0 when it did not run.
+double medianSeconds(const std::string &row, int repetitions) {
+  auto found = rowCalls.find(row);
+  if (found == rowCalls.end() || found->second.empty())
+    return 0.0;
+  const std::vector<double> &calls = found->second;
+  std::vector<double> last(
+      calls.end() - std::min<size_t>(calls.size(), repetitions), calls.end());
+  std::sort(last.begin(), last.end());
+  size_t n = last.size();
+  return n % 2 ? last[n / 2] : (last[n / 2 - 1] + last[n / 2]) / 2;
 }
 
 void decodeAttention(benchmark::State &state, const std::string &name,
@@ -318,6 +331,7 @@ void decodeAttention(benchmark::State &state, const std::string &name,
   reportBytes(state, timer, data->bytesRead,
               int64_t(batch) * layer.heads * length);
   double seconds = timer.secondsPerIteration();
+  rowCalls[name].push_back(seconds);
   if (dense) {
     denseSeconds[shape] = seconds;
     return;
@@ -332,7 +346,7 @@ void decodeAttention(benchmark::State &state, const std::string &name,
                       double(items) * (data->sparseTokens * 2 * k * 3 +
                                        data->bufferTokens * 2 * layer.dim * 2);
   state.counters["x_bytes"] = denseBytes / double(data->bytesRead);
-  if (length < breakEvenLength(layer.dim, k))
+  if (length < computeBreakEvenTokens(layer.dim, k, k, kBuffer))
     state.counters["below_break_even"] = 1;
 }
 
@@ -378,6 +392,56 @@ void streamRead(benchmark::State &state, const StreamBuffer *buffer,
   }
   if (total > 0.0)
     state.counters["GB/s"] = double(buffer->bytes()) * iterations / total / 1e9;
+}
+
+/// One SWAN row of the sweep and the dense row of its shape.
+struct SweepRow {
+  std::string group; ///< layer, batch and k: "H8_G4_D128 B1 k=32"
+  int64_t length;
+  int64_t modelBreakEven;
+  std::string dense, swan;
+};
+
+/// Per (layer, batch, k): the shortest L of the sweep at which SWAN's median
+/// beats the dense median of the same shape, next to the cost model's
+/// compute break-even. Decode attention is bound by memory, so the measured
+/// crossover may sit well below the arithmetic one.
+void reportCrossovers(const std::vector<SweepRow> &rows, int repetitions) {
+  std::vector<std::string> groups;
+  std::map<std::string, std::vector<const SweepRow *>> byGroup;
+  for (const SweepRow &row : rows) {
+    if (!byGroup.count(row.group))
+      groups.push_back(row.group);
+    byGroup[row.group].push_back(&row);
+  }
+  llvm::outs() << "measured crossover (shortest L of the sweep where SWAN's "
+                  "median beats dense's) against the compute break-even "
+                  "(DESIGN.md §1):\n";
+  for (const std::string &group : groups) {
+    bool ran = false;
+    int64_t crossover = 0, model = byGroup[group].front()->modelBreakEven;
+    for (const SweepRow *row : byGroup[group]) {
+      double dense = medianSeconds(row->dense, repetitions);
+      double swan = medianSeconds(row->swan, repetitions);
+      if (dense <= 0.0 || swan <= 0.0)
+        continue;
+      ran = true;
+      if (swan < dense) {
+        crossover = row->length;
+        break;
+      }
+    }
+    if (!ran)
+      continue;
+    llvm::outs() << "  " << group << ": measured "
+                 << (crossover ? "L=" + std::to_string(crossover)
+                               : std::string("none in the sweep"))
+                 << ", model "
+                 << (model == std::numeric_limits<int64_t>::max()
+                         ? std::string("never")
+                         : "L>=" + std::to_string(model))
+                 << "\n";
+  }
 }
 
 /// Compiles each specialisation once, timing it: the first request per
@@ -465,11 +529,13 @@ int main(int argc, char **argv) {
                  << ":";
     for (int32_t k : {16, 32, 48, 64})
       if (k < layer.dim)
-        llvm::outs() << " k=" << k << " L>" << breakEvenLength(layer.dim, k);
-    llvm::outs() << "; rows below it are marked below_break_even\n";
+        llvm::outs() << " k=" << k << " L>="
+                     << computeBreakEvenTokens(layer.dim, k, k, kBuffer);
+    llvm::outs() << "; shorter rows are marked below_break_even\n";
   }
   llvm::outs().flush();
 
+  std::vector<SweepRow> sweep;
   for (const Layer &layer : layers)
     for (int batch : batches)
       for (int64_t length : lengths) {
@@ -496,9 +562,15 @@ int main(int argc, char **argv) {
               std::find(kept.begin(), kept.end(), value) == kept.end())
             kept.push_back(value);
         }
-        for (int32_t k : kept)
-          add("swan/" + shape + "/k" + std::to_string(k), k,
-              /*dense=*/false);
+        for (int32_t k : kept) {
+          std::string swan = "swan/" + shape + "/k" + std::to_string(k);
+          add(swan, k, /*dense=*/false);
+          sweep.push_back({layerName(layer) + " B" + std::to_string(batch) +
+                               " k=" + std::to_string(k),
+                           length,
+                           computeBreakEvenTokens(layer.dim, k, k, kBuffer),
+                           "dense/" + shape, swan});
+        }
       }
   for (const Layer &layer : layers) {
     auto *row = benchmark::RegisterBenchmark(
@@ -511,6 +583,9 @@ int main(int argc, char **argv) {
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  // The table went through std::cout; keep the lines below after it.
+  std::cout.flush();
+  reportCrossovers(sweep, repetitions);
   llvm::outs() << "compilations after the sweep: " << KernelSet::compileCount()
                << " (one per specialisation)\n";
   return 0;

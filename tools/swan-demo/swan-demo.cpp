@@ -388,7 +388,24 @@ struct PhaseReport {
   size_t bytes = 0, denseBytes = 0;
   ErrorStats swanError, denseError;
   double swanSeconds = 0, appendSeconds = 0, denseSeconds = 0;
+  /// The cache's compute break-even at the end of the phase, and how many
+  /// sequences held fewer tokens.
+  int64_t breakEven = 0, sequencesBelow = 0;
 };
+
+/// Fills in the phase's break-even figures from the cache's own stats.
+llvm::Error noteBreakEven(const Cache &cache, size_t batch,
+                          PhaseReport &report) {
+  report.breakEven = cache.breakEvenTokens();
+  report.sequencesBelow = 0;
+  for (size_t s = 0; s < batch; ++s) {
+    auto stats = cache.stats(s);
+    if (!stats)
+      return stats.takeError();
+    report.sequencesBelow += stats->belowBreakEven;
+  }
+  return llvm::Error::success();
+}
 
 void printReport(const std::vector<PhaseReport> &phases) {
   llvm::outs() << llvm::formatv(
@@ -419,6 +436,19 @@ void printReport(const std::vector<PhaseReport> &phases) {
          "ms: per decode step, all sequences in one batch; swan = cache "
          "attention, dense = the same JIT kernels over every token dense, "
          "append = the swan cache taking the step's tokens.\n";
+  // One line, only when some sequence is short enough to matter.
+  std::string below;
+  for (const PhaseReport &p : phases)
+    if (p.sequencesBelow)
+      below += llvm::formatv("{0}{1}: {2} sequence(s) < {3} tokens at k "
+                             "{4}/{5}",
+                             below.empty() ? "" : "; ", p.name,
+                             p.sequencesBelow, p.breakEven, p.k, p.kValue)
+                   .str();
+  if (!below.empty())
+    llvm::outs() << "below the compute break-even of DESIGN.md §1 (SWAN does "
+                    "more arithmetic than dense; the cache still winnows): "
+                 << below << "\n";
 }
 
 llvm::Error run() {
@@ -561,6 +591,8 @@ llvm::Error run() {
     prefill.swanSeconds = prefill.denseSeconds = 0;
     std::tie(prefill.tokens, prefill.denseBytes) = denseBytes();
     prefill.bytes = cache->bytes();
+    if (llvm::Error e = noteBreakEven(*cache, batch, prefill))
+      return e;
     phases.push_back(std::move(prefill));
   }
 
@@ -602,6 +634,8 @@ llvm::Error run() {
     report.steps = steps;
     std::tie(report.tokens, report.denseBytes) = denseBytes();
     report.bytes = cache->bytes();
+    if (llvm::Error e = noteBreakEven(*cache, batch, report))
+      return e;
     phases.push_back(std::move(report));
   }
   printReport(phases);
