@@ -81,6 +81,40 @@ LogicalResult verifyWinnowed(Operation *op, StringRef name, Value values,
   return verifyIndexWidth(op, (name + " indices").str(), indices, headDim);
 }
 
+/// A winnowed matrix in the mask encoding: values [rows, k] and masks
+/// [rows, ceil(D/8)] of i8.
+LogicalResult verifyMasked(Operation *op, StringRef name, Value values,
+                           Value masks, int64_t rank, int64_t headDim) {
+  if (failed(verifyRank(op, (name + " values").str(), values, rank)) ||
+      failed(verifyRank(op, (name + " masks").str(), masks, rank)))
+    return failure();
+  ArrayRef<int64_t> v = tensorType(values).getShape();
+  ArrayRef<int64_t> m = tensorType(masks).getShape();
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    if (failed(verifySameSize(
+            op, ("shapes of " + name + " values and masks").str(), v[d], m[d])))
+      return failure();
+  if (failed(verifyKeptCount(op, name, v.back(), headDim)))
+    return failure();
+  Type elementType = tensorType(masks).getElementType();
+  if (!elementType.isInteger(8))
+    return op->emitOpError() << name << " masks must be i8, got "
+                             << elementType;
+  if (ShapedType::isDynamic(headDim))
+    return success();
+  return verifySameSize(op, ("bytes per row of " + name + " masks").str(),
+                        m.back(), (headDim + 7) / 8);
+}
+
+/// A winnowed matrix in either encoding.
+LogicalResult verifyEncoded(Operation *op, StringRef name, Encoding encoding,
+                            Value values, Value positions, int64_t rank,
+                            int64_t headDim) {
+  if (encoding == Encoding::mask)
+    return verifyMasked(op, name, values, positions, rank, headDim);
+  return verifyWinnowed(op, name, values, positions, rank, headDim);
+}
+
 /// Square rotation matrices whose trailing size is the head dimension.
 LogicalResult verifyRotation(Operation *op, Value rotation, int64_t rank,
                              int64_t headDim) {
@@ -96,11 +130,12 @@ LogicalResult verifyRotation(Operation *op, Value rotation, int64_t rank,
 
 /// Rows in, rows of kept components out; `k`, when constant, in [1, D].
 LogicalResult verifyWinnowResults(Operation *op, Value input, Value values,
-                                  Value indices, Value k) {
+                                  Value positions, Value k, Encoding encoding) {
   if (failed(verifyRank(op, "input", input, 2)))
     return failure();
   int64_t headDim = tensorType(input).getDimSize(1);
-  if (failed(verifyWinnowed(op, "result", values, indices, 2, headDim)) ||
+  if (failed(verifyEncoded(op, "result", encoding, values, positions, 2,
+                           headDim)) ||
       failed(verifySameSize(op, "row counts of input and results",
                             tensorType(input).getDimSize(0),
                             tensorType(values).getDimSize(0))))
@@ -146,12 +181,13 @@ LogicalResult RotateOp::verify() {
 
 LogicalResult WinnowOp::verify() {
   return verifyWinnowResults(*this, getInput(), getValues(), getIndices(),
-                             getK());
+                             getK(), getEncoding());
 }
 
 namespace {
 /// Keeping all D components of a row keeps the row itself, at positions
-/// 0..D-1: the winnow disappears when it does not change the element type.
+/// 0..D-1: the winnow disappears when it does not change the element type
+/// (indices encoding; a full mask is left to the lowering).
 struct WinnowKeepingEverything : OpRewritePattern<WinnowOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -161,7 +197,8 @@ struct WinnowKeepingEverything : OpRewritePattern<WinnowOp> {
     RankedTensorType valuesType = op.getValues().getType();
     int64_t headDim = inputType.getDimSize(1);
     APInt k;
-    if (ShapedType::isDynamic(headDim) ||
+    if (op.getEncoding() != Encoding::indices ||
+        ShapedType::isDynamic(headDim) ||
         !matchPattern(op.getK(), m_ConstantInt(&k)) ||
         k.getSExtValue() != headDim ||
         valuesType.getElementType() != inputType.getElementType())
@@ -204,7 +241,7 @@ void WinnowOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
 
 LogicalResult CompressOp::verify() {
   if (failed(verifyWinnowResults(*this, getInput(), getValues(), getIndices(),
-                                 getK())))
+                                 getK(), getEncoding())))
     return failure();
   return verifyRotation(*this, getRotation(), 2,
                         getInput().getType().getDimSize(1));
@@ -223,8 +260,9 @@ LogicalResult DecodeAttentionOp::verify() {
   if (failed(verifyRotation(*this, getKeyRotation(), 3, headDim)) ||
       failed(verifyWinnowed(*this, "sparse key", getSparseKeyValues(),
                             getSparseKeyIndices(), 4, headDim)) ||
-      failed(verifyWinnowed(*this, "sparse value", getSparseValueValues(),
-                            getSparseValueIndices(), 4, headDim)) ||
+      failed(verifyEncoded(*this, "sparse value", getValueEncoding(),
+                           getSparseValueValues(), getSparseValueIndices(), 4,
+                           headDim)) ||
       failed(verifyRank(*this, "buffer", getBufferKeys(), 4)) ||
       failed(verifyRank(*this, "lengths", getSparseLengths(), 1)))
     return failure();
@@ -271,11 +309,16 @@ LogicalResult DecodeAttentionOp::verify() {
 
 namespace {
 /// Keys or values of a block: dense rotated rows [n, D], or winnowed rows
-/// [n, k] with indices.
+/// [n, k] with indices or masks.
 LogicalResult verifyBlockOperand(Operation *op, StringRef name, Value values,
-                                 Value indices, int64_t headDim) {
-  if (indices)
-    return verifyWinnowed(op, name, values, indices, 2, headDim);
+                                 Value positions, int64_t headDim,
+                                 Encoding encoding = Encoding::indices) {
+  if (positions)
+    return verifyEncoded(op, name, encoding, values, positions, 2, headDim);
+  if (encoding == Encoding::mask)
+    return op->emitOpError() << "dense " << name
+                             << "s have no mask: value_encoding = mask needs "
+                                "winnowed values";
   if (failed(verifyRank(op, (name + " values").str(), values, 2)))
     return failure();
   return verifySameSize(
@@ -292,7 +335,8 @@ LogicalResult PartialAttentionOp::verify() {
   if (failed(verifyBlockOperand(*this, "key", getKeyValues(), getKeyIndices(),
                                 headDim)) ||
       failed(verifyBlockOperand(*this, "value", getValueValues(),
-                                getValueIndices(), headDim)) ||
+                                getValueIndices(), headDim,
+                                getValueEncoding())) ||
       failed(verifySameSize(*this, "token counts of keys and values",
                             getKeyValues().getType().getDimSize(0),
                             getValueValues().getType().getDimSize(0))) ||
@@ -336,6 +380,8 @@ LogicalResult MergeAttentionOp::verify() {
     return verifyRotation(*this, rotation, 2, acc[2]);
   return success();
 }
+
+#include "swan/Dialect/SwanOpsEnums.cpp.inc"
 
 #define GET_OP_CLASSES
 #include "swan/Dialect/SwanOps.cpp.inc"

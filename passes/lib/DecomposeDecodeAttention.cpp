@@ -113,10 +113,10 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
     auto accType = RankedTensorType::get({groups, headDim}, f32);
     SmallVector<Value> maxima, sums, accumulators;
     auto addPartial = [&](Value keys, Value keyIndices, Value values,
-                          Value valueIndices) {
+                          Value valuePositions, Encoding valueEncoding) {
       auto partial = PartialAttentionOp::create(
           rewriter, loc, maxType, maxType, accType, rotatedQuery, op.getScale(),
-          keys, keyIndices, values, valueIndices);
+          keys, keyIndices, values, valuePositions, valueEncoding);
       maxima.push_back(partial.getMax());
       sums.push_back(partial.getSum());
       accumulators.push_back(partial.getAccumulator());
@@ -131,6 +131,11 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
     OpFoldResult keptKeys = sizeOf(rewriter, loc, op.getSparseKeyValues(), 3);
     OpFoldResult keptValues =
         sizeOf(rewriter, loc, op.getSparseValueValues(), 3);
+    // Indices have one entry per kept value, masks one byte per 8 dimensions.
+    OpFoldResult valuePositionsPerToken =
+        op.getValueEncoding() == Encoding::mask
+            ? sizeOf(rewriter, loc, op.getSparseValueIndices(), 3)
+            : keptValues;
     for (int64_t s = 0; s < numSplits; ++s) {
       Value start = arith::MinUIOp::create(
           rewriter, loc,
@@ -148,7 +153,8 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
       addPartial(tokens(op.getSparseKeyValues(), keptKeys),
                  tokens(op.getSparseKeyIndices(), keptKeys),
                  tokens(op.getSparseValueValues(), keptValues),
-                 tokens(op.getSparseValueIndices(), keptValues));
+                 tokens(op.getSparseValueIndices(), valuePositionsPerToken),
+                 op.getValueEncoding());
     }
 
     Value bufferLength = lengthAt(rewriter, loc, op.getBufferLengths(), batch);
@@ -157,7 +163,7 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
                      {bufferLength, dim});
     };
     addPartial(bufferTokens(op.getBufferKeys()), Value(),
-               bufferTokens(op.getBufferValues()), Value());
+               bufferTokens(op.getBufferValues()), Value(), Encoding::indices);
 
     // Stack the blocks for the merge.
     int64_t blocks = numSplits + 1;

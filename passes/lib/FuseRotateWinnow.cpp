@@ -24,7 +24,8 @@ struct FuseRotateIntoWinnow : OpRewritePattern<WinnowOp> {
       return rewriter.notifyMatchFailure(winnow, "input is not a lone rotate");
     rewriter.replaceOpWithNewOp<CompressOp>(
         winnow, winnow.getValues().getType(), winnow.getIndices().getType(),
-        rotate.getInput(), rotate.getRotation(), winnow.getK());
+        rotate.getInput(), rotate.getRotation(), winnow.getK(),
+        winnow.getEncoding());
     rewriter.eraseOp(rotate);
     return success();
   }

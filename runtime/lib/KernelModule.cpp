@@ -39,9 +39,11 @@ public:
 
   void buildAll() {
     buildRotate();
-    buildCompress();
-    buildPartial(/*sparse=*/true);
-    buildPartial(/*sparse=*/false);
+    buildCompress(swan::Encoding::indices);
+    buildCompress(swan::Encoding::mask);
+    buildPartial(/*sparse=*/true, swan::Encoding::indices);
+    buildPartial(/*sparse=*/true, swan::Encoding::mask);
+    buildPartial(/*sparse=*/false, swan::Encoding::indices);
     buildMerge(/*rotateBack=*/true);
     buildMerge(/*rotateBack=*/false);
   }
@@ -95,41 +97,52 @@ private:
     finish();
   }
 
-  void buildCompress() {
+  /// Positions per row: k indices, or one mask byte per 8 dimensions.
+  int64_t positionsPerRow(swan::Encoding encoding) const {
+    return encoding == swan::Encoding::mask ? (headDim + 7) / 8 : kDyn;
+  }
+
+  void buildCompress(swan::Encoding encoding) {
     MemRefType rows = memref({kDyn, headDim}, f32);
     MemRefType rotation = memref({headDim, headDim}, f32);
+    int64_t positions = positionsPerRow(encoding);
     func::FuncOp function = startFunction(
-        swan::entry::kCompress,
+        encoding == swan::Encoding::mask ? swan::entry::kCompressMask
+                                         : swan::entry::kCompress,
         {rows, rotation, builder.getIndexType(), memref({kDyn, kDyn}, storage),
-         memref({kDyn, kDyn}, i8)});
+         memref({kDyn, positions}, i8)});
     auto args = function.getArguments();
     auto compress = swan::CompressOp::create(
         builder, loc, RankedTensorType::get({kDyn, kDyn}, storage),
-        RankedTensorType::get({kDyn, kDyn}, i8), asTensor(args[0]),
-        asTensor(args[1]), args[2]);
+        RankedTensorType::get({kDyn, positions}, i8), asTensor(args[0]),
+        asTensor(args[1]), args[2], encoding);
     storeInto(compress.getValues(), args[3]);
     storeInto(compress.getIndices(), args[4]);
     finish();
   }
 
-  /// partial_sparse (winnowed keys and values) or partial_dense (rotated
-  /// rows); both return max, sum and the rotated accumulator of one block.
-  void buildPartial(bool sparse) {
+  /// partial_sparse (winnowed keys and values, values in `valueEncoding`)
+  /// or partial_dense (rotated rows); each returns max, sum and the rotated
+  /// accumulator of one block.
+  void buildPartial(bool sparse, swan::Encoding valueEncoding) {
     MemRefType query = memref({groupSize, headDim}, f32);
     MemRefType perHead = memref({groupSize}, f32);
     SmallVector<Type> arguments = {query, f32};
     if (sparse) {
       MemRefType values = memref({kDyn, kDyn}, storage);
       MemRefType indices = memref({kDyn, kDyn}, i8);
-      arguments.append({values, indices, values, indices});
+      arguments.append({values, indices, values,
+                        memref({kDyn, positionsPerRow(valueEncoding)}, i8)});
     } else {
       MemRefType rows = memref({kDyn, headDim}, storage);
       arguments.append({rows, rows});
     }
     arguments.append({perHead, perHead, query});
-    func::FuncOp function = startFunction(sparse ? swan::entry::kPartialSparse
-                                                 : swan::entry::kPartialDense,
-                                          arguments);
+    const char *name = !sparse ? swan::entry::kPartialDense
+                       : valueEncoding == swan::Encoding::mask
+                           ? swan::entry::kPartialSparseMask
+                           : swan::entry::kPartialSparse;
+    func::FuncOp function = startFunction(name, arguments);
     auto args = function.getArguments();
     Value keyValues = asTensor(args[2]);
     Value keyIndices = sparse ? asTensor(args[3]) : Value();
@@ -139,7 +152,8 @@ private:
     auto partial = swan::PartialAttentionOp::create(
         builder, loc, perHeadTensor, perHeadTensor,
         RankedTensorType::get({groupSize, headDim}, f32), asTensor(args[0]),
-        args[1], keyValues, keyIndices, valueValues, valueIndices);
+        args[1], keyValues, keyIndices, valueValues, valueIndices,
+        valueEncoding);
     unsigned firstOutput = sparse ? 6 : 4;
     storeInto(partial.getMax(), args[firstOutput]);
     storeInto(partial.getSum(), args[firstOutput + 1]);

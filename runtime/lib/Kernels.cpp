@@ -163,11 +163,15 @@ class CompiledKernels {
 public:
   std::unique_ptr<JitEngine> engine;
   void (*rotate)(FloatRows *, FloatRows *, FloatRows *) = nullptr;
-  void (*compress)(FloatRows *, FloatRows *, int64_t, ByteRows *,
-                   ByteRows *) = nullptr;
-  void (*partialSparse)(FloatRows *, float, ByteRows *, ByteRows *, ByteRows *,
-                        ByteRows *, FloatVector *, FloatVector *,
-                        FloatRows *) = nullptr;
+  using Compress = void (*)(FloatRows *, FloatRows *, int64_t, ByteRows *,
+                            ByteRows *);
+  using PartialSparse = void (*)(FloatRows *, float, ByteRows *, ByteRows *,
+                                 ByteRows *, ByteRows *, FloatVector *,
+                                 FloatVector *, FloatRows *);
+  /// Indexed by SparseEncoding: the positions' encoding (of the values, for
+  /// partials).
+  std::array<Compress, 2> compress = {};
+  std::array<PartialSparse, 2> partialSparse = {};
   void (*partialDense)(FloatRows *, float, ByteRows *, ByteRows *,
                        FloatVector *, FloatVector *, FloatRows *) = nullptr;
   void (*merge)(FloatRows *, FloatRows *, FloatBlocks *, FloatRows *,
@@ -206,10 +210,19 @@ CompiledKernels::compile(const KernelKey &key) {
   kernels->engine = std::move(*engine);
   if (Error error = kernels->resolve(entry::kRotate, kernels->rotate))
     return std::move(error);
-  if (Error error = kernels->resolve(entry::kCompress, kernels->compress))
+  constexpr size_t indices = size_t(SparseEncoding::Indices);
+  constexpr size_t mask = size_t(SparseEncoding::Mask);
+  if (Error error =
+          kernels->resolve(entry::kCompress, kernels->compress[indices]))
     return std::move(error);
   if (Error error =
-          kernels->resolve(entry::kPartialSparse, kernels->partialSparse))
+          kernels->resolve(entry::kCompressMask, kernels->compress[mask]))
+    return std::move(error);
+  if (Error error = kernels->resolve(entry::kPartialSparse,
+                                     kernels->partialSparse[indices]))
+    return std::move(error);
+  if (Error error = kernels->resolve(entry::kPartialSparseMask,
+                                     kernels->partialSparse[mask]))
     return std::move(error);
   if (Error error =
           kernels->resolve(entry::kPartialDense, kernels->partialDense))
@@ -304,7 +317,8 @@ Error KernelSet::rotate(const float *x, int64_t rows, const float *rotation,
 }
 
 Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
-                          int32_t k, void *values, uint8_t *indices) const {
+                          int32_t k, void *values, uint8_t *positions,
+                          SparseEncoding encoding) const {
   const int64_t dim = keyValue.headDim;
   if (k < 1 || k > dim)
     return llvm::createStringError("compress: k = %d is outside [1, %lld]", k,
@@ -314,16 +328,20 @@ Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
                                    static_cast<long long>(rows));
   if (rows == 0)
     return Error::success();
-  if (!x || !rotation || !values || !indices)
+  if (encoding != SparseEncoding::Indices && encoding != SparseEncoding::Mask)
+    return llvm::createStringError("compress: unknown encoding %d",
+                                   static_cast<int>(encoding));
+  if (!x || !rotation || !values || !positions)
     return llvm::createStringError("compress: %s is null",
                                    !x          ? "x"
                                    : !rotation ? "rotation"
                                    : !values   ? "values"
-                                               : "indices");
+                                               : "positions");
   const int64_t elementSize = keyValue.storage == StorageType::F16 ? 2 : 4;
   int64_t chunk =
       std::max(kMinChunkRows, ceilDiv(rows, workerCount() * kPiecesPerWorker));
-  auto *kernel = kernels->compress;
+  const int64_t rowBytes = positionBytes(encoding, dim, k);
+  auto *kernel = kernels->compress[size_t(encoding)];
   parallelFor(ceilDiv(rows, chunk), [&](int64_t piece) {
     int64_t begin = piece * chunk;
     int64_t count = std::min(chunk, rows - begin);
@@ -331,9 +349,9 @@ Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
     auto matrix = describe<float, 2>(rotation, {dim, dim});
     auto kept = describe<uint8_t, 2>(advance(values, begin * k * elementSize),
                                      {count, k});
-    auto positions =
-        describe<uint8_t, 2>(indices + begin * k, {count, int64_t(k)});
-    kernel(&input, &matrix, k, &kept, &positions);
+    auto keptPositions =
+        describe<uint8_t, 2>(positions + begin * rowBytes, {count, rowBytes});
+    kernel(&input, &matrix, k, &kept, &keptPositions);
   });
   return Error::success();
 }
@@ -374,6 +392,9 @@ static Error validateAttention(ArrayRef<AttentionWork> work, float scale,
       if (block.tokens < 0 || block.tokens > kMaxTokens)
         return fail(where + "tokens = " + llvm::Twine(block.tokens) +
                     " is outside [0, 2^40]");
+      if (block.valueEncoding != SparseEncoding::Indices &&
+          block.valueEncoding != SparseEncoding::Mask)
+        return fail(where + "valueEncoding is unknown");
       if (block.tokens == 0)
         continue;
       if (!block.keyValues)
@@ -412,7 +433,8 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
   // busy even for a single long sequence.
   const int64_t denseTokenBytes = 2 * dim * elementSize;
   auto sparseTokenBytes = [&](const SparseBlock &block) {
-    return (block.keyK + block.valueK) * (elementSize + 1);
+    return (block.keyK + block.valueK) * elementSize + block.keyK +
+           positionBytes(block.valueEncoding, dim, block.valueK);
   };
   int64_t totalBytes = 0;
   for (const AttentionWork &item : work) {
@@ -513,11 +535,13 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
       auto valueValues = describe<uint8_t, 2>(
           advance(block->valueValues, task.begin * valueK * elementSize),
           {task.tokens, valueK});
-      auto valueIndices = describe<uint8_t, 2>(
-          block->valueIndices + task.begin * valueK, {task.tokens, valueK});
-      kernels.partialSparse(&query, scale, &keyValues, &keyIndices,
-                            &valueValues, &valueIndices, &max, &sum,
-                            &accumulator);
+      int64_t valueRowBytes = positionBytes(block->valueEncoding, dim, valueK);
+      auto valuePositions = describe<uint8_t, 2>(
+          block->valueIndices + task.begin * valueRowBytes,
+          {task.tokens, valueRowBytes});
+      kernels.partialSparse[size_t(block->valueEncoding)](
+          &query, scale, &keyValues, &keyIndices, &valueValues,
+          &valuePositions, &max, &sum, &accumulator);
     } else {
       const DenseBlock &buffer = work[task.work].buffer;
       int64_t offset = task.begin * dim * elementSize;

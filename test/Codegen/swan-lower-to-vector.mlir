@@ -284,3 +284,61 @@ func.func @winnow_256(%x: tensor<?x256xf32>, %k: index)
   %v, %i = swan.winnow %x keep %k : tensor<?x256xf32> -> tensor<?x?xf32>, tensor<?x?xi8>
   return %v, %i : tensor<?x?xf32>, tensor<?x?xi8>
 }
+
+// -----
+
+// Winnow in the mask encoding: each 16-lane chunk's kept lanes are stored
+// as two bytes of the row's mask; the values are packed as before.
+
+// CHECK-LABEL: func.func @winnow_mask
+// CHECK-DAG: %[[MASKS:.*]] = memref.alloca() {alignment = 64 : i64} : memref<4xi8>
+// CHECK: vector.compressstore %{{.*}}[%c0], %[[KEEP0:[^,]+]], %{{.*}} : memref<32xf16>, vector<16xi1>, vector<16xf16>
+// CHECK: %[[BYTES0:.*]] = vector.bitcast %[[KEEP0]] : vector<16xi1> to vector<2xi8>
+// CHECK: vector.store %[[BYTES0]], %[[MASKS]][%c0] : memref<4xi8>, vector<2xi8>
+// CHECK: vector.store %{{.*}}, %[[MASKS]][%c2] : memref<4xi8>, vector<2xi8>
+// CHECK: vector.transfer_write %{{.*}} {in_bounds = [true]} : vector<4xi8>, tensor<?x4xi8>
+// CHECK-NOT: memref<32xi8>
+func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)
+    -> (tensor<?x?xf16>, tensor<?x4xi8>) {
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x32xf32> -> tensor<?x?xf16>, tensor<?x4xi8>
+  return %v, %m : tensor<?x?xf16>, tensor<?x4xi8>
+}
+
+// -----
+
+// Values in the mask encoding: the accumulator is [G, D] scratch; for each
+// 32-dimension chunk its G rows stay in registers (loop-carried) across the
+// tile's tokens, each token's values land in place with one expanding load
+// at the offset the popcounts of its earlier chunks give, and p_g · v is one
+// FMA per query head. Keys stay winnowed by indices.
+
+// CHECK-LABEL: func.func @partial_masked_values
+// CHECK-DAG: %[[ACC:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x64xf32>
+// CHECK-DAG: %[[STARTS:.*]] = memref.alloca() {alignment = 64 : i64} : memref<8xindex>
+// CHECK: memref.store %c0, %[[STARTS]]
+// CHECK: %[[ROW0:.*]] = vector.load %[[ACC]][%c0, %c0] : memref<2x64xf32>, vector<32xf32>
+// CHECK: scf.for {{.*}} iter_args(%[[A0:[^ ]+]] = %{{[^,]+}}, %[[A1:[^ ]+]] = %{{[^)]+}}) -> (vector<32xf32>, vector<32xf32>)
+// CHECK: %[[BYTES:.*]] = vector.load %{{[^[]+}}[%{{[^,]+}}, %c0] : memref<?x8xi8, strided<[?, 1], offset: ?>>, vector<4xi8>
+// CHECK: %[[MASK:.*]] = vector.bitcast %[[BYTES]] : vector<4xi8> to vector<32xi1>
+// CHECK: %[[START:.*]] = memref.load %[[STARTS]]
+// CHECK: %[[V:.*]] = vector.expandload %{{[^[]+}}[%{{[^,]+}}, %[[START]]], %[[MASK]], %{{[^ ]+}} : memref<?x?xf16, strided<[?, 1], offset: ?>>, vector<32xi1>, vector<32xf16> into vector<32xf16>
+// CHECK: %[[WIDE:.*]] = arith.extf %[[V]] : vector<32xf16> to vector<32xf32>
+// CHECK: math.ctpop %{{.*}} : i32
+// CHECK: memref.store %{{.*}}, %[[STARTS]]
+// CHECK: vector.fma %{{[^,]+}}, %[[WIDE]], %[[A0]] : vector<32xf32>
+// CHECK: vector.fma %{{[^,]+}}, %[[WIDE]], %[[A1]] : vector<32xf32>
+// CHECK: vector.store %{{.*}}, %[[ACC]][%c0, %c0] : memref<2x64xf32>, vector<32xf32>
+// CHECK: vector.load %{{[^[]+}}[%{{[^,]+}}, %c4] : memref<?x8xi8, strided<[?, 1], offset: ?>>, vector<4xi8>
+// CHECK: vector.store %{{.*}}, %[[ACC]][%c1, %c32] : memref<2x64xf32>, vector<32xf32>
+// CHECK-NOT: vector.gather
+// CHECK-NOT: vector.scatter
+// CHECK: return
+func.func @partial_masked_values(%q: tensor<2x64xf32>, %s: f32,
+    %kv: tensor<?x?xf16>, %ki: tensor<?x?xi8>, %vv: tensor<?x?xf16>, %vm: tensor<?x8xi8>)
+    -> (tensor<2xf32>, tensor<2xf32>, tensor<2x64xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%kv : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>)
+      values(%vv : tensor<?x?xf16>, indices %vm : tensor<?x8xi8>) value_encoding = mask
+      : tensor<2x64xf32> -> tensor<2xf32>, tensor<2x64xf32>
+  return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x64xf32>
+}

@@ -624,3 +624,84 @@ func.func @f(%m: tensor<?x4xf32>, %l: tensor<?x4xf32>, %a: tensor<?x4x16xf32>, %
   %o = swan.merge_attention %m, %l, %a rotate_back %r : tensor<?x4xf32>, tensor<?x4x16xf32>, tensor<16xf32> -> tensor<4x16xf32>
   return
 }
+
+// -----
+// The mask encoding of winnowed rows.
+
+func.func @f(%x: tensor<?x128xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op result masks must have rank 2, got rank 1}}
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?xi8>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x128xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op result values must have rank 2, got rank 1}}
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x128xf32> -> tensor<?xf16>, tensor<?x16xi8>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x128xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op shapes of result values and masks disagree (3 vs 4)}}
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x128xf32> -> tensor<3x?xf16>, tensor<4x16xi8>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x128xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op result keeps 129 components, more than the head dimension 128}}
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x128xf32> -> tensor<?x129xf16>, tensor<?x16xi8>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x128xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op result masks must be i8, got 'i16'}}
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x16xi16>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x100xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op bytes per row of result masks disagree (12 vs 13)}}
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x100xf32> -> tensor<?x?xf16>, tensor<?x12xi8>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x128xf32>, %r: tensor<128x128xf32>, %k: index) {
+  // expected-error @+1 {{'swan.compress' op bytes per row of result masks disagree (32 vs 16)}}
+  %v, %m = swan.compress %x by %r keep %k encoding = mask : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x?xf16>, tensor<?x32xi8>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<4x128xf32>, %s: f32, %kv: tensor<?x?xf16>, %ki: tensor<?x?xi8>, %vv: tensor<?x128xf16>) {
+  // expected-error @+1 {{'swan.partial_attention' op dense values have no mask: value_encoding = mask needs winnowed values}}
+  %m, %l, %a = swan.partial_attention %q, scale %s keys(%kv : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>) values(%vv : tensor<?x128xf16>) value_encoding = mask : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<4x128xf32>, %s: f32, %kv: tensor<?x?xf16>, %ki: tensor<?x?xi8>, %vv: tensor<?x?xf16>, %vm: tensor<?x8xi8>) {
+  // expected-error @+1 {{'swan.partial_attention' op bytes per row of value masks disagree (8 vs 16)}}
+  %m, %l, %a = swan.partial_attention %q, scale %s keys(%kv : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>) values(%vv : tensor<?x?xf16>, indices %vm : tensor<?x8xi8>) value_encoding = mask : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x32x128xf32>, %s: f32, %rk: tensor<8x128x128xf32>, %kv: tensor<1x8x?x?xf16>, %ki: tensor<1x8x?x?xi8>, %vv: tensor<1x8x?x?xf16>, %vm: tensor<1x4x?x16xi8>, %bk: tensor<1x8x128x128xf16>, %sl: tensor<1xi32>) {
+  // expected-error @+1 {{'swan.decode_attention' op shapes of sparse value values and masks disagree (8 vs 4)}}
+  %o = swan.decode_attention %q, scale %s rotations(%rk, %rk : tensor<8x128x128xf32>) sparse_keys(%kv, %ki : tensor<1x8x?x?xf16>, tensor<1x8x?x?xi8>) sparse_values(%vv, %vm : tensor<1x8x?x?xf16>, tensor<1x4x?x16xi8>) buffer(%bk, %bk : tensor<1x8x128x128xf16>) lengths(%sl, %sl : tensor<1xi32>) group_size = 4 value_encoding = mask : tensor<1x32x128xf32> -> tensor<1x32x128xf32>
+  return
+}

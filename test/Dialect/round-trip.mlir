@@ -33,6 +33,25 @@ func.func @compress(%x: tensor<?x64xf16>, %r: tensor<64x64xf32>, %k: index)
   return %v, %i : tensor<?x?xf16>, tensor<?x?xi8>
 }
 
+// The mask encoding: occupancy bits instead of indices; `indices`, the
+// default, is not printed.
+// CHECK-LABEL: func.func @mask_encoding
+func.func @mask_encoding(%x: tensor<?x128xf32>, %r: tensor<128x128xf32>, %k: index,
+    %q: tensor<4x128xf32>, %s: f32, %ki: tensor<?x?xi8>) {
+  // CHECK: swan.winnow %{{[^ ,)]+}} keep %{{[^ ,)]+}} encoding = mask : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x16xi8>
+  %v, %m = swan.winnow %x keep %k encoding = mask : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x16xi8>
+  // CHECK: swan.winnow %{{[^ ,)]+}} keep %{{[^ ,)]+}} : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x?xi8>
+  %v2, %i2 = swan.winnow %x keep %k encoding = indices : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x?xi8>
+  // CHECK: swan.compress %{{[^ ,)]+}} by %{{[^ ,)]+}} keep %{{[^ ,)]+}} encoding = mask : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x?xf16>, tensor<?x16xi8>
+  %cv, %cm = swan.compress %x by %r keep %k encoding = mask : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x?xf16>, tensor<?x16xi8>
+  // CHECK: values(%{{[^ ,)]+}} : tensor<?x?xf16>, indices %{{[^ ,)]+}} : tensor<?x16xi8>) value_encoding = mask : tensor<4x128xf32>
+  %pm, %pl, %pa = swan.partial_attention %q, scale %s
+      keys(%v2 : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>)
+      values(%cv : tensor<?x?xf16>, indices %cm : tensor<?x16xi8>) value_encoding = mask
+      : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
+  return
+}
+
 // CHECK-LABEL: func.func @decode_attention
 // CHECK-SAME: (%[[Q:[^:]*]]: tensor<2x32x128xf32>, %[[S:[^:]*]]: f32, %[[RK:[^:]*]]: tensor<8x128x128xf32>, %[[RV:[^:]*]]: tensor<8x128x128xf32>
 func.func @decode_attention(%q: tensor<2x32x128xf32>, %s: f32,
@@ -57,6 +76,14 @@ func.func @decode_attention(%q: tensor<2x32x128xf32>, %s: f32,
       sparse_values(%vv, %vi : tensor<2x8x?x?xf16>, tensor<2x8x?x?xi8>)
       buffer(%bk, %bv : tensor<2x8x128x128xf16>) lengths(%sl, %bl : tensor<2xi32>)
       group_size = 4 rotated_output : tensor<2x32x128xf32> -> tensor<2x32x128xf32>
+  // CHECK: group_size = 4 value_encoding = mask : tensor<2x32x128xf32> -> tensor<2x32x128xf32>
+  %vm = tensor.empty() : tensor<2x8x7x16xi8>
+  %vmd = tensor.cast %vm : tensor<2x8x7x16xi8> to tensor<2x8x?x16xi8>
+  %e = swan.decode_attention %q, scale %s rotations(%rk, %rv : tensor<8x128x128xf32>)
+      sparse_keys(%kv, %ki : tensor<2x8x?x?xf16>, tensor<2x8x?x?xi8>)
+      sparse_values(%vv, %vmd : tensor<2x8x?x?xf16>, tensor<2x8x?x16xi8>)
+      buffer(%bk, %bv : tensor<2x8x128x128xf16>) lengths(%sl, %bl : tensor<2xi32>)
+      group_size = 4 value_encoding = mask : tensor<2x32x128xf32> -> tensor<2x32x128xf32>
   return %o, %r : tensor<2x32x128xf32>, tensor<2x32x128xf32>
 }
 

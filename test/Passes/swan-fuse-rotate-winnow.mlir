@@ -37,3 +37,15 @@ func.func @leaves_plain_winnow(%x: tensor<?x64xf32>, %k: index) -> (tensor<?x?xf
   %v, %i = swan.winnow %x keep %k : tensor<?x64xf32> -> tensor<?x?xf32>, tensor<?x?xi8>
   return %v, %i : tensor<?x?xf32>, tensor<?x?xi8>
 }
+
+// -----
+
+// The winnow's encoding carries over to the fused op.
+// CHECK-LABEL: func.func @keeps_mask_encoding
+// CHECK: swan.compress %{{[^ ,)]+}} by %{{[^ ,)]+}} keep %{{[^ ,)]+}} encoding = mask : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x?xf16>, tensor<?x8xi8>
+func.func @keeps_mask_encoding(%x: tensor<?x64xf32>, %r: tensor<64x64xf32>, %k: index)
+    -> (tensor<?x?xf16>, tensor<?x8xi8>) {
+  %y = swan.rotate %x by %r : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  %v, %m = swan.winnow %y keep %k encoding = mask : tensor<?x64xf32> -> tensor<?x?xf16>, tensor<?x8xi8>
+  return %v, %m : tensor<?x?xf16>, tensor<?x8xi8>
+}

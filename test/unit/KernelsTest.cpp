@@ -146,6 +146,7 @@ struct StoredBlock {
   std::vector<uint8_t> keyValues, keyIndices, valueValues, valueIndices;
   int32_t keyK = 0, valueK = 0;
   int64_t tokens = 0;
+  SparseEncoding valueEncoding = SparseEncoding::Indices;
 
   SparseBlock view() const {
     return {keyValues.data(),
@@ -154,9 +155,23 @@ struct StoredBlock {
             valueValues.data(),
             valueIndices.data(),
             valueK,
-            tokens};
+            tokens,
+            valueEncoding};
   }
 };
+
+/// The mask encoding of [tokens][k] ascending indices: [tokens][D/8] bytes,
+/// bit d % 8 of byte d / 8 set for each kept dimension d.
+std::vector<uint8_t> masksOf(const std::vector<uint8_t> &indices,
+                             int64_t tokens, int32_t k, int64_t dim) {
+  std::vector<uint8_t> masks(tokens * (dim / 8), 0);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int32_t j = 0; j < k; ++j) {
+      int64_t d = indices[t * k + j];
+      masks[t * (dim / 8) + d / 8] |= uint8_t(1u << (d % 8));
+    }
+  return masks;
+}
 
 /// One (sequence, KV head) of decode attention with its expected output.
 struct Sequence {
@@ -213,10 +228,10 @@ void winnowWithReference(const std::vector<float> &rows, int64_t tokens,
 /// A sequence whose cache is drawn in the rotated basis, winnowed by the
 /// reference and stored; the expectation is the float64 reference on the
 /// decompressed cache (scattered rows times Rᵀ).
-Sequence makeDecompressedCase(const KernelKey &key,
-                              const std::vector<BlockShape> &shapes,
-                              int64_t bufferTokens, float scale,
-                              bool rotatedOutput, std::mt19937_64 &rng) {
+Sequence makeDecompressedCase(
+    const KernelKey &key, const std::vector<BlockShape> &shapes,
+    int64_t bufferTokens, float scale, bool rotatedOutput, std::mt19937_64 &rng,
+    SparseEncoding valueEncoding = SparseEncoding::Indices) {
   const int64_t dim = key.headDim, group = key.groupSize;
   Sequence s;
   s.query = randomFloats(group * dim, rng, 2.0);
@@ -235,6 +250,11 @@ Sequence makeDecompressedCase(const KernelKey &key,
     winnowWithReference(randomFloats(shape.tokens * dim, rng), shape.tokens,
                         dim, shape.valueK, key.storage, block.valueValues,
                         block.valueIndices, rotatedValues);
+    if (valueEncoding == SparseEncoding::Mask) {
+      block.valueIndices =
+          masksOf(block.valueIndices, shape.tokens, shape.valueK, dim);
+      block.valueEncoding = SparseEncoding::Mask;
+    }
     tokens += shape.tokens;
     s.blocks.push_back(std::move(block));
   }
@@ -299,8 +319,10 @@ TEST(KernelModuleTest, BuildsEveryEntryPointWithTheCInterface) {
           << names.back();
     }
     std::vector<std::string> expected = {
-        entry::kRotate,       entry::kCompress, entry::kPartialSparse,
-        entry::kPartialDense, entry::kMerge,    entry::kMergeRotated};
+        entry::kRotate,        entry::kCompress,
+        entry::kCompressMask,  entry::kPartialSparse,
+        entry::kPartialSparseMask, entry::kPartialDense,
+        entry::kMerge,         entry::kMergeRotated};
     EXPECT_EQ(names, expected);
   }
 }
@@ -421,6 +443,62 @@ TEST_P(AttentionTest, AnyKEqualsReferenceOnDecompressedCache) {
                       std::to_string(keyK) + " kV=" + std::to_string(valueK));
     }
   }
+}
+
+/// Values in the mask encoding: the same function of the same stored values.
+TEST_P(AttentionTest, MaskEncodedValuesEqualReferenceOnDecompressedCache) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const int64_t dim = key.headDim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  const int32_t d = key.headDim;
+  const std::pair<int32_t, int32_t> ks[] = {
+      {1, 1}, {32, 32}, {5, d / 2 + 3}, {d, d}, {7, d - 1}};
+  for (int64_t length : kLengths) {
+    for (auto [keyK, valueK] : ks) {
+      int64_t sparse = std::max<int64_t>(0, length - kBuffer);
+      std::vector<BlockShape> shapes;
+      if (sparse > 0)
+        shapes.push_back({sparse, keyK, valueK});
+      for (bool rotatedOutput : {false, true}) {
+        std::vector<Sequence> batch;
+        batch.push_back(makeDecompressedCase(key, shapes, length - sparse,
+                                             scale, rotatedOutput, rng,
+                                             SparseEncoding::Mask));
+        runAndCheck(*kernels, batch, scale, rotatedOutput, 2e-5,
+                    keyName(key) + " mask L=" + std::to_string(length) +
+                        " kK=" + std::to_string(keyK) +
+                        " kV=" + std::to_string(valueK));
+      }
+    }
+  }
+}
+
+/// Blocks of both encodings, and different k, side by side in one work
+/// item, in a batch.
+TEST_P(AttentionTest, EncodingsMixInOneWorkItem) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const float scale = 0.3f;
+  std::vector<Sequence> batch;
+  for (int item = 0; item < 3; ++item) {
+    Sequence s = makeDecompressedCase(
+        key, {{300, 9, 40}, {77, 32, 3}, {1, 2, 64}, {513, 64, 17}},
+        /*bufferTokens=*/item * 50, scale, /*rotatedOutput=*/false, rng);
+    // Re-encode every other block's values as masks: same values, same
+    // expectation.
+    for (size_t b = item % 2; b < s.blocks.size(); b += 2) {
+      StoredBlock &block = s.blocks[b];
+      block.valueIndices = masksOf(block.valueIndices, block.tokens,
+                                   block.valueK, key.headDim);
+      block.valueEncoding = SparseEncoding::Mask;
+    }
+    batch.push_back(std::move(s));
+  }
+  runAndCheck(*kernels, batch, scale, /*rotatedOutput=*/false, 2e-5,
+              keyName(key) + " mixed encodings");
 }
 
 /// A work item whose sparse cache holds several blocks, each with its own
@@ -553,6 +631,36 @@ TEST_P(CompressTest, MatchesReferenceWinnowExactlyWithTies) {
               << " slot " << j;
         }
       }
+    }
+  }
+}
+
+/// The mask encoding stores the same values, and exactly the kept
+/// positions' bits; every byte of both results is written.
+TEST_P(CompressTest, MaskEncodingMatchesIndexEncoding) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const int64_t dim = key.headDim;
+  for (int64_t rows : {1, 33, 300}) {
+    for (int32_t k : {1, 9, 32, int32_t(dim) - 1, int32_t(dim)}) {
+      std::vector<float> x = randomFloats(rows * dim, rng);
+      std::vector<float> rotation = randomOrthogonal(dim, rng);
+      size_t valueBytes = rows * k * elementSize(key.storage);
+      std::vector<uint8_t> values(valueBytes, kPoisonByte);
+      std::vector<uint8_t> indices(rows * k, kPoisonByte);
+      std::vector<uint8_t> maskedValues(valueBytes, kPoisonByte);
+      std::vector<uint8_t> masks(rows * dim / 8, kPoisonByte);
+      llvm::Error error = kernels->compress(x.data(), rows, rotation.data(), k,
+                                            values.data(), indices.data());
+      ASSERT_FALSE(error) << llvm::toString(std::move(error));
+      error = kernels->compress(x.data(), rows, rotation.data(), k,
+                                maskedValues.data(), masks.data(),
+                                SparseEncoding::Mask);
+      ASSERT_FALSE(error) << llvm::toString(std::move(error));
+      EXPECT_EQ(maskedValues, values) << keyName(key) << " k=" << k;
+      EXPECT_EQ(masks, masksOf(indices, rows, k, dim))
+          << keyName(key) << " rows=" << rows << " k=" << k;
     }
   }
 }
@@ -760,6 +868,11 @@ TEST(KernelSetTest, BadAttentionArgumentsReturnErrorsAndWriteNothing) {
   expectRejected([](Work &, Blocks &b) { b[0].keyK = 65; },
                  "work[1].sparse[0].keyK");
   expectRejected([](Work &, Blocks &b) { b[0].valueK = 0; }, "valueK");
+  expectRejected(
+      [](Work &, Blocks &b) {
+        b[0].valueEncoding = static_cast<SparseEncoding>(3);
+      },
+      "work[1].sparse[0].valueEncoding is unknown");
   expectRejected([](Work &, Blocks &b) { b[0].valueK = 1000; }, "valueK");
   expectRejected([](Work &, Blocks &b) { b[0].tokens = -1; }, "tokens");
   expectRejected([](Work &, Blocks &b) { b[0].tokens = int64_t(1) << 41; },
@@ -840,7 +953,11 @@ TEST(KernelSetTest, BadCompressAndRotateArgumentsReturnErrors) {
                     "values is null");
   expectErrorNaming(kernels->compress(x.data(), 10, rotation.data(), 4,
                                       values.data(), nullptr),
-                    "indices is null");
+                    "positions is null");
+  expectErrorNaming(kernels->compress(x.data(), 10, rotation.data(), 4,
+                                      values.data(), indices.data(),
+                                      static_cast<SparseEncoding>(7)),
+                    "unknown encoding 7");
   EXPECT_TRUE(untouched());
 
   std::vector<float> out = poisonedFloats(10 * 64);

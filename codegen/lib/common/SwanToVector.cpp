@@ -156,8 +156,11 @@ void forRowBlocks(
 /// largest magnitude (the largest T with #{|x| >= T} >= k). Every entry
 /// above T is kept; of the entries equal to T, the first k - #{|x| > T} in
 /// index order are, found by a second bitwise search over positions.
+/// `keptPositions` receives the kept indices, or with the mask encoding the
+/// row's occupancy bytes (lanes is then a multiple of 8).
 void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
-               int64_t lanes, Value keptValues, Value keptIndices) {
+               int64_t lanes, Value keptValues, Value keptPositions,
+               Encoding encoding) {
   OpBuilder &b = kb.builder();
   Type i32 = b.getI32Type();
   VectorType i32Vector = kb.vectorOf(lanes, i32);
@@ -262,7 +265,7 @@ void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
   }
 
   Type valueType = cast<MemRefType>(keptValues.getType()).getElementType();
-  Type indexType = cast<MemRefType>(keptIndices.getType()).getElementType();
+  Type indexType = cast<MemRefType>(keptPositions.getType()).getElementType();
   VectorType indexVectorType = kb.vectorOf(lanes, indexType);
   Value next = kb.index(0);
   for (int64_t c = 0; c < chunks; ++c) {
@@ -274,14 +277,22 @@ void winnowRow(KernelBuilder &kb, Value row, Value k, int64_t headDim,
     kb.create<vector::CompressStoreOp>(keptValues, ValueRange{next}, kept,
                                        kb.convertFloat(values, valueType),
                                        IntegerAttr());
-    Value indices = positions[c];
-    unsigned width = indexType.getIntOrFloatBitWidth();
-    if (width < 32)
-      indices = kb.create<arith::TruncIOp>(indexVectorType, indices);
-    else if (width > 32)
-      indices = kb.create<arith::ExtUIOp>(indexVectorType, indices);
-    kb.create<vector::CompressStoreOp>(keptIndices, ValueRange{next}, kept,
-                                       indices, IntegerAttr());
+    if (encoding == Encoding::mask) {
+      // Lane d of the i1 vector is bit d of the bytes (little-endian).
+      Value bytes = kb.create<vector::BitCastOp>(
+          kb.vectorOf(lanes / 8, indexType), kept);
+      kb.create<vector::StoreOp>(bytes, keptPositions,
+                                 ValueRange{kb.index(c * lanes / 8)});
+    } else {
+      Value indices = positions[c];
+      unsigned width = indexType.getIntOrFloatBitWidth();
+      if (width < 32)
+        indices = kb.create<arith::TruncIOp>(indexVectorType, indices);
+      else if (width > 32)
+        indices = kb.create<arith::ExtUIOp>(indexVectorType, indices);
+      kb.create<vector::CompressStoreOp>(keptPositions, ValueRange{next}, kept,
+                                         indices, IntegerAttr());
+    }
     Value count = kb.sum(kb.create<arith::SelectOp>(kept, one, zero));
     next = kb.create<arith::AddIOp>(
         next, kb.create<arith::IndexCastOp>(b.getIndexType(), count));
@@ -336,14 +347,13 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
 // winnow and compress
 //===----------------------------------------------------------------------===//
 
-/// The shared kernel: `fillRow(row, scratch)` puts one f32 input row into
-/// the [D] scratch, then the row is winnowed and written out.
 /// The shared kernel: `fillRows(first, count, scratch)` puts `count` f32
 /// input rows (count static, at most `blockRows`) into the [D] scratch rows,
 /// then each row is winnowed and written out.
 LogicalResult lowerWinnowing(
     Operation *op, Value input, Value k, Value valuesResult,
-    Value indicesResult, const VectorLoweringOptions &options,
+    Value indicesResult, Encoding encoding,
+    const VectorLoweringOptions &options,
     PatternRewriter &rewriter, int64_t blockRows,
     llvm::function_ref<void(KernelBuilder &, Value first, int64_t count,
                             ArrayRef<Value> scratch, int64_t lanes)>
@@ -353,17 +363,23 @@ LogicalResult lowerWinnowing(
   FailureOr<int64_t> lanes = lanesFor(headDim, options.vectorWidth);
   if (failed(lanes))
     return rewriter.notifyMatchFailure(op, "head dimension not tiled");
+  bool masked = encoding == Encoding::mask;
+  if (masked && *lanes % 8 != 0)
+    return rewriter.notifyMatchFailure(op, "masks need chunks of 8 lanes");
   KernelBuilder kb(rewriter, op->getLoc());
   auto valuesType = cast<RankedTensorType>(valuesResult.getType());
   auto indicesType = cast<RankedTensorType>(indicesResult.getType());
   Value rows = kb.create<tensor::DimOp>(input, int64_t(0));
   Value values = emptyTensor(kb, valuesType, {rows, k});
-  Value indices = emptyTensor(kb, indicesType, {rows, k});
+  int64_t positionsPerRow = masked ? headDim / 8 : headDim;
+  Value indices = emptyTensor(
+      kb, indicesType, {rows, masked ? kb.index(positionsPerRow) : k});
   SmallVector<Value> rowScratch;
   for (int64_t r = 0; r < blockRows; ++r)
     rowScratch.push_back(kb.scratch({headDim}, rewriter.getF32Type()));
   Value keptValues = kb.scratch({headDim}, valuesType.getElementType());
-  Value keptIndices = kb.scratch({headDim}, indicesType.getElementType());
+  Value keptIndices =
+      kb.scratch({positionsPerRow}, indicesType.getElementType());
   SmallVector<Value> results;
   forRowBlocks(
       kb, rows, blockRows, {values, indices}, results,
@@ -372,17 +388,17 @@ LogicalResult lowerWinnowing(
         SmallVector<Value> written(outs.begin(), outs.end());
         for (int64_t r = 0; r < count; ++r) {
           winnowRow(kb, rowScratch[r], k, headDim, *lanes, keptValues,
-                    keptIndices);
+                    keptIndices, encoding);
           // Whole [D] rows are written with in_bounds = false: only the
-          // first k lanes land in the [n, k] results.
+          // first k lanes land in the [n, k] results (masks fit exactly).
           Value zero = kb.index(0);
           Value row = kb.create<arith::AddIOp>(first, kb.index(r));
           Value keptV = kb.create<vector::LoadOp>(
               kb.vectorOf(headDim, valuesType.getElementType()), keptValues,
               ValueRange{zero});
           Value keptI = kb.create<vector::LoadOp>(
-              kb.vectorOf(headDim, indicesType.getElementType()), keptIndices,
-              ValueRange{zero});
+              kb.vectorOf(positionsPerRow, indicesType.getElementType()),
+              keptIndices, ValueRange{zero});
           written[0] = writeToTensor(kb, keptV, written[0], {row, zero}, false);
           written[1] = writeToTensor(kb, keptI, written[1], {row, zero}, false);
         }
@@ -404,8 +420,8 @@ struct LowerWinnow : OpRewritePattern<WinnowOp> {
     KernelBuilder views(rewriter, op.getLoc());
     Value x = views.view(op.getInput());
     return lowerWinnowing(
-        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(), options,
-        rewriter, /*blockRows=*/1,
+        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
+        op.getEncoding(), options, rewriter, /*blockRows=*/1,
         [&](KernelBuilder &kb, Value r, int64_t, ArrayRef<Value> scratch,
             int64_t lanes) {
           for (int64_t c = 0; c < headDim / lanes; ++c)
@@ -431,7 +447,8 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
     Value x = views.view(op.getInput());
     Value rotation = views.view(op.getRotation());
     return lowerWinnowing(op, op.getInput(), op.getK(), op.getValues(),
-                          op.getIndices(), options, rewriter, kRotationRowBlock,
+                          op.getIndices(), op.getEncoding(), options, rewriter,
+                          kRotationRowBlock,
                           [&](KernelBuilder &kb, Value first, int64_t count,
                               ArrayRef<Value> scratch, int64_t lanes) {
                             // The rotated rows live only in L1 scratch, never
@@ -496,6 +513,7 @@ public:
       keyIndices = kb.view(op.getKeyIndices());
     if (op.getValueIndices())
       valueIndices = kb.view(op.getValueIndices());
+    maskedValues = op.getValueEncoding() == Encoding::mask;
 
     // The scaled query, [G, D] in L1: scores then need no multiply.
     Value query = kb.view(op.getQuery());
@@ -540,7 +558,7 @@ public:
           weights.push_back(kb.splat(
               kb.create<memref::LoadOp>(scores, ValueRange{kb.index(g), t}),
               lanes));
-        if (expand)
+        if (expand || maskedValues)
           accumulateExpanded(token, weights);
         else if (valueIndices)
           accumulateSparse(token, weights);
@@ -554,12 +572,9 @@ public:
 private:
   /// The D/16 dense f32 chunks of one winnowed token, built in registers
   /// and never stored: vp2intersect of each chunk's positions with the
-  /// token's indices gives the chunk's kept lanes, popcounts give where its
-  /// values start, and an expanding load (vexpandps, or vpexpandw on the
-  /// bits of 16-bit floats) puts them in place.
+  /// token's indices gives the chunk's kept lanes, then `expandChunks`.
   SmallVector<Value> expandToken(Value indices, Value valuesView, Value token) {
     OpBuilder &b = kb.builder();
-    Type i32 = b.getI32Type(), f32 = b.getF32Type();
     VectorType maskType = kb.vectorOf(16, b.getI1Type());
     Value none = kb.create<arith::ConstantOp>(
         maskType, DenseElementsAttr::get(maskType, false));
@@ -580,16 +595,44 @@ private:
           }
           return next;
         });
+    return expandChunks(valuesView, token, masks);
+  }
+
+  /// The D/lanes dense f32 chunks of a token stored in the mask encoding:
+  /// the occupancy bits are the chunks' masks as they are.
+  SmallVector<Value> maskedToken(Value maskView, Value valuesView,
+                                 Value token) {
+    OpBuilder &b = kb.builder();
+    SmallVector<Value> masks;
+    for (int64_t c = 0; c < chunks; ++c) {
+      Value bytes = kb.create<vector::LoadOp>(
+          kb.vectorOf(lanes / 8, b.getI8Type()), maskView,
+          ValueRange{token, kb.index(c * lanes / 8)});
+      masks.push_back(kb.create<vector::BitCastOp>(
+          kb.vectorOf(lanes, b.getI1Type()), bytes));
+    }
+    return expandChunks(valuesView, token, masks);
+  }
+
+  /// Places a token's kept values in dense f32 chunks given each chunk's
+  /// kept lanes: popcounts give where a chunk's values start, and an
+  /// expanding load (vexpandps, or vpexpandw on the bits of 16-bit floats)
+  /// puts them in place.
+  SmallVector<Value> expandChunks(Value valuesView, Value token,
+                                  ArrayRef<Value> masks) {
+    OpBuilder &b = kb.builder();
+    Type i32 = b.getI32Type(), f32 = b.getF32Type();
     SmallVector<Value> starts;
     Value start = kb.index(0);
     for (int64_t c = 0; c < chunks; ++c) {
       starts.push_back(start);
       Value bits = kb.create<vector::ExtractOp>(
           kb.create<vector::BitCastOp>(
-              VectorType::get({1}, b.getIntegerType(16)), masks[c]),
+              VectorType::get({1}, b.getIntegerType(lanes)), masks[c]),
           int64_t(0));
-      Value count =
-          kb.create<arith::ExtUIOp>(i32, kb.create<math::CtPopOp>(bits));
+      Value count = kb.create<math::CtPopOp>(bits);
+      if (lanes < 32)
+        count = kb.create<arith::ExtUIOp>(i32, count);
       start = kb.create<arith::AddIOp>(
           start, kb.create<arith::IndexCastOp>(b.getIndexType(), count));
     }
@@ -598,24 +641,28 @@ private:
     if (storage.isF32()) {
       for (int64_t c = 0; c < chunks; ++c)
         dense.push_back(kb.create<vector::ExpandLoadOp>(
-            kb.vectorOf(16, f32), valuesView, ValueRange{token, starts[c]},
-            masks[c], zeroVector(kb, 16, f32)));
+            kb.vectorOf(lanes, f32), valuesView, ValueRange{token, starts[c]},
+            masks[c], zeroVector(kb, lanes, f32)));
       return dense;
     }
-    // 16-bit floats, 32 lanes at a time (swan-legalize-narrow-expandload
-    // later makes this vpexpandw on their bits).
-    SmallVector<int64_t> concat(32);
+    // 16-bit floats, two chunks at a time where they pair up
+    // (swan-legalize-narrow-expandload later makes this vpexpandw on their
+    // bits).
+    int64_t pair = chunks % 2 == 0 ? 2 : 1;
+    SmallVector<int64_t> concat(pair * lanes);
     std::iota(concat.begin(), concat.end(), 0);
-    VectorType narrow = kb.vectorOf(32, storage);
-    for (int64_t c = 0; c < chunks; c += 2) {
-      Value mask = kb.create<vector::ShuffleOp>(masks[c], masks[c + 1], concat);
+    VectorType narrow = kb.vectorOf(pair * lanes, storage);
+    for (int64_t c = 0; c < chunks; c += pair) {
+      Value mask = pair == 2 ? kb.create<vector::ShuffleOp>(
+                                   masks[c], masks[c + 1], concat)
+                             : masks[c];
       Value loaded = kb.create<vector::ExpandLoadOp>(
           narrow, valuesView, ValueRange{token, starts[c]}, mask,
-          zeroVector(kb, 32, storage));
+          zeroVector(kb, pair * lanes, storage));
       Value wide = kb.convertFloat(loaded, f32);
-      for (int64_t half = 0; half < 2; ++half)
+      for (int64_t part = 0; part < pair; ++part)
         dense.push_back(kb.create<vector::ExtractStridedSliceOp>(
-            wide, ArrayRef<int64_t>{half * 16}, ArrayRef<int64_t>{16},
+            wide, ArrayRef<int64_t>{part * lanes}, ArrayRef<int64_t>{lanes},
             ArrayRef<int64_t>{1}));
     }
     return dense;
@@ -639,7 +686,9 @@ private:
 
   void accumulateExpanded(Value token, ArrayRef<Value> weights) {
     Type f32 = kb.builder().getF32Type();
-    SmallVector<Value> value = expandToken(valueIndices, values, token);
+    SmallVector<Value> value = maskedValues
+                                   ? maskedToken(valueIndices, values, token)
+                                   : expandToken(valueIndices, values, token);
     for (int64_t c = 0; c < chunks; ++c)
       for (int64_t g = 0; g < groups; ++g) {
         SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
@@ -780,7 +829,7 @@ private:
   KernelBuilder &kb;
   PartialAttentionOp op;
   int64_t lanes, tile, groups = 0, headDim = 0, chunks = 0;
-  bool expand;
+  bool expand, maskedValues = false;
   Value keys, keyIndices, values, valueIndices;
   Value scaledQuery, accumulator, scores, runningMax, runningSum;
 };
@@ -791,14 +840,21 @@ private:
 ///   s += val_j · q'[idx_j, :]        acc[idx_j, :] += val_j · p
 /// No gathers or scatters (slow on these cores), no horizontal reductions:
 /// the G scores of a token come out as one vector.
+///
+/// Values in the mask encoding go the other way: each token's values are
+/// expanded into dense chunks of the head dimension (one vpexpandw per
+/// 32 dimensions of f16), and the accumulator stays [G, D], one chunk of
+/// it in registers while the whole tile's tokens pass. The cost per token
+/// then follows D, not k.
 class WinnowedPartialAttentionKernel {
 public:
   WinnowedPartialAttentionKernel(KernelBuilder &kb, PartialAttentionOp op,
-                                 int64_t tile)
-      : kb(kb), op(op), tile(tile) {
+                                 int64_t lanes, int64_t tile)
+      : kb(kb), op(op), lanes(lanes), tile(tile) {
     RankedTensorType queryType = op.getQuery().getType();
     groups = queryType.getDimSize(0);
     headDim = queryType.getDimSize(1);
+    maskedValues = op.getValueEncoding() == Encoding::mask;
   }
 
   SmallVector<Value> build() {
@@ -809,16 +865,25 @@ public:
     valueIndices = kb.view(op.getValueIndices());
     Value query = kb.view(op.getQuery());
     queryT = kb.scratch({headDim, groups}, f32);
-    accT = kb.scratch({headDim, groups}, f32);
     weights = kb.scratch({tile * groups}, f32);
     Value zero = row(0.0);
+    if (maskedValues) {
+      accGD = kb.scratch({groups, headDim}, f32);
+      valueStarts = kb.scratch({tile}, kb.builder().getIndexType());
+      for (int64_t g = 0; g < groups; ++g)
+        kb.create<vector::StoreOp>(zeroVector(kb, headDim, f32), accGD,
+                                   ValueRange{kb.index(g), kb.index(0)});
+    } else {
+      accT = kb.scratch({headDim, groups}, f32);
+    }
     kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
       for (int64_t g = 0; g < groups; ++g) {
         Value x = kb.create<memref::LoadOp>(query, ValueRange{kb.index(g), d});
         kb.create<memref::StoreOp>(kb.mul(x, op.getScale()), queryT,
                                    ValueRange{d, kb.index(g)});
       }
-      kb.create<vector::StoreOp>(zero, accT, ValueRange{d, kb.index(0)});
+      if (!maskedValues)
+        kb.create<vector::StoreOp>(zero, accT, ValueRange{d, kb.index(0)});
     });
 
     Value tokens = kb.create<memref::DimOp>(keys, int64_t(0));
@@ -1071,25 +1136,97 @@ private:
     kb.create<vector::StoreOp>(kb.exp(kb.sub(scores, shifted)), weights,
                                ValueRange{kb.index(0)});
 
-    kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
-      Value acc =
-          kb.create<vector::LoadOp>(rowType, accT, ValueRange{d, kb.index(0)});
-      kb.create<vector::StoreOp>(kb.mul(acc, alpha), accT,
-                                 ValueRange{d, kb.index(0)});
-    });
+    if (!maskedValues)
+      kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
+        Value acc = kb.create<vector::LoadOp>(rowType, accT,
+                                              ValueRange{d, kb.index(0)});
+        kb.create<vector::StoreOp>(kb.mul(acc, alpha), accT,
+                                   ValueRange{d, kb.index(0)});
+      });
     Value sum = kb.loop(
         kb.index(0), count, kb.index(1), {kb.mul(oldSum, alpha)},
         [&](Value t, ValueRange l) {
           Value p = kb.create<vector::LoadOp>(
               rowType, weights,
               ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
-          accumulate(kb.create<arith::AddIOp>(first, t), p);
+          if (!maskedValues)
+            accumulate(kb.create<arith::AddIOp>(first, t), p);
           return SmallVector<Value>{kb.add(l[0], p)};
         })[0];
+    if (maskedValues)
+      accumulateMasked(first, count, alpha);
     return {newMax, sum};
   }
 
+  /// acc[g, :] = alpha_g · acc[g, :] + Σ_t p_t,g · v_t for the tile's
+  /// tokens, v_t expanded chunk by chunk from the mask encoding. Chunk-major:
+  /// a chunk's G accumulator rows stay in registers across the tile, and
+  /// valueStarts[t] tracks where token t's next chunk begins.
+  void accumulateMasked(Value first, Value count, Value alpha) {
+    OpBuilder &b = kb.builder();
+    Type f32 = b.getF32Type(), indexType = b.getIndexType();
+    Value valueMasks = valueIndices;
+    Type storage = cast<MemRefType>(values.getType()).getElementType();
+    // One 512-bit expanding load per chunk: 32 dimensions of f16.
+    int64_t width = lanes * 32 / storage.getIntOrFloatBitWidth();
+    if (headDim % width != 0)
+      width = lanes;
+    kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
+      kb.create<memref::StoreOp>(kb.index(0), valueStarts, ValueRange{t});
+    });
+    VectorType chunkType = kb.vectorOf(width, f32);
+    Type bitsType = b.getIntegerType(width);
+    for (int64_t c = 0; c < headDim / width; ++c) {
+      SmallVector<Value> rows;
+      for (int64_t g = 0; g < groups; ++g)
+        rows.push_back(kb.mul(
+            kb.create<vector::LoadOp>(chunkType, accGD,
+                                      ValueRange{kb.index(g),
+                                                 kb.index(c * width)}),
+            kb.splat(kb.create<vector::ExtractOp>(alpha, g), width)));
+      rows = kb.loop(
+          kb.index(0), count, kb.index(1), rows, [&](Value t, ValueRange acc) {
+            Value token = kb.create<arith::AddIOp>(first, t);
+            Value bytes = kb.create<vector::LoadOp>(
+                kb.vectorOf(width / 8, b.getI8Type()), valueMasks,
+                ValueRange{token, kb.index(c * width / 8)});
+            Value mask = kb.create<vector::BitCastOp>(
+                kb.vectorOf(width, b.getI1Type()), bytes);
+            Value start =
+                kb.create<memref::LoadOp>(valueStarts, ValueRange{t});
+            Value v = kb.convertFloat(
+                kb.create<vector::ExpandLoadOp>(
+                    kb.vectorOf(width, storage), values,
+                    ValueRange{token, start}, mask,
+                    zeroVector(kb, width, storage)),
+                f32);
+            Value kept = kb.create<math::CtPopOp>(kb.create<vector::ExtractOp>(
+                kb.create<vector::BitCastOp>(VectorType::get({1}, bitsType),
+                                             bytes),
+                int64_t(0)));
+            kb.create<memref::StoreOp>(
+                kb.create<arith::AddIOp>(
+                    start, kb.create<arith::IndexCastUIOp>(indexType, kept)),
+                valueStarts, ValueRange{t});
+            Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
+            SmallVector<Value> next;
+            for (int64_t g = 0; g < groups; ++g) {
+              Value p = kb.create<memref::LoadOp>(
+                  weights, ValueRange{kb.create<arith::AddIOp>(
+                               at, kb.index(g))});
+              next.push_back(kb.fma(kb.splat(p, width), v, acc[g]));
+            }
+            return next;
+          });
+      for (int64_t g = 0; g < groups; ++g)
+        kb.create<vector::StoreOp>(
+            rows[g], accGD, ValueRange{kb.index(g), kb.index(c * width)});
+    }
+  }
+
   SmallVector<Value> writeResults(Value max, Value sum) {
+    if (maskedValues)
+      return partialResults(kb, op, max, sum, accGD, groups, headDim);
     Type f32 = kb.builder().getF32Type();
     Value zero = kb.index(0);
     // Back to [G, D] through a small scratch.
@@ -1106,9 +1243,10 @@ private:
 
   KernelBuilder &kb;
   PartialAttentionOp op;
-  int64_t tile, groups = 0, headDim = 0;
+  int64_t lanes, tile, groups = 0, headDim = 0;
+  bool maskedValues = false;
   Value keys, keyIndices, values, valueIndices;
-  Value queryT, accT, weights;
+  Value queryT, accT, accGD, valueStarts, weights;
 };
 
 struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
@@ -1140,6 +1278,8 @@ struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
         lanesFor(queryType.getDimSize(1), options.vectorWidth);
     if (failed(lanes) || options.tileSize < 1)
       return rewriter.notifyMatchFailure(op, "head dimension not tiled");
+    if (op.getValueEncoding() == Encoding::mask && *lanes % 8 != 0)
+      return rewriter.notifyMatchFailure(op, "masks need chunks of 8 lanes");
     KernelBuilder kb(rewriter, op.getLoc());
     if (op.getKeyIndices() && op.getValueIndices() && canExpand(op, *lanes)) {
       PartialAttentionKernel kernel(kb, op, *lanes, options.tileSize,
@@ -1148,7 +1288,7 @@ struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
       return success();
     }
     if (op.getKeyIndices() && op.getValueIndices()) {
-      WinnowedPartialAttentionKernel kernel(kb, op, options.tileSize);
+      WinnowedPartialAttentionKernel kernel(kb, op, *lanes, options.tileSize);
       rewriter.replaceOp(op, kernel.build());
       return success();
     }

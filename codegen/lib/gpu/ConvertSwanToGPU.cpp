@@ -891,6 +891,10 @@ struct SwanConvertToGPUPass
       int64_t dim = staticDim(compress.getInput(), 1);
       if (ShapedType::isDynamic(dim))
         return compress.emitError("the GPU kernel needs a static head dim");
+      if (compress.getEncoding() != Encoding::indices)
+        return compress.emitError(
+            "the GPU kernels store winnowed rows as indices; the mask "
+            "encoding is CPU-only");
       emitRotateOrCompress(b, kernels, name, *sources, /*compress=*/true, dim);
       return success();
     }
@@ -898,6 +902,10 @@ struct SwanConvertToGPUPass
     int64_t dim = staticDim(decode.getQuery(), 2);
     if (ShapedType::isDynamic(dim))
       return decode.emitError("the GPU kernel needs a static head dim");
+    if (decode.getValueEncoding() != Encoding::indices)
+      return decode.emitError(
+          "the GPU kernels read winnowed values as indices; the mask "
+          "encoding is CPU-only");
     int64_t group = decode.getGroupSize();
     // The warp reductions split a warp's 32 lanes evenly among the group.
     if (!llvm::isPowerOf2_64(group) || group > abi::kWarpSize)

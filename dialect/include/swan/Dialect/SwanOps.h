@@ -9,6 +9,8 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "swan/Dialect/SwanDialect.h"
 
+#include "swan/Dialect/SwanOpsEnums.h.inc"
+
 #define GET_OP_CLASSES
 #include "swan/Dialect/SwanOps.h.inc"
 

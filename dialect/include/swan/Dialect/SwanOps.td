@@ -4,12 +4,26 @@
 #define SWAN_DIALECT_SWANOPS_TD
 
 include "swan/Dialect/SwanDialect.td"
+include "mlir/IR/EnumAttr.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Swan_FloatTensor : RankedTensorOf<[AnyFloat]>;
 def Swan_IndexTensor : RankedTensorOf<[AnySignlessInteger]>;
 def Swan_LengthTensor : RankedTensorOf<[AnySignlessInteger, Index]>;
 def Swan_F32Tensor : RankedTensorOf<[F32]>;
+
+// How the positions of a winnowed row's kept components are stored. Both
+// encodings keep the values in ascending dimension order; only the second
+// tensor differs.
+def Swan_Encoding : I32EnumAttr<"Encoding",
+    "storage of the kept positions of winnowed rows", [
+      I32EnumAttrCase<"indices", 0>,  // [n, k] positions, ascending
+      I32EnumAttrCase<"mask", 1>      // [n, ceil(D/8)] i8 occupancy bits
+    ]> {
+  let cppNamespace = "::swan";
+}
+def Swan_EncodingAttr
+    : DefaultValuedAttr<Swan_Encoding, "::swan::Encoding::indices">;
 
 //===----------------------------------------------------------------------===//
 // Building blocks: rotate, winnow and their fusion
@@ -46,16 +60,24 @@ def Swan_WinnowOp : Swan_Op<"winnow", [Pure]> {
     run-time operand with `1 ≤ k ≤ D`; the index element type must be wide
     enough to hold `D - 1` as an unsigned number.
 
+    With `encoding = mask` the second result is instead each row's
+    occupancy mask, `[n, ceil(D/8)]` of `i8`: bit `d % 8` of byte `d / 8`
+    is set when dimension `d` is kept. The values are the same in both
+    encodings.
+
     ```mlir
     %vals, %idx = swan.winnow %x keep %k
         : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x?xi8>
+    %vals2, %mask = swan.winnow %x keep %k encoding = mask
+        : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x16xi8>
     ```
   }];
-  let arguments = (ins Swan_FloatTensor:$input, Index:$k);
+  let arguments = (ins Swan_FloatTensor:$input, Index:$k,
+                       Swan_EncodingAttr:$encoding);
   let results = (outs Swan_FloatTensor:$values, Swan_IndexTensor:$indices);
   let assemblyFormat = [{
-    $input `keep` $k attr-dict `:` type($input) `->` type($values) `,`
-    type($indices)
+    $input `keep` $k (`encoding` `=` $encoding^)? attr-dict `:` type($input)
+    `->` type($values) `,` type($indices)
   }];
   let hasVerifier = 1;
   let hasCanonicalizer = 1;
@@ -67,7 +89,7 @@ def Swan_CompressOp : Swan_Op<"compress", [Pure]> {
     `swan.compress %x by %r keep %k` equals `swan.winnow` applied to
     `swan.rotate %x by %r`, without the rotated rows ever being stored: the
     operation the cache runs on every token that leaves its dense buffer.
-    `swan-fuse-rotate-winnow` produces it.
+    `swan-fuse-rotate-winnow` produces it. `encoding` is the winnow's.
 
     ```mlir
     %vals, %idx = swan.compress %x by %r keep %k
@@ -76,11 +98,12 @@ def Swan_CompressOp : Swan_Op<"compress", [Pure]> {
     ```
   }];
   let arguments = (ins Swan_FloatTensor:$input, Swan_FloatTensor:$rotation,
-                       Index:$k);
+                       Index:$k, Swan_EncodingAttr:$encoding);
   let results = (outs Swan_FloatTensor:$values, Swan_IndexTensor:$indices);
   let assemblyFormat = [{
-    $input `by` $rotation `keep` $k attr-dict `:` type($input) `,`
-    type($rotation) `->` type($values) `,` type($indices)
+    $input `by` $rotation `keep` $k (`encoding` `=` $encoding^)? attr-dict
+    `:` type($input) `,` type($rotation) `->` type($values) `,`
+    type($indices)
   }];
   let hasVerifier = 1;
 }
@@ -114,7 +137,9 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
     valid tokens of each sequence in the sparse cache and in the buffer.
     Every sequence must hold at least one token. With `rotated_output` the
     result stays in the value rotation's basis (for a model whose output
-    projection has absorbed `R_Vᵀ`).
+    projection has absorbed `R_Vᵀ`). With `value_encoding = mask` the sparse
+    value indices are occupancy masks, `[B, H, L, ceil(D/8)]` of `i8` (see
+    `swan.winnow`); keys always use indices.
 
     ```mlir
     %o = swan.decode_attention %q, scale %s
@@ -134,7 +159,7 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
       Swan_FloatTensor:$buffer_keys, Swan_FloatTensor:$buffer_values,
       Swan_LengthTensor:$sparse_lengths, Swan_LengthTensor:$buffer_lengths,
       ConfinedAttr<I64Attr, [IntPositive]>:$group_size,
-      UnitAttr:$rotated_output);
+      UnitAttr:$rotated_output, Swan_EncodingAttr:$value_encoding);
   let results = (outs Swan_FloatTensor:$result);
   let assemblyFormat = [{
     $query `,` `scale` $scale
@@ -147,6 +172,7 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
     `lengths` `(` $sparse_lengths `,` $buffer_lengths `:`
         type($sparse_lengths) `)`
     `group_size` `=` $group_size (`rotated_output` $rotated_output^)?
+    (`value_encoding` `=` $value_encoding^)?
     attr-dict `:` type($query) `->` type($result)
   }];
   let hasVerifier = 1;
@@ -159,7 +185,9 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
     The flash-decoding piece of `swan.decode_attention`: the `G` rotated
     query heads of one KV head (`query`, `[G, D]`) against a block of `n`
     tokens. Keys and values are each either dense rotated rows (`[n, D]`)
-    or winnowed rows (`[n, k]` values plus `[n, k]` indices). Returns, per
+    or winnowed rows (`[n, k]` values plus `[n, k]` indices; for winnowed
+    values, `value_encoding = mask` takes `[n, ceil(D/8)]` occupancy masks
+    instead of indices, as `swan.winnow` produces them). Returns, per
     query head, the largest score `max` (`-inf` for an empty block), the sum
     of `exp(s_i - max)` and the unnormalised accumulator
     `Σ_i exp(s_i - max) · v'_i` (`[G, D]`, still rotated).
@@ -175,7 +203,8 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
   let arguments = (ins Swan_F32Tensor:$query, F32:$scale,
       Swan_FloatTensor:$key_values, Optional<Swan_IndexTensor>:$key_indices,
       Swan_FloatTensor:$value_values,
-      Optional<Swan_IndexTensor>:$value_indices);
+      Optional<Swan_IndexTensor>:$value_indices,
+      Swan_EncodingAttr:$value_encoding);
   let results = (outs Swan_F32Tensor:$max, Swan_F32Tensor:$sum,
                       Swan_F32Tensor:$accumulator);
   let assemblyFormat = [{
@@ -184,6 +213,7 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
         (`,` `indices` $key_indices^ `:` type($key_indices))? `)`
     `values` `(` $value_values `:` type($value_values)
         (`,` `indices` $value_indices^ `:` type($value_indices))? `)`
+    (`value_encoding` `=` $value_encoding^)?
     attr-dict `:` type($query) `->` type($max) `,` type($accumulator)
   }];
   let hasVerifier = 1;

@@ -25,7 +25,9 @@ namespace swan {
 namespace entry {
 inline constexpr const char *kRotate = "rotate";
 inline constexpr const char *kCompress = "compress";
+inline constexpr const char *kCompressMask = "compress_mask";
 inline constexpr const char *kPartialSparse = "partial_sparse";
+inline constexpr const char *kPartialSparseMask = "partial_sparse_mask";
 inline constexpr const char *kPartialDense = "partial_dense";
 inline constexpr const char *kMerge = "merge";
 inline constexpr const char *kMergeRotated = "merge_rotated";

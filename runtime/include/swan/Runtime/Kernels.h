@@ -29,17 +29,29 @@ struct KernelKey {
   StorageType storage;
 };
 
+/// How a winnowed row records which components it kept (DESIGN.md §1):
+/// k uint8 indices, ascending, or a D-bit occupancy mask (bit d % 8 of byte
+/// d / 8). The values are the same, in ascending dimension order, in both.
+enum class SparseEncoding { Indices, Mask };
+
+/// Bytes per row of the positions of `k` kept components out of `headDim`.
+inline int64_t positionBytes(SparseEncoding encoding, int64_t headDim,
+                             int64_t k) {
+  return encoding == SparseEncoding::Mask ? (headDim + 7) / 8 : k;
+}
+
 /// One run of winnowed tokens of one KV head sharing one k_K and one k_V:
-/// row-major [tokens][k] values (storage type) and [tokens][k] uint8 indices,
-/// ascending per row.
+/// row-major [tokens][k] values (storage type) and their positions, keys as
+/// [tokens][k] uint8 indices, values as `valueEncoding` says.
 struct SparseBlock {
   const void *keyValues;
   const uint8_t *keyIndices;
   int32_t keyK;
   const void *valueValues;
-  const uint8_t *valueIndices;
+  const uint8_t *valueIndices; ///< [tokens][k] indices or [tokens][D/8] masks
   int32_t valueK;
   int64_t tokens;
+  SparseEncoding valueEncoding = SparseEncoding::Indices;
 };
 
 /// Dense rotated buffer tokens of one KV head: row-major [tokens][D].
@@ -75,9 +87,11 @@ public:
   const KernelKey &key() const;
   llvm::Error rotate(const float *x, int64_t rows, const float *rotation,
                      float *out) const;
-  /// values: storage type, [rows][k]; indices: [rows][k], ascending per row.
+  /// values: storage type, [rows][k]; positions: [rows][k] indices,
+  /// ascending per row, or [rows][D/8] masks.
   llvm::Error compress(const float *x, int64_t rows, const float *rotation,
-                       int32_t k, void *values, uint8_t *indices) const;
+                       int32_t k, void *values, uint8_t *positions,
+                       SparseEncoding encoding = SparseEncoding::Indices) const;
   /// Runs every work item, spread with its token blocks over all cores, and
   /// merges. Validates first (null pointers, k outside [1, D], empty work,
   /// zero tokens in a work item): on error nothing is written.
