@@ -75,11 +75,13 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
   // A C caller may store any int in an enum field; C++ may not load one
   // outside the enumerators, so read the raw bits.
   static_assert(sizeof(swan_dtype) == sizeof(int32_t) &&
-                    sizeof(swan_device) == sizeof(int32_t),
+                    sizeof(swan_device) == sizeof(int32_t) &&
+                    sizeof(swan_value_encoding) == sizeof(int32_t),
                 "C enums are int-sized");
-  int32_t dtype, device;
+  int32_t dtype, device, valueEncoding;
   std::memcpy(&dtype, &cfg->dtype, sizeof(dtype));
   std::memcpy(&device, &cfg->device, sizeof(device));
+  std::memcpy(&valueEncoding, &cfg->value_encoding, sizeof(valueEncoding));
   if (dtype != SWAN_DTYPE_F32 && dtype != SWAN_DTYPE_F16)
     return report(SWAN_ERR_INVALID_ARGUMENT,
                   "cfg->dtype = " + std::to_string(dtype) +
@@ -94,6 +96,13 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
   if ((cfg->output_rotated != 0 && cfg->output_rotated != 1))
     return report(SWAN_ERR_INVALID_ARGUMENT,
                   "cfg->output_rotated must be 0 or 1");
+  if (valueEncoding != SWAN_ENCODING_AUTO &&
+      valueEncoding != SWAN_ENCODING_INDICES &&
+      valueEncoding != SWAN_ENCODING_MASK)
+    return report(SWAN_ERR_INVALID_ARGUMENT,
+                  "cfg->value_encoding = " + std::to_string(valueEncoding) +
+                      " is none of SWAN_ENCODING_AUTO, SWAN_ENCODING_INDICES, "
+                      "SWAN_ENCODING_MASK");
   if (cfg->page_tokens < 0)
     return report(SWAN_ERR_INVALID_ARGUMENT,
                   "cfg->page_tokens = " + std::to_string(cfg->page_tokens) +
@@ -113,6 +122,11 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
   config.outputRotated = cfg->output_rotated;
   if (cfg->page_tokens > 0)
     config.pageTokens = cfg->page_tokens;
+  config.valueEncoding = valueEncoding == SWAN_ENCODING_INDICES
+                             ? ValueEncoding::Indices
+                         : valueEncoding == SWAN_ENCODING_MASK
+                             ? ValueEncoding::Mask
+                             : ValueEncoding::Auto;
 
   // The rotations are only read once the sizes are known to be valid; until
   // then Cache::create reports the bad size.

@@ -2,12 +2,15 @@
 //
 // Layout. Per sequence: one dense buffer allocation, keys [H][cap][D] then
 // values [H][cap][D] in the storage type, holding a FIFO window of the newest
-// b tokens; and a list of pages, each one allocation with one (k_K, k_V) and
-// room for P tokens of every KV head:
+// b tokens; and a list of pages, each one allocation with one (k_K, k_V),
+// one value encoding and room for P tokens of every KV head:
 //   key values [H][P][k_K], value values [H][P][k_V]   (storage type)
-//   key indices [H][P][k_K], value indices [H][P][k_V] (uint8, ascending)
+//   key indices [H][P][k_K] (uint8, ascending)
+//   value positions [H][P][k_V] indices, or [H][P][D/8] occupancy masks
 // so the tokens of one head in one page are one SparseBlock for the kernels.
-// Values come before indices to keep every section aligned for its type.
+// Values come before positions to keep every section aligned for its type.
+// The value encoding is chosen per page when it is created (see
+// CacheImpl::encodingFor) and kept for the page's life.
 //
 // Every byte of token storage comes from malloc with its exact size, and the
 // byte counts are summed from those sizes, so they are what is allocated.
@@ -134,6 +137,7 @@ struct Page {
   HostArray<char> memory;
   size_t bytes = 0; // what malloc/realloc gave
   int32_t kKey = 0, kValue = 0;
+  SparseEncoding valueEncoding = SparseEncoding::Indices;
   int64_t capacity = 0, used = 0;
 };
 
@@ -196,9 +200,33 @@ public:
     return b + std::max<int64_t>(1, (b + 7) / 8);
   }
 
-  size_t pageBytes(int64_t capacity, int32_t kKey, int32_t kValue) const {
-    return static_cast<size_t>(heads() * capacity * (kKey + kValue)) *
-           (element() + 1);
+  /// The encoding of a page created now with k_V = kValue: under Auto the
+  /// smaller one, indices when both cost the same.
+  SparseEncoding encodingFor(int32_t kValue) const {
+    switch (config.valueEncoding) {
+    case ValueEncoding::Indices:
+      return SparseEncoding::Indices;
+    case ValueEncoding::Mask:
+      return SparseEncoding::Mask;
+    case ValueEncoding::Auto:
+      break;
+    }
+    return positionBytes(SparseEncoding::Mask, dim(), kValue) <
+                   positionBytes(SparseEncoding::Indices, dim(), kValue)
+               ? SparseEncoding::Mask
+               : SparseEncoding::Indices;
+  }
+
+  /// Bytes per row of a page's value positions.
+  int64_t valuePositionBytes(SparseEncoding encoding, int32_t kValue) const {
+    return positionBytes(encoding, dim(), kValue);
+  }
+
+  size_t pageBytes(int64_t capacity, int32_t kKey, int32_t kValue,
+                   SparseEncoding encoding) const {
+    return static_cast<size_t>(heads() * capacity) *
+           ((kKey + kValue) * element() + kKey +
+            valuePositionBytes(encoding, kValue));
   }
 
   // Section addresses inside a page or the buffer.
@@ -214,10 +242,12 @@ public:
         p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
         (h * p.capacity + slot) * p.kKey);
   }
-  uint8_t *valueIndices(const Page &p, int64_t h, int64_t slot) const {
+  uint8_t *valuePositions(const Page &p, int64_t h, int64_t slot) const {
     return reinterpret_cast<uint8_t *>(
         p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
-        heads() * p.capacity * p.kKey + (h * p.capacity + slot) * p.kValue);
+        heads() * p.capacity * p.kKey +
+        (h * p.capacity + slot) *
+            valuePositionBytes(p.valueEncoding, p.kValue));
   }
   char *bufferKeys(const DenseBuffer &b, int64_t h, int64_t row) const {
     return b.memory.get() + (h * b.capacity + row) * dim() * element();
@@ -307,6 +337,11 @@ static Error checkConfig(const CacheConfig &c) {
                    " must be at least 1");
   if (c.storage != StorageType::F32 && c.storage != StorageType::F16)
     return invalid("dtype is neither SWAN_DTYPE_F32 nor SWAN_DTYPE_F16");
+  if (c.valueEncoding != ValueEncoding::Auto &&
+      c.valueEncoding != ValueEncoding::Indices &&
+      c.valueEncoding != ValueEncoding::Mask)
+    return invalid("value_encoding is none of SWAN_ENCODING_AUTO, "
+                   "SWAN_ENCODING_INDICES, SWAN_ENCODING_MASK");
   return checkK(c.kKey, c.kValue, c.headDim);
 }
 
@@ -403,7 +438,9 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
   // current k, then fresh pages.
   const Page *last = s.pages.empty() ? nullptr : &s.pages.back();
   int64_t intoLast = 0;
-  if (last && last->kKey == currentKKey && last->kValue == currentKValue)
+  const SparseEncoding valueEncoding = encodingFor(currentKValue);
+  if (last && last->kKey == currentKKey && last->kValue == currentKValue &&
+      last->valueEncoding == valueEncoding)
     intoLast = std::min(leave, last->capacity - last->used);
   const int64_t pageCap = config.pageTokens;
   const int64_t freshPages = (leave - intoLast + pageCap - 1) / pageCap;
@@ -424,7 +461,8 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
     page.capacity = pageCap;
     page.kKey = currentKKey;
     page.kValue = currentKValue;
-    page.bytes = pageBytes(pageCap, currentKKey, currentKValue);
+    page.valueEncoding = valueEncoding;
+    page.bytes = pageBytes(pageCap, currentKKey, currentKValue, valueEncoding);
     page.memory = allocateArray<char>(page.bytes);
     if (!page.memory)
       return outOfMemory(page.bytes, "a sparse page");
@@ -480,7 +518,8 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
                                           keyIndices(*page, h, slot))
                       : kernels->compress(rows, run, rotation, page->kValue,
                                           valueValues(*page, h, slot),
-                                          valueIndices(*page, h, slot));
+                                          valuePositions(*page, h, slot),
+                                          page->valueEncoding);
       if (e)
         return internal(std::move(e), "compress");
       int32_t k = isKey ? page->kKey : page->kValue;
@@ -624,11 +663,36 @@ static void keepLargest(char *values, uint8_t *indices, int32_t k, int32_t keep,
   std::memcpy(indices, kept, keep);
 }
 
+/// keepLargest on a row whose positions are a `dim`-bit occupancy mask: the
+/// stored values ascend with the dimension just as with indices, so the same
+/// selection applies; the mask is rewritten in place with only the kept bits.
+static void keepLargestMasked(char *values, uint8_t *mask, int64_t dim,
+                              int32_t k, int32_t keep, StorageType storage,
+                              char *outValues) {
+  uint8_t dims[256] = {};
+  int32_t count = 0;
+  for (int64_t d = 0; d < dim && count < k; ++d)
+    if (mask[d / 8] & (1u << (d % 8)))
+      dims[count++] = static_cast<uint8_t>(d);
+  keepLargest(values, dims, k, keep, storage, outValues);
+  const int64_t maskBytes = positionBytes(SparseEncoding::Mask, dim, keep);
+  std::memset(mask, 0, maskBytes);
+  for (int32_t i = 0; i < keep; ++i)
+    mask[dims[i] / 8] |= static_cast<uint8_t>(1u << (dims[i] % 8));
+}
+
 /// Lowers a page to (kKey, kValue) in place and gives the tail back with
 /// realloc. Every section and row moves to a lower address, in increasing
-/// order, so no row is overwritten before it is read; kept indices first go
-/// to the front of their own old row. Nothing here can fail: if realloc
-/// cannot shrink, the page keeps its old (still valid, still counted) block.
+/// order, so no row is overwritten before it is read; kept positions first
+/// go to their own old row (indices to its front). Nothing here can fail:
+/// if realloc cannot shrink, the page keeps its old (still valid, still
+/// counted) block.
+///
+/// A mask page stays a mask page even when the new k_V is at most D/8, where
+/// indices would be smaller: its mask rows are rewritten within themselves,
+/// with no re-encoding pass and nothing that can fail, and the price is
+/// bounded by D/8 bytes per value row. Pages created afterwards get the
+/// encoding that suits the new k_V.
 void CacheImpl::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
   const int32_t newKKey = std::min(page.kKey, kKey);
   const int32_t newKValue = std::min(page.kValue, kValue);
@@ -645,34 +709,44 @@ void CacheImpl::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
   // 1. key values to their new rows; kept key indices to the front of the
   // old index rows.
   char *oldKeyIdx = base + hCount * cap * (page.kKey + page.kValue) * e;
-  char *oldValueIdx = oldKeyIdx + hCount * cap * page.kKey;
+  char *oldValuePos = oldKeyIdx + hCount * cap * page.kKey;
+  const bool masked = page.valueEncoding == SparseEncoding::Mask;
+  const int64_t oldValueRow =
+      valuePositionBytes(page.valueEncoding, page.kValue);
+  const int64_t newValueRow = valuePositionBytes(page.valueEncoding, newKValue);
   rows([&](int64_t r) {
     keepLargest(base + r * page.kKey * e,
                 reinterpret_cast<uint8_t *>(oldKeyIdx + r * page.kKey),
                 page.kKey, newKKey, config.storage, base + r * newKKey * e);
   });
-  // 2. value values likewise.
+  // 2. value values likewise; a mask row keeps only its kept bits.
   char *oldValues = base + hCount * cap * page.kKey * e;
   char *newValues = base + hCount * cap * newKKey * e;
   rows([&](int64_t r) {
-    keepLargest(oldValues + r * page.kValue * e,
-                reinterpret_cast<uint8_t *>(oldValueIdx + r * page.kValue),
-                page.kValue, newKValue, config.storage,
-                newValues + r * newKValue * e);
+    auto *positions =
+        reinterpret_cast<uint8_t *>(oldValuePos + r * oldValueRow);
+    if (masked)
+      keepLargestMasked(oldValues + r * page.kValue * e, positions, dim(),
+                        page.kValue, newKValue, config.storage,
+                        newValues + r * newKValue * e);
+    else
+      keepLargest(oldValues + r * page.kValue * e, positions, page.kValue,
+                  newKValue, config.storage, newValues + r * newKValue * e);
   });
   // 3, 4. the index sections.
   char *newKeyIdx = base + hCount * cap * (newKKey + newKValue) * e;
   rows([&](int64_t r) {
     std::memmove(newKeyIdx + r * newKKey, oldKeyIdx + r * page.kKey, newKKey);
   });
-  char *newValueIdx = newKeyIdx + hCount * cap * newKKey;
+  // Mask rows keep their size, so only the section moves.
+  char *newValuePos = newKeyIdx + hCount * cap * newKKey;
   rows([&](int64_t r) {
-    std::memmove(newValueIdx + r * newKValue, oldValueIdx + r * page.kValue,
-                 newKValue);
+    std::memmove(newValuePos + r * newValueRow, oldValuePos + r * oldValueRow,
+                 newValueRow);
   });
   page.kKey = newKKey;
   page.kValue = newKValue;
-  size_t newBytes = pageBytes(cap, newKKey, newKValue);
+  size_t newBytes = pageBytes(cap, newKKey, newKValue, page.valueEncoding);
   if (void *smaller = std::realloc(page.memory.get(), newBytes)) {
     (void)page.memory.release();
     page.memory.reset(static_cast<char *>(smaller));
@@ -769,8 +843,8 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
       size_t first = sparse.size();
       for (const Page &p : s.pages)
         sparse.push_back({keyValues(p, h, 0), keyIndices(p, h, 0), p.kKey,
-                          valueValues(p, h, 0), valueIndices(p, h, 0),
-                          p.kValue, p.used});
+                          valueValues(p, h, 0), valuePositions(p, h, 0),
+                          p.kValue, p.used, p.valueEncoding});
       AttentionWork w;
       w.query = q + (i * hCount + h) * g * d;
       w.keyRotation = keyRotation(h);
@@ -832,6 +906,10 @@ Expected<SequenceStats> Cache::stats(int32_t seq) const {
   stats.bufferTokens = s.buffer.count;
   stats.sparseTokens = s.sparseTokens;
   stats.pages = s.pages.size();
+  stats.maskPages = std::count_if(
+      s.pages.begin(), s.pages.end(), [](const Page &page) {
+        return page.valueEncoding == SparseEncoding::Mask;
+      });
   stats.bytes = s.bytes();
   stats.breakEvenTokens = breakEvenTokens();
   stats.belowBreakEven =
@@ -866,9 +944,16 @@ Expected<DecompressedSequence> Cache::decompress(int32_t seq) const {
         for (int32_t j = 0; j < p.kKey; ++j)
           key[ki[j]] = loadElement(kv, j, st);
         const char *vv = c.valueValues(p, h, t);
-        const uint8_t *vi = c.valueIndices(p, h, t);
-        for (int32_t j = 0; j < p.kValue; ++j)
-          value[vi[j]] = loadElement(vv, j, st);
+        const uint8_t *vp = c.valuePositions(p, h, t);
+        if (p.valueEncoding == SparseEncoding::Mask) {
+          // The k values in ascending dimension order, one per set bit.
+          for (int64_t i = 0, j = 0; i < d && j < p.kValue; ++i)
+            if (vp[i / 8] & (1u << (i % 8)))
+              value[i] = loadElement(vv, j++, st);
+        } else {
+          for (int32_t j = 0; j < p.kValue; ++j)
+            value[vp[j]] = loadElement(vv, j, st);
+        }
       }
     }
   }

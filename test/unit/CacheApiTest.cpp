@@ -225,9 +225,12 @@ TEST_F(CacheApiTest, KErrors) {
   size_t before = swan_cache_bytes(cache);
   ASSERT_EQ(swan_cache_append(cache, 7, kBuffer, keys.data(), values.data()),
             SWAN_OK);
-  // Sequence 7 goes from 2 to 6 tokens: 2 leave the buffer into a new page.
+  // Sequence 7 goes from 2 to 6 tokens: 2 leave the buffer into a new page,
+  // which stores its values as masks (the default, AUTO, at k_value = 12 >
+  // D/8 = 4): per row 8 fp16 + 8 indices for the key, 12 fp16 + 4 mask
+  // bytes for the value.
   EXPECT_EQ(swan_cache_bytes(cache) - before,
-            size_t(kHeads) * 3 * (8 + 12) * 3);
+            size_t(kHeads) * 3 * (8 * 3 + 12 * 2 + kDim / 8));
 }
 
 TEST_F(CacheApiTest, AttentionErrors) {
@@ -395,6 +398,10 @@ TEST(CacheApiCreateTest, CreateErrors) {
               "output_rotated", rk, rv);
   expectFails(with([](C &c) { c.page_tokens = -1; }), bad, "page_tokens", rk,
               rv);
+  expectFails(with([](C &c) { c.value_encoding = (swan_value_encoding)3; }),
+              bad, "cfg->value_encoding", rk, rv);
+  expectFails(with([](C &c) { c.value_encoding = (swan_value_encoding)-1; }),
+              bad, "cfg->value_encoding = -1", rk, rv);
   expectFails(baseConfig(), bad, "rot_k", nullptr, rv);
   expectFails(baseConfig(), bad, "rot_v", rk, nullptr);
   expectFails(with([](C &c) { c.device = SWAN_DEVICE_CUDA; }),
@@ -414,6 +421,102 @@ TEST(CacheApiCreateTest, CreateErrors) {
   EXPECT_EQ(swan_cache_create(nullptr, rk, rv, &out), bad);
   EXPECT_TRUE(mentions("cfg"));
   EXPECT_EQ(out, sentinel);
+}
+
+/// value_encoding: INDICES and MASK give the bytes of DESIGN.md §1 per
+/// value row (k_value and 2·k_value + D/8 beyond the values themselves),
+/// AUTO the smaller at each page's k_value, and all three the same stored
+/// values, so the same attention up to f32 rounding.
+TEST(CacheApiCreateTest, ValueEncodingSetsThePageLayout) {
+  std::mt19937_64 rng(0x5eedec0d);
+  auto rotK = randomOrthogonal(kHeads, kDim, rng);
+  auto rotV = randomOrthogonal(kHeads, kDim, rng);
+  auto keys = randomFloats(20 * kHeads * kDim, rng);
+  auto values = randomFloats(20 * kHeads * kDim, rng);
+  auto query = randomFloats(kHeads * kGroup * kDim, rng);
+  // Sizes after appending 7 tokens (3 leave the buffer into one page of 3)
+  // at k_value = 12, then 3 more at k_value = 3 (a second page).
+  const size_t buffer = 2 * kHeads * (kBuffer + 1) * kDim * 2;
+  const size_t keyRows = kHeads * 3 * 8 * 3; // k_key = 8, fp16 + index
+  auto page = [](int32_t kValue, bool mask) {
+    return size_t(kHeads) * 3 * (kValue * 2 + (mask ? kDim / 8 : kValue));
+  };
+  struct Case {
+    swan_value_encoding encoding;
+    bool firstMask, secondMask;
+  } cases[] = {{SWAN_ENCODING_INDICES, false, false},
+               {SWAN_ENCODING_MASK, true, true},
+               {SWAN_ENCODING_AUTO, true, false}};
+  std::vector<float> first;
+  for (const Case &k : cases) {
+    swan_cache_config cfg = baseConfig();
+    cfg.value_encoding = k.encoding;
+    swan_cache *cache = nullptr;
+    ASSERT_EQ(swan_cache_create(&cfg, rotK.data(), rotV.data(), &cache),
+              SWAN_OK)
+        << swan_last_error();
+    ASSERT_EQ(swan_cache_append(cache, 0, 7, keys.data(), values.data()),
+              SWAN_OK);
+    EXPECT_EQ(swan_cache_bytes(cache),
+              buffer + keyRows + page(12, k.firstMask))
+        << "encoding " << k.encoding;
+    ASSERT_EQ(swan_cache_set_k(cache, 8, 3), SWAN_OK);
+    ASSERT_EQ(swan_cache_append(cache, 0, 3, keys.data(), values.data()),
+              SWAN_OK);
+    EXPECT_EQ(swan_cache_bytes(cache), buffer + 2 * keyRows +
+                                           page(12, k.firstMask) +
+                                           page(3, k.secondMask))
+        << "encoding " << k.encoding;
+    std::vector<float> out(query.size(), NAN);
+    int32_t seq = 0;
+    ASSERT_EQ(swan_cache_attention(cache, 1, &seq, query.data(), 0.3f,
+                                   out.data()),
+              SWAN_OK);
+    if (first.empty())
+      first = out;
+    for (size_t i = 0; i < out.size(); ++i)
+      ASSERT_NEAR(out[i], first[i], 1e-5 * (1 + std::fabs(first[i])))
+          << "encoding " << k.encoding << " element " << i;
+    swan_cache_destroy(cache);
+  }
+}
+
+/// A caller built against the header before value_encoding existed, or one
+/// that zero-fills and sets only what it knows, gets the defaults: 256-token
+/// pages and AUTO.
+TEST(CacheApiCreateTest, AllZeroConfigTailSelectsTheDefaults) {
+  std::mt19937_64 rng(0x5eed7a11);
+  const int32_t d = 64, h = 1;
+  auto rot = randomOrthogonal(h, d, rng);
+  swan_cache_config cfg;
+  std::memset(&cfg, 0, sizeof(cfg));
+  cfg.head_dim = d;
+  cfg.num_kv_heads = h;
+  cfg.group_size = 1;
+  cfg.buffer_tokens = 1;
+  cfg.max_sequences = 1;
+  cfg.k_key = 4;
+  cfg.k_value = 9; // > D/8 = 8: AUTO stores masks
+  cfg.dtype = SWAN_DTYPE_F16;
+  swan_cache *cache = nullptr;
+  ASSERT_EQ(swan_cache_create(&cfg, rot.data(), rot.data(), &cache), SWAN_OK)
+      << swan_last_error();
+  auto keys = randomFloats(2 * h * d, rng);
+  auto values = randomFloats(2 * h * d, rng);
+  ASSERT_EQ(swan_cache_append(cache, 0, 2, keys.data(), values.data()),
+            SWAN_OK);
+  // Buffer: keys and values, 1 + 1 spare rows of 64 fp16. Page: 256 tokens,
+  // keys 4·2 + 4 bytes, values 9·2 + 8.
+  EXPECT_EQ(swan_cache_bytes(cache),
+            size_t(2 * 2 * d * 2) + 256 * (4 * 3 + 9 * 2 + 8));
+  std::vector<float> out(d, NAN);
+  int32_t seq = 0;
+  EXPECT_EQ(swan_cache_attention(cache, 1, &seq, keys.data(), 0.1f,
+                                 out.data()),
+            SWAN_OK);
+  for (float x : out)
+    EXPECT_TRUE(std::isfinite(x));
+  swan_cache_destroy(cache);
 }
 
 TEST(CacheApiCreateTest, LastErrorIsPerThreadAndNeverNull) {

@@ -70,6 +70,7 @@ struct SequenceModel {
   struct PageModel {
     int32_t kKey, kValue;
     int64_t used;
+    bool mask; // values stored as D-bit masks rather than indices
   };
   std::vector<PageModel> pages;
   std::vector<int32_t> keyK, valueK; // per winnowed token
@@ -113,12 +114,28 @@ public:
     for (int64_t t = before; t < after; ++t) {
       if (m.pages.empty() || m.pages.back().kKey != kKey ||
           m.pages.back().kValue != kValue ||
+          m.pages.back().mask != masksValues(kValue) ||
           m.pages.back().used == config.pageTokens)
-        m.pages.push_back({kKey, kValue, 0});
+        m.pages.push_back({kKey, kValue, 0, masksValues(kValue)});
       ++m.pages.back().used;
       m.keyK.push_back(kKey);
       m.valueK.push_back(kValue);
     }
+  }
+
+  /// Whether a page created now with this k_V stores masks: under Auto when
+  /// a mask row (D/8 bytes, D being a multiple of 16) is smaller than k_V
+  /// index bytes.
+  bool masksValues(int32_t pageKValue) const {
+    switch (config.valueEncoding) {
+    case ValueEncoding::Indices:
+      return false;
+    case ValueEncoding::Mask:
+      return true;
+    case ValueEncoding::Auto:
+      break;
+    }
+    return config.headDim / 8 < pageKValue;
   }
 
   void setK(int32_t newKKey, int32_t newKValue) {
@@ -183,9 +200,11 @@ public:
       int64_t capacity = b + std::max<int64_t>(1, (b + 7) / 8);
       bytes += 2 * rowFloats() * capacity * element();
     }
+    // Per row: both value arrays, key indices, and value indices or a mask.
     for (auto &p : m.pages)
       bytes += size_t(config.numKvHeads) * config.pageTokens *
-               (p.kKey + p.kValue) * (element() + 1);
+               ((p.kKey + p.kValue) * element() + p.kKey +
+                (p.mask ? config.headDim / 8 : p.kValue));
     return bytes;
   }
 
@@ -210,6 +229,10 @@ public:
       EXPECT_EQ(stats->bufferTokens, buffered);
       EXPECT_EQ(stats->sparseTokens, m.tokens - buffered);
       EXPECT_EQ(stats->pages, int64_t(m.pages.size()));
+      EXPECT_EQ(stats->maskPages,
+                std::count_if(m.pages.begin(), m.pages.end(),
+                              [](const auto &p) { return p.mask; }))
+          << "seq " << seq;
       EXPECT_EQ(stats->bytes, expectedBytes(m)) << "seq " << seq;
       EXPECT_EQ(stats->breakEvenTokens, expectedBreakEven());
       EXPECT_EQ(stats->belowBreakEven, m.tokens < expectedBreakEven())
@@ -365,11 +388,50 @@ CacheConfig configFor(const Shape &s) {
 /// type, so the bound does not depend on it.
 constexpr double kDecompressedTolerance = 1e-4;
 
-class CacheShapeTest : public ::testing::TestWithParam<Shape> {};
+const char *encodingName(ValueEncoding encoding) {
+  switch (encoding) {
+  case ValueEncoding::Auto:
+    return "auto";
+  case ValueEncoding::Indices:
+    return "indices";
+  case ValueEncoding::Mask:
+    return "mask";
+  }
+  return "unknown";
+}
+
+} // namespace
+
+namespace swan {
+/// GoogleTest prints parameters through PrintTo, found in the type's
+/// namespace.
+void PrintTo(ValueEncoding encoding, std::ostream *os) {
+  *os << encodingName(encoding);
+}
+} // namespace swan
+
+namespace {
+
+/// Every shape with each value encoding: Auto gives these shapes mask pages
+/// at their starting k_V and index pages once k_V falls to D/8 or below.
+class CacheShapeTest
+    : public ::testing::TestWithParam<std::tuple<Shape, ValueEncoding>> {
+protected:
+  const Shape &shape() const { return std::get<0>(GetParam()); }
+  CacheConfig configFor(const Shape &s) const {
+    CacheConfig c = ::configFor(s);
+    c.valueEncoding = std::get<1>(GetParam());
+    return c;
+  }
+  /// Fresh inputs for each encoding.
+  uint64_t seed(uint64_t base) const {
+    return base + shape().d + 1000 * int(std::get<1>(GetParam()));
+  }
+};
 
 TEST_P(CacheShapeTest, DecodeMatchesReferenceOnDecompressedCache) {
-  const Shape &s = GetParam();
-  CacheHarness t(configFor(s), 0x5eed0001 + s.d);
+  const Shape &s = shape();
+  CacheHarness t(configFor(s), seed(0x5eed0001));
   ASSERT_TRUE(t.cache);
   // Prefill lengths around the buffer and page boundaries; ids need not be
   // dense; sequence 5 starts empty.
@@ -401,9 +463,9 @@ TEST_P(CacheShapeTest, DecodeMatchesReferenceOnDecompressedCache) {
 }
 
 TEST_P(CacheShapeTest, FullKMatchesDenseAttentionOnOriginals) {
-  Shape s = GetParam();
+  Shape s = shape();
   s.kKey = s.kValue = s.d;
-  CacheHarness t(configFor(s), 0x5eed0002 + s.d);
+  CacheHarness t(configFor(s), seed(0x5eed0002));
   ASSERT_TRUE(t.cache);
   t.append(1, 2 * s.b + s.pageTokens + 3);
   t.append(4, 1);
@@ -420,8 +482,8 @@ TEST_P(CacheShapeTest, FullKMatchesDenseAttentionOnOriginals) {
 }
 
 TEST_P(CacheShapeTest, RuntimeKAndRewinnowKeepMatching) {
-  const Shape &s = GetParam();
-  CacheHarness t(configFor(s), 0x5eed0003 + s.d);
+  const Shape &s = shape();
+  CacheHarness t(configFor(s), seed(0x5eed0003));
   ASSERT_TRUE(t.cache);
   int64_t compiled = KernelSet::compileCount();
   const int32_t d = s.d;
@@ -471,8 +533,8 @@ TEST_P(CacheShapeTest, RuntimeKAndRewinnowKeepMatching) {
 }
 
 TEST_P(CacheShapeTest, ReleaseReturnsMemoryAndFreesTheId) {
-  const Shape &s = GetParam();
-  CacheHarness t(configFor(s), 0x5eed0004 + s.d);
+  const Shape &s = shape();
+  CacheHarness t(configFor(s), seed(0x5eed0004));
   ASSERT_TRUE(t.cache);
   t.append(9, 2 * s.b + s.pageTokens);
   t.append(2, s.b + 1);
@@ -489,10 +551,168 @@ TEST_P(CacheShapeTest, ReleaseReturnsMemoryAndFreesTheId) {
   EXPECT_EQ(t.cache->bytes(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CacheShapeTest, ::testing::ValuesIn(kShapes),
-                         [](const auto &info) {
-                           return std::string(info.param.name);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CacheShapeTest,
+    ::testing::Combine(::testing::ValuesIn(kShapes),
+                       ::testing::Values(ValueEncoding::Auto,
+                                         ValueEncoding::Indices,
+                                         ValueEncoding::Mask)),
+    [](const auto &info) {
+      return std::string(std::get<0>(info.param).name) + "_" +
+             encodingName(std::get<1>(info.param));
+    });
+
+/// Auto chooses each page's encoding when the page is created, from its k_V:
+/// masks above D/8, indices at or below it. set_k across the threshold
+/// leaves pages of both kinds in one sequence, which must decode and attend
+/// as the reference says.
+TEST(CacheTest, AutoEncodingIsChosenPerPageAcrossTheThreshold) {
+  CacheConfig c;
+  c.headDim = 64; // D/8 = 8
+  c.numKvHeads = 2;
+  c.groupSize = 3;
+  c.bufferTokens = 3;
+  c.pageTokens = 4;
+  c.kKey = 5;
+  c.kValue = 9;
+  c.storage = StorageType::F16;
+  c.maxSequences = 2;
+  ASSERT_EQ(c.valueEncoding, ValueEncoding::Auto) << "Auto is the default";
+  CacheHarness t(c, 0x5eed0a70);
+  ASSERT_TRUE(t.cache);
+  using Counts = std::pair<int64_t, int64_t>; // pages, mask pages
+  auto pages = [&](int32_t seq) {
+    auto stats = t.cache->stats(seq);
+    EXPECT_TRUE(bool(stats));
+    return stats ? Counts(stats->pages, stats->maskPages) : Counts(-1, -1);
+  };
+  t.append(0, 3 + 4); // fills one page at k_V = 9
+  EXPECT_EQ(pages(0), Counts(1, 1));
+  t.setK(5, 8); // a mask row would cost as much as 8 indices
+  t.append(0, 4);
+  EXPECT_EQ(pages(0), Counts(2, 1));
+  t.setK(7, 64);
+  t.append(0, 2);
+  t.setK(7, 1);
+  t.append(0, 3);
+  EXPECT_EQ(pages(0), Counts(4, 2));
+  t.setK(3, 17);
+  t.append(1, 3 + 9); // prefill: three fresh mask pages at once
+  EXPECT_EQ(pages(1), Counts(3, 3));
+  t.checkState();
+  EXPECT_LE(t.checkAttention({0, 1, 0}), kDecompressedTolerance);
+}
+
+/// A mask page holds 2·k_V + D/8 bytes per value row (DESIGN.md §1: 80
+/// instead of 96 at D = 128, k = 32) and keeps its D/8 mask bytes when it is
+/// rewinnowed; the figures are worked out by hand.
+TEST(CacheTest, MaskPageBytesAreExact) {
+  for (ValueEncoding encoding : {ValueEncoding::Mask, ValueEncoding::Indices}) {
+    const bool mask = encoding == ValueEncoding::Mask;
+    CacheConfig c;
+    c.headDim = 128;
+    c.numKvHeads = 2;
+    c.groupSize = 1;
+    c.bufferTokens = 2;
+    c.pageTokens = 8;
+    c.kKey = c.kValue = 32;
+    c.storage = StorageType::F16;
+    c.maxSequences = 1;
+    c.valueEncoding = encoding;
+    CacheHarness t(c, 0x5eed0b17 + mask);
+    ASSERT_TRUE(t.cache);
+    // The buffer: keys and values, 2 heads, 2 + 1 spare rows of 128 fp16.
+    const size_t buffer = 2 * 2 * 3 * 128 * 2;
+    t.append(0, 2);
+    EXPECT_EQ(t.cache->bytes(), buffer);
+    // One page, 2 heads · 8 tokens: keys 64 + 32 bytes, values 64 + 16 (a
+    // mask) or 64 + 32 (indices).
+    t.append(0, 1);
+    EXPECT_EQ(t.cache->bytes(), buffer + 2 * 8 * (96 + (mask ? 80 : 96)))
+        << encodingName(encoding);
+    // k_V = 4: keys 64 + 32, values 8 + 16 (the mask keeps its size) or
+    // 8 + 4.
+    t.rewinnow(32, 4);
+    EXPECT_EQ(t.cache->bytes(), buffer + 2 * 8 * (96 + (mask ? 24 : 12)))
+        << encodingName(encoding);
+    EXPECT_EQ(t.cache->stats(0)->maskPages, mask ? 1 : 0);
+    t.checkState();
+  }
+}
+
+/// Rewinnowing a mask page keeps the k' largest of the stored components,
+/// ties to the lower dimension, exactly as the reference winnows the stored
+/// row; the page stays a mask page, and under Auto tokens winnowed
+/// afterwards at k' <= D/8 go to a new index page. Values arrive rotated
+/// and are drawn from four magnitudes, so nearly every row is full of ties.
+TEST(CacheTest, RewinnowedMaskPagesKeepTheReferenceTopK) {
+  const int32_t d = 32, h = 2, tokens = 13, b = 2;
+  std::mt19937_64 rng(0x5eed0c0e);
+  auto rotK = randomOrthogonal(h, d, rng);
+  std::vector<float> rotV(h * d * d, 0.0f);
+  for (int32_t head = 0; head < h; ++head)
+    for (int32_t i = 0; i < d; ++i)
+      rotV[(head * d + i) * d + i] = 1.0f;
+  for (StorageType storage : {StorageType::F32, StorageType::F16}) {
+    CacheConfig c;
+    c.headDim = d;
+    c.numKvHeads = h;
+    c.groupSize = 2;
+    c.bufferTokens = b;
+    c.pageTokens = 5;
+    c.kKey = 6;
+    c.kValue = 20;
+    c.storage = storage;
+    c.maxSequences = 1;
+    c.valuesPrerotated = true;
+    auto cache = Cache::create(c, rotK, rotV);
+    ASSERT_TRUE(bool(cache)) << llvm::toString(cache.takeError());
+    auto keys = randomFloats(tokens * h * d, rng);
+    std::vector<float> values(tokens * h * d);
+    const float magnitudes[] = {0.5f, 1.0f, 1.5f, 2.0f};
+    for (float &v : values)
+      v = magnitudes[rng() % 4] * (rng() % 2 ? 1.0f : -1.0f);
+    ASSERT_FALSE(bool(cache->append(0, tokens, keys.data(), values.data())));
+    auto before = cache->decompress(0);
+    ASSERT_TRUE(bool(before));
+    const int64_t sparse = tokens - b;
+    // What was stored is the reference top 20 of the exact input.
+    for (int64_t row = 0; row < sparse * h; ++row) {
+      auto want = reference::scatter(
+          reference::winnow(toDouble(values.data() + row * d, d).data(), d,
+                            20),
+          d);
+      for (int32_t i = 0; i < d; ++i)
+        ASSERT_EQ(before->values[row * d + i], float(want[i]))
+            << "row " << row << " component " << i;
+    }
+    for (int32_t kValue : {11, 3, 1}) {
+      ASSERT_FALSE(bool(cache->rewinnow(6, kValue)));
+      auto after = cache->decompress(0);
+      ASSERT_TRUE(bool(after));
+      for (int64_t row = 0; row < tokens * h; ++row) {
+        std::vector<double> want(before->values.begin() + row * d,
+                                 before->values.begin() + (row + 1) * d);
+        if (row < sparse * h)
+          want = reference::scatter(reference::winnow(want.data(), d, kValue),
+                                    d);
+        for (int32_t i = 0; i < d; ++i)
+          ASSERT_EQ(after->values[row * d + i], float(want[i]))
+              << "k_V " << kValue << " row " << row << " component " << i;
+      }
+      auto stats = cache->stats(0);
+      ASSERT_TRUE(bool(stats));
+      EXPECT_EQ(stats->maskPages, stats->pages) << "k_V " << kValue;
+      before = std::move(after);
+    }
+    // k_V = 1 <= D/8: the next page stores indices.
+    ASSERT_FALSE(bool(cache->append(0, 5, keys.data(), values.data())));
+    auto stats = cache->stats(0);
+    ASSERT_TRUE(bool(stats));
+    EXPECT_EQ(stats->pages, 4);
+    EXPECT_EQ(stats->maskPages, 3);
+  }
+}
 
 TEST(CacheTest, OutputRotatedAndPrerotatedValues) {
   for (bool prerotated : {false, true}) {
@@ -649,7 +869,9 @@ TEST(CacheTest, RewinnowReturnsMemory) {
   t.rewinnow(16, 16);
   struct mallinfo2 after = mallinfo2();
   size_t cacheFreed = cacheBefore - t.cache->bytes();
-  EXPECT_EQ(cacheFreed, size_t(8) * 512 * (192 - 32) * 3);
+  // k_V = 96 > D/8 made these mask pages: per token, both value arrays drop
+  // 80 fp16 components and the key indices 80 bytes; the masks keep theirs.
+  EXPECT_EQ(cacheFreed, size_t(8) * 512 * ((192 - 32) * 2 + (96 - 16)));
   size_t heldBefore = before.uordblks + before.hblkhd;
   size_t heldAfter = after.uordblks + after.hblkhd;
   ASSERT_GT(heldBefore, heldAfter);

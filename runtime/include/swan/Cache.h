@@ -50,6 +50,12 @@ private:
 
 enum class Device { CPU, CUDA };
 
+/// How pages record which components their winnowed values kept (DESIGN.md
+/// §1; keys always use indices). Auto chooses per page, when the page is
+/// created, whichever is smaller at that page's k_V: the D-bit mask when
+/// D/8 < k_V, k indices otherwise.
+enum class ValueEncoding { Auto, Indices, Mask };
+
 struct CacheConfig {
   int32_t headDim = 128;
   int32_t numKvHeads = 8;
@@ -63,6 +69,7 @@ struct CacheConfig {
   bool valuesPrerotated = false;
   bool outputRotated = false;
   int32_t pageTokens = 256; ///< Tokens per sparse page.
+  ValueEncoding valueEncoding = ValueEncoding::Auto;
 };
 
 /// Where a sequence's tokens are and what they cost.
@@ -70,6 +77,7 @@ struct SequenceStats {
   int64_t bufferTokens = 0;
   int64_t sparseTokens = 0;
   int64_t pages = 0;
+  int64_t maskPages = 0; ///< Pages whose values are stored as masks.
   size_t bytes = 0; ///< Buffer and pages, exactly as allocated.
   /// Cache::breakEvenTokens() when the stats were taken.
   int64_t breakEvenTokens = 0;
