@@ -228,6 +228,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c.config.values_prerotated = (shape >> 3) & 1;
   c.config.output_rotated = (shape >> 4) & 1;
   c.config.num_kv_heads = 1 + ((shape >> 5) & 1);
+  // AUTO twice as often: it mixes both encodings in one sequence.
+  static const swan_value_encoding encodings[] = {
+      SWAN_ENCODING_AUTO, SWAN_ENCODING_INDICES, SWAN_ENCODING_MASK,
+      SWAN_ENCODING_AUTO};
+  c.config.value_encoding = encodings[shape >> 6];
   uint8_t sizes = in.byte();
   c.config.buffer_tokens = 1 + sizes % 6;
   c.config.page_tokens = 1 + (sizes >> 3) % 8;
