@@ -74,6 +74,15 @@ cl::opt<int32_t> bufferTokens("buffer", cl::desc("Dense buffer tokens b"),
 cl::opt<int32_t> pageTokens("page-tokens",
                             cl::desc("Tokens per sparse page"),
                             cl::init(256), cl::cat(runCategory));
+cl::opt<ValueEncoding> valueEncoding(
+    "value-encoding",
+    cl::desc("How winnowed values record their kept components"),
+    cl::values(clEnumValN(ValueEncoding::Auto, "auto",
+                          "per page, the smaller at its k_V (default)"),
+               clEnumValN(ValueEncoding::Indices, "indices",
+                          "k uint8 indices"),
+               clEnumValN(ValueEncoding::Mask, "mask", "a D-bit mask")),
+    cl::init(ValueEncoding::Auto), cl::cat(runCategory));
 cl::opt<uint64_t> seed("seed", cl::desc("Seed of the generated model and "
                                         "sequences"),
                        cl::init(1), cl::cat(runCategory));
@@ -430,7 +439,7 @@ void printReport(const std::vector<PhaseReport> &phases) {
   }
   llvm::outs()
       << "\nbytes: all sequences, swan = buffers + winnowed values + indices "
-         "as allocated; fp16 dense = tokens * H * D * 2 (K,V) * 2 B.\n"
+         "or masks as allocated; fp16 dense = tokens * H * D * 2 (K,V) * 2 B.\n"
          "err: relative L2 error per query head against float64 attention on "
          "the original, uncompressed K/V.\n"
          "ms: per decode step, all sequences in one batch; swan = cache "
@@ -504,6 +513,7 @@ llvm::Error run() {
   config.kValue = kValueSchedule.front();
   config.storage = storage;
   config.pageTokens = pageTokens;
+  config.valueEncoding = valueEncoding;
   double compileStart = seconds();
   auto cache = Cache::create(config, w.rotK.matrices, w.rotV.matrices);
   if (!cache)
