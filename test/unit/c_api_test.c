@@ -145,6 +145,13 @@ int main(void) {
   swan_cache *none = NULL;
   check(swan_cache_create(&cfg, rot_k, rot_v, &none) == SWAN_ERR_UNSUPPORTED,
         "CUDA is reported unsupported");
+  cfg.device = SWAN_DEVICE_CPU;
+  cfg.value_encoding = (swan_value_encoding)(SWAN_ENCODING_MASK + 1);
+  check(swan_cache_create(&cfg, rot_k, rot_v, &none) ==
+            SWAN_ERR_INVALID_ARGUMENT,
+        "an unknown value_encoding is rejected");
+  check(strstr(swan_last_error(), "value_encoding") != NULL,
+        "message names value_encoding");
 
   check(swan_cache_release(cache, 1) == SWAN_OK, "release");
   check(swan_cache_bytes(cache) == 0, "release returns every byte");
