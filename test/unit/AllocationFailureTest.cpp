@@ -113,9 +113,14 @@ template <typename Call> long failEachAllocation(Cache &cache, Call call) {
   }
 }
 
-TEST(AllocationFailureTest, EveryFailingAllocationLeavesTheCacheIntact) {
-  std::mt19937_64 rng(0xa11c);
+class AllocationFailureTest
+    : public ::testing::TestWithParam<ValueEncoding> {};
+
+/// Both value encodings: their pages differ in size and layout.
+TEST_P(AllocationFailureTest, EveryFailingAllocationLeavesTheCacheIntact) {
+  std::mt19937_64 rng(0xa11c + int(GetParam()));
   CacheConfig config;
+  config.valueEncoding = GetParam();
   config.headDim = 128;
   config.numKvHeads = 4;
   config.groupSize = 2;
@@ -151,5 +156,14 @@ TEST(AllocationFailureTest, EveryFailingAllocationLeavesTheCacheIntact) {
   EXPECT_EQ(cache.tokens(0), 68);
   EXPECT_EQ(cache.tokens(1), 100);
 }
+
+INSTANTIATE_TEST_SUITE_P(Encodings, AllocationFailureTest,
+                         ::testing::Values(ValueEncoding::Indices,
+                                           ValueEncoding::Mask),
+                         [](const auto &info) {
+                           return info.param == ValueEncoding::Mask
+                                      ? "mask"
+                                      : "indices";
+                         });
 
 } // namespace
