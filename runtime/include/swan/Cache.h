@@ -3,8 +3,9 @@
 // The C++ API of the cache (the C API in swan.h wraps it). Per sequence and
 // KV head the cache holds a dense FIFO buffer of the newest tokens (rotated,
 // storage type) and a sparse cache of winnowed tokens in pages; each page has
-// one (k_K, k_V), so tokens with different k sit side by side. All numeric
-// work goes through the JIT-compiled KernelSet; the cache only places bytes.
+// one (k_K, k_V) and one value encoding, so tokens with different k sit side
+// by side. All numeric work goes through the JIT-compiled KernelSet; the
+// cache only places bytes.
 //
 // Every failing call returns an error and leaves the cache as it was:
 // arguments are validated first, memory is allocated before anything
