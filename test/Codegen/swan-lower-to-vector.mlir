@@ -306,29 +306,31 @@ func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)
 
 // -----
 
-// Values in the mask encoding: the accumulator is [G, D] scratch; for each
-// 32-dimension chunk its G rows stay in registers (loop-carried) across the
-// tile's tokens, each token's values land in place with one expanding load
-// at the offset the popcounts of its earlier chunks give, and p_g · v is one
-// FMA per query head. Keys stay winnowed by indices.
+// Values in the mask encoding: the accumulator is [G, D] scratch whose
+// rows stay in registers (loop-carried) across the tile's tokens, as many
+// 32-dimension chunks per pass as 16 registers hold (here all of D: one
+// pass). Each chunk's values land in place with one expanding load at the
+// offset the popcounts of the earlier chunks give, and p_g · v is one FMA
+// per query head and chunk. Keys stay winnowed by indices.
 
 // CHECK-LABEL: func.func @partial_masked_values
 // CHECK-DAG: %[[ACC:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x64xf32>
-// CHECK-DAG: %[[STARTS:.*]] = memref.alloca() {alignment = 64 : i64} : memref<8xindex>
-// CHECK: memref.store %c0, %[[STARTS]]
-// CHECK: %[[ROW0:.*]] = vector.load %[[ACC]][%c0, %c0] : memref<2x64xf32>, vector<32xf32>
-// CHECK: scf.for {{.*}} iter_args(%[[A0:[^ ]+]] = %{{[^,]+}}, %[[A1:[^ ]+]] = %{{[^)]+}}) -> (vector<32xf32>, vector<32xf32>)
+// CHECK: vector.load %[[ACC]][%c0, %c0] : memref<2x64xf32>, vector<32xf32>
+// CHECK: vector.load %[[ACC]][%c1, %c32] : memref<2x64xf32>, vector<32xf32>
+// CHECK: scf.for {{.*}} iter_args(%[[A0:[^ ]+]] = %{{[^,]+}}, %[[A1:[^ ]+]] = %{{[^,]+}}, %[[A2:[^ ]+]] = %{{[^,]+}}, %[[A3:[^ ]+]] = %{{[^)]+}}) -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
 // CHECK: %[[BYTES:.*]] = vector.load %{{[^[]+}}[%{{[^,]+}}, %c0] : memref<?x8xi8, strided<[?, 1], offset: ?>>, vector<4xi8>
 // CHECK: %[[MASK:.*]] = vector.bitcast %[[BYTES]] : vector<4xi8> to vector<32xi1>
-// CHECK: %[[START:.*]] = memref.load %[[STARTS]]
-// CHECK: %[[V:.*]] = vector.expandload %{{[^[]+}}[%{{[^,]+}}, %[[START]]], %[[MASK]], %{{[^ ]+}} : memref<?x?xf16, strided<[?, 1], offset: ?>>, vector<32xi1>, vector<32xf16> into vector<32xf16>
-// CHECK: %[[WIDE:.*]] = arith.extf %[[V]] : vector<32xf16> to vector<32xf32>
-// CHECK: math.ctpop %{{.*}} : i32
-// CHECK: memref.store %{{.*}}, %[[STARTS]]
-// CHECK: vector.fma %{{[^,]+}}, %[[WIDE]], %[[A0]] : vector<32xf32>
-// CHECK: vector.fma %{{[^,]+}}, %[[WIDE]], %[[A1]] : vector<32xf32>
-// CHECK: vector.store %{{.*}}, %[[ACC]][%c0, %c0] : memref<2x64xf32>, vector<32xf32>
+// CHECK: %[[V0:.*]] = vector.expandload %{{[^[]+}}[%{{[^,]+}}, %c0], %[[MASK]], %{{[^ ]+}} : memref<?x?xf16, strided<[?, 1], offset: ?>>, vector<32xi1>, vector<32xf16> into vector<32xf16>
+// CHECK: %[[W0:.*]] = arith.extf %[[V0]] : vector<32xf16> to vector<32xf32>
+// CHECK: %[[COUNT:.*]] = math.ctpop %{{.*}} : i32
+// CHECK: %[[START:.*]] = arith.index_castui %[[COUNT]] : i32 to index
 // CHECK: vector.load %{{[^[]+}}[%{{[^,]+}}, %c4] : memref<?x8xi8, strided<[?, 1], offset: ?>>, vector<4xi8>
+// CHECK: %[[V1:.*]] = vector.expandload %{{[^[]+}}[%{{[^,]+}}, %[[START]]]
+// CHECK: %[[W1:.*]] = arith.extf %[[V1]]
+// CHECK: vector.fma %{{[^,]+}}, %[[W0]], %[[A0]] : vector<32xf32>
+// CHECK: vector.fma %{{[^,]+}}, %[[W1]], %[[A1]] : vector<32xf32>
+// CHECK: vector.fma %{{[^,]+}}, %[[W0]], %[[A2]] : vector<32xf32>
+// CHECK: vector.fma %{{[^,]+}}, %[[W1]], %[[A3]] : vector<32xf32>
 // CHECK: vector.store %{{.*}}, %[[ACC]][%c1, %c32] : memref<2x64xf32>, vector<32xf32>
 // CHECK-NOT: vector.gather
 // CHECK-NOT: vector.scatter
@@ -341,4 +343,29 @@ func.func @partial_masked_values(%q: tensor<2x64xf32>, %s: f32,
       values(%vv : tensor<?x?xf16>, indices %vm : tensor<?x8xi8>) value_encoding = mask
       : tensor<2x64xf32> -> tensor<2xf32>, tensor<2x64xf32>
   return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x64xf32>
+}
+
+// -----
+
+// With G = 8 one chunk fills the 16 registers: one pass per chunk, and each
+// token's next value offset is kept in scratch between passes.
+
+// CHECK-LABEL: func.func @partial_masked_values_in_passes
+// CHECK-DAG: %[[STARTS:.*]] = memref.alloca() {alignment = 64 : i64} : memref<8xindex>
+// CHECK: scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
+// CHECK: vector.expandload %{{[^[]+}}[%{{[^,]+}}, %c0]
+// CHECK: memref.store %{{.*}}, %[[STARTS]]
+// CHECK: scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
+// CHECK: %[[START:.*]] = memref.load %[[STARTS]]
+// CHECK: vector.expandload %{{[^[]+}}[%{{[^,]+}}, %[[START]]]
+// CHECK-NOT: memref.store %{{.*}}, %[[STARTS]]
+// CHECK: return
+func.func @partial_masked_values_in_passes(%q: tensor<8x64xf32>, %s: f32,
+    %kv: tensor<?x?xf16>, %ki: tensor<?x?xi8>, %vv: tensor<?x?xf16>, %vm: tensor<?x8xi8>)
+    -> (tensor<8xf32>, tensor<8xf32>, tensor<8x64xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%kv : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>)
+      values(%vv : tensor<?x?xf16>, indices %vm : tensor<?x8xi8>) value_encoding = mask
+      : tensor<8x64xf32> -> tensor<8xf32>, tensor<8x64xf32>
+  return %m, %l, %a : tensor<8xf32>, tensor<8xf32>, tensor<8x64xf32>
 }

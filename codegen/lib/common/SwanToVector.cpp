@@ -834,8 +834,9 @@ private:
   Value scaledQuery, accumulator, scores, runningMax, runningSum;
 };
 
-/// Tokens between a row's prefetch and its use in winnowed partial attention.
-constexpr int64_t kPrefetchTokens = 64;
+/// Vector registers the mask-encoded value loop keeps accumulators in: half
+/// of AVX-512's 32, the rest hold the token's chunks and weights.
+constexpr int64_t kAccumulatorRegisters = 16;
 
 /// Partial attention when keys and values are both winnowed. The rotated
 /// query and the accumulator are kept transposed, [D, G] in L1, so that
@@ -1109,7 +1110,6 @@ private:
     Value tileMax = kb.loop(
         kb.index(0), count, kb.index(1), {row(0.0)},
         [&](Value t, ValueRange m) {
-          prefetchAhead(kb.create<arith::AddIOp>(first, t), tokens);
           Value s = score(kb.create<arith::AddIOp>(first, t));
           kb.create<vector::StoreOp>(
               s, weights,
@@ -1162,23 +1162,12 @@ private:
     return {newMax, sum};
   }
 
-  /// Asks for the rows of a token kPrefetchTokens ahead: four interleaved
-  /// streams per block are more than the hardware prefetchers follow well
-  /// on these cores, and a tile reads its values only after all its scores.
-  void prefetchAhead(Value token, Value tokens) {
-    Value ahead = kb.create<arith::MinSIOp>(
-        kb.create<arith::AddIOp>(token, kb.index(kPrefetchTokens)),
-        kb.create<arith::SubIOp>(tokens, kb.index(1)));
-    for (Value stream : {keys, keyIndices, values, valueIndices})
-      kb.create<memref::PrefetchOp>(stream, ValueRange{ahead, kb.index(0)},
-                                    /*isWrite=*/false, /*localityHint=*/3,
-                                    /*isDataCache=*/true);
-  }
-
   /// acc[g, :] = alpha_g · acc[g, :] + Σ_t p_t,g · v_t for the tile's
   /// tokens, v_t expanded chunk by chunk from the mask encoding. Chunk-major:
-  /// a chunk's G accumulator rows stay in registers across the tile, and
-  /// valueStarts[t] tracks where token t's next chunk begins.
+  /// the accumulator rows of a few chunks stay in registers across the tile
+  /// (as many as kAccumulatorRegisters allow), each token's G weights are
+  /// broadcast once per pass, and valueStarts[t] carries where token t's
+  /// next chunk begins from one pass to the next.
   void accumulateMasked(Value first, Value count, Value alpha) {
     OpBuilder &b = kb.builder();
     Type f32 = b.getF32Type(), indexType = b.getIndexType();
@@ -1188,57 +1177,76 @@ private:
     int64_t width = lanes * 32 / storage.getIntOrFloatBitWidth();
     if (headDim % width != 0)
       width = lanes;
-    kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
-      kb.create<memref::StoreOp>(kb.index(0), valueStarts, ValueRange{t});
-    });
+    int64_t chunks = headDim / width;
+    int64_t registersPerChunk = groups * width / lanes;
+    int64_t perPass = std::clamp<int64_t>(
+        kAccumulatorRegisters / registersPerChunk, 1, chunks);
     VectorType chunkType = kb.vectorOf(width, f32);
     Type bitsType = b.getIntegerType(width);
-    for (int64_t c = 0; c < headDim / width; ++c) {
+    for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
+      int64_t passChunks = std::min(perPass, chunks - c0);
+      bool firstPass = c0 == 0, lastPass = c0 + passChunks == chunks;
+      // rows[g * passChunks + i]: query head g, chunk c0 + i.
       SmallVector<Value> rows;
-      for (int64_t g = 0; g < groups; ++g)
-        rows.push_back(kb.mul(
-            kb.create<vector::LoadOp>(chunkType, accGD,
-                                      ValueRange{kb.index(g),
-                                                 kb.index(c * width)}),
-            kb.splat(kb.create<vector::ExtractOp>(alpha, g), width)));
+      for (int64_t g = 0; g < groups; ++g) {
+        Value scale = kb.splat(kb.create<vector::ExtractOp>(alpha, g), width);
+        for (int64_t i = 0; i < passChunks; ++i)
+          rows.push_back(kb.mul(
+              kb.create<vector::LoadOp>(
+                  chunkType, accGD,
+                  ValueRange{kb.index(g), kb.index((c0 + i) * width)}),
+              scale));
+      }
       rows = kb.loop(
           kb.index(0), count, kb.index(1), rows, [&](Value t, ValueRange acc) {
             Value token = kb.create<arith::AddIOp>(first, t);
-            Value bytes = kb.create<vector::LoadOp>(
-                kb.vectorOf(width / 8, b.getI8Type()), valueMasks,
-                ValueRange{token, kb.index(c * width / 8)});
-            // One integer serves the popcount and the mask.
-            Value word = kb.create<vector::BitCastOp>(
-                VectorType::get({1}, bitsType), bytes);
-            Value mask = kb.create<vector::BitCastOp>(
-                kb.vectorOf(width, b.getI1Type()), word);
             Value start =
-                kb.create<memref::LoadOp>(valueStarts, ValueRange{t});
-            Value v = kb.convertFloat(
-                kb.create<vector::ExpandLoadOp>(
-                    kb.vectorOf(width, storage), values,
-                    ValueRange{token, start}, mask,
-                    zeroVector(kb, width, storage)),
-                f32);
-            Value kept = kb.create<math::CtPopOp>(
-                kb.create<vector::ExtractOp>(word, int64_t(0)));
-            kb.create<memref::StoreOp>(
-                kb.create<arith::AddIOp>(
-                    start, kb.create<arith::IndexCastUIOp>(indexType, kept)),
-                valueStarts, ValueRange{t});
+                firstPass
+                    ? kb.index(0)
+                    : kb.create<memref::LoadOp>(valueStarts, ValueRange{t})
+                          .getResult();
+            SmallVector<Value> chunkValues;
+            for (int64_t i = 0; i < passChunks; ++i) {
+              Value bytes = kb.create<vector::LoadOp>(
+                  kb.vectorOf(width / 8, b.getI8Type()), valueMasks,
+                  ValueRange{token, kb.index((c0 + i) * width / 8)});
+              // One integer serves the popcount and the mask.
+              Value word = kb.create<vector::BitCastOp>(
+                  VectorType::get({1}, bitsType), bytes);
+              Value mask = kb.create<vector::BitCastOp>(
+                  kb.vectorOf(width, b.getI1Type()), word);
+              chunkValues.push_back(kb.convertFloat(
+                  kb.create<vector::ExpandLoadOp>(
+                      kb.vectorOf(width, storage), values,
+                      ValueRange{token, start}, mask,
+                      zeroVector(kb, width, storage)),
+                  f32));
+              Value kept = kb.create<math::CtPopOp>(
+                  kb.create<vector::ExtractOp>(word, int64_t(0)));
+              start = kb.create<arith::AddIOp>(
+                  start, kb.create<arith::IndexCastUIOp>(indexType, kept));
+            }
+            if (!lastPass)
+              kb.create<memref::StoreOp>(start, valueStarts, ValueRange{t});
             Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
             SmallVector<Value> next;
             for (int64_t g = 0; g < groups; ++g) {
-              Value p = kb.create<memref::LoadOp>(
-                  weights, ValueRange{kb.create<arith::AddIOp>(
-                               at, kb.index(g))});
-              next.push_back(kb.fma(kb.splat(p, width), v, acc[g]));
+              Value p = kb.splat(
+                  kb.create<memref::LoadOp>(
+                      weights,
+                      ValueRange{kb.create<arith::AddIOp>(at, kb.index(g))}),
+                  width);
+              for (int64_t i = 0; i < passChunks; ++i)
+                next.push_back(kb.fma(p, chunkValues[i],
+                                      acc[g * passChunks + i]));
             }
             return next;
           });
       for (int64_t g = 0; g < groups; ++g)
-        kb.create<vector::StoreOp>(
-            rows[g], accGD, ValueRange{kb.index(g), kb.index(c * width)});
+        for (int64_t i = 0; i < passChunks; ++i)
+          kb.create<vector::StoreOp>(
+              rows[g * passChunks + i], accGD,
+              ValueRange{kb.index(g), kb.index((c0 + i) * width)});
     }
   }
 
