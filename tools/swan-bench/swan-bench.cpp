@@ -148,12 +148,12 @@ uint16_t halfBits(float value) {
 }
 
 /// One decode step's inputs for a batch of sequences of `length` tokens:
-/// winnowed with k (the last b tokens dense in the buffer), or, for the
-/// dense baseline, all `length` tokens dense.
+/// winnowed with k (the last b tokens dense in the buffer; values in
+/// `valueEncoding`), or, for the dense baseline, all `length` tokens dense.
 class DecodeData {
 public:
   DecodeData(const Layer &layer, int64_t length, int32_t k, int batch,
-             bool dense)
+             bool dense, SparseEncoding valueEncoding)
       : layer(layer) {
     std::mt19937_64 rng(length * 131 + k * 7 + batch);
     std::normal_distribution<float> normal;
@@ -183,6 +183,16 @@ public:
         std::sort(all.begin(), all.begin() + k);
         std::copy(all.begin(), all.begin() + k, indices->data() + row * k);
       }
+    const int64_t valueRowBytes = positionBytes(valueEncoding, dim, k);
+    if (valueEncoding == SparseEncoding::Mask) {
+      std::vector<uint8_t> masks(items * sparseTokens * valueRowBytes, 0);
+      for (int64_t row = 0; row < items * sparseTokens; ++row)
+        for (int32_t j = 0; j < k; ++j) {
+          uint8_t d = valueIndices[row * k + j];
+          masks[row * valueRowBytes + d / 8] |= uint8_t(1u << (d % 8));
+        }
+      valueIndices = std::move(masks);
+    }
 
     queries.resize(items * layer.group * dim);
     for (float &q : queries)
@@ -200,9 +210,10 @@ public:
                       keyIndices.data() + sparse,
                       k,
                       valueValues.data() + sparse,
-                      valueIndices.data() + sparse,
+                      valueIndices.data() + item * sparseTokens * valueRowBytes,
                       k,
-                      sparseTokens};
+                      sparseTokens,
+                      valueEncoding};
       int64_t buffered = item * bufferTokens * dim;
       AttentionWork w;
       w.query = queries.data() + item * layer.group * dim;
@@ -217,14 +228,16 @@ public:
     }
 
     // What one step must read: every cached byte (f16 values, uint8
-    // indices, dense rows), each head's R_K and R_V (f32), the queries.
+    // indices or masks, dense rows), each head's R_K and R_V (f32), the
+    // queries.
+    sparseTokenBytes = 2 * k * 2 + k + valueRowBytes;
     bytesRead =
-        items * (sparseTokens * 2 * k * 3 + bufferTokens * 2 * dim * 2) +
+        items * (sparseTokens * sparseTokenBytes + bufferTokens * 2 * dim * 2) +
         int64_t(rotations.size()) * 4 + int64_t(queries.size()) * 4;
   }
 
   Layer layer;
-  int64_t sparseTokens, bufferTokens, bytesRead;
+  int64_t sparseTokens, bufferTokens, sparseTokenBytes, bytesRead;
   std::vector<uint16_t> keyValues, valueValues, bufferKeys, bufferValues;
   std::vector<uint8_t> keyIndices, valueIndices;
   std::vector<float> queries, rotations, out;
@@ -236,12 +249,13 @@ public:
 /// last data set so that it is built once per row.
 std::shared_ptr<DecodeData> dataFor(const std::string &name, const Layer &layer,
                                     int64_t length, int32_t k, int batch,
-                                    bool dense) {
+                                    bool dense, SparseEncoding valueEncoding) {
   static std::string cachedName;
   static std::shared_ptr<DecodeData> cached;
   if (cachedName != name) {
     cached.reset();
-    cached = std::make_shared<DecodeData>(layer, length, k, batch, dense);
+    cached = std::make_shared<DecodeData>(layer, length, k, batch, dense,
+                                          valueEncoding);
     cachedName = name;
   }
   return cached;
@@ -309,14 +323,15 @@ double medianSeconds(const std::string &row, int repetitions) {
 
 void decodeAttention(benchmark::State &state, const std::string &name,
                      const std::string &shape, Layer layer, int64_t length,
-                     int32_t k, int batch, bool dense) {
+                     int32_t k, int batch, bool dense,
+                     SparseEncoding valueEncoding) {
   auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
   if (!kernels) {
     state.SkipWithError(llvm::toString(kernels.takeError()).c_str());
     return;
   }
   std::shared_ptr<DecodeData> data =
-      dataFor(name, layer, length, k, batch, dense);
+      dataFor(name, layer, length, k, batch, dense, valueEncoding);
   const float scale = 1.0f / std::sqrt(float(layer.dim));
   IterationTimer timer;
   for (auto _ : state) {
@@ -343,8 +358,9 @@ void decodeAttention(benchmark::State &state, const std::string &name,
   int64_t items = int64_t(batch) * layer.heads;
   double denseBytes = double(items) * length * 2 * layer.dim * 2 +
                       double(data->bytesRead) -
-                      double(items) * (data->sparseTokens * 2 * k * 3 +
-                                       data->bufferTokens * 2 * layer.dim * 2);
+                      double(items) *
+                          (data->sparseTokens * data->sparseTokenBytes +
+                           data->bufferTokens * 2 * layer.dim * 2);
   state.counters["x_bytes"] = denseBytes / double(data->bytesRead);
   if (length < computeBreakEvenTokens(layer.dim, k, k, kBuffer))
     state.counters["below_break_even"] = 1;
@@ -548,17 +564,19 @@ int main(int argc, char **argv) {
           continue;
         std::string shape = layerName(layer) + "/L" + std::to_string(length) +
                             "/B" + std::to_string(batch);
-        auto add = [&](const std::string &name, int32_t k, bool dense) {
+        auto add = [&](const std::string &name, int32_t k, bool dense,
+                       SparseEncoding valueEncoding) {
           auto *row = benchmark::RegisterBenchmark(
               name.c_str(), decodeAttention, name, shape, layer, length, k,
-              batch, dense);
+              batch, dense, valueEncoding);
           row->UseManualTime()->Unit(benchmark::kMillisecond);
           if (smoke)
             row->Iterations(2);
           else
             row->Repetitions(repetitions)->ReportAggregatesOnly(true);
         };
-        add("dense/" + shape, layer.dim, /*dense=*/true);
+        add("dense/" + shape, layer.dim, /*dense=*/true,
+            SparseEncoding::Indices);
         std::vector<int32_t> kept;
         for (int32_t k : ks) {
           int32_t value = k == 0 ? layer.dim : k;
@@ -566,15 +584,22 @@ int main(int argc, char **argv) {
               std::find(kept.begin(), kept.end(), value) == kept.end())
             kept.push_back(value);
         }
-        for (int32_t k : kept) {
-          std::string swan = "swan/" + shape + "/k" + std::to_string(k);
-          add(swan, k, /*dense=*/false);
-          sweep.push_back({layerName(layer) + " B" + std::to_string(batch) +
-                               " k=" + std::to_string(k),
-                           length,
-                           computeBreakEvenTokens(layer.dim, k, k, kBuffer),
-                           "dense/" + shape, swan});
-        }
+        // Values by indices ("k32") and as masks ("k32+mask").
+        for (int32_t k : kept)
+          for (SparseEncoding encoding :
+               {SparseEncoding::Indices, SparseEncoding::Mask}) {
+            bool mask = encoding == SparseEncoding::Mask;
+            std::string label =
+                "k" + std::to_string(k) + (mask ? "+mask" : "");
+            std::string swan = "swan/" + shape + "/" + label;
+            add(swan, k, /*dense=*/false, encoding);
+            sweep.push_back({layerName(layer) + " B" + std::to_string(batch) +
+                                 " k=" + std::to_string(k) +
+                                 (mask ? " mask" : ""),
+                             length,
+                             computeBreakEvenTokens(layer.dim, k, k, kBuffer),
+                             "dense/" + shape, swan});
+          }
       }
   for (const Layer &layer : layers) {
     auto *row = benchmark::RegisterBenchmark(
