@@ -412,8 +412,7 @@ void PrintTo(ValueEncoding encoding, std::ostream *os) {
 
 namespace {
 
-/// Every shape with each value encoding: Auto gives these shapes mask pages
-/// at their starting k_V and index pages once k_V falls to D/8 or below.
+/// Every shape with each explicit value encoding.
 class CacheShapeTest
     : public ::testing::TestWithParam<std::tuple<Shape, ValueEncoding>> {
 protected:
@@ -481,7 +480,12 @@ TEST_P(CacheShapeTest, FullKMatchesDenseAttentionOnOriginals) {
   t.checkState();
 }
 
-TEST_P(CacheShapeTest, RuntimeKAndRewinnowKeepMatching) {
+/// Auto too, where k changes: it gives these shapes mask pages at their
+/// starting k_V and index pages once k_V falls to D/8 or below (elsewhere it
+/// would repeat the Mask runs).
+class CacheKChangeTest : public CacheShapeTest {};
+
+TEST_P(CacheKChangeTest, RuntimeKAndRewinnowKeepMatching) {
   const Shape &s = shape();
   CacheHarness t(configFor(s), seed(0x5eed0003));
   ASSERT_TRUE(t.cache);
@@ -551,16 +555,25 @@ TEST_P(CacheShapeTest, ReleaseReturnsMemoryAndFreesTheId) {
   EXPECT_EQ(t.cache->bytes(), 0u);
 }
 
+std::string shapeAndEncoding(
+    const ::testing::TestParamInfo<std::tuple<Shape, ValueEncoding>> &info) {
+  return std::string(std::get<0>(info.param).name) + "_" +
+         encodingName(std::get<1>(info.param));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CacheShapeTest,
+    ::testing::Combine(::testing::ValuesIn(kShapes),
+                       ::testing::Values(ValueEncoding::Indices,
+                                         ValueEncoding::Mask)),
+    shapeAndEncoding);
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CacheKChangeTest,
     ::testing::Combine(::testing::ValuesIn(kShapes),
                        ::testing::Values(ValueEncoding::Auto,
                                          ValueEncoding::Indices,
                                          ValueEncoding::Mask)),
-    [](const auto &info) {
-      return std::string(std::get<0>(info.param).name) + "_" +
-             encodingName(std::get<1>(info.param));
-    });
+    shapeAndEncoding);
 
 /// Auto chooses each page's encoding when the page is created, from its k_V:
 /// masks above D/8, indices at or below it. set_k across the threshold
