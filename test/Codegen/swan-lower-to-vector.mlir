@@ -233,7 +233,8 @@ func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf1
 
 // -----
 
-// Compress: the rotated row stays in a [D] scratch. A bitwise search over
+// Compress: four rotated rows stay in a [4, D] scratch, winnowed by a loop
+// over them (one copy of the winnowing code). A bitwise search over
 // the bits of |x| finds the k-th largest magnitude T (31 steps, each a
 // popcount of compare masks), a second one over positions picks the first
 // tied entries in index order; vector.compressstore packs the kept entries
@@ -244,9 +245,11 @@ func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf1
 // CHECK-SAME: %[[K:[^:]+]]: index)
 // CHECK-DAG: %[[VALS:.*]] = tensor.empty(%{{.*}}, %[[K]]) : tensor<?x?xf16>
 // CHECK-DAG: %[[IDXS:.*]] = tensor.empty(%{{.*}}, %[[K]]) : tensor<?x?xi8>
-// CHECK-DAG: %[[ROWBUF:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32xf32>
+// CHECK-DAG: %[[ROWBUF:.*]] = memref.alloca() {alignment = 64 : i64} : memref<4x32xf32>
 // CHECK: scf.for
-// CHECK: vector.store %{{.*}}, %[[ROWBUF]][%c0]
+// CHECK: vector.store %{{.*}}, %[[ROWBUF]][%c0, %c0]
+// CHECK: scf.for %[[R:.*]] = %c0 to %c4 step %c1
+// CHECK: vector.load %[[ROWBUF]][%[[R]], %c0]
 // CHECK: %[[ABS:.*]] = math.absf %{{.*}} : vector<16xf32>
 // CHECK: %[[BITS:.*]] = arith.bitcast %[[ABS]] : vector<16xf32> to vector<16xi32>
 // CHECK: %[[K32:.*]] = arith.index_cast %[[K]] : index to i32
