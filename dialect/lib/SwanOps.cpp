@@ -258,8 +258,9 @@ LogicalResult DecodeAttentionOp::verify() {
   int64_t batch = q[0], queryHeads = q[1], headDim = q[2];
 
   if (failed(verifyRotation(*this, getKeyRotation(), 3, headDim)) ||
-      failed(verifyWinnowed(*this, "sparse key", getSparseKeyValues(),
-                            getSparseKeyIndices(), 4, headDim)) ||
+      failed(verifyEncoded(*this, "sparse key", getKeyEncoding(),
+                           getSparseKeyValues(), getSparseKeyIndices(), 4,
+                           headDim)) ||
       failed(verifyEncoded(*this, "sparse value", getValueEncoding(),
                            getSparseValueValues(), getSparseValueIndices(), 4,
                            headDim)) ||
@@ -316,9 +317,9 @@ LogicalResult verifyBlockOperand(Operation *op, StringRef name, Value values,
   if (positions)
     return verifyEncoded(op, name, encoding, values, positions, 2, headDim);
   if (encoding == Encoding::mask)
-    return op->emitOpError() << "dense " << name
-                             << "s have no mask: value_encoding = mask needs "
-                                "winnowed values";
+    return op->emitOpError()
+           << "dense " << name << "s have no mask: " << name
+           << "_encoding = mask needs winnowed " << name << "s";
   if (failed(verifyRank(op, (name + " values").str(), values, 2)))
     return failure();
   return verifySameSize(
@@ -333,7 +334,7 @@ LogicalResult PartialAttentionOp::verify() {
   int64_t groups = getQuery().getType().getDimSize(0);
   int64_t headDim = getQuery().getType().getDimSize(1);
   if (failed(verifyBlockOperand(*this, "key", getKeyValues(), getKeyIndices(),
-                                headDim)) ||
+                                headDim, getKeyEncoding())) ||
       failed(verifyBlockOperand(*this, "value", getValueValues(),
                                 getValueIndices(), headDim,
                                 getValueEncoding())) ||

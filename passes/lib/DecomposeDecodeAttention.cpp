@@ -112,11 +112,13 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
     auto maxType = RankedTensorType::get({groups}, f32);
     auto accType = RankedTensorType::get({groups, headDim}, f32);
     SmallVector<Value> maxima, sums, accumulators;
-    auto addPartial = [&](Value keys, Value keyIndices, Value values,
-                          Value valuePositions, Encoding valueEncoding) {
+    auto addPartial = [&](Value keys, Value keyPositions, Value values,
+                          Value valuePositions, Encoding keyEncoding,
+                          Encoding valueEncoding) {
       auto partial = PartialAttentionOp::create(
           rewriter, loc, maxType, maxType, accType, rotatedQuery, op.getScale(),
-          keys, keyIndices, values, valuePositions, valueEncoding);
+          keys, keyPositions, values, valuePositions, keyEncoding,
+          valueEncoding);
       maxima.push_back(partial.getMax());
       sums.push_back(partial.getSum());
       accumulators.push_back(partial.getAccumulator());
@@ -131,11 +133,17 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
     OpFoldResult keptKeys = sizeOf(rewriter, loc, op.getSparseKeyValues(), 3);
     OpFoldResult keptValues =
         sizeOf(rewriter, loc, op.getSparseValueValues(), 3);
-    // Indices have one entry per kept value, masks one byte per 8 dimensions.
-    OpFoldResult valuePositionsPerToken =
-        op.getValueEncoding() == Encoding::mask
-            ? sizeOf(rewriter, loc, op.getSparseValueIndices(), 3)
-            : keptValues;
+    // Indices have one entry per kept component, masks one byte per 8
+    // dimensions.
+    auto positionsPerToken = [&](Encoding encoding, Value positions,
+                                 OpFoldResult kept) {
+      return encoding == Encoding::mask ? sizeOf(rewriter, loc, positions, 3)
+                                        : kept;
+    };
+    OpFoldResult keyPositionsPerToken = positionsPerToken(
+        op.getKeyEncoding(), op.getSparseKeyIndices(), keptKeys);
+    OpFoldResult valuePositionsPerToken = positionsPerToken(
+        op.getValueEncoding(), op.getSparseValueIndices(), keptValues);
     for (int64_t s = 0; s < numSplits; ++s) {
       Value start = arith::MinUIOp::create(
           rewriter, loc,
@@ -151,10 +159,10 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
                        {length, kept});
       };
       addPartial(tokens(op.getSparseKeyValues(), keptKeys),
-                 tokens(op.getSparseKeyIndices(), keptKeys),
+                 tokens(op.getSparseKeyIndices(), keyPositionsPerToken),
                  tokens(op.getSparseValueValues(), keptValues),
                  tokens(op.getSparseValueIndices(), valuePositionsPerToken),
-                 op.getValueEncoding());
+                 op.getKeyEncoding(), op.getValueEncoding());
     }
 
     Value bufferLength = lengthAt(rewriter, loc, op.getBufferLengths(), batch);
@@ -163,7 +171,8 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
                      {bufferLength, dim});
     };
     addPartial(bufferTokens(op.getBufferKeys()), Value(),
-               bufferTokens(op.getBufferValues()), Value(), Encoding::indices);
+               bufferTokens(op.getBufferValues()), Value(), Encoding::indices,
+               Encoding::indices);
 
     // Stack the blocks for the merge.
     int64_t blocks = numSplits + 1;

@@ -41,9 +41,12 @@ public:
     buildRotate();
     buildCompress(swan::Encoding::indices);
     buildCompress(swan::Encoding::mask);
-    buildPartial(/*sparse=*/true, swan::Encoding::indices);
-    buildPartial(/*sparse=*/true, swan::Encoding::mask);
-    buildPartial(/*sparse=*/false, swan::Encoding::indices);
+    using swan::Encoding;
+    buildPartial(/*sparse=*/true, Encoding::indices, Encoding::indices);
+    buildPartial(/*sparse=*/true, Encoding::indices, Encoding::mask);
+    buildPartial(/*sparse=*/true, Encoding::mask, Encoding::indices);
+    buildPartial(/*sparse=*/true, Encoding::mask, Encoding::mask);
+    buildPartial(/*sparse=*/false, Encoding::indices, Encoding::indices);
     buildMerge(/*rotateBack=*/true);
     buildMerge(/*rotateBack=*/false);
   }
@@ -121,27 +124,32 @@ private:
     finish();
   }
 
-  /// partial_sparse (winnowed keys and values, values in `valueEncoding`)
-  /// or partial_dense (rotated rows); each returns max, sum and the rotated
-  /// accumulator of one block.
-  void buildPartial(bool sparse, swan::Encoding valueEncoding) {
+  /// partial_sparse* (winnowed keys and values in `keyEncoding` and
+  /// `valueEncoding`) or partial_dense (rotated rows); each returns max, sum
+  /// and the rotated accumulator of one block.
+  void buildPartial(bool sparse, swan::Encoding keyEncoding,
+                    swan::Encoding valueEncoding) {
     MemRefType query = memref({groupSize, headDim}, f32);
     MemRefType perHead = memref({groupSize}, f32);
     SmallVector<Type> arguments = {query, f32};
     if (sparse) {
       MemRefType values = memref({kDyn, kDyn}, storage);
-      MemRefType indices = memref({kDyn, kDyn}, i8);
-      arguments.append({values, indices, values,
+      arguments.append({values,
+                        memref({kDyn, positionsPerRow(keyEncoding)}, i8),
+                        values,
                         memref({kDyn, positionsPerRow(valueEncoding)}, i8)});
     } else {
       MemRefType rows = memref({kDyn, headDim}, storage);
       arguments.append({rows, rows});
     }
     arguments.append({perHead, perHead, query});
-    const char *name = !sparse ? swan::entry::kPartialDense
-                       : valueEncoding == swan::Encoding::mask
-                           ? swan::entry::kPartialSparseMask
-                           : swan::entry::kPartialSparse;
+    bool keyMask = keyEncoding == swan::Encoding::mask;
+    bool valueMask = valueEncoding == swan::Encoding::mask;
+    const char *name = !sparse               ? swan::entry::kPartialDense
+                       : keyMask && valueMask ? swan::entry::kPartialSparseMasks
+                       : keyMask              ? swan::entry::kPartialSparseKeyMask
+                       : valueMask            ? swan::entry::kPartialSparseMask
+                                              : swan::entry::kPartialSparse;
     func::FuncOp function = startFunction(name, arguments);
     auto args = function.getArguments();
     Value keyValues = asTensor(args[2]);
@@ -153,7 +161,7 @@ private:
         builder, loc, perHeadTensor, perHeadTensor,
         RankedTensorType::get({groupSize, headDim}, f32), asTensor(args[0]),
         args[1], keyValues, keyIndices, valueValues, valueIndices,
-        valueEncoding);
+        keyEncoding, valueEncoding);
     unsigned firstOutput = sparse ? 6 : 4;
     storeInto(partial.getMax(), args[firstOutput]);
     storeInto(partial.getSum(), args[firstOutput + 1]);

@@ -168,10 +168,10 @@ public:
   using PartialSparse = void (*)(FloatRows *, float, ByteRows *, ByteRows *,
                                  ByteRows *, ByteRows *, FloatVector *,
                                  FloatVector *, FloatRows *);
-  /// Indexed by SparseEncoding: the positions' encoding (of the values, for
-  /// partials).
+  /// Indexed by SparseEncoding: the positions' encoding; partials by the
+  /// keys' encoding, then the values'.
   std::array<Compress, 2> compress = {};
-  std::array<PartialSparse, 2> partialSparse = {};
+  std::array<std::array<PartialSparse, 2>, 2> partialSparse = {};
   void (*partialDense)(FloatRows *, float, ByteRows *, ByteRows *,
                        FloatVector *, FloatVector *, FloatRows *) = nullptr;
   void (*merge)(FloatRows *, FloatRows *, FloatBlocks *, FloatRows *,
@@ -219,10 +219,16 @@ CompiledKernels::compile(const KernelKey &key) {
           kernels->resolve(entry::kCompressMask, kernels->compress[mask]))
     return std::move(error);
   if (Error error = kernels->resolve(entry::kPartialSparse,
-                                     kernels->partialSparse[indices]))
+                                     kernels->partialSparse[indices][indices]))
     return std::move(error);
   if (Error error = kernels->resolve(entry::kPartialSparseMask,
-                                     kernels->partialSparse[mask]))
+                                     kernels->partialSparse[indices][mask]))
+    return std::move(error);
+  if (Error error = kernels->resolve(entry::kPartialSparseKeyMask,
+                                     kernels->partialSparse[mask][indices]))
+    return std::move(error);
+  if (Error error = kernels->resolve(entry::kPartialSparseMasks,
+                                     kernels->partialSparse[mask][mask]))
     return std::move(error);
   if (Error error =
           kernels->resolve(entry::kPartialDense, kernels->partialDense))
@@ -395,6 +401,9 @@ static Error validateAttention(ArrayRef<AttentionWork> work, float scale,
       if (block.valueEncoding != SparseEncoding::Indices &&
           block.valueEncoding != SparseEncoding::Mask)
         return fail(where + "valueEncoding is unknown");
+      if (block.keyEncoding != SparseEncoding::Indices &&
+          block.keyEncoding != SparseEncoding::Mask)
+        return fail(where + "keyEncoding is unknown");
       if (block.tokens == 0)
         continue;
       if (!block.keyValues)
@@ -433,7 +442,8 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
   // busy even for a single long sequence.
   const int64_t denseTokenBytes = 2 * dim * elementSize;
   auto sparseTokenBytes = [&](const SparseBlock &block) {
-    return (block.keyK + block.valueK) * elementSize + block.keyK +
+    return (block.keyK + block.valueK) * elementSize +
+           positionBytes(block.keyEncoding, dim, block.keyK) +
            positionBytes(block.valueEncoding, dim, block.valueK);
   };
   int64_t totalBytes = 0;
@@ -530,8 +540,10 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
       auto keyValues = describe<uint8_t, 2>(
           advance(block->keyValues, task.begin * keyK * elementSize),
           {task.tokens, keyK});
-      auto keyIndices = describe<uint8_t, 2>(
-          block->keyIndices + task.begin * keyK, {task.tokens, keyK});
+      int64_t keyRowBytes = positionBytes(block->keyEncoding, dim, keyK);
+      auto keyPositions = describe<uint8_t, 2>(
+          block->keyIndices + task.begin * keyRowBytes,
+          {task.tokens, keyRowBytes});
       auto valueValues = describe<uint8_t, 2>(
           advance(block->valueValues, task.begin * valueK * elementSize),
           {task.tokens, valueK});
@@ -539,9 +551,11 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
       auto valuePositions = describe<uint8_t, 2>(
           block->valueIndices + task.begin * valueRowBytes,
           {task.tokens, valueRowBytes});
-      kernels.partialSparse[size_t(block->valueEncoding)](
-          &query, scale, &keyValues, &keyIndices, &valueValues,
-          &valuePositions, &max, &sum, &accumulator);
+      kernels.partialSparse[size_t(block->keyEncoding)]
+                           [size_t(block->valueEncoding)](
+                               &query, scale, &keyValues, &keyPositions,
+                               &valueValues, &valuePositions, &max, &sum,
+                               &accumulator);
     } else {
       const DenseBlock &buffer = work[task.work].buffer;
       int64_t offset = task.begin * dim * elementSize;

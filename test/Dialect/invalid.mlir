@@ -705,3 +705,27 @@ func.func @f(%q: tensor<1x32x128xf32>, %s: f32, %rk: tensor<8x128x128xf32>, %kv:
   %o = swan.decode_attention %q, scale %s rotations(%rk, %rk : tensor<8x128x128xf32>) sparse_keys(%kv, %ki : tensor<1x8x?x?xf16>, tensor<1x8x?x?xi8>) sparse_values(%vv, %vm : tensor<1x8x?x?xf16>, tensor<1x4x?x16xi8>) buffer(%bk, %bk : tensor<1x8x128x128xf16>) lengths(%sl, %sl : tensor<1xi32>) group_size = 4 value_encoding = mask : tensor<1x32x128xf32> -> tensor<1x32x128xf32>
   return
 }
+
+// -----
+
+func.func @f(%q: tensor<4x128xf32>, %s: f32, %kv: tensor<?x128xf16>, %vv: tensor<?x?xf16>, %vi: tensor<?x?xi8>) {
+  // expected-error @+1 {{'swan.partial_attention' op dense keys have no mask: key_encoding = mask needs winnowed keys}}
+  %m, %l, %a = swan.partial_attention %q, scale %s keys(%kv : tensor<?x128xf16>) values(%vv : tensor<?x?xf16>, indices %vi : tensor<?x?xi8>) key_encoding = mask : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<4x128xf32>, %s: f32, %kv: tensor<?x?xf16>, %km: tensor<?x?xi32>, %vv: tensor<?x?xf16>, %vi: tensor<?x?xi8>) {
+  // expected-error @+1 {{'swan.partial_attention' op key masks must be i8, got 'i32'}}
+  %m, %l, %a = swan.partial_attention %q, scale %s keys(%kv : tensor<?x?xf16>, indices %km : tensor<?x?xi32>) values(%vv : tensor<?x?xf16>, indices %vi : tensor<?x?xi8>) key_encoding = mask : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x32x128xf32>, %s: f32, %rk: tensor<8x128x128xf32>, %kv: tensor<1x8x?x?xf16>, %km: tensor<1x8x?x8xi8>, %vv: tensor<1x8x?x?xf16>, %vi: tensor<1x8x?x?xi8>, %bk: tensor<1x8x128x128xf16>, %sl: tensor<1xi32>) {
+  // expected-error @+1 {{'swan.decode_attention' op bytes per row of sparse key masks disagree (8 vs 16)}}
+  %o = swan.decode_attention %q, scale %s rotations(%rk, %rk : tensor<8x128x128xf32>) sparse_keys(%kv, %km : tensor<1x8x?x?xf16>, tensor<1x8x?x8xi8>) sparse_values(%vv, %vi : tensor<1x8x?x?xf16>, tensor<1x8x?x?xi8>) buffer(%bk, %bk : tensor<1x8x128x128xf16>) lengths(%sl, %sl : tensor<1xi32>) group_size = 4 key_encoding = mask : tensor<1x32x128xf32> -> tensor<1x32x128xf32>
+  return
+}

@@ -49,6 +49,11 @@ func.func @mask_encoding(%x: tensor<?x128xf32>, %r: tensor<128x128xf32>, %k: ind
       keys(%v2 : tensor<?x?xf16>, indices %ki : tensor<?x?xi8>)
       values(%cv : tensor<?x?xf16>, indices %cm : tensor<?x16xi8>) value_encoding = mask
       : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
+  // CHECK: values(%{{[^ ,)]+}} : tensor<?x?xf16>, indices %{{[^ ,)]+}} : tensor<?x16xi8>) key_encoding = mask value_encoding = mask : tensor<4x128xf32>
+  %km, %kl, %ka = swan.partial_attention %q, scale %s
+      keys(%cv : tensor<?x?xf16>, indices %cm : tensor<?x16xi8>)
+      values(%cv : tensor<?x?xf16>, indices %cm : tensor<?x16xi8>) key_encoding = mask value_encoding = mask
+      : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
   return
 }
 

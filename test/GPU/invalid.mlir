@@ -57,7 +57,7 @@ func.func @masked_values(%q: memref<1x4x64xf32>, %scale: f32,
   %vmt = bufferization.to_tensor %vm restrict : memref<1x1x?x8xi8> to tensor<1x1x?x8xi8>
   %bkt = bufferization.to_tensor %bk restrict : memref<1x1x?x64xf16> to tensor<1x1x?x64xf16>
   %slt = bufferization.to_tensor %sl restrict : memref<1xi32> to tensor<1xi32>
-  // expected-error @+1 {{the GPU kernels read winnowed values as indices; the mask encoding is CPU-only}}
+  // expected-error @+1 {{the GPU kernels read winnowed keys and values as indices; the mask encoding is CPU-only}}
   %o = swan.decode_attention %qt, scale %scale
       rotations(%rkt, %rkt : tensor<1x64x64xf32>)
       sparse_keys(%kvt, %kit : tensor<1x1x?x?xf16>, tensor<1x1x?x?xi8>)

@@ -1,9 +1,9 @@
 // RUN: swan-opt %s --swan-lower-to-llvm | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_lib_dir/libmlir_c_runner_utils.so,%mlir_lib_dir/libmlir_runner_utils.so | FileCheck %s
 // RUN: swan-opt %s --swan-lower-to-llvm="tile-size=1 vector-width=8" | mlir-runner -e main -entry-point-result=void -shared-libs=%mlir_lib_dir/libmlir_c_runner_utils.so,%mlir_lib_dir/libmlir_runner_utils.so | FileCheck %s
 
-// The mask encoding of winnowed values, small enough to check by hand,
-// through the whole CPU pipeline: winnow writes the occupancy bytes, and
-// partial attention places each token's values at its set bits.
+// The mask encoding of winnowed keys and values, small enough to check by
+// hand, through the whole CPU pipeline: winnow writes the occupancy bytes,
+// and partial attention places each token's values at its set bits.
 
 func.func @main() {
   %c0 = arith.constant 0 : index
@@ -68,5 +68,24 @@ func.func @main() {
   // CHECK-NEXT: ( 0, 5, 0, 0, -1.10364, 0, 0, 0, 0, -7, 0, 0, 0.735759, 0, 0, 0 )
   %av2 = vector.transfer_read %a2[%c0, %c0], %one {in_bounds = [true]} : tensor<1x16xf32>, vector<16xf32>
   vector.print %av2 : vector<16xf32>
+
+  // The same with the keys in the mask encoding too: k = 1 keeps dimension
+  // 0 of each key (bytes 1, 0). Constants, not a second winnow: see
+  // shared-empty-result.mlir.
+  %kw = arith.constant dense<[[2.0], [1.0]]> : tensor<2x1xf32>
+  %kmask = arith.constant dense<[[1, 0], [1, 0]]> : tensor<2x2xi8>
+  %mx3, %l3, %a3 = swan.partial_attention %q, scale %one
+      keys(%kw : tensor<2x1xf32>, indices %kmask : tensor<2x2xi8>)
+      values(%v : tensor<2x2xf16>, indices %m : tensor<2x2xi8>) key_encoding = mask value_encoding = mask
+      : tensor<1x16xf32> -> tensor<1xf32>, tensor<1x16xf32>
+  // CHECK-NEXT: ( 2 )
+  // CHECK-NEXT: ( 1.36788 )
+  // CHECK-NEXT: ( 0, 5, 0, 0, -1.10364, 0, 0, 0, 0, -7, 0, 0, 0.735759, 0, 0, 0 )
+  %mv3 = vector.transfer_read %mx3[%c0], %one {in_bounds = [true]} : tensor<1xf32>, vector<1xf32>
+  %lv3 = vector.transfer_read %l3[%c0], %one {in_bounds = [true]} : tensor<1xf32>, vector<1xf32>
+  %av3 = vector.transfer_read %a3[%c0, %c0], %one {in_bounds = [true]} : tensor<1x16xf32>, vector<16xf32>
+  vector.print %mv3 : vector<1xf32>
+  vector.print %lv3 : vector<1xf32>
+  vector.print %av3 : vector<16xf32>
   return
 }

@@ -84,26 +84,27 @@ func.func @decode_rotated(%q: tensor<?x8x64xf32>, %s: f32,
 
 // -----
 
-// Values in the mask encoding: each sparse block slices whole mask rows
-// (8 bytes at D = 64) and keeps the encoding; the buffer block is dense.
+// Keys and values in the mask encoding: each sparse block slices whole mask
+// rows (8 bytes at D = 64) and keeps the encodings; the buffer block is
+// dense.
 
 // CHECK-LABEL: func.func @decode_masked_values
 // CHECK: tensor.extract_slice %{{[^ ]+}}[%{{[^ ]+}}, %{{[^ ]+}}, %{{[^ ]+}}, 0] [1, 1, %{{[^ ]+}}, 8] [1, 1, 1, 1] : tensor<1x2x?x8xi8> to tensor<?x8xi8>
-// CHECK: swan.partial_attention {{.*}} values(%{{[^ ]+}} : tensor<?x?xf32>, indices %{{[^ ]+}} : tensor<?x8xi8>) value_encoding = mask
-// CHECK: swan.partial_attention {{.*}} value_encoding = mask
+// CHECK: swan.partial_attention {{.*}} keys(%{{[^ ]+}} : tensor<?x?xf32>, indices %{{[^ ]+}} : tensor<?x8xi8>) values({{.*}} key_encoding = mask value_encoding = mask
+// CHECK: swan.partial_attention {{.*}} values(%{{[^ ]+}} : tensor<?x?xf32>, indices %{{[^ ]+}} : tensor<?x8xi8>) key_encoding = mask value_encoding = mask
 // CHECK: swan.partial_attention {{.*}} values(%{{[^ ]+}} : tensor<?x64xf32>) : tensor<4x64xf32>
 func.func @decode_masked_values(%q: tensor<1x8x64xf32>, %s: f32,
     %rk: tensor<2x64x64xf32>, %rv: tensor<2x64x64xf32>,
-    %kv: tensor<1x2x?x?xf32>, %ki: tensor<1x2x?x?xi8>,
+    %kv: tensor<1x2x?x?xf32>, %ki: tensor<1x2x?x8xi8>,
     %vv: tensor<1x2x?x?xf32>, %vm: tensor<1x2x?x8xi8>,
     %bk: tensor<1x2x16x64xf32>, %bv: tensor<1x2x16x64xf32>,
     %sl: tensor<1xindex>, %bl: tensor<1xindex>) -> tensor<1x8x64xf32> {
   %o = swan.decode_attention %q, scale %s
       rotations(%rk, %rv : tensor<2x64x64xf32>)
-      sparse_keys(%kv, %ki : tensor<1x2x?x?xf32>, tensor<1x2x?x?xi8>)
+      sparse_keys(%kv, %ki : tensor<1x2x?x?xf32>, tensor<1x2x?x8xi8>)
       sparse_values(%vv, %vm : tensor<1x2x?x?xf32>, tensor<1x2x?x8xi8>)
       buffer(%bk, %bv : tensor<1x2x16x64xf32>)
       lengths(%sl, %bl : tensor<1xindex>)
-      group_size = 4 value_encoding = mask : tensor<1x8x64xf32> -> tensor<1x8x64xf32>
+      group_size = 4 key_encoding = mask value_encoding = mask : tensor<1x8x64xf32> -> tensor<1x8x64xf32>
   return %o : tensor<1x8x64xf32>
 }

@@ -147,6 +147,7 @@ struct StoredBlock {
   int32_t keyK = 0, valueK = 0;
   int64_t tokens = 0;
   SparseEncoding valueEncoding = SparseEncoding::Indices;
+  SparseEncoding keyEncoding = SparseEncoding::Indices;
 
   SparseBlock view() const {
     return {keyValues.data(),
@@ -156,7 +157,8 @@ struct StoredBlock {
             valueIndices.data(),
             valueK,
             tokens,
-            valueEncoding};
+            valueEncoding,
+            keyEncoding};
   }
 };
 
@@ -231,7 +233,8 @@ void winnowWithReference(const std::vector<float> &rows, int64_t tokens,
 Sequence makeDecompressedCase(
     const KernelKey &key, const std::vector<BlockShape> &shapes,
     int64_t bufferTokens, float scale, bool rotatedOutput, std::mt19937_64 &rng,
-    SparseEncoding valueEncoding = SparseEncoding::Indices) {
+    SparseEncoding valueEncoding = SparseEncoding::Indices,
+    SparseEncoding keyEncoding = SparseEncoding::Indices) {
   const int64_t dim = key.headDim, group = key.groupSize;
   Sequence s;
   s.query = randomFloats(group * dim, rng, 2.0);
@@ -254,6 +257,11 @@ Sequence makeDecompressedCase(
       block.valueIndices =
           masksOf(block.valueIndices, shape.tokens, shape.valueK, dim);
       block.valueEncoding = SparseEncoding::Mask;
+    }
+    if (keyEncoding == SparseEncoding::Mask) {
+      block.keyIndices =
+          masksOf(block.keyIndices, shape.tokens, shape.keyK, dim);
+      block.keyEncoding = SparseEncoding::Mask;
     }
     tokens += shape.tokens;
     s.blocks.push_back(std::move(block));
@@ -319,10 +327,16 @@ TEST(KernelModuleTest, BuildsEveryEntryPointWithTheCInterface) {
           << names.back();
     }
     std::vector<std::string> expected = {
-        entry::kRotate,        entry::kCompress,
-        entry::kCompressMask,  entry::kPartialSparse,
-        entry::kPartialSparseMask, entry::kPartialDense,
-        entry::kMerge,         entry::kMergeRotated};
+        entry::kRotate,
+        entry::kCompress,
+        entry::kCompressMask,
+        entry::kPartialSparse,
+        entry::kPartialSparseMask,
+        entry::kPartialSparseKeyMask,
+        entry::kPartialSparseMasks,
+        entry::kPartialDense,
+        entry::kMerge,
+        entry::kMergeRotated};
     EXPECT_EQ(names, expected);
   }
 }
@@ -445,8 +459,9 @@ TEST_P(AttentionTest, AnyKEqualsReferenceOnDecompressedCache) {
   }
 }
 
-/// Values in the mask encoding: the same function of the same stored values.
-TEST_P(AttentionTest, MaskEncodedValuesEqualReferenceOnDecompressedCache) {
+/// Keys, values or both in the mask encoding: the same function of the same
+/// stored values.
+TEST_P(AttentionTest, MaskEncodingsEqualReferenceOnDecompressedCache) {
   KernelKey key = this->key();
   auto kernels = kernelsFor(key);
   ASSERT_TRUE(kernels);
@@ -461,15 +476,22 @@ TEST_P(AttentionTest, MaskEncodedValuesEqualReferenceOnDecompressedCache) {
       std::vector<BlockShape> shapes;
       if (sparse > 0)
         shapes.push_back({sparse, keyK, valueK});
-      for (bool rotatedOutput : {false, true}) {
+      const std::pair<SparseEncoding, SparseEncoding> encodings[] = {
+          {SparseEncoding::Indices, SparseEncoding::Mask},
+          {SparseEncoding::Mask, SparseEncoding::Indices},
+          {SparseEncoding::Mask, SparseEncoding::Mask}};
+      for (auto [keyEncoding, valueEncoding] : encodings) {
+        bool rotatedOutput = keyEncoding == valueEncoding;
         std::vector<Sequence> batch;
         batch.push_back(makeDecompressedCase(key, shapes, length - sparse,
                                              scale, rotatedOutput, rng,
-                                             SparseEncoding::Mask));
+                                             valueEncoding, keyEncoding));
         runAndCheck(*kernels, batch, scale, rotatedOutput, 2e-5,
-                    keyName(key) + " mask L=" + std::to_string(length) +
+                    keyName(key) + " L=" + std::to_string(length) +
                         " kK=" + std::to_string(keyK) +
-                        " kV=" + std::to_string(valueK));
+                        " kV=" + std::to_string(valueK) + " masks " +
+                        (keyEncoding == SparseEncoding::Mask ? "K" : "") +
+                        (valueEncoding == SparseEncoding::Mask ? "V" : ""));
       }
     }
   }
@@ -487,13 +509,19 @@ TEST_P(AttentionTest, EncodingsMixInOneWorkItem) {
     Sequence s = makeDecompressedCase(
         key, {{300, 9, 40}, {77, 32, 3}, {1, 2, 64}, {513, 64, 17}},
         /*bufferTokens=*/item * 50, scale, /*rotatedOutput=*/false, rng);
-    // Re-encode every other block's values as masks: same values, same
-    // expectation.
+    // Re-encode every other block's values, and every third block's keys,
+    // as masks: same values, same expectation.
     for (size_t b = item % 2; b < s.blocks.size(); b += 2) {
       StoredBlock &block = s.blocks[b];
       block.valueIndices = masksOf(block.valueIndices, block.tokens,
                                    block.valueK, key.headDim);
       block.valueEncoding = SparseEncoding::Mask;
+    }
+    for (size_t b = item % 3; b < s.blocks.size(); b += 3) {
+      StoredBlock &block = s.blocks[b];
+      block.keyIndices = masksOf(block.keyIndices, block.tokens, block.keyK,
+                                 key.headDim);
+      block.keyEncoding = SparseEncoding::Mask;
     }
     batch.push_back(std::move(s));
   }
@@ -873,6 +901,11 @@ TEST(KernelSetTest, BadAttentionArgumentsReturnErrorsAndWriteNothing) {
         b[0].valueEncoding = static_cast<SparseEncoding>(3);
       },
       "work[1].sparse[0].valueEncoding is unknown");
+  expectRejected(
+      [](Work &, Blocks &b) {
+        b[0].keyEncoding = static_cast<SparseEncoding>(5);
+      },
+      "work[1].sparse[0].keyEncoding is unknown");
   expectRejected([](Work &, Blocks &b) { b[0].valueK = 1000; }, "valueK");
   expectRejected([](Work &, Blocks &b) { b[0].tokens = -1; }, "tokens");
   expectRejected([](Work &, Blocks &b) { b[0].tokens = int64_t(1) << 41; },

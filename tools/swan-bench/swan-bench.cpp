@@ -147,13 +147,18 @@ uint16_t halfBits(float value) {
   return bits;
 }
 
+/// How a row of the sweep stores its winnowed keys and values.
+struct Encodings {
+  SparseEncoding keys, values;
+};
+
 /// One decode step's inputs for a batch of sequences of `length` tokens:
-/// winnowed with k (the last b tokens dense in the buffer; values in
-/// `valueEncoding`), or, for the dense baseline, all `length` tokens dense.
+/// winnowed with k (the last b tokens dense in the buffer; positions as
+/// `encodings` says), or, for the dense baseline, all `length` tokens dense.
 class DecodeData {
 public:
   DecodeData(const Layer &layer, int64_t length, int32_t k, int batch,
-             bool dense, SparseEncoding valueEncoding)
+             bool dense, Encodings encodings)
       : layer(layer) {
     std::mt19937_64 rng(length * 131 + k * 7 + batch);
     std::normal_distribution<float> normal;
@@ -183,16 +188,21 @@ public:
         std::sort(all.begin(), all.begin() + k);
         std::copy(all.begin(), all.begin() + k, indices->data() + row * k);
       }
-    const int64_t valueRowBytes = positionBytes(valueEncoding, dim, k);
-    if (valueEncoding == SparseEncoding::Mask) {
-      std::vector<uint8_t> masks(items * sparseTokens * valueRowBytes, 0);
+    const int64_t keyRowBytes = positionBytes(encodings.keys, dim, k);
+    const int64_t valueRowBytes = positionBytes(encodings.values, dim, k);
+    auto toMasks = [&](std::vector<uint8_t> &indices) {
+      std::vector<uint8_t> masks(items * sparseTokens * (dim / 8), 0);
       for (int64_t row = 0; row < items * sparseTokens; ++row)
         for (int32_t j = 0; j < k; ++j) {
-          uint8_t d = valueIndices[row * k + j];
-          masks[row * valueRowBytes + d / 8] |= uint8_t(1u << (d % 8));
+          uint8_t d = indices[row * k + j];
+          masks[row * (dim / 8) + d / 8] |= uint8_t(1u << (d % 8));
         }
-      valueIndices = std::move(masks);
-    }
+      indices = std::move(masks);
+    };
+    if (encodings.keys == SparseEncoding::Mask)
+      toMasks(keyIndices);
+    if (encodings.values == SparseEncoding::Mask)
+      toMasks(valueIndices);
 
     queries.resize(items * layer.group * dim);
     for (float &q : queries)
@@ -207,13 +217,14 @@ public:
       int64_t head = item % layer.heads;
       int64_t sparse = item * sparseTokens * k;
       blocks[item] = {keyValues.data() + sparse,
-                      keyIndices.data() + sparse,
+                      keyIndices.data() + item * sparseTokens * keyRowBytes,
                       k,
                       valueValues.data() + sparse,
                       valueIndices.data() + item * sparseTokens * valueRowBytes,
                       k,
                       sparseTokens,
-                      valueEncoding};
+                      encodings.values,
+                      encodings.keys};
       int64_t buffered = item * bufferTokens * dim;
       AttentionWork w;
       w.query = queries.data() + item * layer.group * dim;
@@ -230,7 +241,7 @@ public:
     // What one step must read: every cached byte (f16 values, uint8
     // indices or masks, dense rows), each head's R_K and R_V (f32), the
     // queries.
-    sparseTokenBytes = 2 * k * 2 + k + valueRowBytes;
+    sparseTokenBytes = 2 * k * 2 + keyRowBytes + valueRowBytes;
     bytesRead =
         items * (sparseTokens * sparseTokenBytes + bufferTokens * 2 * dim * 2) +
         int64_t(rotations.size()) * 4 + int64_t(queries.size()) * 4;
@@ -249,13 +260,13 @@ public:
 /// last data set so that it is built once per row.
 std::shared_ptr<DecodeData> dataFor(const std::string &name, const Layer &layer,
                                     int64_t length, int32_t k, int batch,
-                                    bool dense, SparseEncoding valueEncoding) {
+                                    bool dense, Encodings encodings) {
   static std::string cachedName;
   static std::shared_ptr<DecodeData> cached;
   if (cachedName != name) {
     cached.reset();
     cached = std::make_shared<DecodeData>(layer, length, k, batch, dense,
-                                          valueEncoding);
+                                          encodings);
     cachedName = name;
   }
   return cached;
@@ -323,15 +334,14 @@ double medianSeconds(const std::string &row, int repetitions) {
 
 void decodeAttention(benchmark::State &state, const std::string &name,
                      const std::string &shape, Layer layer, int64_t length,
-                     int32_t k, int batch, bool dense,
-                     SparseEncoding valueEncoding) {
+                     int32_t k, int batch, bool dense, Encodings encodings) {
   auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
   if (!kernels) {
     state.SkipWithError(llvm::toString(kernels.takeError()).c_str());
     return;
   }
   std::shared_ptr<DecodeData> data =
-      dataFor(name, layer, length, k, batch, dense, valueEncoding);
+      dataFor(name, layer, length, k, batch, dense, encodings);
   const float scale = 1.0f / std::sqrt(float(layer.dim));
   IterationTimer timer;
   for (auto _ : state) {
@@ -565,10 +575,10 @@ int main(int argc, char **argv) {
         std::string shape = layerName(layer) + "/L" + std::to_string(length) +
                             "/B" + std::to_string(batch);
         auto add = [&](const std::string &name, int32_t k, bool dense,
-                       SparseEncoding valueEncoding) {
+                       Encodings encodings) {
           auto *row = benchmark::RegisterBenchmark(
               name.c_str(), decodeAttention, name, shape, layer, length, k,
-              batch, dense, valueEncoding);
+              batch, dense, encodings);
           row->UseManualTime()->Unit(benchmark::kMillisecond);
           if (smoke)
             row->Iterations(2);
@@ -576,7 +586,7 @@ int main(int argc, char **argv) {
             row->Repetitions(repetitions)->ReportAggregatesOnly(true);
         };
         add("dense/" + shape, layer.dim, /*dense=*/true,
-            SparseEncoding::Indices);
+            {SparseEncoding::Indices, SparseEncoding::Indices});
         std::vector<int32_t> kept;
         for (int32_t k : ks) {
           int32_t value = k == 0 ? layer.dim : k;
@@ -584,18 +594,19 @@ int main(int argc, char **argv) {
               std::find(kept.begin(), kept.end(), value) == kept.end())
             kept.push_back(value);
         }
-        // Values by indices ("k32") and as masks ("k32+mask").
+        // Keys and values by indices ("k32"), values as masks ("k32+mask"),
+        // both as masks ("k32+masks").
+        const std::pair<const char *, Encodings> variants[] = {
+            {"", {SparseEncoding::Indices, SparseEncoding::Indices}},
+            {"+mask", {SparseEncoding::Indices, SparseEncoding::Mask}},
+            {"+masks", {SparseEncoding::Mask, SparseEncoding::Mask}}};
         for (int32_t k : kept)
-          for (SparseEncoding encoding :
-               {SparseEncoding::Indices, SparseEncoding::Mask}) {
-            bool mask = encoding == SparseEncoding::Mask;
-            std::string label =
-                "k" + std::to_string(k) + (mask ? "+mask" : "");
+          for (const auto &[suffix, encodings] : variants) {
+            std::string label = "k" + std::to_string(k) + suffix;
             std::string swan = "swan/" + shape + "/" + label;
-            add(swan, k, /*dense=*/false, encoding);
+            add(swan, k, /*dense=*/false, encodings);
             sweep.push_back({layerName(layer) + " B" + std::to_string(batch) +
-                                 " k=" + std::to_string(k) +
-                                 (mask ? " mask" : ""),
+                                 " " + label,
                              length,
                              computeBreakEvenTokens(layer.dim, k, k, kBuffer),
                              "dense/" + shape, swan});

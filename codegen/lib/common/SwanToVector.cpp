@@ -514,6 +514,7 @@ public:
       keyIndices = kb.view(op.getKeyIndices());
     if (op.getValueIndices())
       valueIndices = kb.view(op.getValueIndices());
+    maskedKeys = op.getKeyEncoding() == Encoding::mask;
     maskedValues = op.getValueEncoding() == Encoding::mask;
 
     // The scaled query, [G, D] in L1: scores then need no multiply.
@@ -544,9 +545,9 @@ public:
           kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
       kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
         Value token = kb.create<arith::AddIOp>(first, t);
-        SmallVector<Value> s = expand       ? expandedScores(token)
-                               : keyIndices ? sparseScores(token)
-                                            : denseScores(token);
+        SmallVector<Value> s = expand || maskedKeys ? expandedScores(token)
+                               : keyIndices          ? sparseScores(token)
+                                                     : denseScores(token);
         for (int64_t g = 0; g < groups; ++g)
           kb.create<memref::StoreOp>(s[g], scores, ValueRange{kb.index(g), t});
       });
@@ -671,7 +672,9 @@ private:
 
   SmallVector<Value> expandedScores(Value token) {
     Type f32 = kb.builder().getF32Type();
-    SmallVector<Value> key = expandToken(keyIndices, keys, token);
+    SmallVector<Value> key = maskedKeys
+                                 ? maskedToken(keyIndices, keys, token)
+                                 : expandToken(keyIndices, keys, token);
     SmallVector<Value> result;
     for (int64_t g = 0; g < groups; ++g) {
       Value acc = zeroVector(kb, lanes, f32);
@@ -830,7 +833,7 @@ private:
   KernelBuilder &kb;
   PartialAttentionOp op;
   int64_t lanes, tile, groups = 0, headDim = 0, chunks = 0;
-  bool expand, maskedValues = false;
+  bool expand, maskedKeys = false, maskedValues = false;
   Value keys, keyIndices, values, valueIndices;
   Value scaledQuery, accumulator, scores, runningMax, runningSum;
 };
@@ -861,6 +864,7 @@ public:
     RankedTensorType queryType = op.getQuery().getType();
     groups = queryType.getDimSize(0);
     headDim = queryType.getDimSize(1);
+    maskedKeys = op.getKeyEncoding() == Encoding::mask;
     maskedValues = op.getValueEncoding() == Encoding::mask;
   }
 
@@ -874,6 +878,16 @@ public:
     queryT = kb.scratch({headDim, groups}, f32);
     weights = kb.scratch({tile * groups}, f32);
     Value zero = row(0.0);
+    if (maskedKeys) {
+      // Expanded keys meet the query row by row.
+      queryGD = kb.scratch({groups, headDim}, f32);
+      Value scale = kb.splat(op.getScale(), headDim);
+      for (int64_t g = 0; g < groups; ++g)
+        kb.create<vector::StoreOp>(
+            kb.mul(kb.loadF32(query, {kb.index(g), kb.index(0)}, headDim),
+                   scale),
+            queryGD, ValueRange{kb.index(g), kb.index(0)});
+    }
     if (maskedValues) {
       accGD = kb.scratch({groups, headDim}, f32);
       valueStarts = kb.scratch({tile}, kb.builder().getIndexType());
@@ -884,7 +898,7 @@ public:
       accT = kb.scratch({headDim, groups}, f32);
     }
     kb.loop(kb.index(0), kb.index(headDim), kb.index(1), [&](Value d) {
-      for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t g = 0; g < groups && !maskedKeys; ++g) {
         Value x = kb.create<memref::LoadOp>(query, ValueRange{kb.index(g), d});
         kb.create<memref::StoreOp>(kb.mul(x, op.getScale()), queryT,
                                    ValueRange{d, kb.index(g)});
@@ -949,8 +963,59 @@ private:
     std::copy(rest.begin(), rest.end(), carried.begin());
   }
 
+  /// Chunk width of the expanding loads over a row of `storage`: one
+  /// 512-bit load (32 dimensions of f16), or one vector of f32 lanes when
+  /// that does not divide D.
+  int64_t expandWidth(Type storage) const {
+    int64_t width = lanes * 32 / storage.getIntOrFloatBitWidth();
+    return headDim % width == 0 ? width : lanes;
+  }
+
+  /// The G scaled scores of a token whose key is in the mask encoding: the
+  /// key expanded chunk by chunk and dotted with each query row, so the cost
+  /// follows G · D rather than k (the better deal for small G).
+  Value maskedScore(Value token) {
+    OpBuilder &b = kb.builder();
+    Type f32 = b.getF32Type(), indexType = b.getIndexType();
+    Type storage = cast<MemRefType>(keys.getType()).getElementType();
+    int64_t width = expandWidth(storage);
+    Type bitsType = b.getIntegerType(width);
+    SmallVector<Value> acc(groups, zeroVector(kb, width, f32));
+    Value start = kb.index(0);
+    for (int64_t c = 0; c < headDim / width; ++c) {
+      Value bytes = kb.create<vector::LoadOp>(
+          kb.vectorOf(width / 8, b.getI8Type()), keyIndices,
+          ValueRange{token, kb.index(c * width / 8)});
+      Value word =
+          kb.create<vector::BitCastOp>(VectorType::get({1}, bitsType), bytes);
+      Value mask = kb.create<vector::BitCastOp>(
+          kb.vectorOf(width, b.getI1Type()), word);
+      Value key = kb.convertFloat(
+          kb.create<vector::ExpandLoadOp>(kb.vectorOf(width, storage), keys,
+                                          ValueRange{token, start}, mask,
+                                          zeroVector(kb, width, storage)),
+          f32);
+      Value kept = kb.create<math::CtPopOp>(
+          kb.create<vector::ExtractOp>(word, int64_t(0)));
+      start = kb.create<arith::AddIOp>(
+          start, kb.create<arith::IndexCastUIOp>(indexType, kept));
+      for (int64_t g = 0; g < groups; ++g)
+        acc[g] = kb.fma(kb.create<vector::LoadOp>(
+                            kb.vectorOf(width, f32), queryGD,
+                            ValueRange{kb.index(g), kb.index(c * width)}),
+                        key, acc[g]);
+    }
+    SmallVector<Value> scores;
+    for (Value a : acc)
+      scores.push_back(kb.sum(a));
+    return kb.create<vector::FromElementsOp>(kb.vectorOf(groups, f32),
+                                             scores);
+  }
+
   /// The G scaled scores of one token.
   Value score(Value token) {
+    if (maskedKeys)
+      return maskedScore(token);
     Value kept = kb.create<memref::DimOp>(keys, int64_t(1));
     // With 2 <= G < 16 dividing 16, 16 / G entries share one 16-lane FMA:
     // their query rows side by side, each value repeated G times.
@@ -1113,7 +1178,7 @@ private:
     Value tileMax = kb.loop(
         kb.index(0), count, kb.index(1), {row(0.0)},
         [&](Value t, ValueRange m) {
-          if (maskedValues)
+          if (maskedKeys || maskedValues)
             prefetchAhead(kb.create<arith::AddIOp>(first, t), tokens);
           Value s = score(kb.create<arith::AddIOp>(first, t));
           kb.create<vector::StoreOp>(
@@ -1203,10 +1268,7 @@ private:
     Type f32 = b.getF32Type(), indexType = b.getIndexType();
     Value valueMasks = valueIndices;
     Type storage = cast<MemRefType>(values.getType()).getElementType();
-    // One 512-bit expanding load per chunk: 32 dimensions of f16.
-    int64_t width = lanes * 32 / storage.getIntOrFloatBitWidth();
-    if (headDim % width != 0)
-      width = lanes;
+    int64_t width = expandWidth(storage);
     int64_t chunks = headDim / width;
     int64_t registersPerChunk = groups * width / lanes;
     int64_t perPass = std::clamp<int64_t>(
@@ -1300,9 +1362,9 @@ private:
   KernelBuilder &kb;
   PartialAttentionOp op;
   int64_t lanes, tile, groups = 0, headDim = 0;
-  bool maskedValues = false;
+  bool maskedKeys = false, maskedValues = false;
   Value keys, keyIndices, values, valueIndices;
-  Value queryT, accT, accGD, valueStarts, weights;
+  Value queryT, queryGD, accT, accGD, valueStarts, weights;
 };
 
 struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
@@ -1334,7 +1396,9 @@ struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {
         lanesFor(queryType.getDimSize(1), options.vectorWidth);
     if (failed(lanes) || options.tileSize < 1)
       return rewriter.notifyMatchFailure(op, "head dimension not tiled");
-    if (op.getValueEncoding() == Encoding::mask && *lanes % 8 != 0)
+    if ((op.getKeyEncoding() == Encoding::mask ||
+         op.getValueEncoding() == Encoding::mask) &&
+        *lanes % 8 != 0)
       return rewriter.notifyMatchFailure(op, "masks need chunks of 8 lanes");
     KernelBuilder kb(rewriter, op.getLoc());
     if (op.getKeyIndices() && op.getValueIndices() && canExpand(op, *lanes)) {

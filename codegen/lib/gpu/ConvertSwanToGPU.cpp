@@ -902,9 +902,10 @@ struct SwanConvertToGPUPass
     int64_t dim = staticDim(decode.getQuery(), 2);
     if (ShapedType::isDynamic(dim))
       return decode.emitError("the GPU kernel needs a static head dim");
-    if (decode.getValueEncoding() != Encoding::indices)
+    if (decode.getKeyEncoding() != Encoding::indices ||
+        decode.getValueEncoding() != Encoding::indices)
       return decode.emitError(
-          "the GPU kernels read winnowed values as indices; the mask "
+          "the GPU kernels read winnowed keys and values as indices; the mask "
           "encoding is CPU-only");
     int64_t group = decode.getGroupSize();
     // The warp reductions split a warp's 32 lanes evenly among the group.

@@ -137,9 +137,9 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
     valid tokens of each sequence in the sparse cache and in the buffer.
     Every sequence must hold at least one token. With `rotated_output` the
     result stays in the value rotation's basis (for a model whose output
-    projection has absorbed `R_Vᵀ`). With `value_encoding = mask` the sparse
-    value indices are occupancy masks, `[B, H, L, ceil(D/8)]` of `i8` (see
-    `swan.winnow`); keys always use indices.
+    projection has absorbed `R_Vᵀ`). With `key_encoding = mask` or
+    `value_encoding = mask` the sparse key or value indices are occupancy
+    masks, `[B, H, L, ceil(D/8)]` of `i8` (see `swan.winnow`).
 
     ```mlir
     %o = swan.decode_attention %q, scale %s
@@ -159,7 +159,8 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
       Swan_FloatTensor:$buffer_keys, Swan_FloatTensor:$buffer_values,
       Swan_LengthTensor:$sparse_lengths, Swan_LengthTensor:$buffer_lengths,
       ConfinedAttr<I64Attr, [IntPositive]>:$group_size,
-      UnitAttr:$rotated_output, Swan_EncodingAttr:$value_encoding);
+      UnitAttr:$rotated_output, Swan_EncodingAttr:$key_encoding,
+      Swan_EncodingAttr:$value_encoding);
   let results = (outs Swan_FloatTensor:$result);
   let assemblyFormat = [{
     $query `,` `scale` $scale
@@ -172,6 +173,7 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
     `lengths` `(` $sparse_lengths `,` $buffer_lengths `:`
         type($sparse_lengths) `)`
     `group_size` `=` $group_size (`rotated_output` $rotated_output^)?
+    (`key_encoding` `=` $key_encoding^)?
     (`value_encoding` `=` $value_encoding^)?
     attr-dict `:` type($query) `->` type($result)
   }];
@@ -186,8 +188,9 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
     query heads of one KV head (`query`, `[G, D]`) against a block of `n`
     tokens. Keys and values are each either dense rotated rows (`[n, D]`)
     or winnowed rows (`[n, k]` values plus `[n, k]` indices; for winnowed
-    values, `value_encoding = mask` takes `[n, ceil(D/8)]` occupancy masks
-    instead of indices, as `swan.winnow` produces them). Returns, per
+    keys or values, `key_encoding = mask` or `value_encoding = mask` takes
+    `[n, ceil(D/8)]` occupancy masks instead of indices, as `swan.winnow`
+    produces them). Returns, per
     query head, the largest score `max` (`-inf` for an empty block), the sum
     of `exp(s_i - max)` and the unnormalised accumulator
     `Σ_i exp(s_i - max) · v'_i` (`[G, D]`, still rotated).
@@ -204,7 +207,7 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
       Swan_FloatTensor:$key_values, Optional<Swan_IndexTensor>:$key_indices,
       Swan_FloatTensor:$value_values,
       Optional<Swan_IndexTensor>:$value_indices,
-      Swan_EncodingAttr:$value_encoding);
+      Swan_EncodingAttr:$key_encoding, Swan_EncodingAttr:$value_encoding);
   let results = (outs Swan_F32Tensor:$max, Swan_F32Tensor:$sum,
                       Swan_F32Tensor:$accumulator);
   let assemblyFormat = [{
@@ -213,6 +216,7 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
         (`,` `indices` $key_indices^ `:` type($key_indices))? `)`
     `values` `(` $value_values `:` type($value_values)
         (`,` `indices` $value_indices^ `:` type($value_indices))? `)`
+    (`key_encoding` `=` $key_encoding^)?
     (`value_encoding` `=` $value_encoding^)?
     attr-dict `:` type($query) `->` type($max) `,` type($accumulator)
   }];

@@ -41,17 +41,19 @@ inline int64_t positionBytes(SparseEncoding encoding, int64_t headDim,
 }
 
 /// One run of winnowed tokens of one KV head sharing one k_K and one k_V:
-/// row-major [tokens][k] values (storage type) and their positions, keys as
-/// [tokens][k] uint8 indices, values as `valueEncoding` says.
+/// row-major [tokens][k] values (storage type) and their positions, as
+/// `keyEncoding` and `valueEncoding` say: [tokens][k] uint8 indices or
+/// [tokens][D/8] masks.
 struct SparseBlock {
   const void *keyValues;
-  const uint8_t *keyIndices;
+  const uint8_t *keyIndices; ///< positions: indices or masks
   int32_t keyK;
   const void *valueValues;
-  const uint8_t *valueIndices; ///< [tokens][k] indices or [tokens][D/8] masks
+  const uint8_t *valueIndices; ///< positions: indices or masks
   int32_t valueK;
   int64_t tokens;
   SparseEncoding valueEncoding = SparseEncoding::Indices;
+  SparseEncoding keyEncoding = SparseEncoding::Indices;
 };
 
 /// Dense rotated buffer tokens of one KV head: row-major [tokens][D].
