@@ -69,11 +69,10 @@ func.func @main() {
   %av2 = vector.transfer_read %a2[%c0, %c0], %one {in_bounds = [true]} : tensor<1x16xf32>, vector<16xf32>
   vector.print %av2 : vector<16xf32>
 
-  // The same with the keys in the mask encoding too: k = 1 keeps dimension
-  // 0 of each key (bytes 1, 0). Constants, not a second winnow: see
-  // shared-empty-result.mlir.
-  %kw = arith.constant dense<[[2.0], [1.0]]> : tensor<2x1xf32>
-  %kmask = arith.constant dense<[[1, 0], [1, 0]]> : tensor<2x2xi8>
+  // The same with the keys winnowed into the mask encoding too (k = 1 keeps
+  // dimension 0 of each key: bytes 1, 0).
+  %kw, %kmask = swan.winnow %dk keep %c1 encoding = mask
+      : tensor<2x16xf32> -> tensor<2x1xf32>, tensor<2x2xi8>
   %mx3, %l3, %a3 = swan.partial_attention %q, scale %one
       keys(%kw : tensor<2x1xf32>, indices %kmask : tensor<2x2xi8>)
       values(%v : tensor<2x2xf16>, indices %m : tensor<2x2xi8>) key_encoding = mask value_encoding = mask

@@ -56,16 +56,18 @@ void swan::buildSwanCPUPipeline(OpPassManager &pm,
   lowering.expandWinnowed = options.expandWinnowed;
   pm.addPass(createSwanLowerToVector(lowering));
   pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
 
   // Bufferization: results land in the caller's buffers, inputs are read in
-  // place.
+  // place. No CSE before it: merging two kernels' read-only views of one
+  // tensor (bufferization.to_buffer) would move the later kernel's read
+  // before an in-place write between them.
   pm.addPass(bufferization::createEmptyTensorEliminationPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createCSEPass());
   bufferization::buildBufferDeallocationPipeline(pm);
   // After bufferization the forall has no results left, which the
   // conversion to sequential loops requires. The runtime runs the
