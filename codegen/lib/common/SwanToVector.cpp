@@ -838,6 +838,34 @@ private:
   Value scaledQuery, accumulator, scores, runningMax, runningSum;
 };
 
+/// Dimensions [c · width, (c + 1) · width) of a token stored in the mask
+/// encoding: its kept values from `start` on, expanded into place as f32
+/// (one expanding load), and how many values the chunk keeps.
+std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
+                                          Value values, Value token,
+                                          Value start, int64_t c,
+                                          int64_t width) {
+  OpBuilder &b = kb.builder();
+  Type storage = cast<MemRefType>(values.getType()).getElementType();
+  Value bytes = kb.create<vector::LoadOp>(
+      kb.vectorOf(width / 8, b.getI8Type()), masks,
+      ValueRange{token, kb.index(c * width / 8)});
+  // One integer serves the popcount and the mask.
+  Value word = kb.create<vector::BitCastOp>(
+      VectorType::get({1}, b.getIntegerType(width)), bytes);
+  Value mask =
+      kb.create<vector::BitCastOp>(kb.vectorOf(width, b.getI1Type()), word);
+  Value expanded = kb.convertFloat(
+      kb.create<vector::ExpandLoadOp>(kb.vectorOf(width, storage), values,
+                                      ValueRange{token, start}, mask,
+                                      zeroVector(kb, width, storage)),
+      b.getF32Type());
+  Value kept = kb.create<math::CtPopOp>(
+      kb.create<vector::ExtractOp>(word, int64_t(0)));
+  return {expanded,
+          kb.create<arith::IndexCastUIOp>(b.getIndexType(), kept).getResult()};
+}
+
 /// Tokens between a row's prefetch and its use in winnowed partial attention.
 constexpr int64_t kPrefetchTokens = 32;
 /// Vector registers the mask-encoded value loop keeps accumulators in: half
@@ -975,30 +1003,15 @@ private:
   /// key expanded chunk by chunk and dotted with each query row, so the cost
   /// follows G · D rather than k (the better deal for small G).
   Value maskedScore(Value token) {
-    OpBuilder &b = kb.builder();
-    Type f32 = b.getF32Type(), indexType = b.getIndexType();
-    Type storage = cast<MemRefType>(keys.getType()).getElementType();
-    int64_t width = expandWidth(storage);
-    Type bitsType = b.getIntegerType(width);
+    Type f32 = kb.builder().getF32Type();
+    int64_t width =
+        expandWidth(cast<MemRefType>(keys.getType()).getElementType());
     SmallVector<Value> acc(groups, zeroVector(kb, width, f32));
     Value start = kb.index(0);
     for (int64_t c = 0; c < headDim / width; ++c) {
-      Value bytes = kb.create<vector::LoadOp>(
-          kb.vectorOf(width / 8, b.getI8Type()), keyIndices,
-          ValueRange{token, kb.index(c * width / 8)});
-      Value word =
-          kb.create<vector::BitCastOp>(VectorType::get({1}, bitsType), bytes);
-      Value mask = kb.create<vector::BitCastOp>(
-          kb.vectorOf(width, b.getI1Type()), word);
-      Value key = kb.convertFloat(
-          kb.create<vector::ExpandLoadOp>(kb.vectorOf(width, storage), keys,
-                                          ValueRange{token, start}, mask,
-                                          zeroVector(kb, width, storage)),
-          f32);
-      Value kept = kb.create<math::CtPopOp>(
-          kb.create<vector::ExtractOp>(word, int64_t(0)));
-      start = kb.create<arith::AddIOp>(
-          start, kb.create<arith::IndexCastUIOp>(indexType, kept));
+      auto [key, kept] =
+          expandMaskedChunk(kb, keyIndices, keys, token, start, c, width);
+      start = kb.create<arith::AddIOp>(start, kept);
       for (int64_t g = 0; g < groups; ++g)
         acc[g] = kb.fma(kb.create<vector::LoadOp>(
                             kb.vectorOf(width, f32), queryGD,
@@ -1264,9 +1277,7 @@ private:
   /// broadcast once per pass, and valueStarts[t] carries where token t's
   /// next chunk begins from one pass to the next.
   void accumulateMasked(Value first, Value count, Value alpha) {
-    OpBuilder &b = kb.builder();
-    Type f32 = b.getF32Type(), indexType = b.getIndexType();
-    Value valueMasks = valueIndices;
+    Type f32 = kb.builder().getF32Type();
     Type storage = cast<MemRefType>(values.getType()).getElementType();
     int64_t width = expandWidth(storage);
     int64_t chunks = headDim / width;
@@ -1274,7 +1285,6 @@ private:
     int64_t perPass = std::clamp<int64_t>(
         kAccumulatorRegisters / registersPerChunk, 1, chunks);
     VectorType chunkType = kb.vectorOf(width, f32);
-    Type bitsType = b.getIntegerType(width);
     for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
       int64_t passChunks = std::min(perPass, chunks - c0);
       bool firstPass = c0 == 0, lastPass = c0 + passChunks == chunks;
@@ -1299,24 +1309,10 @@ private:
                           .getResult();
             SmallVector<Value> chunkValues;
             for (int64_t i = 0; i < passChunks; ++i) {
-              Value bytes = kb.create<vector::LoadOp>(
-                  kb.vectorOf(width / 8, b.getI8Type()), valueMasks,
-                  ValueRange{token, kb.index((c0 + i) * width / 8)});
-              // One integer serves the popcount and the mask.
-              Value word = kb.create<vector::BitCastOp>(
-                  VectorType::get({1}, bitsType), bytes);
-              Value mask = kb.create<vector::BitCastOp>(
-                  kb.vectorOf(width, b.getI1Type()), word);
-              chunkValues.push_back(kb.convertFloat(
-                  kb.create<vector::ExpandLoadOp>(
-                      kb.vectorOf(width, storage), values,
-                      ValueRange{token, start}, mask,
-                      zeroVector(kb, width, storage)),
-                  f32));
-              Value kept = kb.create<math::CtPopOp>(
-                  kb.create<vector::ExtractOp>(word, int64_t(0)));
-              start = kb.create<arith::AddIOp>(
-                  start, kb.create<arith::IndexCastUIOp>(indexType, kept));
+              auto [chunk, kept] = expandMaskedChunk(
+                  kb, valueIndices, values, token, start, c0 + i, width);
+              chunkValues.push_back(chunk);
+              start = kb.create<arith::AddIOp>(start, kept);
             }
             if (!lastPass)
               kb.create<memref::StoreOp>(start, valueStarts, ValueRange{t});
