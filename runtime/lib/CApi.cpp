@@ -78,10 +78,11 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
                     sizeof(swan_device) == sizeof(int32_t) &&
                     sizeof(swan_value_encoding) == sizeof(int32_t),
                 "C enums are int-sized");
-  int32_t dtype, device, valueEncoding;
+  int32_t dtype, device, valueEncoding, keyEncoding;
   std::memcpy(&dtype, &cfg->dtype, sizeof(dtype));
   std::memcpy(&device, &cfg->device, sizeof(device));
   std::memcpy(&valueEncoding, &cfg->value_encoding, sizeof(valueEncoding));
+  std::memcpy(&keyEncoding, &cfg->key_encoding, sizeof(keyEncoding));
   if (dtype != SWAN_DTYPE_F32 && dtype != SWAN_DTYPE_F16)
     return report(SWAN_ERR_INVALID_ARGUMENT,
                   "cfg->dtype = " + std::to_string(dtype) +
@@ -103,6 +104,12 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
                   "cfg->value_encoding = " + std::to_string(valueEncoding) +
                       " is none of SWAN_ENCODING_AUTO, SWAN_ENCODING_INDICES, "
                       "SWAN_ENCODING_MASK");
+  if (keyEncoding != SWAN_ENCODING_AUTO &&
+      keyEncoding != SWAN_ENCODING_INDICES && keyEncoding != SWAN_ENCODING_MASK)
+    return report(SWAN_ERR_INVALID_ARGUMENT,
+                  "cfg->key_encoding = " + std::to_string(keyEncoding) +
+                      " is none of SWAN_ENCODING_AUTO, SWAN_ENCODING_INDICES, "
+                      "SWAN_ENCODING_MASK");
   if (cfg->page_tokens < 0)
     return report(SWAN_ERR_INVALID_ARGUMENT,
                   "cfg->page_tokens = " + std::to_string(cfg->page_tokens) +
@@ -122,11 +129,13 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
   config.outputRotated = cfg->output_rotated;
   if (cfg->page_tokens > 0)
     config.pageTokens = cfg->page_tokens;
-  config.valueEncoding = valueEncoding == SWAN_ENCODING_INDICES
-                             ? ValueEncoding::Indices
-                         : valueEncoding == SWAN_ENCODING_MASK
-                             ? ValueEncoding::Mask
-                             : ValueEncoding::Auto;
+  auto encoding = [](int32_t raw) {
+    return raw == SWAN_ENCODING_INDICES ? ValueEncoding::Indices
+           : raw == SWAN_ENCODING_MASK  ? ValueEncoding::Mask
+                                        : ValueEncoding::Auto;
+  };
+  config.valueEncoding = encoding(valueEncoding);
+  config.keyEncoding = encoding(keyEncoding);
 
   // The rotations are only read once the sizes are known to be valid; until
   // then Cache::create reports the bad size.

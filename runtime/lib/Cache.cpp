@@ -3,14 +3,14 @@
 // Layout. Per sequence: one dense buffer allocation, keys [H][cap][D] then
 // values [H][cap][D] in the storage type, holding a FIFO window of the newest
 // b tokens; and a list of pages, each one allocation with one (k_K, k_V),
-// one value encoding and room for P tokens of every KV head:
+// one key and one value encoding and room for P tokens of every KV head:
 //   key values [H][P][k_K], value values [H][P][k_V]   (storage type)
-//   key indices [H][P][k_K] (uint8, ascending)
-//   value positions [H][P][k_V] indices, or [H][P][D/8] occupancy masks
+//   key positions [H][P][k_K] indices (uint8, ascending), or [H][P][D/8]
+//   occupancy masks; value positions likewise with k_V
 // so the tokens of one head in one page are one SparseBlock for the kernels.
 // Values come before positions to keep every section aligned for its type.
-// The value encoding is chosen per page when it is created (see
-// CacheImpl::encodingFor) and kept for the page's life.
+// Both encodings are chosen per page when it is created (see
+// CacheImpl::encodingFor and keyEncodingFor) and kept for the page's life.
 //
 // Every byte of token storage comes from malloc with its exact size, and the
 // byte counts are summed from those sizes, so they are what is allocated.
@@ -137,6 +137,7 @@ struct Page {
   HostArray<char> memory;
   size_t bytes = 0; // what malloc/realloc gave
   int32_t kKey = 0, kValue = 0;
+  SparseEncoding keyEncoding = SparseEncoding::Indices;
   SparseEncoding valueEncoding = SparseEncoding::Indices;
   int64_t capacity = 0, used = 0;
 };
@@ -217,16 +218,40 @@ public:
                : SparseEncoding::Indices;
   }
 
-  /// Bytes per row of a page's value positions.
-  int64_t valuePositionBytes(SparseEncoding encoding, int32_t kValue) const {
-    return positionBytes(encoding, dim(), kValue);
+  /// The key encoding of a page created now with k_K = kKey. A mask key is
+  /// expanded and dotted with each of the G query rows, so its score costs
+  /// G · D/16 FMAs whatever k, against k gathers per row with indices: under
+  /// Auto, masks only when they are smaller (D/8 < k_K) and G · D/8 <= k_K.
+  /// Measured on the CPU (swan-bench, L = 32768): G = 1, D = 64, k = 32:
+  /// 1.35 ms as masks vs 2.03 ms with key indices; G = 4, D = 128: k = 32
+  /// 3.57 vs 2.43 ms (indices win), k = 64 3.41 vs 3.31 ms (a tie).
+  SparseEncoding keyEncodingFor(int32_t kKey) const {
+    switch (config.keyEncoding) {
+    case ValueEncoding::Indices:
+      return SparseEncoding::Indices;
+    case ValueEncoding::Mask:
+      return SparseEncoding::Mask;
+    case ValueEncoding::Auto:
+      break;
+    }
+    const int64_t maskBytes = positionBytes(SparseEncoding::Mask, dim(), kKey);
+    return maskBytes < positionBytes(SparseEncoding::Indices, dim(), kKey) &&
+                   config.groupSize * maskBytes <= kKey
+               ? SparseEncoding::Mask
+               : SparseEncoding::Indices;
+  }
+
+  /// Bytes per row of a page's key or value positions.
+  int64_t positionRowBytes(SparseEncoding encoding, int32_t k) const {
+    return positionBytes(encoding, dim(), k);
   }
 
   size_t pageBytes(int64_t capacity, int32_t kKey, int32_t kValue,
-                   SparseEncoding encoding) const {
+                   SparseEncoding keyEncoding,
+                   SparseEncoding valueEncoding) const {
     return static_cast<size_t>(heads() * capacity) *
-           ((kKey + kValue) * element() + kKey +
-            valuePositionBytes(encoding, kValue));
+           ((kKey + kValue) * element() + positionRowBytes(keyEncoding, kKey) +
+            positionRowBytes(valueEncoding, kValue));
   }
 
   // Section addresses inside a page or the buffer.
@@ -237,17 +262,18 @@ public:
     return p.memory.get() + heads() * p.capacity * p.kKey * element() +
            (h * p.capacity + slot) * p.kValue * element();
   }
-  uint8_t *keyIndices(const Page &p, int64_t h, int64_t slot) const {
+  uint8_t *keyPositions(const Page &p, int64_t h, int64_t slot) const {
     return reinterpret_cast<uint8_t *>(
-        p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
-        (h * p.capacity + slot) * p.kKey);
+        p.memory.get() +
+        heads() * p.capacity * (p.kKey + p.kValue) * element() +
+        (h * p.capacity + slot) * positionRowBytes(p.keyEncoding, p.kKey));
   }
   uint8_t *valuePositions(const Page &p, int64_t h, int64_t slot) const {
     return reinterpret_cast<uint8_t *>(
-        p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
-        heads() * p.capacity * p.kKey +
-        (h * p.capacity + slot) *
-            valuePositionBytes(p.valueEncoding, p.kValue));
+        p.memory.get() +
+        heads() * p.capacity * (p.kKey + p.kValue) * element() +
+        heads() * p.capacity * positionRowBytes(p.keyEncoding, p.kKey) +
+        (h * p.capacity + slot) * positionRowBytes(p.valueEncoding, p.kValue));
   }
   char *bufferKeys(const DenseBuffer &b, int64_t h, int64_t row) const {
     return b.memory.get() + (h * b.capacity + row) * dim() * element();
@@ -341,6 +367,11 @@ static Error checkConfig(const CacheConfig &c) {
       c.valueEncoding != ValueEncoding::Indices &&
       c.valueEncoding != ValueEncoding::Mask)
     return invalid("value_encoding is none of SWAN_ENCODING_AUTO, "
+                   "SWAN_ENCODING_INDICES, SWAN_ENCODING_MASK");
+  if (c.keyEncoding != ValueEncoding::Auto &&
+      c.keyEncoding != ValueEncoding::Indices &&
+      c.keyEncoding != ValueEncoding::Mask)
+    return invalid("key_encoding is none of SWAN_ENCODING_AUTO, "
                    "SWAN_ENCODING_INDICES, SWAN_ENCODING_MASK");
   return checkK(c.kKey, c.kValue, c.headDim);
 }
@@ -438,9 +469,10 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
   // current k, then fresh pages.
   const Page *last = s.pages.empty() ? nullptr : &s.pages.back();
   int64_t intoLast = 0;
+  const SparseEncoding keyEncoding = keyEncodingFor(currentKKey);
   const SparseEncoding valueEncoding = encodingFor(currentKValue);
   if (last && last->kKey == currentKKey && last->kValue == currentKValue &&
-      last->valueEncoding == valueEncoding)
+      last->keyEncoding == keyEncoding && last->valueEncoding == valueEncoding)
     intoLast = std::min(leave, last->capacity - last->used);
   const int64_t pageCap = config.pageTokens;
   const int64_t freshPages = (leave - intoLast + pageCap - 1) / pageCap;
@@ -461,8 +493,10 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
     page.capacity = pageCap;
     page.kKey = currentKKey;
     page.kValue = currentKValue;
+    page.keyEncoding = keyEncoding;
     page.valueEncoding = valueEncoding;
-    page.bytes = pageBytes(pageCap, currentKKey, currentKValue, valueEncoding);
+    page.bytes = pageBytes(pageCap, currentKKey, currentKValue, keyEncoding,
+                           valueEncoding);
     page.memory = allocateArray<char>(page.bytes);
     if (!page.memory)
       return outOfMemory(page.bytes, "a sparse page");
@@ -515,7 +549,8 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
       const float *rows = scratch.get() + (j - first) * d;
       Error e = isKey ? kernels->compress(rows, run, rotation, page->kKey,
                                           keyValues(*page, h, slot),
-                                          keyIndices(*page, h, slot))
+                                          keyPositions(*page, h, slot),
+                                          page->keyEncoding)
                       : kernels->compress(rows, run, rotation, page->kValue,
                                           valueValues(*page, h, slot),
                                           valuePositions(*page, h, slot),
@@ -688,11 +723,11 @@ static void keepLargestMasked(char *values, uint8_t *mask, int64_t dim,
 /// if realloc cannot shrink, the page keeps its old (still valid, still
 /// counted) block.
 ///
-/// A mask page stays a mask page even when the new k_V is at most D/8, where
+/// A mask page stays a mask page even when the new k is at most D/8, where
 /// indices would be smaller: its mask rows are rewritten within themselves,
 /// with no re-encoding pass and nothing that can fail, and the price is
-/// bounded by D/8 bytes per value row. Pages created afterwards get the
-/// encoding that suits the new k_V.
+/// bounded by D/8 bytes per row. This holds for key masks and value masks
+/// alike; pages created afterwards get the encodings that suit the new k.
 void CacheImpl::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
   const int32_t newKKey = std::min(page.kKey, kKey);
   const int32_t newKValue = std::min(page.kValue, kValue);
@@ -706,47 +741,51 @@ void CacheImpl::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
       for (int64_t t = 0; t < page.used; ++t)
         visit(h * cap + t);
   };
-  // 1. key values to their new rows; kept key indices to the front of the
-  // old index rows.
-  char *oldKeyIdx = base + hCount * cap * (page.kKey + page.kValue) * e;
-  char *oldValuePos = oldKeyIdx + hCount * cap * page.kKey;
-  const bool masked = page.valueEncoding == SparseEncoding::Mask;
-  const int64_t oldValueRow =
-      valuePositionBytes(page.valueEncoding, page.kValue);
-  const int64_t newValueRow = valuePositionBytes(page.valueEncoding, newKValue);
+  // 1. key values to their new rows; kept key positions within their own
+  // old rows (indices to the front, masks with only the kept bits).
+  char *oldKeyPos = base + hCount * cap * (page.kKey + page.kValue) * e;
+  const int64_t oldKeyRow = positionRowBytes(page.keyEncoding, page.kKey);
+  const int64_t newKeyRow = positionRowBytes(page.keyEncoding, newKKey);
+  char *oldValuePos = oldKeyPos + hCount * cap * oldKeyRow;
+  const int64_t oldValueRow = positionRowBytes(page.valueEncoding, page.kValue);
+  const int64_t newValueRow = positionRowBytes(page.valueEncoding, newKValue);
+  auto keepRow = [&](char *values, char *positions, SparseEncoding encoding,
+                     int32_t k, int32_t keep, char *outValues) {
+    auto *bytes = reinterpret_cast<uint8_t *>(positions);
+    if (encoding == SparseEncoding::Mask)
+      keepLargestMasked(values, bytes, dim(), k, keep, config.storage,
+                        outValues);
+    else
+      keepLargest(values, bytes, k, keep, config.storage, outValues);
+  };
   rows([&](int64_t r) {
-    keepLargest(base + r * page.kKey * e,
-                reinterpret_cast<uint8_t *>(oldKeyIdx + r * page.kKey),
-                page.kKey, newKKey, config.storage, base + r * newKKey * e);
+    keepRow(base + r * page.kKey * e, oldKeyPos + r * oldKeyRow,
+            page.keyEncoding, page.kKey, newKKey, base + r * newKKey * e);
   });
-  // 2. value values likewise; a mask row keeps only its kept bits.
+  // 2. value values likewise.
   char *oldValues = base + hCount * cap * page.kKey * e;
   char *newValues = base + hCount * cap * newKKey * e;
   rows([&](int64_t r) {
-    auto *positions =
-        reinterpret_cast<uint8_t *>(oldValuePos + r * oldValueRow);
-    if (masked)
-      keepLargestMasked(oldValues + r * page.kValue * e, positions, dim(),
-                        page.kValue, newKValue, config.storage,
-                        newValues + r * newKValue * e);
-    else
-      keepLargest(oldValues + r * page.kValue * e, positions, page.kValue,
-                  newKValue, config.storage, newValues + r * newKValue * e);
+    keepRow(oldValues + r * page.kValue * e, oldValuePos + r * oldValueRow,
+            page.valueEncoding, page.kValue, newKValue,
+            newValues + r * newKValue * e);
   });
-  // 3, 4. the index sections.
-  char *newKeyIdx = base + hCount * cap * (newKKey + newKValue) * e;
+  // 3, 4. the position sections; mask rows keep their size, so only their
+  // section moves.
+  char *newKeyPos = base + hCount * cap * (newKKey + newKValue) * e;
   rows([&](int64_t r) {
-    std::memmove(newKeyIdx + r * newKKey, oldKeyIdx + r * page.kKey, newKKey);
+    std::memmove(newKeyPos + r * newKeyRow, oldKeyPos + r * oldKeyRow,
+                 newKeyRow);
   });
-  // Mask rows keep their size, so only the section moves.
-  char *newValuePos = newKeyIdx + hCount * cap * newKKey;
+  char *newValuePos = newKeyPos + hCount * cap * newKeyRow;
   rows([&](int64_t r) {
     std::memmove(newValuePos + r * newValueRow, oldValuePos + r * oldValueRow,
                  newValueRow);
   });
   page.kKey = newKKey;
   page.kValue = newKValue;
-  size_t newBytes = pageBytes(cap, newKKey, newKValue, page.valueEncoding);
+  size_t newBytes =
+      pageBytes(cap, newKKey, newKValue, page.keyEncoding, page.valueEncoding);
   if (void *smaller = std::realloc(page.memory.get(), newBytes)) {
     (void)page.memory.release();
     page.memory.reset(static_cast<char *>(smaller));
@@ -842,9 +881,9 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
     for (int64_t h = 0; h < hCount; ++h) {
       size_t first = sparse.size();
       for (const Page &p : s.pages)
-        sparse.push_back({keyValues(p, h, 0), keyIndices(p, h, 0), p.kKey,
+        sparse.push_back({keyValues(p, h, 0), keyPositions(p, h, 0), p.kKey,
                           valueValues(p, h, 0), valuePositions(p, h, 0),
-                          p.kValue, p.used, p.valueEncoding});
+                          p.kValue, p.used, p.valueEncoding, p.keyEncoding});
       AttentionWork w;
       w.query = q + (i * hCount + h) * g * d;
       w.keyRotation = keyRotation(h);
@@ -910,11 +949,30 @@ Expected<SequenceStats> Cache::stats(int32_t seq) const {
       s.pages.begin(), s.pages.end(), [](const Page &page) {
         return page.valueEncoding == SparseEncoding::Mask;
       });
+  stats.keyMaskPages =
+      std::count_if(s.pages.begin(), s.pages.end(), [](const Page &page) {
+        return page.keyEncoding == SparseEncoding::Mask;
+      });
   stats.bytes = s.bytes();
   stats.breakEvenTokens = breakEvenTokens();
   stats.belowBreakEven =
       stats.bufferTokens + stats.sparseTokens < stats.breakEvenTokens;
   return stats;
+}
+
+/// Expands one stored row (k values and their positions) into its dense row.
+static void scatterRow(const char *values, const uint8_t *positions, int32_t k,
+                       SparseEncoding encoding, int64_t dim,
+                       StorageType storage, float *out) {
+  if (encoding == SparseEncoding::Mask) {
+    // The k values in ascending dimension order, one per set bit.
+    for (int64_t i = 0, j = 0; i < dim && j < k; ++i)
+      if (positions[i / 8] & (1u << (i % 8)))
+        out[i] = loadElement(values, j++, storage);
+    return;
+  }
+  for (int32_t j = 0; j < k; ++j)
+    out[positions[j]] = loadElement(values, j, storage);
 }
 
 Expected<DecompressedSequence> Cache::decompress(int32_t seq) const {
@@ -939,21 +997,10 @@ Expected<DecompressedSequence> Cache::decompress(int32_t seq) const {
       for (int64_t h = 0; h < hCount; ++h) {
         float *key = out.keys.data() + (token * hCount + h) * d;
         float *value = out.values.data() + (token * hCount + h) * d;
-        const char *kv = c.keyValues(p, h, t);
-        const uint8_t *ki = c.keyIndices(p, h, t);
-        for (int32_t j = 0; j < p.kKey; ++j)
-          key[ki[j]] = loadElement(kv, j, st);
-        const char *vv = c.valueValues(p, h, t);
-        const uint8_t *vp = c.valuePositions(p, h, t);
-        if (p.valueEncoding == SparseEncoding::Mask) {
-          // The k values in ascending dimension order, one per set bit.
-          for (int64_t i = 0, j = 0; i < d && j < p.kValue; ++i)
-            if (vp[i / 8] & (1u << (i % 8)))
-              value[i] = loadElement(vv, j++, st);
-        } else {
-          for (int32_t j = 0; j < p.kValue; ++j)
-            value[vp[j]] = loadElement(vv, j, st);
-        }
+        scatterRow(c.keyValues(p, h, t), c.keyPositions(p, h, t), p.kKey,
+                   p.keyEncoding, d, st, key);
+        scatterRow(c.valueValues(p, h, t), c.valuePositions(p, h, t), p.kValue,
+                   p.valueEncoding, d, st, value);
       }
     }
   }

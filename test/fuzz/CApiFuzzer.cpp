@@ -236,7 +236,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t sizes = in.byte();
   c.config.buffer_tokens = 1 + sizes % 6;
   c.config.page_tokens = 1 + (sizes >> 3) % 8;
-  c.config.max_sequences = 1 + in.byte() % 4;
+  // The sequence count uses two bits of its byte; the next two draw the key
+  // encoding the same way.
+  uint8_t sequences = in.byte();
+  c.config.max_sequences = 1 + sequences % 4;
+  c.config.key_encoding = encodings[(sequences >> 2) & 3];
   c.config.k_key = 1 + in.byte() % c.config.head_dim;
   c.config.k_value = 1 + in.byte() % c.config.head_dim;
   c.config.device = SWAN_DEVICE_CPU;

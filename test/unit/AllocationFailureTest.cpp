@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <utility>
 
 extern "C" void *__libc_malloc(size_t);
 extern "C" void *__libc_realloc(void *, size_t);
@@ -113,14 +114,19 @@ template <typename Call> long failEachAllocation(Cache &cache, Call call) {
   }
 }
 
-class AllocationFailureTest
-    : public ::testing::TestWithParam<ValueEncoding> {};
+/// The key and the value encoding, in that order.
+using Encodings = std::pair<ValueEncoding, ValueEncoding>;
 
-/// Both value encodings: their pages differ in size and layout.
+class AllocationFailureTest : public ::testing::TestWithParam<Encodings> {};
+
+/// Index pages, value masks, and keys and values both as masks: their pages
+/// differ in size and layout.
 TEST_P(AllocationFailureTest, EveryFailingAllocationLeavesTheCacheIntact) {
-  std::mt19937_64 rng(0xa11c + int(GetParam()));
+  std::mt19937_64 rng(0xa11c + int(GetParam().second) +
+                      4 * int(GetParam().first));
   CacheConfig config;
-  config.valueEncoding = GetParam();
+  config.keyEncoding = GetParam().first;
+  config.valueEncoding = GetParam().second;
   config.headDim = 128;
   config.numKvHeads = 4;
   config.groupSize = 2;
@@ -157,13 +163,15 @@ TEST_P(AllocationFailureTest, EveryFailingAllocationLeavesTheCacheIntact) {
   EXPECT_EQ(cache.tokens(1), 100);
 }
 
-INSTANTIATE_TEST_SUITE_P(Encodings, AllocationFailureTest,
-                         ::testing::Values(ValueEncoding::Indices,
-                                           ValueEncoding::Mask),
-                         [](const auto &info) {
-                           return info.param == ValueEncoding::Mask
-                                      ? "mask"
-                                      : "indices";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Encodings, AllocationFailureTest,
+    ::testing::Values(Encodings(ValueEncoding::Indices, ValueEncoding::Indices),
+                      Encodings(ValueEncoding::Indices, ValueEncoding::Mask),
+                      Encodings(ValueEncoding::Mask, ValueEncoding::Mask)),
+    [](const auto &info) {
+      return info.param.first == ValueEncoding::Mask    ? "masks"
+             : info.param.second == ValueEncoding::Mask ? "mask"
+                                                        : "indices";
+    });
 
 } // namespace

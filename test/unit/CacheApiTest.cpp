@@ -227,10 +227,10 @@ TEST_F(CacheApiTest, KErrors) {
             SWAN_OK);
   // Sequence 7 goes from 2 to 6 tokens: 2 leave the buffer into a new page,
   // which stores its values as masks (the default, AUTO, at k_value = 12 >
-  // D/8 = 4): per row 8 fp16 + 8 indices for the key, 12 fp16 + 4 mask
-  // bytes for the value.
+  // D/8 = 4) and its keys too (G · D/8 = 8 <= k_key = 8): per row 8 fp16
+  // + 4 mask bytes for the key, 12 fp16 + 4 mask bytes for the value.
   EXPECT_EQ(swan_cache_bytes(cache) - before,
-            size_t(kHeads) * 3 * (8 * 3 + 12 * 2 + kDim / 8));
+            size_t(kHeads) * 3 * (8 * 2 + kDim / 8 + 12 * 2 + kDim / 8));
 }
 
 TEST_F(CacheApiTest, AttentionErrors) {
@@ -402,6 +402,10 @@ TEST(CacheApiCreateTest, CreateErrors) {
               bad, "cfg->value_encoding", rk, rv);
   expectFails(with([](C &c) { c.value_encoding = (swan_value_encoding)-1; }),
               bad, "cfg->value_encoding = -1", rk, rv);
+  expectFails(with([](C &c) { c.key_encoding = (swan_value_encoding)3; }), bad,
+              "cfg->key_encoding = 3", rk, rv);
+  expectFails(with([](C &c) { c.key_encoding = (swan_value_encoding)-2; }), bad,
+              "cfg->key_encoding = -2", rk, rv);
   expectFails(baseConfig(), bad, "rot_k", nullptr, rv);
   expectFails(baseConfig(), bad, "rot_v", rk, nullptr);
   expectFails(with([](C &c) { c.device = SWAN_DEVICE_CUDA; }),
@@ -450,6 +454,7 @@ TEST(CacheApiCreateTest, ValueEncodingSetsThePageLayout) {
   std::vector<float> first;
   for (const Case &k : cases) {
     swan_cache_config cfg = baseConfig();
+    cfg.key_encoding = SWAN_ENCODING_INDICES; // keyRows: 8 indices per key
     cfg.value_encoding = k.encoding;
     swan_cache *cache = nullptr;
     ASSERT_EQ(swan_cache_create(&cfg, rotK.data(), rotV.data(), &cache),
@@ -481,9 +486,68 @@ TEST(CacheApiCreateTest, ValueEncodingSetsThePageLayout) {
   }
 }
 
-/// A caller built against the header before value_encoding existed, or one
-/// that zero-fills and sets only what it knows, gets the defaults: 256-token
-/// pages and AUTO.
+/// key_encoding: INDICES and MASK give k_key and D/8 position bytes per key
+/// row; AUTO at G = 2, D = 32 stores masks where G · D/8 = 8 <= k_key, so at
+/// k_key = 8 but not at 5. All three store the same keys, so attention
+/// agrees up to f32 rounding.
+TEST(CacheApiCreateTest, KeyEncodingSetsThePageLayout) {
+  std::mt19937_64 rng(0x5eedec0e);
+  auto rotK = randomOrthogonal(kHeads, kDim, rng);
+  auto rotV = randomOrthogonal(kHeads, kDim, rng);
+  auto keys = randomFloats(20 * kHeads * kDim, rng);
+  auto values = randomFloats(20 * kHeads * kDim, rng);
+  auto query = randomFloats(kHeads * kGroup * kDim, rng);
+  // As in ValueEncodingSetsThePageLayout: 7 tokens (one page of 3) at
+  // k_key = 8, then 3 more at k_key = 5; values are 12 fp16 + 12 indices.
+  const size_t buffer = 2 * kHeads * (kBuffer + 1) * kDim * 2;
+  const size_t valueRows = kHeads * 3 * 12 * 3;
+  auto page = [](int32_t kKey, bool mask) {
+    return size_t(kHeads) * 3 * (kKey * 2 + (mask ? kDim / 8 : kKey));
+  };
+  struct Case {
+    swan_value_encoding encoding;
+    bool firstMask, secondMask;
+  } cases[] = {{SWAN_ENCODING_INDICES, false, false},
+               {SWAN_ENCODING_MASK, true, true},
+               {SWAN_ENCODING_AUTO, true, false}};
+  std::vector<float> first;
+  for (const Case &k : cases) {
+    swan_cache_config cfg = baseConfig();
+    cfg.value_encoding = SWAN_ENCODING_INDICES;
+    cfg.key_encoding = k.encoding;
+    swan_cache *cache = nullptr;
+    ASSERT_EQ(swan_cache_create(&cfg, rotK.data(), rotV.data(), &cache),
+              SWAN_OK)
+        << swan_last_error();
+    ASSERT_EQ(swan_cache_append(cache, 0, 7, keys.data(), values.data()),
+              SWAN_OK);
+    EXPECT_EQ(swan_cache_bytes(cache),
+              buffer + valueRows + page(8, k.firstMask))
+        << "encoding " << k.encoding;
+    ASSERT_EQ(swan_cache_set_k(cache, 5, 12), SWAN_OK);
+    ASSERT_EQ(swan_cache_append(cache, 0, 3, keys.data(), values.data()),
+              SWAN_OK);
+    EXPECT_EQ(swan_cache_bytes(cache), buffer + 2 * valueRows +
+                                           page(8, k.firstMask) +
+                                           page(5, k.secondMask))
+        << "encoding " << k.encoding;
+    std::vector<float> out(query.size(), NAN);
+    int32_t seq = 0;
+    ASSERT_EQ(
+        swan_cache_attention(cache, 1, &seq, query.data(), 0.3f, out.data()),
+        SWAN_OK);
+    if (first.empty())
+      first = out;
+    for (size_t i = 0; i < out.size(); ++i)
+      ASSERT_NEAR(out[i], first[i], 1e-5 * (1 + std::fabs(first[i])))
+          << "encoding " << k.encoding << " element " << i;
+    swan_cache_destroy(cache);
+  }
+}
+
+/// A caller built against the header before value_encoding (or
+/// key_encoding) existed, or one that zero-fills and sets only what it
+/// knows, gets the defaults: 256-token pages and AUTO for both.
 TEST(CacheApiCreateTest, AllZeroConfigTailSelectsTheDefaults) {
   std::mt19937_64 rng(0x5eed7a11);
   const int32_t d = 64, h = 1;

@@ -70,7 +70,8 @@ struct SequenceModel {
   struct PageModel {
     int32_t kKey, kValue;
     int64_t used;
-    bool mask; // values stored as D-bit masks rather than indices
+    bool mask;    // values stored as D-bit masks rather than indices
+    bool keyMask; // keys likewise
   };
   std::vector<PageModel> pages;
   std::vector<int32_t> keyK, valueK; // per winnowed token
@@ -115,8 +116,10 @@ public:
       if (m.pages.empty() || m.pages.back().kKey != kKey ||
           m.pages.back().kValue != kValue ||
           m.pages.back().mask != masksValues(kValue) ||
+          m.pages.back().keyMask != masksKeys(kKey) ||
           m.pages.back().used == config.pageTokens)
-        m.pages.push_back({kKey, kValue, 0, masksValues(kValue)});
+        m.pages.push_back(
+            {kKey, kValue, 0, masksValues(kValue), masksKeys(kKey)});
       ++m.pages.back().used;
       m.keyK.push_back(kKey);
       m.valueK.push_back(kValue);
@@ -136,6 +139,22 @@ public:
       break;
     }
     return config.headDim / 8 < pageKValue;
+  }
+
+  /// Whether a page created now with this k_K stores key masks: under Auto
+  /// when a mask row is smaller than k_K index bytes and the G query rows'
+  /// expanded scores (G · D/8) cost no more than k_K.
+  bool masksKeys(int32_t pageKKey) const {
+    switch (config.keyEncoding) {
+    case ValueEncoding::Indices:
+      return false;
+    case ValueEncoding::Mask:
+      return true;
+    case ValueEncoding::Auto:
+      break;
+    }
+    return config.headDim / 8 < pageKKey &&
+           config.groupSize * (config.headDim / 8) <= pageKKey;
   }
 
   void setK(int32_t newKKey, int32_t newKValue) {
@@ -200,10 +219,11 @@ public:
       int64_t capacity = b + std::max<int64_t>(1, (b + 7) / 8);
       bytes += 2 * rowFloats() * capacity * element();
     }
-    // Per row: both value arrays, key indices, and value indices or a mask.
+    // Per row: both value arrays, then key and value indices or masks.
     for (auto &p : m.pages)
       bytes += size_t(config.numKvHeads) * config.pageTokens *
-               ((p.kKey + p.kValue) * element() + p.kKey +
+               ((p.kKey + p.kValue) * element() +
+                (p.keyMask ? config.headDim / 8 : p.kKey) +
                 (p.mask ? config.headDim / 8 : p.kValue));
     return bytes;
   }
@@ -232,6 +252,10 @@ public:
       EXPECT_EQ(stats->maskPages,
                 std::count_if(m.pages.begin(), m.pages.end(),
                               [](const auto &p) { return p.mask; }))
+          << "seq " << seq;
+      EXPECT_EQ(stats->keyMaskPages,
+                std::count_if(m.pages.begin(), m.pages.end(),
+                              [](const auto &p) { return p.keyMask; }))
           << "seq " << seq;
       EXPECT_EQ(stats->bytes, expectedBytes(m)) << "seq " << seq;
       EXPECT_EQ(stats->breakEvenTokens, expectedBreakEven());
@@ -276,7 +300,11 @@ public:
           }
           const float *row = (isKey ? stored->keys : stored->values).data() + at;
           int32_t k = t >= sparse ? d : isKey ? m.keyK[t] : m.valueK[t];
-          int32_t nonzero = 0;
+          // A kept component below half fp16's smallest subnormal is stored
+          // as zero and looks dropped.
+          const double underflow =
+              config.storage == StorageType::F16 ? 0x1p-25 : 0.0;
+          int32_t nonzero = 0, underflowed = 0;
           double smallestKept = std::numeric_limits<double>::infinity();
           double largestDropped = 0;
           for (int64_t i = 0; i < d; ++i) {
@@ -289,9 +317,14 @@ public:
               smallestKept = std::min(smallestKept, std::fabs(rotated[i]));
             } else {
               largestDropped = std::max(largestDropped, std::fabs(rotated[i]));
+              underflowed += std::fabs(rotated[i]) <= underflow;
             }
           }
-          ASSERT_EQ(nonzero, k) << "seq " << seq << " token " << t;
+          ASSERT_LE(nonzero, k) << "seq " << seq << " token " << t << " head "
+                                << h << (isKey ? " key" : " value");
+          ASSERT_GE(nonzero + underflowed, k)
+              << "seq " << seq << " token " << t << " head " << h
+              << (isKey ? " key" : " value");
           ASSERT_GE(smallestKept, largestDropped * (1 - 2 * rounding) - 1e-6)
               << "seq " << seq << " token " << t << " head " << h;
         }
@@ -412,19 +445,41 @@ void PrintTo(ValueEncoding encoding, std::ostream *os) {
 
 namespace {
 
-/// Every shape with each explicit value encoding.
+/// The key and the value encoding a parameterised test runs with.
+struct Encodings {
+  ValueEncoding keys, values;
+  const char *name;
+};
+
+std::ostream &operator<<(std::ostream &os, const Encodings &e) {
+  return os << e.name;
+}
+
+const Encodings kAuto = {ValueEncoding::Auto, ValueEncoding::Auto, "auto"};
+const Encodings kIndices = {ValueEncoding::Indices, ValueEncoding::Indices,
+                            "indices"};
+const Encodings kValueMasks = {ValueEncoding::Indices, ValueEncoding::Mask,
+                               "mask"};
+const Encodings kBothMasks = {ValueEncoding::Mask, ValueEncoding::Mask,
+                              "masks"};
+
+/// Every shape with each explicit encoding: index pages, value masks, and
+/// keys and values both as masks.
 class CacheShapeTest
-    : public ::testing::TestWithParam<std::tuple<Shape, ValueEncoding>> {
+    : public ::testing::TestWithParam<std::tuple<Shape, Encodings>> {
 protected:
   const Shape &shape() const { return std::get<0>(GetParam()); }
+  const Encodings &encodings() const { return std::get<1>(GetParam()); }
   CacheConfig configFor(const Shape &s) const {
     CacheConfig c = ::configFor(s);
-    c.valueEncoding = std::get<1>(GetParam());
+    c.keyEncoding = encodings().keys;
+    c.valueEncoding = encodings().values;
     return c;
   }
   /// Fresh inputs for each encoding.
   uint64_t seed(uint64_t base) const {
-    return base + shape().d + 1000 * int(std::get<1>(GetParam()));
+    return base + shape().d + 1000 * int(encodings().values) +
+           10000 * int(encodings().keys);
   }
 };
 
@@ -481,8 +536,9 @@ TEST_P(CacheShapeTest, FullKMatchesDenseAttentionOnOriginals) {
 }
 
 /// Auto too, where k changes: it gives these shapes mask pages at their
-/// starting k_V and index pages once k_V falls to D/8 or below (elsewhere it
-/// would repeat the Mask runs).
+/// starting k_V and index pages once k_V falls to D/8 or below, and key
+/// masks at G = 1, D = 128 until k_K falls below G · D/8 (elsewhere it would
+/// repeat the fixed runs).
 class CacheKChangeTest : public CacheShapeTest {};
 
 TEST_P(CacheKChangeTest, RuntimeKAndRewinnowKeepMatching) {
@@ -556,24 +612,22 @@ TEST_P(CacheShapeTest, ReleaseReturnsMemoryAndFreesTheId) {
 }
 
 std::string shapeAndEncoding(
-    const ::testing::TestParamInfo<std::tuple<Shape, ValueEncoding>> &info) {
+    const ::testing::TestParamInfo<std::tuple<Shape, Encodings>> &info) {
   return std::string(std::get<0>(info.param).name) + "_" +
-         encodingName(std::get<1>(info.param));
+         std::get<1>(info.param).name;
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CacheShapeTest,
     ::testing::Combine(::testing::ValuesIn(kShapes),
-                       ::testing::Values(ValueEncoding::Indices,
-                                         ValueEncoding::Mask)),
+                       ::testing::Values(kIndices, kValueMasks, kBothMasks)),
     shapeAndEncoding);
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, CacheKChangeTest,
-    ::testing::Combine(::testing::ValuesIn(kShapes),
-                       ::testing::Values(ValueEncoding::Auto,
-                                         ValueEncoding::Indices,
-                                         ValueEncoding::Mask)),
-    shapeAndEncoding);
+INSTANTIATE_TEST_SUITE_P(Shapes, CacheKChangeTest,
+                         ::testing::Combine(::testing::ValuesIn(kShapes),
+                                            ::testing::Values(kAuto, kIndices,
+                                                              kValueMasks,
+                                                              kBothMasks)),
+                         shapeAndEncoding);
 
 /// Auto chooses each page's encoding when the page is created, from its k_V:
 /// masks above D/8, indices at or below it. set_k across the threshold
@@ -616,12 +670,14 @@ TEST(CacheTest, AutoEncodingIsChosenPerPageAcrossTheThreshold) {
   EXPECT_LE(t.checkAttention({0, 1, 0}), kDecompressedTolerance);
 }
 
-/// A mask page holds 2·k_V + D/8 bytes per value row (DESIGN.md §1: 80
-/// instead of 96 at D = 128, k = 32) and keeps its D/8 mask bytes when it is
-/// rewinnowed; the figures are worked out by hand.
+/// A mask page holds 2·k + D/8 bytes per value row, and per key row when
+/// keys are masks too (DESIGN.md §1: 80 instead of 96 at D = 128, k = 32),
+/// and keeps its D/8 mask bytes when it is rewinnowed; the figures are
+/// worked out by hand.
 TEST(CacheTest, MaskPageBytesAreExact) {
-  for (ValueEncoding encoding : {ValueEncoding::Mask, ValueEncoding::Indices}) {
-    const bool mask = encoding == ValueEncoding::Mask;
+  for (const Encodings &encodings : {kValueMasks, kIndices, kBothMasks}) {
+    const bool mask = encodings.values == ValueEncoding::Mask;
+    const bool keyMask = encodings.keys == ValueEncoding::Mask;
     CacheConfig c;
     c.headDim = 128;
     c.numKvHeads = 2;
@@ -631,25 +687,154 @@ TEST(CacheTest, MaskPageBytesAreExact) {
     c.kKey = c.kValue = 32;
     c.storage = StorageType::F16;
     c.maxSequences = 1;
-    c.valueEncoding = encoding;
-    CacheHarness t(c, 0x5eed0b17 + mask);
+    c.keyEncoding = encodings.keys;
+    c.valueEncoding = encodings.values;
+    CacheHarness t(c, 0x5eed0b17 + mask + 2 * keyMask);
     ASSERT_TRUE(t.cache);
     // The buffer: keys and values, 2 heads, 2 + 1 spare rows of 128 fp16.
     const size_t buffer = 2 * 2 * 3 * 128 * 2;
     t.append(0, 2);
     EXPECT_EQ(t.cache->bytes(), buffer);
-    // One page, 2 heads · 8 tokens: keys 64 + 32 bytes, values 64 + 16 (a
-    // mask) or 64 + 32 (indices).
+    // One page, 2 heads · 8 tokens: keys 64 + 16 (a mask) or 64 + 32
+    // (indices), values likewise.
     t.append(0, 1);
-    EXPECT_EQ(t.cache->bytes(), buffer + 2 * 8 * (96 + (mask ? 80 : 96)))
-        << encodingName(encoding);
-    // k_V = 4: keys 64 + 32, values 8 + 16 (the mask keeps its size) or
-    // 8 + 4.
+    EXPECT_EQ(t.cache->bytes(),
+              buffer + 2 * 8 * ((keyMask ? 80 : 96) + (mask ? 80 : 96)))
+        << encodings.name;
+    // k_V = 4: values 8 + 16 (the mask keeps its size) or 8 + 4.
     t.rewinnow(32, 4);
-    EXPECT_EQ(t.cache->bytes(), buffer + 2 * 8 * (96 + (mask ? 24 : 12)))
-        << encodingName(encoding);
-    EXPECT_EQ(t.cache->stats(0)->maskPages, mask ? 1 : 0);
+    EXPECT_EQ(t.cache->bytes(),
+              buffer + 2 * 8 * ((keyMask ? 80 : 96) + (mask ? 24 : 12)))
+        << encodings.name;
+    // k_K = 5: keys 10 + 16 or 10 + 5.
+    t.rewinnow(5, 4);
+    EXPECT_EQ(t.cache->bytes(),
+              buffer + 2 * 8 * ((keyMask ? 26 : 15) + (mask ? 24 : 12)))
+        << encodings.name;
+    auto stats = t.cache->stats(0);
+    ASSERT_TRUE(bool(stats));
+    EXPECT_EQ(stats->maskPages, mask ? 1 : 0);
+    EXPECT_EQ(stats->keyMaskPages, keyMask ? 1 : 0);
     t.checkState();
+    EXPECT_LE(t.checkAttention({0}), kDecompressedTolerance);
+  }
+}
+
+/// Auto stores keys as masks only where their expanded scores are cheap:
+/// G · D/8 <= k_K (and D/8 < k_K). At G = 1, D = 64, k_K = 32 they are;
+/// at G = 4, D = 128 not at k_K = 32 (64 > 32), but at k_K = 64. Pages of
+/// both kinds in one sequence attend as the reference says.
+TEST(CacheTest, AutoKeyEncodingFollowsTheGroupSize) {
+  struct Case {
+    int32_t d, g;
+    std::vector<std::pair<int32_t, bool>> kKeyAndMask;
+  } cases[] = {{64, 1, {{32, true}, {8, false}, {9, true}}},
+               {128, 4, {{32, false}, {64, true}, {63, false}}}};
+  for (const Case &k : cases) {
+    CacheConfig c;
+    c.headDim = k.d;
+    c.numKvHeads = 2;
+    c.groupSize = k.g;
+    c.bufferTokens = 2;
+    c.pageTokens = 3;
+    c.kKey = k.kKeyAndMask.front().first;
+    c.kValue = 6;
+    c.storage = StorageType::F16;
+    c.maxSequences = 1;
+    ASSERT_EQ(c.keyEncoding, ValueEncoding::Auto) << "Auto is the default";
+    CacheHarness t(c, 0x5eed0d00 + k.g);
+    ASSERT_TRUE(t.cache);
+    t.append(0, 2);
+    int64_t pages = 0, keyMaskPages = 0;
+    for (auto [kKey, mask] : k.kKeyAndMask) {
+      t.setK(kKey, 6);
+      t.append(0, 3); // exactly one new page
+      ++pages;
+      keyMaskPages += mask;
+      auto stats = t.cache->stats(0);
+      ASSERT_TRUE(bool(stats));
+      EXPECT_EQ(stats->pages, pages) << "G " << k.g << " k_K " << kKey;
+      EXPECT_EQ(stats->keyMaskPages, keyMaskPages)
+          << "G " << k.g << " k_K " << kKey;
+      EXPECT_EQ(stats->maskPages, 0) << "k_V = 6 <= D/8";
+    }
+    t.checkState();
+    EXPECT_LE(t.checkAttention({0}), kDecompressedTolerance);
+  }
+}
+
+/// Rewinnowing a key-mask page keeps the k' largest of the stored key
+/// components, ties to the lower dimension, as the reference winnows the
+/// stored row; the page stays a key-mask page, and under Auto keys winnowed
+/// afterwards at k' <= D/8 go to a new index page. Keys are stored
+/// unrotated (R_K = I) and drawn from four magnitudes, so nearly every row
+/// is full of ties.
+TEST(CacheTest, RewinnowedKeyMaskPagesKeepTheReferenceTopK) {
+  const int32_t d = 32, h = 2, tokens = 13, b = 2;
+  std::mt19937_64 rng(0x5eed0c0f);
+  std::vector<float> rotK(h * d * d, 0.0f);
+  for (int32_t head = 0; head < h; ++head)
+    for (int32_t i = 0; i < d; ++i)
+      rotK[(head * d + i) * d + i] = 1.0f;
+  auto rotV = randomOrthogonal(h, d, rng);
+  for (StorageType storage : {StorageType::F32, StorageType::F16}) {
+    CacheConfig c;
+    c.headDim = d;
+    c.numKvHeads = h;
+    c.groupSize = 1; // G · D/8 = 4 <= 20: Auto stores key masks
+    c.bufferTokens = b;
+    c.pageTokens = 5;
+    c.kKey = 20;
+    c.kValue = 6;
+    c.valueEncoding = ValueEncoding::Indices;
+    c.storage = storage;
+    c.maxSequences = 1;
+    auto cache = Cache::create(c, rotK, rotV);
+    ASSERT_TRUE(bool(cache)) << llvm::toString(cache.takeError());
+    std::vector<float> keys(tokens * h * d);
+    const float magnitudes[] = {0.5f, 1.0f, 1.5f, 2.0f};
+    for (float &v : keys)
+      v = magnitudes[rng() % 4] * (rng() % 2 ? 1.0f : -1.0f);
+    auto values = randomFloats(tokens * h * d, rng);
+    ASSERT_FALSE(bool(cache->append(0, tokens, keys.data(), values.data())));
+    auto before = cache->decompress(0);
+    ASSERT_TRUE(bool(before));
+    const int64_t sparse = tokens - b;
+    for (int64_t row = 0; row < sparse * h; ++row) {
+      auto want = reference::scatter(
+          reference::winnow(toDouble(keys.data() + row * d, d).data(), d, 20),
+          d);
+      for (int32_t i = 0; i < d; ++i)
+        ASSERT_EQ(before->keys[row * d + i], float(want[i]))
+            << "row " << row << " component " << i;
+    }
+    for (int32_t kKey : {11, 3, 1}) {
+      ASSERT_FALSE(bool(cache->rewinnow(kKey, 6)));
+      auto after = cache->decompress(0);
+      ASSERT_TRUE(bool(after));
+      for (int64_t row = 0; row < tokens * h; ++row) {
+        std::vector<double> want(before->keys.begin() + row * d,
+                                 before->keys.begin() + (row + 1) * d);
+        if (row < sparse * h)
+          want = reference::scatter(reference::winnow(want.data(), d, kKey), d);
+        for (int32_t i = 0; i < d; ++i)
+          ASSERT_EQ(after->keys[row * d + i], float(want[i]))
+              << "k_K " << kKey << " row " << row << " component " << i;
+      }
+      // The values were not touched.
+      EXPECT_EQ(after->values, before->values) << "k_K " << kKey;
+      auto stats = cache->stats(0);
+      ASSERT_TRUE(bool(stats));
+      EXPECT_EQ(stats->keyMaskPages, stats->pages) << "k_K " << kKey;
+      EXPECT_EQ(stats->maskPages, 0);
+      before = std::move(after);
+    }
+    // k_K = 1 <= D/8: the next page stores key indices.
+    ASSERT_FALSE(bool(cache->append(0, 5, keys.data(), values.data())));
+    auto stats = cache->stats(0);
+    ASSERT_TRUE(bool(stats));
+    EXPECT_EQ(stats->pages, 4);
+    EXPECT_EQ(stats->keyMaskPages, 3);
   }
 }
 
@@ -882,9 +1067,10 @@ TEST(CacheTest, RewinnowReturnsMemory) {
   t.rewinnow(16, 16);
   struct mallinfo2 after = mallinfo2();
   size_t cacheFreed = cacheBefore - t.cache->bytes();
-  // k_V = 96 > D/8 made these mask pages: per token, both value arrays drop
-  // 80 fp16 components and the key indices 80 bytes; the masks keep theirs.
-  EXPECT_EQ(cacheFreed, size_t(8) * 512 * ((192 - 32) * 2 + (96 - 16)));
+  // k = 96 > D/8 (and G · D/8 = 16 <= k_K) made these pages store keys and
+  // values as masks: per token, both value arrays drop 80 fp16 components;
+  // the masks keep their bytes.
+  EXPECT_EQ(cacheFreed, size_t(8) * 512 * ((192 - 32) * 2));
   size_t heldBefore = before.uordblks + before.hblkhd;
   size_t heldAfter = after.uordblks + after.hblkhd;
   ASSERT_GT(heldBefore, heldAfter);

@@ -152,6 +152,13 @@ int main(void) {
         "an unknown value_encoding is rejected");
   check(strstr(swan_last_error(), "value_encoding") != NULL,
         "message names value_encoding");
+  cfg.value_encoding = SWAN_ENCODING_AUTO;
+  cfg.key_encoding = (swan_value_encoding)(SWAN_ENCODING_MASK + 1);
+  check(swan_cache_create(&cfg, rot_k, rot_v, &none) ==
+            SWAN_ERR_INVALID_ARGUMENT,
+        "an unknown key_encoding is rejected");
+  check(strstr(swan_last_error(), "key_encoding") != NULL,
+        "message names key_encoding");
 
   check(swan_cache_release(cache, 1) == SWAN_OK, "release");
   check(swan_cache_bytes(cache) == 0, "release returns every byte");

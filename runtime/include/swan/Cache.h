@@ -3,9 +3,9 @@
 // The C++ API of the cache (the C API in swan.h wraps it). Per sequence and
 // KV head the cache holds a dense FIFO buffer of the newest tokens (rotated,
 // storage type) and a sparse cache of winnowed tokens in pages; each page has
-// one (k_K, k_V) and one value encoding, so tokens with different k sit side
-// by side. All numeric work goes through the JIT-compiled KernelSet; the
-// cache only places bytes.
+// one (k_K, k_V), one key and one value encoding, so tokens with different k
+// sit side by side. All numeric work goes through the JIT-compiled KernelSet;
+// the cache only places bytes.
 //
 // Every failing call returns an error and leaves the cache as it was:
 // arguments are validated first, memory is allocated before anything
@@ -51,10 +51,12 @@ private:
 
 enum class Device { CPU, CUDA };
 
-/// How pages record which components their winnowed values kept (DESIGN.md
-/// §1; keys always use indices). Auto chooses per page, when the page is
-/// created, whichever is smaller at that page's k_V: the D-bit mask when
-/// D/8 < k_V, k indices otherwise.
+/// How pages record which components their winnowed values, or keys, kept
+/// (DESIGN.md §1); one enum serves both. For values, Auto chooses per page,
+/// when the page is created, whichever is smaller at that page's k_V: the
+/// D-bit mask when D/8 < k_V, k indices otherwise. For keys, Auto takes the
+/// mask only when it is smaller (D/8 < k_K) and its expanded scores are cheap
+/// enough (G · D/8 <= k_K); see CacheImpl::keyEncodingFor.
 enum class ValueEncoding { Auto, Indices, Mask };
 
 struct CacheConfig {
@@ -71,6 +73,7 @@ struct CacheConfig {
   bool outputRotated = false;
   int32_t pageTokens = 256; ///< Tokens per sparse page.
   ValueEncoding valueEncoding = ValueEncoding::Auto;
+  ValueEncoding keyEncoding = ValueEncoding::Auto;
 };
 
 /// Where a sequence's tokens are and what they cost.
@@ -79,6 +82,7 @@ struct SequenceStats {
   int64_t sparseTokens = 0;
   int64_t pages = 0;
   int64_t maskPages = 0; ///< Pages whose values are stored as masks.
+  int64_t keyMaskPages = 0; ///< Pages whose keys are stored as masks.
   size_t bytes = 0; ///< Buffer and pages, exactly as allocated.
   /// Cache::breakEvenTokens() when the stats were taken.
   int64_t breakEvenTokens = 0;

@@ -41,11 +41,14 @@ typedef enum { SWAN_DTYPE_F32 = 0, SWAN_DTYPE_F16 = 1 } swan_dtype;
 
 typedef enum { SWAN_DEVICE_CPU = 0, SWAN_DEVICE_CUDA = 1 } swan_device;
 
-/* How winnowed values record which components they kept (keys always use
- * indices): k uint8 indices (3k bytes per fp16 value) or a head_dim-bit
- * occupancy mask (2k + head_dim/8 bytes). AUTO picks, for each new page, the
- * smaller at that page's k_value: the mask when head_dim/8 < k_value (at
- * head_dim = 128: k_value > 16). A page keeps its encoding when rewinnowed. */
+/* How winnowed values, and keys, record which components they kept (the one
+ * enum serves value_encoding and key_encoding): k uint8 indices (3k bytes
+ * per fp16 row) or a head_dim-bit occupancy mask (2k + head_dim/8 bytes).
+ * For values AUTO picks, for each new page, the smaller at that page's
+ * k_value: the mask when head_dim/8 < k_value (at head_dim = 128:
+ * k_value > 16). For keys AUTO picks the mask only when it is smaller and
+ * the expanded scores stay cheap: group_size * head_dim/8 <= k_key. A page
+ * keeps its encodings when rewinnowed. */
 typedef enum {
   SWAN_ENCODING_AUTO = 0,
   SWAN_ENCODING_INDICES = 1,
@@ -68,6 +71,7 @@ typedef struct {
   int32_t output_rotated;    /* 1: attention returns o·R_V (R_Vᵀ folded in W_O) */
   int32_t page_tokens; /* tokens per sparse page; 0 selects the default 256 */
   swan_value_encoding value_encoding; /* 0 (AUTO): per page, the smaller  */
+  swan_value_encoding key_encoding;   /* 0 (AUTO): masks when G·D/8 <= k_key */
 } swan_cache_config;
 
 /* Creates a cache. rot_k, rot_v: [H][D][D] row-major orthogonal matrices
