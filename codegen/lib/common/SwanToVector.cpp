@@ -879,11 +879,11 @@ constexpr int64_t kAccumulatorRegisters = 16;
 /// No gathers or scatters (slow on these cores), no horizontal reductions:
 /// the G scores of a token come out as one vector.
 ///
-/// Values in the mask encoding go the other way: each token's values are
-/// expanded into dense chunks of the head dimension (one vpexpandw per
-/// 32 dimensions of f16), and the accumulator stays [G, D], one chunk of
-/// it in registers while the whole tile's tokens pass. The cost per token
-/// then follows D, not k.
+/// Keys or values in the mask encoding go the other way: each token's row
+/// is expanded into dense chunks of the head dimension (one vpexpandw per
+/// 32 dimensions of f16). Keys then meet the [G, D] scaled query; values
+/// accumulate into a [G, D] accumulator, a few chunks of it in registers
+/// while the whole tile's tokens pass. Their cost per token follows D, not k.
 class WinnowedPartialAttentionKernel {
 public:
   WinnowedPartialAttentionKernel(KernelBuilder &kb, PartialAttentionOp op,
