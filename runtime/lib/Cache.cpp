@@ -30,6 +30,7 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -201,10 +202,9 @@ public:
     return b + std::max<int64_t>(1, (b + 7) / 8);
   }
 
-  /// The encoding of a page created now with k_V = kValue: under Auto the
-  /// smaller one, indices when both cost the same.
-  SparseEncoding encodingFor(int32_t kValue) const {
-    switch (config.valueEncoding) {
+  /// The encoding a configuration asks for, or nothing under Auto.
+  static std::optional<SparseEncoding> fixedEncoding(ValueEncoding choice) {
+    switch (choice) {
     case ValueEncoding::Indices:
       return SparseEncoding::Indices;
     case ValueEncoding::Mask:
@@ -212,6 +212,15 @@ public:
     case ValueEncoding::Auto:
       break;
     }
+    return std::nullopt;
+  }
+
+  /// The encoding of a page created now with k_V = kValue: under Auto the
+  /// smaller one, indices when both cost the same.
+  SparseEncoding encodingFor(int32_t kValue) const {
+    if (std::optional<SparseEncoding> fixed =
+            fixedEncoding(config.valueEncoding))
+      return *fixed;
     return positionBytes(SparseEncoding::Mask, dim(), kValue) <
                    positionBytes(SparseEncoding::Indices, dim(), kValue)
                ? SparseEncoding::Mask
@@ -220,20 +229,15 @@ public:
 
   /// The key encoding of a page created now with k_K = kKey. A mask key is
   /// expanded and dotted with each of the G query rows, so its score costs
-  /// G · D/16 FMAs whatever k, against k gathers per row with indices: under
-  /// Auto, masks only when they are smaller (D/8 < k_K) and G · D/8 <= k_K.
+  /// G · D/16 FMAs whatever k, against about one step per kept entry with
+  /// indices: under Auto, masks only when they are smaller (D/8 < k_K) and
+  /// G · D/8 <= k_K.
   /// Measured on the CPU (swan-bench, L = 32768): G = 1, D = 64, k = 32:
   /// 1.35 ms as masks vs 2.03 ms with key indices; G = 4, D = 128: k = 32
   /// 3.57 vs 2.43 ms (indices win), k = 64 3.41 vs 3.31 ms (a tie).
   SparseEncoding keyEncodingFor(int32_t kKey) const {
-    switch (config.keyEncoding) {
-    case ValueEncoding::Indices:
-      return SparseEncoding::Indices;
-    case ValueEncoding::Mask:
-      return SparseEncoding::Mask;
-    case ValueEncoding::Auto:
-      break;
-    }
+    if (std::optional<SparseEncoding> fixed = fixedEncoding(config.keyEncoding))
+      return *fixed;
     const int64_t maskBytes = positionBytes(SparseEncoding::Mask, dim(), kKey);
     return maskBytes < positionBytes(SparseEncoding::Indices, dim(), kKey) &&
                    config.groupSize * maskBytes <= kKey

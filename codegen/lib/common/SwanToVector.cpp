@@ -1248,10 +1248,10 @@ private:
   /// Asks for the rows of the token kPrefetchTokens ahead in all four
   /// streams while scores are computed. Mask-encoded value rows are
   /// otherwise first touched by the chunk-major value loop, whose loads
-  /// overlap little: one block of 262144 tokens (G = 4, D = 128) took 24 ns
-  /// per token without at k = 32, 16 ns with; 41 and 22 ns at k = 64, once
-  /// every 64 bytes of a row are asked for (the index encoding's value loop
-  /// gains nothing: 19.4 against 20.5 ns at k = 32).
+  /// overlap little (swan-bench, G = 4, D = 128, L = 65536, k = 64 as
+  /// masks: 10.6 ms without one prefetch per 64 bytes of a row, 6.6 ms
+  /// with). The index encoding's loop reads each row right after scoring
+  /// it and showed no gain, so it does not prefetch.
   void prefetchAhead(Value token, Value tokens) {
     Value ahead = kb.create<arith::MinSIOp>(
         kb.create<arith::AddIOp>(token, kb.index(kPrefetchTokens)),
