@@ -18,3 +18,6 @@ llvm_config.with_environment(
     "PATH", [config.swan_tools_dir, config.llvm_tools_dir], append_path=True)
 config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
+# RUN lines that pin x86 instructions (`%if x86 %{ ... %}`).
+if os.uname().machine == "x86_64":
+    config.available_features.add("x86")

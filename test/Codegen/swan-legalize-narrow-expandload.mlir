@@ -1,4 +1,8 @@
-// RUN: swan-opt %s --swan-legalize-narrow-expandload --split-input-file | FileCheck %s
+// RUN: swan-opt %s --swan-legalize-narrow-expandload=expand-with=vpexpand --split-input-file | FileCheck %s
+// RUN: swan-opt %s --swan-legalize-narrow-expandload=expand-with=pshufb --split-input-file | FileCheck %s --check-prefix=SHUF
+// RUN: not swan-opt %s --swan-legalize-narrow-expandload=expand-with=avx9 --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: expand-with must be host, vpexpand or pshufb, not 'avx9'
 
 // An expanding load of f16 reads the element's bits: one i16 expandload at
 // the element's address (base + (offset + i * stride0 + j) * 2), then a
@@ -19,6 +23,29 @@
 // CHECK: %[[V:.*]] = arith.bitcast %[[BITS]] : vector<32xi16> to vector<32xf16>
 // CHECK: return %[[V]]
 // CHECK-NOT: vector.expandload
+
+// With byte shuffles: rows shorter than one 8-lane window keep LLVM's
+// expanding load; longer ones read each 8 lanes as a 16-byte window that
+// ends inside the row and shuffle it with the table row of its mask byte.
+// SHUF: memref.global "private" constant @__swan_expand_shuffles_16 : memref<256x16xi8> = dense<"0x8080{{.*}}0C0D0E0F"> {alignment = 64 : i64}
+// SHUF-LABEL: func.func @f16_rows
+// SHUF-SAME: (%[[M:[^:]+]]: memref<?x?xf16, strided<[?, 1], offset: ?>>, %[[I:[^:]+]]: index, %[[J:[^:]+]]: index, %[[MASK:[^:]+]]: vector<32xi1>)
+// SHUF: %[[ROW:.*]] = memref.dim %[[M]], %c1
+// SHUF: %[[LONG:.*]] = arith.cmpi sge, %[[ROW]], %c8
+// SHUF: scf.if %[[LONG]] -> (vector<32xf16>) {
+// SHUF: %[[WORD:.*]] = vector.bitcast %[[MASK]] : vector<32xi1> to vector<1xi32>
+// SHUF: %[[TABLE:.*]] = memref.get_global @__swan_expand_shuffles_16
+// SHUF: %[[LAST:.*]] = arith.subi %[[ROW]], %c8
+// SHUF: %[[FIRST:.*]] = arith.minsi %[[J]], %[[LAST]]
+// SHUF: %[[SHIFT:.*]] = arith.subi %[[J]], %[[FIRST]]
+// SHUF: %[[WIN:.*]] = llvm.load %{{.*}} {alignment = 1 : i64} : !llvm.ptr -> vector<16xi8>
+// SHUF: %[[CTL:.*]] = vector.load %[[TABLE]][%{{.*}}, %c0] : memref<256x16xi8>, vector<16xi8>
+// SHUF: %[[MOVED:.*]] = arith.addi %[[CTL]], %{{.*}} : vector<16xi8>
+// SHUF: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"(%[[WIN]], %[[MOVED]])
+// SHUF-COUNT-3: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF: } else {
+// SHUF: "llvm.intr.masked.expandload"
+// SHUF-NOT: vector.expandload
 func.func @f16_rows(%m: memref<?x?xf16, strided<[?, 1], offset: ?>>, %i: index,
     %j: index, %mask: vector<32xi1>) -> vector<32xf16> {
   %z = arith.constant dense<0.0> : vector<32xf16>
@@ -29,7 +56,17 @@ func.func @f16_rows(%m: memref<?x?xf16, strided<[?, 1], offset: ?>>, %i: index,
 
 // -----
 
-// bf16 likewise; f32 and integer loads are left alone.
+// bf16 likewise; f32 and integer loads are left alone. Byte shuffles take
+// every 16- and 32-bit load: 4 lanes of f32 per window, from a 16-row table.
+// SHUF-DAG: memref.global "private" constant @__swan_expand_shuffles_32 : memref<16x16xi8>
+// SHUF-DAG: memref.global "private" constant @__swan_expand_shuffles_16 : memref<256x16xi8>
+// SHUF-LABEL: func.func @others
+// SHUF-COUNT-2: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF: arith.bitcast %{{.*}} : vector<16xi16> to vector<16xbf16>
+// SHUF-COUNT-4: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF: "llvm.intr.masked.expandload"({{.*}}) -> vector<16xi32>
+// SHUF-COUNT-2: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF-NOT: vector.expandload
 
 // CHECK-LABEL: func.func @others
 // CHECK: "llvm.intr.masked.expandload"({{.*}}) -> vector<16xi16>

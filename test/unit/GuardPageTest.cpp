@@ -179,7 +179,8 @@ TEST_P(GuardPageTest, CompressStaysInsideItsBuffers) {
         // Each kept entry is the rotated component it names; indices ascend.
         std::vector<double> rotated = reference::rotate(
             {x.begin(), x.end()}, rows, d, {r.begin(), r.end()});
-        const double tolerance = shape.storage == StorageType::F16 ? 4e-3 : 1e-4;
+        const double tolerance =
+            shape.storage == StorageType::F16 ? 4e-3 : 1e-4;
         for (int64_t row = 0; row < rows; ++row)
           for (int32_t j = 0; j < k; ++j) {
             int idx = indices.as<uint8_t>()[row * k + j];
@@ -187,9 +188,9 @@ TEST_P(GuardPageTest, CompressStaysInsideItsBuffers) {
             if (j > 0)
               ASSERT_GT(idx, indices.as<uint8_t>()[row * k + j - 1]);
             double expected = rotated[row * d + idx];
-            ASSERT_NEAR(loadStored(values.as<void>(), row * k + j,
-                                   shape.storage),
-                        expected, tolerance * (1 + std::fabs(expected)));
+            ASSERT_NEAR(
+                loadStored(values.as<void>(), row * k + j, shape.storage),
+                expected, tolerance * (1 + std::fabs(expected)));
           }
       }
 }
@@ -205,82 +206,110 @@ TEST_P(GuardPageTest, AttentionStaysInsideItsBuffers) {
     int64_t sparse, dense;
     int32_t kKey, kValue;
   };
-  const Case cases[] = {{0, 1, 1, 1},     {1, 0, 1, 1},   {7, 3, 3, 5},
-                        {301, 17, 9, 2},  {2049, 1, int32_t(d), 1},
-                        {0, 777, 1, 1},   {65, 0, int32_t(d), int32_t(d)}};
+  const Case cases[] = {{0, 1, 1, 1},
+                        {1, 0, 1, 1},
+                        {7, 3, 3, 5},
+                        {301, 17, 9, 2},
+                        {2049, 1, int32_t(d), 1},
+                        {0, 777, 1, 1},
+                        {65, 0, int32_t(d), int32_t(d)},
+                        {129, 2, int32_t(d) / 2 + 3, int32_t(d) / 3 + 8}};
+  // Keys and values each as indices or as masks: a mask-encoded row is read
+  // in windows (pshufb expansion) that must end inside the row.
+  const std::pair<SparseEncoding, SparseEncoding> encodings[] = {
+      {SparseEncoding::Indices, SparseEncoding::Indices},
+      {SparseEncoding::Indices, SparseEncoding::Mask},
+      {SparseEncoding::Mask, SparseEncoding::Indices},
+      {SparseEncoding::Mask, SparseEncoding::Mask}};
   for (Placement placement : kPlacements)
-    for (const Case &c : cases) {
-      // Random sparse rows (values and ascending indices) and dense rows in
-      // storage precision; the expected output is the reference on the
-      // same decompressed cache.
-      const int64_t tokens = c.sparse + c.dense;
-      std::vector<double> keys(tokens * d, 0.0), values(tokens * d, 0.0);
-      GuardedBuffer kv(c.sparse * c.kKey * e, placement),
-          ki(c.sparse * c.kKey, placement),
-          vv(c.sparse * c.kValue * e, placement),
-          vi(c.sparse * c.kValue, placement), dk(c.dense * d * e, placement),
-          dv(c.dense * d * e, placement), q(g * d * 4, placement),
-          rk(d * d * 4, placement), rv(d * d * 4, placement),
-          out(g * d * 4, placement);
-      std::normal_distribution<double> normal;
-      std::vector<int> order(d);
-      auto fillSparse = [&](GuardedBuffer &vals, GuardedBuffer &idx, int32_t k,
-                            std::vector<double> &dense) {
-        for (int64_t t = 0; t < c.sparse; ++t) {
-          for (int i = 0; i < d; ++i)
-            order[i] = i;
-          std::shuffle(order.begin(), order.end(), rng);
-          std::sort(order.begin(), order.begin() + k);
-          for (int32_t j = 0; j < k; ++j) {
-            storeStored(vals.as<void>(), t * k + j, normal(rng), shape.storage);
-            idx.as<uint8_t>()[t * k + j] = static_cast<uint8_t>(order[j]);
-            dense[t * d + order[j]] =
-                loadStored(vals.as<void>(), t * k + j, shape.storage);
+    for (auto [keyEncoding, valueEncoding] : encodings)
+      for (const Case &c : cases) {
+        // Random sparse rows (values and ascending positions) and dense rows
+        // in storage precision; the expected output is the reference on the
+        // same decompressed cache.
+        const int64_t tokens = c.sparse + c.dense;
+        std::vector<double> keys(tokens * d, 0.0), values(tokens * d, 0.0);
+        GuardedBuffer kv(c.sparse * c.kKey * e, placement),
+            ki(c.sparse * positionBytes(keyEncoding, d, c.kKey), placement),
+            vv(c.sparse * c.kValue * e, placement),
+            vi(c.sparse * positionBytes(valueEncoding, d, c.kValue), placement),
+            dk(c.dense * d * e, placement), dv(c.dense * d * e, placement),
+            q(g * d * 4, placement), rk(d * d * 4, placement),
+            rv(d * d * 4, placement), out(g * d * 4, placement);
+        std::normal_distribution<double> normal;
+        std::vector<int> order(d);
+        auto fillSparse = [&](GuardedBuffer &vals, GuardedBuffer &idx,
+                              int32_t k, SparseEncoding encoding,
+                              std::vector<double> &dense) {
+          const int64_t rowBytes = positionBytes(encoding, d, k);
+          std::memset(idx.as<uint8_t>(), 0, c.sparse * rowBytes);
+          for (int64_t t = 0; t < c.sparse; ++t) {
+            for (int i = 0; i < d; ++i)
+              order[i] = i;
+            std::shuffle(order.begin(), order.end(), rng);
+            std::sort(order.begin(), order.begin() + k);
+            uint8_t *positions = idx.as<uint8_t>() + t * rowBytes;
+            for (int32_t j = 0; j < k; ++j) {
+              storeStored(vals.as<void>(), t * k + j, normal(rng),
+                          shape.storage);
+              if (encoding == SparseEncoding::Mask)
+                positions[order[j] / 8] |= uint8_t(1u << (order[j] % 8));
+              else
+                positions[j] = static_cast<uint8_t>(order[j]);
+              dense[t * d + order[j]] =
+                  loadStored(vals.as<void>(), t * k + j, shape.storage);
+            }
           }
+        };
+        fillSparse(kv, ki, c.kKey, keyEncoding, keys);
+        fillSparse(vv, vi, c.kValue, valueEncoding, values);
+        for (int64_t i = 0; i < c.dense * d; ++i) {
+          storeStored(dk.as<void>(), i, normal(rng), shape.storage);
+          storeStored(dv.as<void>(), i, normal(rng), shape.storage);
+          keys[c.sparse * d + i] = loadStored(dk.as<void>(), i, shape.storage);
+          values[c.sparse * d + i] =
+              loadStored(dv.as<void>(), i, shape.storage);
         }
-      };
-      fillSparse(kv, ki, c.kKey, keys);
-      fillSparse(vv, vi, c.kValue, values);
-      for (int64_t i = 0; i < c.dense * d; ++i) {
-        storeStored(dk.as<void>(), i, normal(rng), shape.storage);
-        storeStored(dv.as<void>(), i, normal(rng), shape.storage);
-        keys[c.sparse * d + i] = loadStored(dk.as<void>(), i, shape.storage);
-        values[c.sparse * d + i] = loadStored(dv.as<void>(), i, shape.storage);
+        std::vector<float> query = randomFloats(g * d, rng);
+        std::vector<float> rotK = test::randomOrthogonal(1, d, rng);
+        std::vector<float> rotV = test::randomOrthogonal(1, d, rng);
+        q.fill(query.data());
+        rk.fill(rotK.data());
+        rv.fill(rotV.data());
+        for (GuardedBuffer *input :
+             {&kv, &ki, &vv, &vi, &dk, &dv, &q, &rk, &rv})
+          input->makeReadOnly();
+        out.poison();
+
+        SparseBlock block{kv.as<void>(), ki.as<uint8_t>(), c.kKey,
+                          vv.as<void>(), vi.as<uint8_t>(), c.kValue,
+                          c.sparse,      valueEncoding,    keyEncoding};
+        AttentionWork work;
+        work.query = q.as<float>();
+        work.keyRotation = rk.as<float>();
+        work.valueRotation = rv.as<float>();
+        work.sparse =
+            c.sparse ? llvm::ArrayRef(block) : llvm::ArrayRef<SparseBlock>();
+        work.buffer = {dk.as<void>(), dv.as<void>(), c.dense};
+        work.out = out.as<float>();
+        llvm::Error err = kernels->attention(work, scale, false);
+        ASSERT_FALSE(err) << llvm::toString(std::move(err));
+
+        // The kernels rotate the query by R_K and the output back by R_Vᵀ.
+        std::vector<double> rotatedQuery = reference::rotate(
+            {query.begin(), query.end()}, g, d, {rotK.begin(), rotK.end()});
+        std::vector<double> expected = reference::rotateBack(
+            reference::attention(rotatedQuery, g, keys, values, tokens, d,
+                                 scale),
+            g, d, {rotV.begin(), rotV.end()});
+        for (int64_t i = 0; i < g * d; ++i)
+          ASSERT_NEAR(out.as<float>()[i], expected[i],
+                      1e-4 * (1 + std::fabs(expected[i])))
+              << "sparse=" << c.sparse << " dense=" << c.dense
+              << " key masks=" << (keyEncoding == SparseEncoding::Mask)
+              << " value masks=" << (valueEncoding == SparseEncoding::Mask)
+              << " i=" << i;
       }
-      std::vector<float> query = randomFloats(g * d, rng);
-      std::vector<float> rotK = test::randomOrthogonal(1, d, rng);
-      std::vector<float> rotV = test::randomOrthogonal(1, d, rng);
-      q.fill(query.data());
-      rk.fill(rotK.data());
-      rv.fill(rotV.data());
-      for (GuardedBuffer *input : {&kv, &ki, &vv, &vi, &dk, &dv, &q, &rk, &rv})
-        input->makeReadOnly();
-      out.poison();
-
-      SparseBlock block{kv.as<void>(), ki.as<uint8_t>(), c.kKey,
-                        vv.as<void>(), vi.as<uint8_t>(), c.kValue, c.sparse};
-      AttentionWork work;
-      work.query = q.as<float>();
-      work.keyRotation = rk.as<float>();
-      work.valueRotation = rv.as<float>();
-      work.sparse = c.sparse ? llvm::ArrayRef(block)
-                             : llvm::ArrayRef<SparseBlock>();
-      work.buffer = {dk.as<void>(), dv.as<void>(), c.dense};
-      work.out = out.as<float>();
-      llvm::Error err = kernels->attention(work, scale, false);
-      ASSERT_FALSE(err) << llvm::toString(std::move(err));
-
-      // The kernels rotate the query by R_K and the output back by R_Vᵀ.
-      std::vector<double> rotatedQuery = reference::rotate(
-          {query.begin(), query.end()}, g, d, {rotK.begin(), rotK.end()});
-      std::vector<double> expected = reference::rotateBack(
-          reference::attention(rotatedQuery, g, keys, values, tokens, d, scale),
-          g, d, {rotV.begin(), rotV.end()});
-      for (int64_t i = 0; i < g * d; ++i)
-        ASSERT_NEAR(out.as<float>()[i], expected[i],
-                    1e-4 * (1 + std::fabs(expected[i])))
-            << "sparse=" << c.sparse << " dense=" << c.dense << " i=" << i;
-    }
 }
 
 /// The harness itself: one byte past either end faults.
@@ -307,16 +336,17 @@ TEST(GuardedBufferTest, OneByteOutsideFaults) {
   EXPECT_DEATH(atStart.as<volatile char>()[0] = 1, "");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    OddSizes, GuardPageTest,
-    ::testing::Values(Shape{16, 1, StorageType::F32},
-                      Shape{48, 3, StorageType::F16},
-                      Shape{80, 5, StorageType::F32},
-                      Shape{112, 7, StorageType::F16}),
-    [](const auto &info) {
-      return "D" + std::to_string(info.param.dim) + "_G" +
-             std::to_string(info.param.group) +
-             (info.param.storage == StorageType::F16 ? "_f16" : "_f32");
-    });
+INSTANTIATE_TEST_SUITE_P(OddSizes, GuardPageTest,
+                         ::testing::Values(Shape{16, 1, StorageType::F32},
+                                           Shape{48, 3, StorageType::F16},
+                                           Shape{80, 5, StorageType::F32},
+                                           Shape{112, 7, StorageType::F16}),
+                         [](const auto &info) {
+                           return "D" + std::to_string(info.param.dim) + "_G" +
+                                  std::to_string(info.param.group) +
+                                  (info.param.storage == StorageType::F16
+                                       ? "_f16"
+                                       : "_f32");
+                         });
 
 } // namespace

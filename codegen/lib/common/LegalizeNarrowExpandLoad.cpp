@@ -1,9 +1,23 @@
-//===- LegalizeNarrowExpandLoad.cpp - f16 expandload as i16 ---------------===//
+//===- LegalizeNarrowExpandLoad.cpp - expanding loads for the host --------===//
+//
+// Two ways to turn vector.expandload into fast host code:
+//  - vpexpand: 16-bit floats as an llvm.masked.expandload of their i16 bits,
+//    which LLVM lowers to one vpexpandw on AVX-512 VBMI2 hosts (on f16 it
+//    would scalarise).
+//  - pshufb: on x86 hosts without AVX-512, where LLVM scalarises every
+//    expanding load into one branch per lane, each 16 bytes of the result is
+//    a 16-byte load and a byte shuffle whose control comes from a table
+//    indexed by that part's mask bits.
+//
+//===----------------------------------------------------------------------===//
 
 #include "swan/Codegen/Passes.h"
 
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/SymbolTable.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/Triple.h"
 
 namespace swan {
 #define GEN_PASS_DEF_SWANLEGALIZENARROWEXPANDLOAD
@@ -13,6 +27,56 @@ namespace swan {
 using namespace mlir;
 
 namespace {
+
+/// Bytes one shuffle fills: an SSSE3 pshufb.
+constexpr int64_t kShuffleBytes = 16;
+
+/// The address of `base[indices]`, the last index replaced by `last`, as an
+/// LLVM pointer (the memref's innermost stride is 1).
+Value elementAddress(PatternRewriter &rewriter, Location loc, Value base,
+                     ValueRange indices, Value last) {
+  auto metadata = memref::ExtractStridedMetadataOp::create(rewriter, loc, base);
+  Value linear = metadata.getOffset();
+  for (auto [i, stride] : llvm::enumerate(metadata.getStrides())) {
+    Value index = i + 1 == indices.size() ? last : indices[i];
+    linear = arith::AddIOp::create(
+        rewriter, loc, linear,
+        arith::MulIOp::create(rewriter, loc, index, stride));
+  }
+  Value aligned =
+      memref::ExtractAlignedPointerAsIndexOp::create(rewriter, loc, base);
+  int64_t bytes = cast<MemRefType>(base.getType()).getElementTypeBitWidth() / 8;
+  Value address = arith::AddIOp::create(
+      rewriter, loc, aligned,
+      arith::MulIOp::create(
+          rewriter, loc, linear,
+          arith::ConstantIndexOp::create(rewriter, loc, bytes)));
+  Value address64 =
+      arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(), address);
+  return LLVM::IntToPtrOp::create(
+      rewriter, loc, LLVM::LLVMPointerType::get(rewriter.getContext()),
+      address64);
+}
+
+/// `op` as an llvm.masked.expandload of the bits of its elements.
+Value expandLoadBits(PatternRewriter &rewriter, vector::ExpandLoadOp op) {
+  Location loc = op.getLoc();
+  VectorType type = op.getVectorType();
+  VectorType bitsType = type.clone(
+      rewriter.getIntegerType(type.getElementType().getIntOrFloatBitWidth()));
+  Value pointer = elementAddress(rewriter, loc, op.getBase(), op.getIndices(),
+                                 op.getIndices().back());
+  Value passThru = op.getPassThru();
+  if (bitsType != type)
+    passThru = arith::BitcastOp::create(rewriter, loc, bitsType, passThru);
+  Value bits = LLVM::masked_expandload::create(
+      rewriter, loc, TypeRange{bitsType}, pointer, op.getMask(), passThru,
+      /*align=*/type.getElementTypeBitWidth() / 8);
+  if (bitsType == type)
+    return bits;
+  return arith::BitcastOp::create(rewriter, loc, type, bits);
+}
+
 struct NarrowExpandLoadAsBits : OpRewritePattern<vector::ExpandLoadOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -20,51 +84,242 @@ struct NarrowExpandLoadAsBits : OpRewritePattern<vector::ExpandLoadOp> {
                                 PatternRewriter &rewriter) const override {
     VectorType type = op.getVectorType();
     Type element = type.getElementType();
-    auto memrefType = dyn_cast<MemRefType>(op.getBase().getType());
-    if (!memrefType || !isa<FloatType>(element) ||
+    if (!isa<MemRefType>(op.getBase().getType()) || !isa<FloatType>(element) ||
         element.getIntOrFloatBitWidth() != 16 || type.getRank() != 1)
       return rewriter.notifyMatchFailure(op, "not a 16-bit float load");
-
-    Location loc = op.getLoc();
-    auto metadata =
-        memref::ExtractStridedMetadataOp::create(rewriter, loc, op.getBase());
-    Value linear = metadata.getOffset();
-    for (auto [index, stride] :
-         llvm::zip(op.getIndices(), metadata.getStrides()))
-      linear = arith::AddIOp::create(
-          rewriter, loc, linear,
-          arith::MulIOp::create(rewriter, loc, index, stride));
-    Value base = memref::ExtractAlignedPointerAsIndexOp::create(rewriter, loc,
-                                                                op.getBase());
-    Value address = arith::AddIOp::create(
-        rewriter, loc, base,
-        arith::MulIOp::create(
-            rewriter, loc, linear,
-            arith::ConstantIndexOp::create(rewriter, loc, 2)));
-    Value address64 = arith::IndexCastOp::create(
-        rewriter, loc, rewriter.getI64Type(), address);
-    Value pointer = LLVM::IntToPtrOp::create(
-        rewriter, loc, LLVM::LLVMPointerType::get(rewriter.getContext()),
-        address64);
-    VectorType bitsType = type.clone(rewriter.getIntegerType(16));
-    Value passThru =
-        arith::BitcastOp::create(rewriter, loc, bitsType, op.getPassThru());
-    Value bits = LLVM::masked_expandload::create(
-        rewriter, loc, TypeRange{bitsType}, pointer, op.getMask(), passThru,
-        /*align=*/2);
-    rewriter.replaceOpWithNewOp<arith::BitcastOp>(op, type, bits);
+    rewriter.replaceOp(op, expandLoadBits(rewriter, op));
     return success();
   }
 };
 
+/// The table of shuffle controls for elements of `bytes` bytes: row m sends
+/// the r-th element of a 16-byte window to the lane of m's r-th set bit and
+/// zeroes the lanes whose bit is clear (control bytes 0x80).
+std::string shuffleTableName(int64_t bytes) {
+  return "__swan_expand_shuffles_" + std::to_string(bytes * 8);
+}
+
+memref::GlobalOp createShuffleTable(OpBuilder &builder, Location loc,
+                                    int64_t bytes) {
+  int64_t lanes = kShuffleBytes / bytes;
+  int64_t rows = int64_t(1) << lanes;
+  SmallVector<int8_t> control;
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t lane = 0, rank = 0; lane < lanes; ++lane) {
+      bool kept = (m >> lane) & 1;
+      for (int64_t b = 0; b < bytes; ++b)
+        control.push_back(kept ? int8_t(rank * bytes + b) : int8_t(0x80));
+      rank += kept;
+    }
+  auto type = MemRefType::get({rows, kShuffleBytes}, builder.getI8Type());
+  auto value = DenseElementsAttr::get(
+      RankedTensorType::get(type.getShape(), type.getElementType()),
+      ArrayRef<int8_t>(control));
+  return memref::GlobalOp::create(builder, loc, shuffleTableName(bytes),
+                                  builder.getStringAttr("private"), type, value,
+                                  /*constant=*/true,
+                                  /*alignment=*/builder.getI64IntegerAttr(64));
+}
+
+bool isZeroSplat(Value value) {
+  return matchPattern(value, m_Zero()) || matchPattern(value, m_AnyZeroFloat());
+}
+
+/// An expanding load of 16- or 32-bit elements as byte shuffles, in parts of
+/// 16 bytes. Part p of the result needs the next popcount(bits of p)
+/// elements of the row; they are read as one 16-byte window that ends inside
+/// the row (its start moved back near the row's end, the shuffle control
+/// moved forward to match), so nothing past the row is touched. Rows shorter
+/// than a window keep LLVM's expanding load.
+struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(vector::ExpandLoadOp op,
+                                PatternRewriter &rewriter) const override {
+    VectorType type = op.getVectorType();
+    auto memrefType = dyn_cast<MemRefType>(op.getBase().getType());
+    int64_t bits = type.getElementTypeBitWidth();
+    if (!memrefType || type.getRank() != 1 || (bits != 16 && bits != 32))
+      return rewriter.notifyMatchFailure(op, "not 16- or 32-bit lanes");
+    int64_t bytes = bits / 8, partLanes = kShuffleBytes / bytes;
+    int64_t lanes = type.getNumElements();
+    if (lanes % partLanes != 0 || lanes > 64)
+      return rewriter.notifyMatchFailure(op, "lanes do not fill 16-byte parts");
+    auto table = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
+        op, rewriter.getStringAttr(shuffleTableName(bytes)));
+    if (!table)
+      return rewriter.notifyMatchFailure(op, "no shuffle table in scope");
+
+    Location loc = op.getLoc();
+    Value base = op.getBase();
+    Value rowLength =
+        memref::DimOp::create(rewriter, loc, base, memrefType.getRank() - 1);
+    Value longEnough = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::sge, rowLength,
+        arith::ConstantIndexOp::create(rewriter, loc, partLanes));
+    auto branch = scf::IfOp::create(
+        rewriter, loc, longEnough,
+        [&](OpBuilder &, Location) {
+          scf::YieldOp::create(rewriter, loc,
+                               shuffled(rewriter, op, table, rowLength));
+        },
+        [&](OpBuilder &, Location) {
+          scf::YieldOp::create(rewriter, loc, expandLoadBits(rewriter, op));
+        });
+    rewriter.replaceOp(op, branch.getResults());
+    return success();
+  }
+
+private:
+  static Value shuffled(PatternRewriter &rewriter, vector::ExpandLoadOp op,
+                        memref::GlobalOp table, Value rowLength) {
+    Location loc = op.getLoc();
+    VectorType type = op.getVectorType();
+    int64_t bytes = type.getElementTypeBitWidth() / 8;
+    int64_t lanes = type.getNumElements(), partLanes = kShuffleBytes / bytes;
+    Type i8 = rewriter.getI8Type(), index = rewriter.getIndexType();
+    IntegerType wordType = rewriter.getIntegerType(lanes);
+    auto constant = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    auto constantWord = [&](const APInt &v) -> Value {
+      return arith::ConstantOp::create(rewriter, loc,
+                                       rewriter.getIntegerAttr(wordType, v));
+    };
+    VectorType windowType = VectorType::get({kShuffleBytes}, i8);
+    VectorType partType = VectorType::get({partLanes}, type.getElementType());
+    Value word = vector::ExtractOp::create(
+        rewriter, loc,
+        vector::BitCastOp::create(rewriter, loc, VectorType::get({1}, wordType),
+                                  op.getMask()),
+        int64_t(0));
+    Value controls = memref::GetGlobalOp::create(rewriter, loc, table.getType(),
+                                                 table.getSymName());
+    Value lastWindow =
+        arith::SubIOp::create(rewriter, loc, rowLength, constant(partLanes));
+    bool zeroPassThru = isZeroSplat(op.getPassThru());
+    Value result = zeroPassThru
+                       ? arith::ConstantOp::create(rewriter, loc, type,
+                                                   rewriter.getZeroAttr(type))
+                             .getResult()
+                       : op.getPassThru();
+    Value start = op.getIndices().back();
+    for (int64_t p = 0; p < lanes / partLanes; ++p) {
+      Value partBits = word;
+      if (partLanes < lanes)
+        partBits = arith::AndIOp::create(
+            rewriter, loc,
+            arith::ShRUIOp::create(rewriter, loc, word,
+                                   constantWord(APInt(lanes, p * partLanes))),
+            constantWord(APInt::getLowBitsSet(lanes, partLanes)));
+      // The window [first, first + partLanes) lies inside the row; the
+      // part's elements begin `shift` elements into it.
+      Value first = arith::MinSIOp::create(rewriter, loc, start, lastWindow);
+      Value shift = arith::SubIOp::create(rewriter, loc, start, first);
+      Value window = LLVM::LoadOp::create(
+          rewriter, loc, windowType,
+          elementAddress(rewriter, loc, op.getBase(), op.getIndices(), first),
+          /*alignment=*/1);
+      Value row = arith::IndexCastUIOp::create(rewriter, loc, index, partBits);
+      Value control = vector::LoadOp::create(
+          rewriter, loc, windowType, controls, ValueRange{row, constant(0)});
+      // Cleared lanes' control bytes stay at or above 0x80 after the add.
+      Value shiftBytes = arith::IndexCastOp::create(
+          rewriter, loc, i8,
+          arith::MulIOp::create(rewriter, loc, shift, constant(bytes)));
+      control = arith::AddIOp::create(
+          rewriter, loc, control,
+          vector::BroadcastOp::create(rewriter, loc, windowType, shiftBytes));
+      Value part = LLVM::CallIntrinsicOp::create(
+                       rewriter, loc, windowType,
+                       rewriter.getStringAttr("llvm.x86.ssse3.pshuf.b.128"),
+                       ValueRange{window, control})
+                       .getResult(0);
+      part = vector::BitCastOp::create(rewriter, loc, partType, part);
+      SmallVector<int64_t> offset{p * partLanes}, stride{1};
+      if (!zeroPassThru) {
+        Value partMask = vector::ExtractStridedSliceOp::create(
+            rewriter, loc, op.getMask(), offset, ArrayRef<int64_t>{partLanes},
+            stride);
+        Value partPassThru = vector::ExtractStridedSliceOp::create(
+            rewriter, loc, op.getPassThru(), offset,
+            ArrayRef<int64_t>{partLanes}, stride);
+        part = arith::SelectOp::create(rewriter, loc, partMask, part,
+                                       partPassThru);
+      }
+      result = vector::InsertStridedSliceOp::create(rewriter, loc, part, result,
+                                                    offset, stride);
+      Value kept = arith::IndexCastUIOp::create(
+          rewriter, loc, index, math::CtPopOp::create(rewriter, loc, partBits));
+      start = arith::AddIOp::create(rewriter, loc, start, kept);
+    }
+    return result;
+  }
+};
+
+/// Whether this process runs on x86 without AVX-512 VBMI2, where expanding
+/// loads of 16-bit lanes have no instruction of their own.
+bool hostNeedsShuffles() {
+  llvm::Triple host(llvm::sys::getProcessTriple());
+  if (!host.isX86())
+    return false;
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  return !features.lookup("avx512vbmi2") && features.lookup("ssse3");
+}
+
 struct SwanLegalizeNarrowExpandLoadPass
     : swan::impl::SwanLegalizeNarrowExpandLoadBase<
           SwanLegalizeNarrowExpandLoadPass> {
+  using Base::Base;
+
   void runOnOperation() override {
+    bool shuffles;
+    if (expandWith == "host") {
+      shuffles = hostNeedsShuffles();
+    } else if (expandWith == "pshufb" || expandWith == "vpexpand") {
+      shuffles = expandWith == "pshufb";
+    } else {
+      getOperation()->emitError()
+          << "expand-with must be host, vpexpand or pshufb, not '" << expandWith
+          << "'";
+      return signalPassFailure();
+    }
+
     RewritePatternSet patterns(&getContext());
-    patterns.add<NarrowExpandLoadAsBits>(&getContext());
+    if (shuffles && !addShuffleTables())
+      return signalPassFailure();
+    if (shuffles)
+      patterns.add<ExpandLoadAsShuffles>(&getContext());
+    else
+      patterns.add<NarrowExpandLoadAsBits>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
+  }
+
+private:
+  /// Adds the shuffle tables the expanding loads below need to the symbol
+  /// table that holds them (the module).
+  bool addShuffleTables() {
+    llvm::SmallSetVector<int64_t, 2> widths;
+    Operation *scope = nullptr;
+    getOperation()->walk([&](vector::ExpandLoadOp op) {
+      int64_t bits = op.getVectorType().getElementTypeBitWidth();
+      if (bits == 16 || bits == 32)
+        widths.insert(bits / 8);
+      scope = SymbolTable::getNearestSymbolTable(op);
+    });
+    if (widths.empty())
+      return true;
+    if (!scope) {
+      getOperation()->emitError("expanding loads outside any symbol table");
+      return false;
+    }
+    OpBuilder builder(&scope->getRegion(0).front(),
+                      scope->getRegion(0).front().begin());
+    for (int64_t bytes : widths)
+      if (!SymbolTable::lookupSymbolIn(scope, shuffleTableName(bytes)))
+        createShuffleTable(builder, scope->getLoc(), bytes);
+    return true;
   }
 };
 } // namespace

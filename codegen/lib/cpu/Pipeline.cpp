@@ -77,7 +77,9 @@ void swan::buildSwanCPUPipeline(OpPassManager &pm,
 
   // To the LLVM dialect.
   pm.addPass(createSwanApproximateMath());
-  pm.addPass(createSwanLegalizeNarrowExpandLoad());
+  SwanLegalizeNarrowExpandLoadOptions expandLoads;
+  expandLoads.expandWith = options.expandWith;
+  pm.addPass(createSwanLegalizeNarrowExpandLoad(expandLoads));
   pm.addPass(createConvertVectorToSCFPass());
   // Subview offsets become affine.apply, which lower-affine then expands.
   pm.addPass(memref::createExpandStridedMetadataPass());

@@ -64,20 +64,43 @@ def SwanApproximateMath : Pass<"swan-approximate-math"> {
 }
 
 def SwanLegalizeNarrowExpandLoad : Pass<"swan-legalize-narrow-expandload"> {
-  let summary = "Expanding loads of 16-bit floats as loads of their bits";
+  let summary = "Expanding loads as the host's fastest instructions";
   let description = [{
-    LLVM scalarises `llvm.masked.expandload` on `f16` / `bf16` vectors
-    into one branch per lane on x86 without AVX512-FP16, but lowers the
-    same load on `i16` to one `vpexpandw`. This pass rewrites a
-    `vector.expandload` of 16-bit floats from a memref into an
-    `llvm.intr.masked.expandload` of `i16` at the element's address and a
-    bitcast. It runs after bufferization (the LLVM op has no memory-effect
-    model, which buffer deallocation needs) and before the conversion to
-    LLVM.
+    Rewrites `vector.expandload` from a memref (the mask-encoded rows of
+    the attention kernels) into code the host runs fast, chosen by
+    `expand-with`:
+
+    - `vpexpand`: a load of 16-bit floats becomes an
+      `llvm.intr.masked.expandload` of their `i16` bits at the element's
+      address, and a bitcast. LLVM scalarises the expanding load on `f16` /
+      `bf16` into one branch per lane on x86 without AVX512-FP16, but
+      lowers it on `i16` to one `vpexpandw` (AVX-512 VBMI2). Other element
+      types are left to LLVM (`vexpandps` on `f32`).
+    - `pshufb`: for x86 without AVX-512, where LLVM scalarises every
+      expanding load. Each 16 bytes of the result (8 lanes of 16 bits, 4 of
+      32) is one 16-byte load of the row and one SSSE3 byte shuffle whose
+      control is the row of a constant table (`memref.global`, 4 KiB for
+      16-bit lanes) picked by that part's mask bits. The load window is
+      moved back to end inside the row when the row's end is near, and the
+      control forward by as much, so no byte past the row is read; rows
+      shorter than a window keep LLVM's expanding load.
+    - `host` (the default): `vpexpand` where the host has AVX-512 VBMI2 or
+      is not x86, `pshufb` on the other x86 hosts.
+
+    It runs after bufferization (the LLVM ops have no memory-effect model,
+    which buffer deallocation needs) and before the conversion to LLVM.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::LLVM::LLVMDialect",
-                           "::mlir::memref::MemRefDialect"];
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+  let options = [
+    Option<"expandWith", "expand-with", "std::string", /*default=*/"\"host\"",
+           "how expanding loads become machine code: host, vpexpand (AVX-512 "
+           "VBMI2) or pshufb (SSSE3 byte shuffles from a table)">,
+  ];
 }
 
 #endif // SWAN_CODEGEN_PASSES_TD

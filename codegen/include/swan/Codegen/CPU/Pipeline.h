@@ -30,6 +30,12 @@ struct SwanCPUPipelineOptions
                      "expanding loads; needs AVX-512 VP2INTERSECT and VBMI2 "
                      "on the host; slower than the default on znver5)"),
       llvm::cl::init(false)};
+  Option<std::string> expandWith{
+      *this, "expand-with",
+      llvm::cl::desc("how expanding loads of mask-encoded rows become "
+                     "machine code: host (the default), vpexpand (AVX-512 "
+                     "VBMI2) or pshufb (SSSE3 byte shuffles)"),
+      llvm::cl::init("host")};
   Option<int64_t> numSplits{
       *this, "num-splits",
       llvm::cl::desc("token blocks per sequence when decode_attention is "
