@@ -24,24 +24,33 @@
 // CHECK: return %[[V]]
 // CHECK-NOT: vector.expandload
 
-// With byte shuffles: rows shorter than one 8-lane window keep LLVM's
-// expanding load; longer ones read each 8 lanes as a 16-byte window that
-// ends inside the row and shuffle it with the table row of its mask byte.
+// With byte shuffles: each 8 lanes is a 16-byte window read at the part's
+// first value (the popcounts of the earlier parts on), shuffled by the
+// table row of its mask byte. Windows may run past the row, so that path
+// needs another row after this one (and rows of at least 8); otherwise
+// LLVM's expanding load.
 // SHUF: memref.global "private" constant @__swan_expand_shuffles_16 : memref<256x16xi8> = dense<"0x8080{{.*}}0C0D0E0F"> {alignment = 64 : i64}
 // SHUF-LABEL: func.func @f16_rows
 // SHUF-SAME: (%[[M:[^:]+]]: memref<?x?xf16, strided<[?, 1], offset: ?>>, %[[I:[^:]+]]: index, %[[J:[^:]+]]: index, %[[MASK:[^:]+]]: vector<32xi1>)
-// SHUF: %[[ROW:.*]] = memref.dim %[[M]], %c1
-// SHUF: %[[LONG:.*]] = arith.cmpi sge, %[[ROW]], %c8
-// SHUF: scf.if %[[LONG]] -> (vector<32xf16>) {
+// SHUF-DAG: %[[ROW:.*]] = memref.dim %[[M]], %c1
+// SHUF-DAG: %[[ROWS:.*]] = memref.dim %[[M]], %c0
+// SHUF-DAG: %[[NEXT:.*]] = arith.addi %[[I]], %c1
+// SHUF-DAG: %[[MORE:.*]] = arith.cmpi slt, %[[NEXT]], %[[ROWS]]
+// SHUF-DAG: %[[LONG:.*]] = arith.cmpi sge, %[[ROW]], %c8
+// SHUF: %[[SAFE:.*]] = arith.andi %[[MORE]], %[[LONG]]
+// SHUF: scf.if %[[SAFE]] -> (vector<32xf16>) {
 // SHUF: %[[WORD:.*]] = vector.bitcast %[[MASK]] : vector<32xi1> to vector<1xi32>
+// SHUF: %[[W:.*]] = vector.extract %[[WORD]][0]
 // SHUF: %[[TABLE:.*]] = memref.get_global @__swan_expand_shuffles_16
-// SHUF: %[[LAST:.*]] = arith.subi %[[ROW]], %c8
-// SHUF: %[[FIRST:.*]] = arith.minsi %[[J]], %[[LAST]]
-// SHUF: %[[SHIFT:.*]] = arith.subi %[[J]], %[[FIRST]]
+// SHUF: %[[BITS0:.*]] = arith.andi %[[W]], %c255_i32
 // SHUF: %[[WIN:.*]] = llvm.load %{{.*}} {alignment = 1 : i64} : !llvm.ptr -> vector<16xi8>
-// SHUF: %[[CTL:.*]] = vector.load %[[TABLE]][%{{.*}}, %c0] : memref<256x16xi8>, vector<16xi8>
-// SHUF: %[[MOVED:.*]] = arith.addi %[[CTL]], %{{.*}} : vector<16xi8>
-// SHUF: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"(%[[WIN]], %[[MOVED]])
+// SHUF: %[[ROW0:.*]] = arith.index_castui %[[BITS0]] : i32 to index
+// SHUF: %[[CTL:.*]] = vector.load %[[TABLE]][%[[ROW0]], %c0] : memref<256x16xi8>, vector<16xi8>
+// SHUF: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"(%[[WIN]], %[[CTL]])
+// SHUF: %[[COUNT0:.*]] = math.ctpop %[[BITS0]] : i32
+// SHUF: %[[C0:.*]] = arith.index_castui %[[COUNT0]] : i32 to index
+// SHUF: %[[START1:.*]] = arith.addi %[[J]], %[[C0]] : index
+// SHUF: arith.addi %{{.*}}, %[[START1]] : index
 // SHUF-COUNT-3: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
 // SHUF: } else {
 // SHUF: "llvm.intr.masked.expandload"

@@ -91,25 +91,31 @@ func.func @main() {
   vector.print %lv3 : vector<1xf32>
   vector.print %av3 : vector<16xf32>
 
-  // A row that keeps 10 of 16 dimensions (5 in each byte) fills more than
-  // one 8-lane window: the second window is moved back to end inside the
-  // row. One token, so p = 1 and the accumulator is the expanded value; the
-  // key is the same row, so the score is q · k = x[1] = -9.
+  // Rows that keep 10 of 16 dimensions (5 in each byte) fill more than one
+  // 8-lane window. Two equal tokens: the first row is read in windows that
+  // run into the second, the second (the last row) by LLVM's expanding
+  // load. The key is the same row, so both scores are q · k = x[1] = -9,
+  // the sum is 2 and the accumulator twice the expanded row.
   %y = arith.constant dense<[[0.5, -9.0, 3.0, 0.25, 8.0, -7.0, 0.125, 6.0,
-                              1.5, -5.0, 4.0, 0.75, 11.0, -2.0, 10.0, 0.0625]]> : tensor<1x16xf32>
+                              1.5, -5.0, 4.0, 0.75, 11.0, -2.0, 10.0, 0.0625],
+                             [0.5, -9.0, 3.0, 0.25, 8.0, -7.0, 0.125, 6.0,
+                              1.5, -5.0, 4.0, 0.75, 11.0, -2.0, 10.0, 0.0625]]> : tensor<2x16xf32>
   %c10 = arith.constant 10 : index
   %yv, %ym = swan.winnow %y keep %c10 encoding = mask
-      : tensor<1x16xf32> -> tensor<1x10xf16>, tensor<1x2xi8>
+      : tensor<2x16xf32> -> tensor<2x10xf16>, tensor<2x2xi8>
   %e1 = arith.constant dense<[[0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<1x16xf32>
   %mx4, %l4, %a4 = swan.partial_attention %e1, scale %one
-      keys(%yv : tensor<1x10xf16>, indices %ym : tensor<1x2xi8>)
-      values(%yv : tensor<1x10xf16>, indices %ym : tensor<1x2xi8>) key_encoding = mask value_encoding = mask
+      keys(%yv : tensor<2x10xf16>, indices %ym : tensor<2x2xi8>)
+      values(%yv : tensor<2x10xf16>, indices %ym : tensor<2x2xi8>) key_encoding = mask value_encoding = mask
       : tensor<1x16xf32> -> tensor<1xf32>, tensor<1x16xf32>
   // CHECK-NEXT: ( -9 )
-  // CHECK-NEXT: ( 0, -9, 3, 0, 8, -7, 0, 6, 0, -5, 4, 0, 11, -2, 10, 0 )
+  // CHECK-NEXT: ( 2 )
+  // CHECK-NEXT: ( 0, -18, 6, 0, 16, -14, 0, 12, 0, -10, 8, 0, 22, -4, 20, 0 )
   %mv4 = vector.transfer_read %mx4[%c0], %one {in_bounds = [true]} : tensor<1xf32>, vector<1xf32>
+  %lv4 = vector.transfer_read %l4[%c0], %one {in_bounds = [true]} : tensor<1xf32>, vector<1xf32>
   %av4 = vector.transfer_read %a4[%c0, %c0], %one {in_bounds = [true]} : tensor<1x16xf32>, vector<16xf32>
   vector.print %mv4 : vector<1xf32>
+  vector.print %lv4 : vector<1xf32>
   vector.print %av4 : vector<16xf32>
   return
 }

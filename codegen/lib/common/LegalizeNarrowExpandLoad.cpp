@@ -126,11 +126,12 @@ bool isZeroSplat(Value value) {
 }
 
 /// An expanding load of 16- or 32-bit elements as byte shuffles, in parts of
-/// 16 bytes. Part p of the result needs the next popcount(bits of p)
-/// elements of the row; they are read as one 16-byte window that ends inside
-/// the row (its start moved back near the row's end, the shuffle control
-/// moved forward to match), so nothing past the row is touched. Rows shorter
-/// than a window keep LLVM's expanding load.
+/// 16 bytes: part p of the result is a 16-byte window of the row starting at
+/// its first value, shuffled by the table row of p's mask bits. A window
+/// may run up to 16 bytes past the row's last value; that is safe while
+/// another row of at least a window's length follows (rows are contiguous
+/// or further apart), so the last row of the memref, short rows and 1-D
+/// memrefs whose vector might reach past the end keep LLVM's expanding load.
 struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -150,20 +151,12 @@ struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
     if (!table)
       return rewriter.notifyMatchFailure(op, "no shuffle table in scope");
 
-    Location loc = op.getLoc();
-    Value base = op.getBase();
-    Value rowLength =
-        memref::DimOp::create(rewriter, loc, base, memrefType.getRank() - 1);
-    Value longEnough = arith::CmpIOp::create(
-        rewriter, loc, arith::CmpIPredicate::sge, rowLength,
-        arith::ConstantIndexOp::create(rewriter, loc, partLanes));
     auto branch = scf::IfOp::create(
-        rewriter, loc, longEnough,
-        [&](OpBuilder &, Location) {
-          scf::YieldOp::create(rewriter, loc,
-                               shuffled(rewriter, op, table, rowLength));
+        rewriter, op.getLoc(), windowsStayInside(rewriter, op, partLanes),
+        [&](OpBuilder &, Location loc) {
+          scf::YieldOp::create(rewriter, loc, shuffled(rewriter, op, table));
         },
-        [&](OpBuilder &, Location) {
+        [&](OpBuilder &, Location loc) {
           scf::YieldOp::create(rewriter, loc, expandLoadBits(rewriter, op));
         });
     rewriter.replaceOp(op, branch.getResults());
@@ -171,22 +164,49 @@ struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
   }
 
 private:
+  /// Whether every window of `op` lies inside the memref (see above).
+  static Value windowsStayInside(PatternRewriter &rewriter,
+                                 vector::ExpandLoadOp op, int64_t partLanes) {
+    Location loc = op.getLoc();
+    Value base = op.getBase();
+    int64_t rank = cast<MemRefType>(base.getType()).getRank();
+    auto constant = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    auto atLeast = [&](Value a, Value b) -> Value {
+      return arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::sge, a,
+                                   b);
+    };
+    Value rowLength = memref::DimOp::create(rewriter, loc, base, rank - 1);
+    if (rank == 1) {
+      Value end = arith::AddIOp::create(
+          rewriter, loc, op.getIndices().back(),
+          constant(op.getVectorType().getNumElements() + partLanes));
+      return atLeast(rowLength, end);
+    }
+    Value rows = memref::DimOp::create(rewriter, loc, base, rank - 2);
+    Value next = arith::AddIOp::create(rewriter, loc, op.getIndices()[rank - 2],
+                                       constant(1));
+    Value anotherRow = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::slt, next, rows);
+    return arith::AndIOp::create(rewriter, loc, anotherRow,
+                                 atLeast(rowLength, constant(partLanes)));
+  }
+
   static Value shuffled(PatternRewriter &rewriter, vector::ExpandLoadOp op,
-                        memref::GlobalOp table, Value rowLength) {
+                        memref::GlobalOp table) {
     Location loc = op.getLoc();
     VectorType type = op.getVectorType();
     int64_t bytes = type.getElementTypeBitWidth() / 8;
     int64_t lanes = type.getNumElements(), partLanes = kShuffleBytes / bytes;
-    Type i8 = rewriter.getI8Type(), index = rewriter.getIndexType();
+    Type index = rewriter.getIndexType();
     IntegerType wordType = rewriter.getIntegerType(lanes);
-    auto constant = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(rewriter, loc, v);
-    };
     auto constantWord = [&](const APInt &v) -> Value {
       return arith::ConstantOp::create(rewriter, loc,
                                        rewriter.getIntegerAttr(wordType, v));
     };
-    VectorType windowType = VectorType::get({kShuffleBytes}, i8);
+    VectorType windowType =
+        VectorType::get({kShuffleBytes}, rewriter.getI8Type());
     VectorType partType = VectorType::get({partLanes}, type.getElementType());
     Value word = vector::ExtractOp::create(
         rewriter, loc,
@@ -195,8 +215,7 @@ private:
         int64_t(0));
     Value controls = memref::GetGlobalOp::create(rewriter, loc, table.getType(),
                                                  table.getSymName());
-    Value lastWindow =
-        arith::SubIOp::create(rewriter, loc, rowLength, constant(partLanes));
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
     bool zeroPassThru = isZeroSplat(op.getPassThru());
     Value result = zeroPassThru
                        ? arith::ConstantOp::create(rewriter, loc, type,
@@ -212,24 +231,13 @@ private:
             arith::ShRUIOp::create(rewriter, loc, word,
                                    constantWord(APInt(lanes, p * partLanes))),
             constantWord(APInt::getLowBitsSet(lanes, partLanes)));
-      // The window [first, first + partLanes) lies inside the row; the
-      // part's elements begin `shift` elements into it.
-      Value first = arith::MinSIOp::create(rewriter, loc, start, lastWindow);
-      Value shift = arith::SubIOp::create(rewriter, loc, start, first);
       Value window = LLVM::LoadOp::create(
           rewriter, loc, windowType,
-          elementAddress(rewriter, loc, op.getBase(), op.getIndices(), first),
+          elementAddress(rewriter, loc, op.getBase(), op.getIndices(), start),
           /*alignment=*/1);
       Value row = arith::IndexCastUIOp::create(rewriter, loc, index, partBits);
-      Value control = vector::LoadOp::create(
-          rewriter, loc, windowType, controls, ValueRange{row, constant(0)});
-      // Cleared lanes' control bytes stay at or above 0x80 after the add.
-      Value shiftBytes = arith::IndexCastOp::create(
-          rewriter, loc, i8,
-          arith::MulIOp::create(rewriter, loc, shift, constant(bytes)));
-      control = arith::AddIOp::create(
-          rewriter, loc, control,
-          vector::BroadcastOp::create(rewriter, loc, windowType, shiftBytes));
+      Value control = vector::LoadOp::create(rewriter, loc, windowType,
+                                             controls, ValueRange{row, zero});
       Value part = LLVM::CallIntrinsicOp::create(
                        rewriter, loc, windowType,
                        rewriter.getStringAttr("llvm.x86.ssse3.pshuf.b.128"),

@@ -78,12 +78,13 @@ def SwanLegalizeNarrowExpandLoad : Pass<"swan-legalize-narrow-expandload"> {
       types are left to LLVM (`vexpandps` on `f32`).
     - `pshufb`: for x86 without AVX-512, where LLVM scalarises every
       expanding load. Each 16 bytes of the result (8 lanes of 16 bits, 4 of
-      32) is one 16-byte load of the row and one SSSE3 byte shuffle whose
-      control is the row of a constant table (`memref.global`, 4 KiB for
-      16-bit lanes) picked by that part's mask bits. The load window is
-      moved back to end inside the row when the row's end is near, and the
-      control forward by as much, so no byte past the row is read; rows
-      shorter than a window keep LLVM's expanding load.
+      32) is one 16-byte load of the row at that part's first value and one
+      SSSE3 byte shuffle whose control is the row of a constant table
+      (`memref.global`, 4 KiB for 16-bit lanes) picked by the part's mask
+      bits. A window may reach up to 16 bytes past the row's last value,
+      which stays inside the memref while another row of at least a
+      window's length follows; the last row, rows shorter than a window and
+      1-D memrefs keep LLVM's expanding load.
     - `host` (the default): `vpexpand` where the host has AVX-512 VBMI2 or
       is not x86, `pshufb` on the other x86 hosts.
 
