@@ -28,7 +28,7 @@
 // first value (the popcounts of the earlier parts on), shuffled by the
 // table row of its mask byte. Windows may run past the row, so that path
 // needs another row after this one (and rows of at least 8); otherwise
-// LLVM's expanding load.
+// each window is gathered element by element inside the row.
 // SHUF: memref.global "private" constant @__swan_expand_shuffles_16 : memref<256x16xi8> = dense<"0x8080{{.*}}0C0D0E0F"> {alignment = 64 : i64}
 // SHUF-LABEL: func.func @f16_rows
 // SHUF-SAME: (%[[M:[^:]+]]: memref<?x?xf16, strided<[?, 1], offset: ?>>, %[[I:[^:]+]]: index, %[[J:[^:]+]]: index, %[[MASK:[^:]+]]: vector<32xi1>)
@@ -43,18 +43,23 @@
 // SHUF: %[[W:.*]] = vector.extract %[[WORD]][0]
 // SHUF: %[[TABLE:.*]] = memref.get_global @__swan_expand_shuffles_16
 // SHUF: %[[BITS0:.*]] = arith.andi %[[W]], %c255_i32
+// SHUF: %[[COUNT0:.*]] = math.ctpop %[[BITS0]] : i32
+// SHUF: %[[C0:.*]] = arith.index_castui %[[COUNT0]] : i32 to index
 // SHUF: %[[WIN:.*]] = llvm.load %{{.*}} {alignment = 1 : i64} : !llvm.ptr -> vector<16xi8>
 // SHUF: %[[ROW0:.*]] = arith.index_castui %[[BITS0]] : i32 to index
 // SHUF: %[[CTL:.*]] = vector.load %[[TABLE]][%[[ROW0]], %c0] : memref<256x16xi8>, vector<16xi8>
 // SHUF: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"(%[[WIN]], %[[CTL]])
-// SHUF: %[[COUNT0:.*]] = math.ctpop %[[BITS0]] : i32
-// SHUF: %[[C0:.*]] = arith.index_castui %[[COUNT0]] : i32 to index
 // SHUF: %[[START1:.*]] = arith.addi %[[J]], %[[C0]] : index
 // SHUF: arith.addi %{{.*}}, %[[START1]] : index
 // SHUF-COUNT-3: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
 // SHUF: } else {
-// SHUF: "llvm.intr.masked.expandload"
-// SHUF-NOT: vector.expandload
+// SHUF: %[[N:.*]] = arith.index_castui %{{.*}} : i32 to index
+// SHUF: scf.for %[[E:.*]] = %c0 to %[[N]] step %c1 iter_args(%[[GATHERED:.*]] = %{{.*}}) -> (vector<8xf16>) {
+// SHUF: %[[AT:.*]] = arith.addi %[[J]], %[[E]] : index
+// SHUF: %[[X:.*]] = memref.load %[[M]][%[[I]], %[[AT]]]
+// SHUF: vector.insert %[[X]], %[[GATHERED]] [%[[E]]] : f16 into vector<8xf16>
+// SHUF-COUNT-4: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF-NOT: expandload
 func.func @f16_rows(%m: memref<?x?xf16, strided<[?, 1], offset: ?>>, %i: index,
     %j: index, %mask: vector<32xi1>) -> vector<32xf16> {
   %z = arith.constant dense<0.0> : vector<32xf16>
@@ -70,12 +75,11 @@ func.func @f16_rows(%m: memref<?x?xf16, strided<[?, 1], offset: ?>>, %i: index,
 // SHUF-DAG: memref.global "private" constant @__swan_expand_shuffles_32 : memref<16x16xi8>
 // SHUF-DAG: memref.global "private" constant @__swan_expand_shuffles_16 : memref<256x16xi8>
 // SHUF-LABEL: func.func @others
-// SHUF-COUNT-2: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
-// SHUF: arith.bitcast %{{.*}} : vector<16xi16> to vector<16xbf16>
 // SHUF-COUNT-4: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
-// SHUF: "llvm.intr.masked.expandload"({{.*}}) -> vector<16xi32>
-// SHUF-COUNT-2: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
-// SHUF-NOT: vector.expandload
+// SHUF: vector.bitcast %{{.*}} : vector<16xi8> to vector<4xf32>
+// SHUF-COUNT-7: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF: vector.bitcast %{{.*}} : vector<16xi8> to vector<8xi16>
+// SHUF-NOT: expandload
 
 // CHECK-LABEL: func.func @others
 // CHECK: "llvm.intr.masked.expandload"({{.*}}) -> vector<16xi16>
@@ -92,4 +96,26 @@ func.func @others(%b: memref<?xbf16>, %f: memref<?xf32>, %n: memref<?xi16>,
   %vf = vector.expandload %f[%i], %mask, %zf : memref<?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
   %vn = vector.expandload %n[%i], %mask, %zn : memref<?xi16>, vector<16xi1>, vector<16xi16> into vector<16xi16>
   return %vb, %vf, %vn : vector<16xbf16>, vector<16xf32>, vector<16xi16>
+}
+
+// -----
+
+// A load whose swan.readable_tail promises a window's worth of bytes past
+// its row (the attention kernels mark every row but a block's last) needs
+// no bounds check; with vpexpand the promise does not matter.
+
+// SHUF-LABEL: func.func @readable_tail
+// SHUF-NOT: scf.if
+// SHUF-NOT: llvm.intr.masked.expandload
+// SHUF-COUNT-2: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF-NOT: llvm.intr.masked.expandload
+// SHUF: return
+// CHECK-LABEL: func.func @readable_tail
+// CHECK: "llvm.intr.masked.expandload"
+func.func @readable_tail(%m: memref<?x?xf16>, %i: index, %j: index,
+    %mask: vector<16xi1>) -> vector<16xf16> {
+  %z = arith.constant dense<0.0> : vector<16xf16>
+  %v = vector.expandload %m[%i, %j], %mask, %z {swan.readable_tail = 16 : i64}
+      : memref<?x?xf16>, vector<16xi1>, vector<16xf16> into vector<16xf16>
+  return %v : vector<16xf16>
 }

@@ -314,7 +314,10 @@ func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)
 // 32-dimension chunks per pass as 16 registers hold (here all of D: one
 // pass). Each chunk's values land in place with one expanding load at the
 // offset the popcounts of the earlier chunks give, and p_g · v is one FMA
-// per query head and chunk. Keys stay winnowed by indices.
+// per query head and chunk. Keys stay winnowed by indices. The tile's
+// tokens that another row of at least 16 bytes follows come first, their
+// loads marked swan.readable_tail (they may read past their row); the
+// block's last token follows in a loop of its own, unmarked.
 
 // CHECK-LABEL: func.func @partial_masked_values
 // CHECK-DAG: %[[ACC:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x64xf32>
@@ -323,7 +326,7 @@ func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)
 // CHECK: scf.for {{.*}} iter_args(%[[A0:[^ ]+]] = %{{[^,]+}}, %[[A1:[^ ]+]] = %{{[^,]+}}, %[[A2:[^ ]+]] = %{{[^,]+}}, %[[A3:[^ ]+]] = %{{[^)]+}}) -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
 // CHECK: %[[BYTES:.*]] = vector.load %{{[^[]+}}[%{{[^,]+}}, %c0] : memref<?x8xi8, strided<[?, 1], offset: ?>>, vector<4xi8>
 // CHECK: %[[MASK:.*]] = vector.bitcast %[[BYTES]] : vector<4xi8> to vector<32xi1>
-// CHECK: %[[V0:.*]] = vector.expandload %{{[^[]+}}[%{{[^,]+}}, %c0], %[[MASK]], %{{[^ ]+}} : memref<?x?xf16, strided<[?, 1], offset: ?>>, vector<32xi1>, vector<32xf16> into vector<32xf16>
+// CHECK: %[[V0:.*]] = vector.expandload %{{[^[]+}}[%{{[^,]+}}, %c0], %[[MASK]], %{{[^ ]+}} {swan.readable_tail = 16 : i64} : memref<?x?xf16, strided<[?, 1], offset: ?>>, vector<32xi1>, vector<32xf16> into vector<32xf16>
 // CHECK: %[[W0:.*]] = arith.extf %[[V0]] : vector<32xf16> to vector<32xf32>
 // CHECK: %[[COUNT:.*]] = math.ctpop %{{.*}} : i32
 // CHECK: %[[START:.*]] = arith.index_castui %[[COUNT]] : i32 to index
@@ -334,6 +337,8 @@ func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)
 // CHECK: vector.fma %{{[^,]+}}, %[[W1]], %[[A1]] : vector<32xf32>
 // CHECK: vector.fma %{{[^,]+}}, %[[W0]], %[[A2]] : vector<32xf32>
 // CHECK: vector.fma %{{[^,]+}}, %[[W1]], %[[A3]] : vector<32xf32>
+// CHECK: scf.for
+// CHECK: vector.expandload %{{[^[]+}}[%{{[^,]+}}, %c0], %{{[^,]+}}, %{{[^ ]+}} : memref
 // CHECK: vector.store %{{.*}}, %[[ACC]][%c1, %c32] : memref<2x64xf32>, vector<32xf32>
 // CHECK-NOT: vector.gather
 // CHECK-NOT: vector.scatter

@@ -128,10 +128,14 @@ bool isZeroSplat(Value value) {
 /// An expanding load of 16- or 32-bit elements as byte shuffles, in parts of
 /// 16 bytes: part p of the result is a 16-byte window of the row starting at
 /// its first value, shuffled by the table row of p's mask bits. A window
-/// may run up to 16 bytes past the row's last value; that is safe while
-/// another row of at least a window's length follows (rows are contiguous
-/// or further apart), so the last row of the memref, short rows and 1-D
-/// memrefs whose vector might reach past the end keep LLVM's expanding load.
+/// may run up to 16 bytes past the row's last value. A load whose
+/// swan.readable_tail promises that much is rewritten as it is; any other
+/// checks at run time that another row of at least a window's length
+/// follows (rows are contiguous or further apart), and otherwise (the last
+/// row of the memref, short rows, 1-D memrefs whose vector might reach past
+/// the end) gathers each window element by element. Both ways are short
+/// code: LLVM's own expanding load here is a branch per lane, which took
+/// longer to compile than all the rest of a kernel.
 struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -151,13 +155,19 @@ struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
     if (!table)
       return rewriter.notifyMatchFailure(op, "no shuffle table in scope");
 
+    auto tail = op->getAttrOfType<IntegerAttr>(swan::kReadableTailAttrName);
+    if (tail && tail.getInt() >= kShuffleBytes) {
+      rewriter.replaceOp(op, shuffled(rewriter, op, table));
+      return success();
+    }
     auto branch = scf::IfOp::create(
         rewriter, op.getLoc(), windowsStayInside(rewriter, op, partLanes),
         [&](OpBuilder &, Location loc) {
           scf::YieldOp::create(rewriter, loc, shuffled(rewriter, op, table));
         },
         [&](OpBuilder &, Location loc) {
-          scf::YieldOp::create(rewriter, loc, expandLoadBits(rewriter, op));
+          scf::YieldOp::create(rewriter, loc,
+                               shuffled(rewriter, op, table, /*gather=*/true));
         });
     rewriter.replaceOp(op, branch.getResults());
     return success();
@@ -193,8 +203,38 @@ private:
                                  atLeast(rowLength, constant(partLanes)));
   }
 
+  /// The `count` elements of the row from `start` on, at the front of a
+  /// 16-byte window whose other lanes are zero: a short loop of element
+  /// loads that never leaves the row.
+  static Value gatheredWindow(PatternRewriter &rewriter,
+                              vector::ExpandLoadOp op, Value start,
+                              Value count) {
+    Location loc = op.getLoc();
+    Type element = op.getVectorType().getElementType();
+    int64_t partLanes = kShuffleBytes * 8 / element.getIntOrFloatBitWidth();
+    VectorType partType = VectorType::get({partLanes}, element);
+    Value zeros = arith::ConstantOp::create(rewriter, loc, partType,
+                                            rewriter.getZeroAttr(partType));
+    auto loop = scf::ForOp::create(
+        rewriter, loc, arith::ConstantIndexOp::create(rewriter, loc, 0), count,
+        arith::ConstantIndexOp::create(rewriter, loc, 1), ValueRange{zeros},
+        [&](OpBuilder &b, Location l, Value i, ValueRange window) {
+          SmallVector<Value> at(op.getIndices());
+          at.back() = arith::AddIOp::create(b, l, start, i);
+          Value value = memref::LoadOp::create(b, l, op.getBase(), at);
+          scf::YieldOp::create(b, l,
+                               ValueRange{vector::InsertOp::create(
+                                   b, l, value, window[0], OpFoldResult(i))});
+        });
+    return vector::BitCastOp::create(
+        rewriter, loc, VectorType::get({kShuffleBytes}, rewriter.getI8Type()),
+        loop.getResult(0));
+  }
+
+  /// The expansion, its windows loaded whole or, with `gather`, gathered
+  /// element by element inside the row.
   static Value shuffled(PatternRewriter &rewriter, vector::ExpandLoadOp op,
-                        memref::GlobalOp table) {
+                        memref::GlobalOp table, bool gather = false) {
     Location loc = op.getLoc();
     VectorType type = op.getVectorType();
     int64_t bytes = type.getElementTypeBitWidth() / 8;
@@ -231,10 +271,16 @@ private:
             arith::ShRUIOp::create(rewriter, loc, word,
                                    constantWord(APInt(lanes, p * partLanes))),
             constantWord(APInt::getLowBitsSet(lanes, partLanes)));
-      Value window = LLVM::LoadOp::create(
-          rewriter, loc, windowType,
-          elementAddress(rewriter, loc, op.getBase(), op.getIndices(), start),
-          /*alignment=*/1);
+      Value kept = arith::IndexCastUIOp::create(
+          rewriter, loc, index, math::CtPopOp::create(rewriter, loc, partBits));
+      Value window =
+          gather
+              ? gatheredWindow(rewriter, op, start, kept)
+              : LLVM::LoadOp::create(rewriter, loc, windowType,
+                                     elementAddress(rewriter, loc, op.getBase(),
+                                                    op.getIndices(), start),
+                                     /*alignment=*/1)
+                    .getResult();
       Value row = arith::IndexCastUIOp::create(rewriter, loc, index, partBits);
       Value control = vector::LoadOp::create(rewriter, loc, windowType,
                                              controls, ValueRange{row, zero});
@@ -257,8 +303,6 @@ private:
       }
       result = vector::InsertStridedSliceOp::create(rewriter, loc, part, result,
                                                     offset, stride);
-      Value kept = arith::IndexCastUIOp::create(
-          rewriter, loc, index, math::CtPopOp::create(rewriter, loc, partBits));
       start = arith::AddIOp::create(rewriter, loc, start, kept);
     }
     return result;

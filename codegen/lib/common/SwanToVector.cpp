@@ -494,6 +494,25 @@ SmallVector<Value> partialResults(KernelBuilder &kb, PartialAttentionOp op,
   return {maxOut, sumOut, accOut};
 }
 
+/// Asks for row `row` of the 2-D memref `rows`, one prefetch per 64 bytes:
+/// rows are contiguous, so a stream of rows is covered whatever their
+/// alignment (a 128-byte row may span three cache lines).
+void prefetchRow(KernelBuilder &kb, Value rows, Value row) {
+  auto type = cast<MemRefType>(rows.getType());
+  int64_t perLine = 512 / type.getElementTypeBitWidth();
+  Value length = kb.create<memref::DimOp>(rows, int64_t(1));
+  kb.loop(kb.index(0), length, kb.index(perLine), [&](Value at) {
+    kb.create<memref::PrefetchOp>(rows, ValueRange{row, at}, /*isWrite=*/false,
+                                  /*localityHint=*/3, /*isDataCache=*/true);
+  });
+}
+
+/// Vector registers the chunk-major value loops keep accumulators in: half
+/// of the host's (32 with AVX-512, 16 with AVX2), the rest hold the token's
+/// chunks and weights. More spills every token (znver3, mask-encoded
+/// values, 16 of 16: 120 cycles per token against 112 with 8).
+int64_t accumulatorRegisters(int64_t lanes) { return lanes >= 16 ? 16 : 8; }
+
 /// Online softmax over one block of tokens, tile by tile.
 class PartialAttentionKernel {
 public:
@@ -543,8 +562,13 @@ public:
     kb.loop(kb.index(0), tokens, kb.index(tile), [&](Value first) {
       Value count = kb.create<arith::MinSIOp>(
           kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
+      bool denseValues = !expand && !maskedValues && !valueIndices;
       kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
         Value token = kb.create<arith::AddIOp>(first, t);
+        // The chunk-major value loop below meets each row in pieces, which
+        // the hardware prefetchers do not follow: ask for the row now.
+        if (denseValues)
+          prefetchRow(kb, values, token);
         SmallVector<Value> s = expand || maskedKeys ? expandedScores(token)
                                : keyIndices          ? sparseScores(token)
                                                      : denseScores(token);
@@ -553,6 +577,8 @@ public:
       });
       for (int64_t g = 0; g < groups; ++g)
         updateSoftmax(g, count);
+      if (denseValues)
+        return accumulateDense(first, count);
       kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
         Value token = kb.create<arith::AddIOp>(first, t);
         SmallVector<Value> weights;
@@ -562,10 +588,8 @@ public:
               lanes));
         if (expand || maskedValues)
           accumulateExpanded(token, weights);
-        else if (valueIndices)
-          accumulateSparse(token, weights);
         else
-          accumulateDense(token, weights);
+          accumulateSparse(token, weights);
       });
     });
     return writeResults();
@@ -807,16 +831,48 @@ private:
     });
   }
 
-  void accumulateDense(Value token, ArrayRef<Value> weights) {
+  /// acc[g, :] += Σ_t w_g,t · v_t over the tile's dense value rows,
+  /// chunk-major: the accumulator rows of a few chunks stay in registers
+  /// while the tile's tokens pass (the tile's rows stay in L1 from one pass
+  /// to the next), instead of a load and a store of the accumulator per
+  /// FMA. The rows are prefetched while the tile is scored.
+  void accumulateDense(Value first, Value count) {
     Type f32 = kb.builder().getF32Type();
-    for (int64_t c = 0; c < chunks; ++c) {
-      Value v = kb.loadF32(values, {token, kb.index(c * lanes)}, lanes);
-      for (int64_t g = 0; g < groups; ++g) {
-        SmallVector<Value> at{kb.index(g), kb.index(c * lanes)};
-        Value acc =
-            kb.create<vector::LoadOp>(kb.vectorOf(lanes, f32), accumulator, at);
-        kb.create<vector::StoreOp>(kb.fma(weights[g], v, acc), accumulator, at);
-      }
+    VectorType chunkType = kb.vectorOf(lanes, f32);
+    int64_t perPass =
+        std::clamp<int64_t>(accumulatorRegisters(lanes) / groups, 1, chunks);
+    for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
+      int64_t passChunks = std::min(perPass, chunks - c0);
+      auto at = [&](int64_t g, int64_t i) {
+        return SmallVector<Value>{kb.index(g), kb.index((c0 + i) * lanes)};
+      };
+      // rows[g * passChunks + i]: query head g, chunk c0 + i.
+      SmallVector<Value> rows;
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t i = 0; i < passChunks; ++i)
+          rows.push_back(
+              kb.create<vector::LoadOp>(chunkType, accumulator, at(g, i)));
+      rows = kb.loop(
+          kb.index(0), count, kb.index(1), rows, [&](Value t, ValueRange acc) {
+            Value token = kb.create<arith::AddIOp>(first, t);
+            SmallVector<Value> v;
+            for (int64_t i = 0; i < passChunks; ++i)
+              v.push_back(kb.loadF32(
+                  values, {token, kb.index((c0 + i) * lanes)}, lanes));
+            SmallVector<Value> next;
+            for (int64_t g = 0; g < groups; ++g) {
+              Value w = kb.splat(kb.create<memref::LoadOp>(
+                                     scores, ValueRange{kb.index(g), t}),
+                                 lanes);
+              for (int64_t i = 0; i < passChunks; ++i)
+                next.push_back(kb.fma(w, v[i], acc[g * passChunks + i]));
+            }
+            return next;
+          });
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t i = 0; i < passChunks; ++i)
+          kb.create<vector::StoreOp>(rows[g * passChunks + i], accumulator,
+                                     at(g, i));
     }
   }
 
@@ -843,8 +899,8 @@ private:
 /// (one expanding load), and how many values the chunk keeps.
 std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
                                           Value values, Value token,
-                                          Value start, int64_t c,
-                                          int64_t width) {
+                                          Value start, int64_t c, int64_t width,
+                                          bool tailReadable = false) {
   OpBuilder &b = kb.builder();
   Type storage = cast<MemRefType>(values.getType()).getElementType();
   Value bytes = kb.create<vector::LoadOp>(
@@ -855,22 +911,40 @@ std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
       VectorType::get({1}, b.getIntegerType(width)), bytes);
   Value mask =
       kb.create<vector::BitCastOp>(kb.vectorOf(width, b.getI1Type()), word);
-  Value expanded = kb.convertFloat(
-      kb.create<vector::ExpandLoadOp>(kb.vectorOf(width, storage), values,
-                                      ValueRange{token, start}, mask,
-                                      zeroVector(kb, width, storage)),
-      b.getF32Type());
+  auto load = kb.create<vector::ExpandLoadOp>(
+      kb.vectorOf(width, storage), values, ValueRange{token, start}, mask,
+      zeroVector(kb, width, storage));
+  if (tailReadable)
+    load->setAttr(kReadableTailAttrName,
+                  b.getI64IntegerAttr(kReadableTailBytes));
+  Value expanded = kb.convertFloat(load, b.getF32Type());
   Value kept = kb.create<math::CtPopOp>(
       kb.create<vector::ExtractOp>(word, int64_t(0)));
   return {expanded,
           kb.create<arith::IndexCastUIOp>(b.getIndexType(), kept).getResult()};
 }
 
+/// Of the `count` tokens from `first` in a block of `tokens` rows of
+/// `rowsMemref`, how many lead: another row follows them, and that row
+/// spans kReadableTailBytes, so at least that many bytes past their end are
+/// readable (loads that may read past a row's end take these, the rest go
+/// through a path that stays inside the row).
+Value leadingTokens(KernelBuilder &kb, Value first, Value count, Value tokens,
+                    Value rowsMemref) {
+  auto type = cast<MemRefType>(rowsMemref.getType());
+  int64_t minimumRow = kReadableTailBytes * 8 / type.getElementTypeBitWidth();
+  Value followed = kb.create<arith::SubIOp>(
+      kb.create<arith::SubIOp>(tokens, kb.index(1)), first);
+  Value leading = kb.create<arith::MaxSIOp>(
+      kb.index(0), kb.create<arith::MinSIOp>(count, followed));
+  Value longRows = kb.create<arith::CmpIOp>(
+      arith::CmpIPredicate::sge, kb.create<memref::DimOp>(rowsMemref, 1),
+      kb.index(minimumRow));
+  return kb.create<arith::SelectOp>(longRows, leading, kb.index(0));
+}
+
 /// Tokens between a row's prefetch and its use in winnowed partial attention.
 constexpr int64_t kPrefetchTokens = 32;
-/// Vector registers the mask-encoded value loop keeps accumulators in: half
-/// of AVX-512's 32, the rest hold the token's chunks and weights.
-constexpr int64_t kAccumulatorRegisters = 16;
 
 /// Partial attention when keys and values are both winnowed. The rotated
 /// query and the accumulator are kept transposed, [D, G] in L1, so that
@@ -991,10 +1065,14 @@ private:
     std::copy(rest.begin(), rest.end(), carried.begin());
   }
 
-  /// Chunk width of the expanding loads over a row of `storage`: one
-  /// 512-bit load (32 dimensions of f16), or one vector of f32 lanes when
-  /// that does not divide D.
+  /// Chunk width of the expanding loads over a row of `storage`: with
+  /// AVX-512 one 512-bit load (32 dimensions of f16, one vpexpandw), or one
+  /// vector of f32 lanes when that does not divide D; narrower hosts expand
+  /// one vector of f32 lanes at a time (8 dimensions: one byte-shuffle
+  /// window of f16, no halves to join and split again).
   int64_t expandWidth(Type storage) const {
+    if (lanes < 16)
+      return lanes;
     int64_t width = lanes * 32 / storage.getIntOrFloatBitWidth();
     return headDim % width == 0 ? width : lanes;
   }
@@ -1002,15 +1080,15 @@ private:
   /// The G scaled scores of a token whose key is in the mask encoding: the
   /// key expanded chunk by chunk and dotted with each query row, so the cost
   /// follows G · D rather than k (the better deal for small G).
-  Value maskedScore(Value token) {
+  Value maskedScore(Value token, bool tailReadable) {
     Type f32 = kb.builder().getF32Type();
     int64_t width =
         expandWidth(cast<MemRefType>(keys.getType()).getElementType());
     SmallVector<Value> acc(groups, zeroVector(kb, width, f32));
     Value start = kb.index(0);
     for (int64_t c = 0; c < headDim / width; ++c) {
-      auto [key, kept] =
-          expandMaskedChunk(kb, keyIndices, keys, token, start, c, width);
+      auto [key, kept] = expandMaskedChunk(kb, keyIndices, keys, token, start,
+                                           c, width, tailReadable);
       start = kb.create<arith::AddIOp>(start, kept);
       for (int64_t g = 0; g < groups; ++g)
         acc[g] = kb.fma(kb.create<vector::LoadOp>(
@@ -1025,10 +1103,11 @@ private:
                                              scores);
   }
 
-  /// The G scaled scores of one token.
-  Value score(Value token) {
+  /// The G scaled scores of one token. `tailReadable`: another key row
+  /// follows this one (see leadingTokens).
+  Value score(Value token, bool tailReadable) {
     if (maskedKeys)
-      return maskedScore(token);
+      return maskedScore(token, tailReadable);
     Value kept = kb.create<memref::DimOp>(keys, int64_t(1));
     // With 2 <= G < 16 dividing 16, 16 / G entries share one 16-lane FMA:
     // their query rows side by side, each value repeated G times.
@@ -1188,21 +1267,29 @@ private:
     VectorType rowType = kb.vectorOf(groups, f32);
     Value count = kb.create<arith::MinSIOp>(
         kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
-    Value tileMax = kb.loop(
-        kb.index(0), count, kb.index(1), {row(0.0)},
-        [&](Value t, ValueRange m) {
-          if (maskedKeys || maskedValues)
-            prefetchAhead(kb.create<arith::AddIOp>(first, t), tokens);
-          Value s = score(kb.create<arith::AddIOp>(first, t));
-          kb.create<vector::StoreOp>(
-              s, weights,
-              ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
-          Value isFirst = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, t,
-                                                   kb.index(0));
-          Value best = kb.create<arith::MaximumFOp>(m[0], s);
-          return SmallVector<Value>{
-              kb.create<arith::SelectOp>(isFirst, s, best)};
-        })[0];
+    auto scoreStep = [&](bool tailReadable) {
+      return [&, tailReadable](Value t, ValueRange m) {
+        if (maskedKeys || maskedValues)
+          prefetchAhead(kb.create<arith::AddIOp>(first, t), tokens);
+        Value s = score(kb.create<arith::AddIOp>(first, t), tailReadable);
+        kb.create<vector::StoreOp>(
+            s, weights,
+            ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
+        Value isFirst =
+            kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, t, kb.index(0));
+        Value best = kb.create<arith::MaximumFOp>(m[0], s);
+        return SmallVector<Value>{kb.create<arith::SelectOp>(isFirst, s, best)};
+      };
+    };
+    Value tileMax = row(0.0);
+    Value leading = kb.index(0);
+    if (maskedKeys) {
+      leading = leadingTokens(kb, first, count, tokens, keys);
+      tileMax = kb.loop(kb.index(0), leading, kb.index(1), {tileMax},
+                        scoreStep(/*tailReadable=*/true))[0];
+    }
+    tileMax = kb.loop(leading, count, kb.index(1), {tileMax},
+                      scoreStep(/*tailReadable=*/false))[0];
     Value newMax = kb.create<arith::MaximumFOp>(oldMax, tileMax);
     // exp(-inf - m) is 0; select it rather than trust the approximation.
     Value wasEmpty =
@@ -1241,7 +1328,7 @@ private:
           return SmallVector<Value>{kb.add(l[0], p)};
         })[0];
     if (maskedValues)
-      accumulateMasked(first, count, alpha);
+      accumulateMasked(first, count, tokens, alpha);
     return {newMax, sum};
   }
 
@@ -1256,35 +1343,28 @@ private:
     Value ahead = kb.create<arith::MinSIOp>(
         kb.create<arith::AddIOp>(token, kb.index(kPrefetchTokens)),
         kb.create<arith::SubIOp>(tokens, kb.index(1)));
-    // One prefetch per 64 bytes of the row: rows are contiguous, so the
-    // whole stream is covered whatever the rows' alignment.
-    for (Value stream : {keys, keyIndices, values, valueIndices}) {
-      auto type = cast<MemRefType>(stream.getType());
-      int64_t perLine = 512 / type.getElementTypeBitWidth();
-      kb.loop(kb.index(0), kb.create<memref::DimOp>(stream, int64_t(1)),
-              kb.index(perLine), [&](Value at) {
-                kb.create<memref::PrefetchOp>(
-                    stream, ValueRange{ahead, at}, /*isWrite=*/false,
-                    /*localityHint=*/3, /*isDataCache=*/true);
-              });
-    }
+    for (Value stream : {keys, keyIndices, values, valueIndices})
+      prefetchRow(kb, stream, ahead);
   }
 
   /// acc[g, :] = alpha_g · acc[g, :] + Σ_t p_t,g · v_t for the tile's
   /// tokens, v_t expanded chunk by chunk from the mask encoding. Chunk-major:
   /// the accumulator rows of a few chunks stay in registers across the tile
-  /// (as many as kAccumulatorRegisters allow), each token's G weights are
+  /// (as many as accumulatorRegisters allows), each token's G weights are
   /// broadcast once per pass, and valueStarts[t] carries where token t's
   /// next chunk begins from one pass to the next.
-  void accumulateMasked(Value first, Value count, Value alpha) {
+  void accumulateMasked(Value first, Value count, Value tokens, Value alpha) {
     Type f32 = kb.builder().getF32Type();
     Type storage = cast<MemRefType>(values.getType()).getElementType();
     int64_t width = expandWidth(storage);
     int64_t chunks = headDim / width;
     int64_t registersPerChunk = groups * width / lanes;
     int64_t perPass = std::clamp<int64_t>(
-        kAccumulatorRegisters / registersPerChunk, 1, chunks);
+        accumulatorRegisters(lanes) / registersPerChunk, 1, chunks);
     VectorType chunkType = kb.vectorOf(width, f32);
+    // The block's last row (and all rows, when they are shorter than a
+    // shuffle window) is expanded without reading past its end.
+    Value leading = leadingTokens(kb, first, count, tokens, values);
     for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
       int64_t passChunks = std::min(perPass, chunks - c0);
       bool firstPass = c0 == 0, lastPass = c0 + passChunks == chunks;
@@ -1299,37 +1379,42 @@ private:
                   ValueRange{kb.index(g), kb.index((c0 + i) * width)}),
               scale));
       }
-      rows = kb.loop(
-          kb.index(0), count, kb.index(1), rows, [&](Value t, ValueRange acc) {
-            Value token = kb.create<arith::AddIOp>(first, t);
-            Value start =
-                firstPass
-                    ? kb.index(0)
-                    : kb.create<memref::LoadOp>(valueStarts, ValueRange{t})
-                          .getResult();
-            SmallVector<Value> chunkValues;
-            for (int64_t i = 0; i < passChunks; ++i) {
-              auto [chunk, kept] = expandMaskedChunk(
-                  kb, valueIndices, values, token, start, c0 + i, width);
-              chunkValues.push_back(chunk);
-              start = kb.create<arith::AddIOp>(start, kept);
-            }
-            if (!lastPass)
-              kb.create<memref::StoreOp>(start, valueStarts, ValueRange{t});
-            Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
-            SmallVector<Value> next;
-            for (int64_t g = 0; g < groups; ++g) {
-              Value p = kb.splat(
-                  kb.create<memref::LoadOp>(
-                      weights,
-                      ValueRange{kb.create<arith::AddIOp>(at, kb.index(g))}),
-                  width);
-              for (int64_t i = 0; i < passChunks; ++i)
-                next.push_back(kb.fma(p, chunkValues[i],
-                                      acc[g * passChunks + i]));
-            }
-            return next;
-          });
+      auto tokenStep = [&](bool tailReadable) {
+        return [&, tailReadable](Value t, ValueRange acc) {
+          Value token = kb.create<arith::AddIOp>(first, t);
+          Value start =
+              firstPass ? kb.index(0)
+                        : kb.create<memref::LoadOp>(valueStarts, ValueRange{t})
+                              .getResult();
+          SmallVector<Value> chunkValues;
+          for (int64_t i = 0; i < passChunks; ++i) {
+            auto [chunk, kept] =
+                expandMaskedChunk(kb, valueIndices, values, token, start,
+                                  c0 + i, width, tailReadable);
+            chunkValues.push_back(chunk);
+            start = kb.create<arith::AddIOp>(start, kept);
+          }
+          if (!lastPass)
+            kb.create<memref::StoreOp>(start, valueStarts, ValueRange{t});
+          Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
+          SmallVector<Value> next;
+          for (int64_t g = 0; g < groups; ++g) {
+            Value p = kb.splat(
+                kb.create<memref::LoadOp>(
+                    weights,
+                    ValueRange{kb.create<arith::AddIOp>(at, kb.index(g))}),
+                width);
+            for (int64_t i = 0; i < passChunks; ++i)
+              next.push_back(
+                  kb.fma(p, chunkValues[i], acc[g * passChunks + i]));
+          }
+          return next;
+        };
+      };
+      rows = kb.loop(kb.index(0), leading, kb.index(1), rows,
+                     tokenStep(/*tailReadable=*/true));
+      rows = kb.loop(leading, count, kb.index(1), rows,
+                     tokenStep(/*tailReadable=*/false));
       for (int64_t g = 0; g < groups; ++g)
         for (int64_t i = 0; i < passChunks; ++i)
           kb.create<vector::StoreOp>(

@@ -32,6 +32,16 @@ struct VectorLoweringOptions {
   bool expandWinnowed = false;
 };
 
+/// An i64 attribute on a `vector.expandload`: at least this many bytes past
+/// the end of any row it reads are readable (another row follows), so the
+/// load may be done in windows that run past the row. The attention kernels
+/// set it on the loads of every row but a block's last;
+/// `swan-legalize-narrow-expandload` then needs no bounds check.
+inline constexpr llvm::StringLiteral kReadableTailAttrName =
+    "swan.readable_tail";
+/// The tail the kernels promise: one 16-byte shuffle window.
+inline constexpr int64_t kReadableTailBytes = 16;
+
 /// f32 lanes of the host's widest vector unit: 16 with AVX-512, 8 with AVX,
 /// 4 otherwise.
 int64_t hostVectorWidth();

@@ -81,10 +81,12 @@ def SwanLegalizeNarrowExpandLoad : Pass<"swan-legalize-narrow-expandload"> {
       32) is one 16-byte load of the row at that part's first value and one
       SSSE3 byte shuffle whose control is the row of a constant table
       (`memref.global`, 4 KiB for 16-bit lanes) picked by the part's mask
-      bits. A window may reach up to 16 bytes past the row's last value,
-      which stays inside the memref while another row of at least a
-      window's length follows; the last row, rows shorter than a window and
-      1-D memrefs keep LLVM's expanding load.
+      bits. A window may reach up to 16 bytes past the row's last value. A
+      load marked `swan.readable_tail` (an i64 of at least 16: that many
+      bytes past its rows are readable, as the attention kernels promise for
+      every row but a block's last) is rewritten as it is; any other checks
+      at run time that another row of at least a window's length follows,
+      and otherwise gathers each window element by element inside the row.
     - `host` (the default): `vpexpand` where the host has AVX-512 VBMI2 or
       is not x86, `pshufb` on the other x86 hosts.
 
