@@ -314,12 +314,16 @@ func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)
 // 32-dimension chunks per pass as 16 registers hold (here all of D: one
 // pass). Each chunk's values land in place with one expanding load at the
 // offset the popcounts of the earlier chunks give, and p_g · v is one FMA
-// per query head and chunk. Keys stay winnowed by indices. The tile's
-// tokens that another row of at least 16 bytes follows come first, their
-// loads marked swan.readable_tail (they may read past their row); the
-// block's last token follows in a loop of its own, unmarked.
+// per query head and chunk. Keys stay winnowed by indices. Every expanding
+// load promises swan.readable_tail = 16 (it may read that far past its
+// row): the block's last rows, which 16 bytes of rows do not follow, are
+// copied into stack scratch with room after each row ([8, D + 8] f16) and
+// read from there, in a second loop over the tile.
 
 // CHECK-LABEL: func.func @partial_masked_values
+// CHECK: %[[PADDED:.*]] = memref.alloca() {alignment = 64 : i64} : memref<8x72xf16>
+// CHECK: memref.store %{{.*}}, %[[PADDED]]
+// CHECK: %[[COPY:.*]] = memref.subview %[[PADDED]][0, 0] [8, %{{.*}}] [1, 1] : memref<8x72xf16> to memref<8x?xf16, strided<[72, 1]>>
 // CHECK-DAG: %[[ACC:.*]] = memref.alloca() {alignment = 64 : i64} : memref<2x64xf32>
 // CHECK: vector.load %[[ACC]][%c0, %c0] : memref<2x64xf32>, vector<32xf32>
 // CHECK: vector.load %[[ACC]][%c1, %c32] : memref<2x64xf32>, vector<32xf32>
@@ -338,7 +342,7 @@ func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)
 // CHECK: vector.fma %{{[^,]+}}, %[[W0]], %[[A2]] : vector<32xf32>
 // CHECK: vector.fma %{{[^,]+}}, %[[W1]], %[[A3]] : vector<32xf32>
 // CHECK: scf.for
-// CHECK: vector.expandload %{{[^[]+}}[%{{[^,]+}}, %c0], %{{[^,]+}}, %{{[^ ]+}} : memref
+// CHECK: vector.expandload %{{.*}}[%{{[^,]+}}, %c0], %{{[^,]+}}, %{{[^ ]+}} {swan.readable_tail = 16 : i64} : memref<8x?xf16, strided<[72, 1], offset: ?>>
 // CHECK: vector.store %{{.*}}, %[[ACC]][%c1, %c32] : memref<2x64xf32>, vector<32xf32>
 // CHECK-NOT: vector.gather
 // CHECK-NOT: vector.scatter

@@ -895,53 +895,101 @@ private:
 };
 
 /// Dimensions [c · width, (c + 1) · width) of a token stored in the mask
-/// encoding: its kept values from `start` on, expanded into place as f32
-/// (one expanding load), and how many values the chunk keeps.
+/// encoding, its occupancy bytes in row `token` of `masks` and its values
+/// in row `valueRow` of `values` (see PaddedRows): its kept values from
+/// `start` on, expanded into place as f32 (one expanding load), and how
+/// many values the chunk keeps.
 std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
-                                          Value values, Value token,
-                                          Value start, int64_t c, int64_t width,
-                                          bool tailReadable = false) {
+                                          Value token, Value values,
+                                          Value valueRow, Value start,
+                                          int64_t c, int64_t width) {
   OpBuilder &b = kb.builder();
   Type storage = cast<MemRefType>(values.getType()).getElementType();
-  Value bytes = kb.create<vector::LoadOp>(
-      kb.vectorOf(width / 8, b.getI8Type()), masks,
-      ValueRange{token, kb.index(c * width / 8)});
+  Value bytes =
+      kb.create<vector::LoadOp>(kb.vectorOf(width / 8, b.getI8Type()), masks,
+                                ValueRange{token, kb.index(c * width / 8)});
   // One integer serves the popcount and the mask.
   Value word = kb.create<vector::BitCastOp>(
       VectorType::get({1}, b.getIntegerType(width)), bytes);
   Value mask =
       kb.create<vector::BitCastOp>(kb.vectorOf(width, b.getI1Type()), word);
   auto load = kb.create<vector::ExpandLoadOp>(
-      kb.vectorOf(width, storage), values, ValueRange{token, start}, mask,
+      kb.vectorOf(width, storage), values, ValueRange{valueRow, start}, mask,
       zeroVector(kb, width, storage));
-  if (tailReadable)
-    load->setAttr(kReadableTailAttrName,
-                  b.getI64IntegerAttr(kReadableTailBytes));
+  load->setAttr(kReadableTailAttrName, b.getI64IntegerAttr(kReadableTailBytes));
   Value expanded = kb.convertFloat(load, b.getF32Type());
-  Value kept = kb.create<math::CtPopOp>(
-      kb.create<vector::ExtractOp>(word, int64_t(0)));
+  Value kept =
+      kb.create<math::CtPopOp>(kb.create<vector::ExtractOp>(word, int64_t(0)));
   return {expanded,
           kb.create<arith::IndexCastUIOp>(b.getIndexType(), kept).getResult()};
 }
 
-/// Of the `count` tokens from `first` in a block of `tokens` rows of
-/// `rowsMemref`, how many lead: another row follows them, and that row
-/// spans kReadableTailBytes, so at least that many bytes past their end are
-/// readable (loads that may read past a row's end take these, the rest go
-/// through a path that stays inside the row).
-Value leadingTokens(KernelBuilder &kb, Value first, Value count, Value tokens,
-                    Value rowsMemref) {
-  auto type = cast<MemRefType>(rowsMemref.getType());
-  int64_t minimumRow = kReadableTailBytes * 8 / type.getElementTypeBitWidth();
-  Value followed = kb.create<arith::SubIOp>(
-      kb.create<arith::SubIOp>(tokens, kb.index(1)), first);
-  Value leading = kb.create<arith::MaxSIOp>(
-      kb.index(0), kb.create<arith::MinSIOp>(count, followed));
-  Value longRows = kb.create<arith::CmpIOp>(
-      arith::CmpIPredicate::sge, kb.create<memref::DimOp>(rowsMemref, 1),
-      kb.index(minimumRow));
-  return kb.create<arith::SelectOp>(longRows, leading, kb.index(0));
-}
+/// The value rows of a mask-encoded stream as its expanding loads read
+/// them. A load may read up to kReadableTailBytes past its row (a pshufb
+/// window, swan-legalize-narrow-expandload), which stays inside the stream
+/// while that many bytes of rows follow. The last rows of the block, which
+/// they do not follow, are read from a copy in stack scratch with room
+/// after each row, so every load can promise its tail.
+class PaddedRows {
+public:
+  PaddedRows() = default;
+  PaddedRows(KernelBuilder &kb, Value rows, int64_t headDim) : rows(rows) {
+    auto type = cast<MemRefType>(rows.getType());
+    Type element = type.getElementType();
+    int64_t bytes = type.getElementTypeBitWidth() / 8;
+    // Rows hold at least one element, so at most this many are copied.
+    int64_t tailRows = kReadableTailBytes / bytes;
+    int64_t rowLength = headDim + kReadableTailBytes / bytes;
+    Value scratch = kb.scratch({tailRows, rowLength}, element);
+    for (int64_t r = 0; r < tailRows; ++r)
+      kb.create<vector::StoreOp>(zeroVector(kb, rowLength, element), scratch,
+                                 ValueRange{kb.index(r), kb.index(0)});
+    Value tokens = kb.create<memref::DimOp>(rows, int64_t(0));
+    Value kept = kb.create<memref::DimOp>(rows, int64_t(1));
+    Value stride =
+        kb.create<memref::ExtractStridedMetadataOp>(rows).getStrides()[0];
+    Value rowBytes = kb.create<arith::MaxUIOp>(
+        kb.create<arith::MulIOp>(stride, kb.index(bytes)), kb.index(1));
+    Value copied = kb.create<arith::MinUIOp>(
+        tokens,
+        kb.create<arith::CeilDivUIOp>(kb.index(kReadableTailBytes), rowBytes));
+    firstCopied = kb.create<arith::SubIOp>(tokens, copied);
+    kb.loop(kb.index(0), copied, kb.index(1), [&](Value r) {
+      Value from = kb.create<arith::AddIOp>(firstCopied, r);
+      kb.loop(kb.index(0), kept, kb.index(1), [&](Value j) {
+        kb.create<memref::StoreOp>(
+            kb.create<memref::LoadOp>(rows, ValueRange{from, j}), scratch,
+            ValueRange{r, j});
+      });
+    });
+    copy = kb.create<memref::SubViewOp>(
+        scratch, ArrayRef<OpFoldResult>{kb.index(0), kb.index(0)},
+        ArrayRef<OpFoldResult>{kb.builder().getIndexAttr(tailRows), kept},
+        ArrayRef<OpFoldResult>{kb.builder().getIndexAttr(1),
+                               kb.builder().getIndexAttr(1)});
+  }
+
+  /// Of the `count` tokens from `first`, how many are read in place (the
+  /// rest, at the block's end, from the copy).
+  Value inPlace(KernelBuilder &kb, Value first, Value count) const {
+    return kb.create<arith::MaxSIOp>(
+        kb.index(0), kb.create<arith::MinSIOp>(
+                         count, kb.create<arith::SubIOp>(firstCopied, first)));
+  }
+
+  /// The memref and row that token `token`'s values are read at, in place
+  /// or from the copy (two loops: selecting between them per token cost
+  /// more).
+  std::pair<Value, Value> at(KernelBuilder &kb, Value token,
+                             bool fromCopy) const {
+    if (!fromCopy)
+      return {rows, token};
+    return {copy, kb.create<arith::SubIOp>(token, firstCopied)};
+  }
+
+private:
+  Value rows, copy, firstCopied;
+};
 
 /// Tokens between a row's prefetch and its use in winnowed partial attention.
 constexpr int64_t kPrefetchTokens = 32;
@@ -990,6 +1038,10 @@ public:
                    scale),
             queryGD, ValueRange{kb.index(g), kb.index(0)});
     }
+    if (maskedKeys)
+      paddedKeys = PaddedRows(kb, keys, headDim);
+    if (maskedValues)
+      paddedValues = PaddedRows(kb, values, headDim);
     if (maskedValues) {
       accGD = kb.scratch({groups, headDim}, f32);
       valueStarts = kb.scratch({tile}, kb.builder().getIndexType());
@@ -1080,15 +1132,16 @@ private:
   /// The G scaled scores of a token whose key is in the mask encoding: the
   /// key expanded chunk by chunk and dotted with each query row, so the cost
   /// follows G · D rather than k (the better deal for small G).
-  Value maskedScore(Value token, bool tailReadable) {
+  Value maskedScore(Value token, bool fromCopy) {
     Type f32 = kb.builder().getF32Type();
     int64_t width =
         expandWidth(cast<MemRefType>(keys.getType()).getElementType());
     SmallVector<Value> acc(groups, zeroVector(kb, width, f32));
+    std::pair<Value, Value> keyRow = paddedKeys.at(kb, token, fromCopy);
     Value start = kb.index(0);
     for (int64_t c = 0; c < headDim / width; ++c) {
-      auto [key, kept] = expandMaskedChunk(kb, keyIndices, keys, token, start,
-                                           c, width, tailReadable);
+      auto [key, kept] = expandMaskedChunk(kb, keyIndices, token, keyRow.first,
+                                           keyRow.second, start, c, width);
       start = kb.create<arith::AddIOp>(start, kept);
       for (int64_t g = 0; g < groups; ++g)
         acc[g] = kb.fma(kb.create<vector::LoadOp>(
@@ -1103,11 +1156,11 @@ private:
                                              scores);
   }
 
-  /// The G scaled scores of one token. `tailReadable`: another key row
-  /// follows this one (see leadingTokens).
-  Value score(Value token, bool tailReadable) {
+  /// The G scaled scores of one token; `fromCopy`: its key is read from
+  /// the copy of the block's last rows (PaddedRows).
+  Value score(Value token, bool fromCopy) {
     if (maskedKeys)
-      return maskedScore(token, tailReadable);
+      return maskedScore(token, fromCopy);
     Value kept = kb.create<memref::DimOp>(keys, int64_t(1));
     // With 2 <= G < 16 dividing 16, 16 / G entries share one 16-lane FMA:
     // their query rows side by side, each value repeated G times.
@@ -1267,29 +1320,27 @@ private:
     VectorType rowType = kb.vectorOf(groups, f32);
     Value count = kb.create<arith::MinSIOp>(
         kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
-    auto scoreStep = [&](bool tailReadable) {
-      return [&, tailReadable](Value t, ValueRange m) {
+    auto scoreStep = [&](bool fromCopy) {
+      return [&, fromCopy](Value t, ValueRange m) {
         if (maskedKeys || maskedValues)
           prefetchAhead(kb.create<arith::AddIOp>(first, t), tokens);
-        Value s = score(kb.create<arith::AddIOp>(first, t), tailReadable);
+        Value s = score(kb.create<arith::AddIOp>(first, t), fromCopy);
         kb.create<vector::StoreOp>(
             s, weights,
             ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
-        Value isFirst =
-            kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, t, kb.index(0));
+        Value isFirst = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, t,
+                                                 kb.index(0));
         Value best = kb.create<arith::MaximumFOp>(m[0], s);
         return SmallVector<Value>{kb.create<arith::SelectOp>(isFirst, s, best)};
       };
     };
-    Value tileMax = row(0.0);
-    Value leading = kb.index(0);
-    if (maskedKeys) {
-      leading = leadingTokens(kb, first, count, tokens, keys);
-      tileMax = kb.loop(kb.index(0), leading, kb.index(1), {tileMax},
-                        scoreStep(/*tailReadable=*/true))[0];
-    }
-    tileMax = kb.loop(leading, count, kb.index(1), {tileMax},
-                      scoreStep(/*tailReadable=*/false))[0];
+    // Mask-encoded keys: the block's last rows come from their copy.
+    Value inPlace = maskedKeys ? paddedKeys.inPlace(kb, first, count) : count;
+    Value tileMax = kb.loop(kb.index(0), inPlace, kb.index(1), {row(0.0)},
+                            scoreStep(/*fromCopy=*/false))[0];
+    if (maskedKeys)
+      tileMax = kb.loop(inPlace, count, kb.index(1), {tileMax},
+                        scoreStep(/*fromCopy=*/true))[0];
     Value newMax = kb.create<arith::MaximumFOp>(oldMax, tileMax);
     // exp(-inf - m) is 0; select it rather than trust the approximation.
     Value wasEmpty =
@@ -1328,7 +1379,7 @@ private:
           return SmallVector<Value>{kb.add(l[0], p)};
         })[0];
     if (maskedValues)
-      accumulateMasked(first, count, tokens, alpha);
+      accumulateMasked(first, count, alpha);
     return {newMax, sum};
   }
 
@@ -1353,7 +1404,7 @@ private:
   /// (as many as accumulatorRegisters allows), each token's G weights are
   /// broadcast once per pass, and valueStarts[t] carries where token t's
   /// next chunk begins from one pass to the next.
-  void accumulateMasked(Value first, Value count, Value tokens, Value alpha) {
+  void accumulateMasked(Value first, Value count, Value alpha) {
     Type f32 = kb.builder().getF32Type();
     Type storage = cast<MemRefType>(values.getType()).getElementType();
     int64_t width = expandWidth(storage);
@@ -1362,9 +1413,8 @@ private:
     int64_t perPass = std::clamp<int64_t>(
         accumulatorRegisters(lanes) / registersPerChunk, 1, chunks);
     VectorType chunkType = kb.vectorOf(width, f32);
-    // The block's last row (and all rows, when they are shorter than a
-    // shuffle window) is expanded without reading past its end.
-    Value leading = leadingTokens(kb, first, count, tokens, values);
+    // The block's last rows come from their copy (PaddedRows).
+    Value inPlace = paddedValues.inPlace(kb, first, count);
     for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
       int64_t passChunks = std::min(perPass, chunks - c0);
       bool firstPass = c0 == 0, lastPass = c0 + passChunks == chunks;
@@ -1379,42 +1429,44 @@ private:
                   ValueRange{kb.index(g), kb.index((c0 + i) * width)}),
               scale));
       }
-      auto tokenStep = [&](bool tailReadable) {
-        return [&, tailReadable](Value t, ValueRange acc) {
-          Value token = kb.create<arith::AddIOp>(first, t);
-          Value start =
-              firstPass ? kb.index(0)
-                        : kb.create<memref::LoadOp>(valueStarts, ValueRange{t})
-                              .getResult();
-          SmallVector<Value> chunkValues;
-          for (int64_t i = 0; i < passChunks; ++i) {
-            auto [chunk, kept] =
-                expandMaskedChunk(kb, valueIndices, values, token, start,
-                                  c0 + i, width, tailReadable);
-            chunkValues.push_back(chunk);
-            start = kb.create<arith::AddIOp>(start, kept);
-          }
-          if (!lastPass)
-            kb.create<memref::StoreOp>(start, valueStarts, ValueRange{t});
-          Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
-          SmallVector<Value> next;
-          for (int64_t g = 0; g < groups; ++g) {
-            Value p = kb.splat(
-                kb.create<memref::LoadOp>(
-                    weights,
-                    ValueRange{kb.create<arith::AddIOp>(at, kb.index(g))}),
-                width);
-            for (int64_t i = 0; i < passChunks; ++i)
-              next.push_back(
-                  kb.fma(p, chunkValues[i], acc[g * passChunks + i]));
-          }
-          return next;
+      auto tokenStep = [&](bool fromCopy) {
+        return [&, fromCopy](Value t, ValueRange acc) {
+            Value token = kb.create<arith::AddIOp>(first, t);
+            auto [valueRows, valueRow] = paddedValues.at(kb, token, fromCopy);
+            Value start =
+                firstPass
+                    ? kb.index(0)
+                    : kb.create<memref::LoadOp>(valueStarts, ValueRange{t})
+                          .getResult();
+            SmallVector<Value> chunkValues;
+            for (int64_t i = 0; i < passChunks; ++i) {
+              auto [chunk, kept] =
+                  expandMaskedChunk(kb, valueIndices, token, valueRows,
+                                    valueRow, start, c0 + i, width);
+              chunkValues.push_back(chunk);
+              start = kb.create<arith::AddIOp>(start, kept);
+            }
+            if (!lastPass)
+              kb.create<memref::StoreOp>(start, valueStarts, ValueRange{t});
+            Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
+            SmallVector<Value> next;
+            for (int64_t g = 0; g < groups; ++g) {
+              Value p = kb.splat(
+                  kb.create<memref::LoadOp>(
+                      weights,
+                      ValueRange{kb.create<arith::AddIOp>(at, kb.index(g))}),
+                  width);
+              for (int64_t i = 0; i < passChunks; ++i)
+                next.push_back(kb.fma(p, chunkValues[i],
+                                      acc[g * passChunks + i]));
+            }
+            return next;
         };
       };
-      rows = kb.loop(kb.index(0), leading, kb.index(1), rows,
-                     tokenStep(/*tailReadable=*/true));
-      rows = kb.loop(leading, count, kb.index(1), rows,
-                     tokenStep(/*tailReadable=*/false));
+      rows = kb.loop(kb.index(0), inPlace, kb.index(1), rows,
+                     tokenStep(/*fromCopy=*/false));
+      rows = kb.loop(inPlace, count, kb.index(1), rows,
+                     tokenStep(/*fromCopy=*/true));
       for (int64_t g = 0; g < groups; ++g)
         for (int64_t i = 0; i < passChunks; ++i)
           kb.create<vector::StoreOp>(
@@ -1446,6 +1498,7 @@ private:
   bool maskedKeys = false, maskedValues = false;
   Value keys, keyIndices, values, valueIndices;
   Value queryT, queryGD, accT, accGD, valueStarts, weights;
+  PaddedRows paddedKeys, paddedValues;
 };
 
 struct LowerPartialAttention : OpRewritePattern<PartialAttentionOp> {

@@ -33,10 +33,10 @@ struct VectorLoweringOptions {
 };
 
 /// An i64 attribute on a `vector.expandload`: at least this many bytes past
-/// the end of any row it reads are readable (another row follows), so the
-/// load may be done in windows that run past the row. The attention kernels
-/// set it on the loads of every row but a block's last;
-/// `swan-legalize-narrow-expandload` then needs no bounds check.
+/// the end of any row it reads are readable, so the load may be done in
+/// windows that run past the row, and `swan-legalize-narrow-expandload`
+/// needs no bounds check. The attention kernels set it on every load of a
+/// mask-encoded row (a block's last rows are read from a padded copy).
 inline constexpr llvm::StringLiteral kReadableTailAttrName =
     "swan.readable_tail";
 /// The tail the kernels promise: one 16-byte shuffle window.

@@ -84,9 +84,9 @@ def SwanLegalizeNarrowExpandLoad : Pass<"swan-legalize-narrow-expandload"> {
       bits. A window may reach up to 16 bytes past the row's last value. A
       load marked `swan.readable_tail` (an i64 of at least 16: that many
       bytes past its rows are readable, as the attention kernels promise for
-      every row but a block's last) is rewritten as it is; any other checks
-      at run time that another row of at least a window's length follows,
-      and otherwise gathers each window element by element inside the row.
+      every mask-encoded row) is rewritten as it is; any other checks at
+      run time that another row of at least a window's length follows, and
+      otherwise gathers each window element by element inside the row.
     - `host` (the default): `vpexpand` where the host has AVX-512 VBMI2 or
       is not x86, `pshufb` on the other x86 hosts.
 
