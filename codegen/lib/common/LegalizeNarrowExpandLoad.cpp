@@ -92,13 +92,14 @@ struct NarrowExpandLoadAsBits : OpRewritePattern<vector::ExpandLoadOp> {
   }
 };
 
-/// The table of shuffle controls for elements of `bytes` bytes: row m sends
-/// the r-th element of a 16-byte window to the lane of m's r-th set bit and
-/// zeroes the lanes whose bit is clear (control bytes 0x80).
+/// The symbol of the shuffle table for elements of `bytes` bytes.
 std::string shuffleTableName(int64_t bytes) {
   return "__swan_expand_shuffles_" + std::to_string(bytes * 8);
 }
 
+/// The table of shuffle controls for elements of `bytes` bytes: row m sends
+/// the r-th element of a 16-byte window to the lane of m's r-th set bit and
+/// zeroes the lanes whose bit is clear (control bytes 0x80).
 memref::GlobalOp createShuffleTable(OpBuilder &builder, Location loc,
                                     int64_t bytes) {
   int64_t lanes = kShuffleBytes / bytes;
@@ -133,9 +134,8 @@ bool isZeroSplat(Value value) {
 /// checks at run time that another row of at least a window's length
 /// follows (rows are contiguous or further apart), and otherwise (the last
 /// row of the memref, short rows, 1-D memrefs whose vector might reach past
-/// the end) gathers each window element by element. Both ways are short
-/// code: LLVM's own expanding load here is a branch per lane, which took
-/// longer to compile than all the rest of a kernel.
+/// the end) gathers each window element by element, never LLVM's own
+/// expanding load (a branch per lane here).
 struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
   using OpRewritePattern::OpRewritePattern;
 
