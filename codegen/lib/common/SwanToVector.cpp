@@ -509,8 +509,7 @@ void prefetchRow(KernelBuilder &kb, Value rows, Value row) {
 
 /// Vector registers the chunk-major value loops keep accumulators in: half
 /// of the host's (32 with AVX-512, 16 with AVX2), the rest hold the token's
-/// chunks and weights. More spills every token (znver3, mask-encoded
-/// values, 16 of 16: 120 cycles per token against 112 with 8).
+/// chunks and weights (16 accumulators on AVX2 spill on every token).
 int64_t accumulatorRegisters(int64_t lanes) { return lanes >= 16 ? 16 : 8; }
 
 /// Online softmax over one block of tokens, tile by tile.
