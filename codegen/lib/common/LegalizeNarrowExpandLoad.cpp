@@ -58,25 +58,6 @@ Value elementAddress(PatternRewriter &rewriter, Location loc, Value base,
       address64);
 }
 
-/// `op` as an llvm.masked.expandload of the bits of its elements.
-Value expandLoadBits(PatternRewriter &rewriter, vector::ExpandLoadOp op) {
-  Location loc = op.getLoc();
-  VectorType type = op.getVectorType();
-  VectorType bitsType = type.clone(
-      rewriter.getIntegerType(type.getElementType().getIntOrFloatBitWidth()));
-  Value pointer = elementAddress(rewriter, loc, op.getBase(), op.getIndices(),
-                                 op.getIndices().back());
-  Value passThru = op.getPassThru();
-  if (bitsType != type)
-    passThru = arith::BitcastOp::create(rewriter, loc, bitsType, passThru);
-  Value bits = LLVM::masked_expandload::create(
-      rewriter, loc, TypeRange{bitsType}, pointer, op.getMask(), passThru,
-      /*align=*/type.getElementTypeBitWidth() / 8);
-  if (bitsType == type)
-    return bits;
-  return arith::BitcastOp::create(rewriter, loc, type, bits);
-}
-
 struct NarrowExpandLoadAsBits : OpRewritePattern<vector::ExpandLoadOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -87,7 +68,16 @@ struct NarrowExpandLoadAsBits : OpRewritePattern<vector::ExpandLoadOp> {
     if (!isa<MemRefType>(op.getBase().getType()) || !isa<FloatType>(element) ||
         element.getIntOrFloatBitWidth() != 16 || type.getRank() != 1)
       return rewriter.notifyMatchFailure(op, "not a 16-bit float load");
-    rewriter.replaceOp(op, expandLoadBits(rewriter, op));
+    Location loc = op.getLoc();
+    VectorType bitsType = type.clone(rewriter.getIntegerType(16));
+    Value pointer = elementAddress(rewriter, loc, op.getBase(), op.getIndices(),
+                                   op.getIndices().back());
+    Value passThru =
+        arith::BitcastOp::create(rewriter, loc, bitsType, op.getPassThru());
+    Value bits = LLVM::masked_expandload::create(
+        rewriter, loc, TypeRange{bitsType}, pointer, op.getMask(), passThru,
+        /*align=*/2);
+    rewriter.replaceOpWithNewOp<arith::BitcastOp>(op, type, bits);
     return success();
   }
 };
