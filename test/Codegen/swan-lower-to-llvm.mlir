@@ -33,8 +33,10 @@ func.func @rotate(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %out: memref<?
 // -----
 
 // Rotated rows stay in a stack row; the selection counts compare masks
-// with popcounts; the kept entries are packed with masked compress
-// stores (vcompressps / vpcompressb), 8 chunks of 16.
+// with popcounts; the kept entries are packed by a loop over the set bits
+// of the keep mask, two words of 64; rows reach the results 16 lanes at a
+// time, the last piece masked (no compress store: without AVX-512 it is a
+// branch per lane).
 // CHECK-LABEL: llvm.func @compress(
 // CHECK-COUNT-3: llvm.alloca
 // CHECK: llvm.intr.fmuladd
@@ -42,9 +44,11 @@ func.func @rotate(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %out: memref<?
 // CHECK: llvm.icmp "sge" {{.*}} : vector<16xi32>
 // CHECK: llvm.bitcast {{.*}} : vector<16xi1> to vector<1xi16>
 // CHECK: llvm.intr.ctpop({{.*}}) : (i16) -> i16
-// CHECK-COUNT-16: llvm.intr.masked.compressstore
-// CHECK: llvm.intr.masked.store {{.*}} : vector<128xf16>, vector<128xi1> into !llvm.ptr
-// CHECK: llvm.intr.masked.store {{.*}} : vector<128xi8>, vector<128xi1> into !llvm.ptr
+// CHECK-COUNT-2: llvm.intr.cttz
+// CHECK-NOT: llvm.intr.cttz
+// CHECK: llvm.intr.masked.store {{.*}} : vector<16xf16>, vector<16xi1> into !llvm.ptr
+// CHECK: llvm.intr.masked.store {{.*}} : vector<16xi8>, vector<16xi1> into !llvm.ptr
+// CHECK-NOT: llvm.intr.masked.compressstore
 // CHECK: llvm.func @_mlir_ciface_compress(
 func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
     %values: memref<?x?xf16>, %indices: memref<?x?xi8>) attributes {llvm.emit_c_interface} {
@@ -226,12 +230,12 @@ func.func @partial_sparse(%q: memref<1x64xf32>, %scale: f32,
 
 // -----
 
-// Rows are rotated four at a time (R streamed once per block), then
-// winnowed one by one by a loop: one copy of the winnowing code for the
-// block and one for the remainder, each 4 chunks x 2 stores.
+// Rows are rotated four at a time (R streamed once per block; a partial
+// last block row by row), then winnowed one by one by a loop shared by
+// both: one copy of the winnowing code, one word of keep bits.
 // CHECK-LABEL: llvm.func @compress(
-// CHECK-COUNT-16: llvm.intr.masked.compressstore
-// CHECK-NOT: llvm.intr.masked.compressstore
+// CHECK: llvm.intr.cttz
+// CHECK-NOT: llvm.intr.cttz
 // CHECK: llvm.func @_mlir_ciface_compress(
 func.func @compress(%x: memref<?x64xf32>, %r: memref<64x64xf32>, %k: index,
     %values: memref<?x?xf32>, %indices: memref<?x?xi8>) attributes {llvm.emit_c_interface} {
@@ -336,9 +340,11 @@ func.func @merge(%max: memref<?x8xf32>, %sum: memref<?x8xf32>, %acc: memref<?x8x
 
 // -----
 
-// D = 256 with i8 indices: positions 128..255 are truncated lane numbers.
+// D = 256 with i8 indices: positions 128..255 truncated to i8; four words
+// of keep bits.
 // CHECK-LABEL: llvm.func @compress(
-// CHECK-COUNT-32: llvm.intr.masked.compressstore
+// CHECK-COUNT-4: llvm.intr.cttz
+// CHECK-NOT: llvm.intr.cttz
 // CHECK: llvm.func @_mlir_ciface_compress(
 func.func @compress(%x: memref<?x256xf32>, %r: memref<256x256xf32>, %k: index,
     %values: memref<?x?xf16>, %indices: memref<?x?xi8>) attributes {llvm.emit_c_interface} {

@@ -211,10 +211,11 @@ func.func @merge(%m: tensor<?x2xf32>, %l: tensor<?x2xf32>,
 // Rotate: rows four at a time, so that each row of R is loaded once per
 // block (R does not fit in L1 at D = 128), then the remaining rows one by
 // one; x_j is broadcast and multiplied by row j of R, f16 rows converted
-// once.
+// once. Chunks gather in a [4, D] scratch and each row is written whole.
 
 // CHECK-LABEL: func.func @rotate
 // CHECK: %[[OUT:.*]] = tensor.empty(%{{.*}}) : tensor<?x32xf16>
+// CHECK: %[[ROWS:.*]] = memref.alloca() {alignment = 64 : i64} : memref<4x32xf32>
 // CHECK: %[[BLOCKS:.*]] = scf.for %[[FIRST:.*]] = %c0 to %{{.*}} step %c4 iter_args(%{{.*}} = %[[OUT]]) -> (tensor<?x32xf16>)
 // CHECK: %[[ACC4:.*]]:8 = scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
 // CHECK: %[[R0:.*]] = vector.load %{{.*}}[%{{.*}}, %c0] : memref<32x32xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
@@ -224,7 +225,10 @@ func.func @merge(%m: tensor<?x2xf32>, %l: tensor<?x2xf32>,
 // CHECK: arith.extf %{{.*}} : f16 to f32
 // CHECK: vector.broadcast
 // CHECK: vector.fma
-// CHECK: %[[H:.*]] = arith.truncf %[[ACC]]#0 : vector<16xf32> to vector<16xf16>
+// CHECK: vector.store %[[ACC]]#0, %[[ROWS]]
+// CHECK: vector.store %[[ACC]]#1, %[[ROWS]]
+// CHECK: %[[ROW32:.*]] = vector.load %[[ROWS]][%{{.*}}, %c0] : memref<4x32xf32>, vector<32xf32>
+// CHECK: %[[H:.*]] = arith.truncf %[[ROW32]] : vector<32xf32> to vector<32xf16>
 // CHECK: vector.transfer_write %[[H]], %[[T]][%{{.*}}, %c0] {in_bounds = [true]}
 func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf16> {
   %y = swan.rotate %x by %r : tensor<?x32xf16>, tensor<32x32xf32> -> tensor<?x32xf16>
@@ -233,22 +237,30 @@ func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf1
 
 // -----
 
-// Compress: four rotated rows stay in a [4, D] scratch, winnowed by a loop
-// over them (one copy of the winnowing code). A bitwise search over
-// the bits of |x| finds the k-th largest magnitude T (31 steps, each a
-// popcount of compare masks), a second one over positions picks the first
-// tied entries in index order; vector.compressstore packs the kept entries
-// in index order. Only the first k lanes of each row reach the [n, k]
-// results.
+// Compress: four rotated rows stay in a [4, D] scratch (a partial last
+// block is rotated row by row), winnowed by one loop over them (one copy
+// of the winnowing code). A bitwise search over the bits of |x| finds the
+// k-th largest magnitude T (31 steps, each a popcount of compare masks), a
+// second one over positions picks the first tied entries in index order;
+// a loop over the set bits of the keep mask (64 positions per word) packs
+// the kept entries in index order into scratch, which reaches the [n, k]
+// results a piece at a time, the last piece masked.
 
 // CHECK-LABEL: func.func @compress
 // CHECK-SAME: %[[K:[^:]+]]: index)
 // CHECK-DAG: %[[VALS:.*]] = tensor.empty(%{{.*}}, %[[K]]) : tensor<?x?xf16>
 // CHECK-DAG: %[[IDXS:.*]] = tensor.empty(%{{.*}}, %[[K]]) : tensor<?x?xi8>
 // CHECK-DAG: %[[ROWBUF:.*]] = memref.alloca() {alignment = 64 : i64} : memref<4x32xf32>
+// CHECK-DAG: %[[KEPTV:.*]] = memref.alloca() {alignment = 64 : i64} : memref<48xf16>
+// CHECK-DAG: %[[KEPTI:.*]] = memref.alloca() {alignment = 64 : i64} : memref<48xi8>
 // CHECK: scf.for
+// CHECK: %[[COUNT:.*]] = arith.minsi {{.*}} : index
+// CHECK: %[[FULL:.*]] = arith.cmpi eq, %[[COUNT]], %c4 : index
+// CHECK: scf.if %[[FULL]]
 // CHECK: vector.store %{{.*}}, %[[ROWBUF]][%c0, %c0]
-// CHECK: scf.for %[[R:.*]] = %c0 to %c4 step %c1
+// CHECK: } else {
+// CHECK: scf.for %{{.*}} = %c0 to %[[COUNT]] step %c1
+// CHECK: scf.for %[[R:.*]] = %c0 to %[[COUNT]] step %c1
 // CHECK: vector.load %[[ROWBUF]][%[[R]], %c0]
 // CHECK: %[[ABS:.*]] = math.absf %{{.*}} : vector<16xf32>
 // CHECK: %[[BITS:.*]] = arith.bitcast %[[ABS]] : vector<16xf32> to vector<16xi32>
@@ -263,10 +275,20 @@ func.func @rotate(%x: tensor<?x32xf16>, %r: tensor<32x32xf32>) -> tensor<?x32xf1
 // CHECK: arith.cmpi eq, %[[BITS]], %[[TV]] : vector<16xi32>
 // CHECK: scf.for %{{.*}} = %c0 to %c5 step %c1 iter_args
 // CHECK: %[[KEEP:.*]] = arith.ori %[[ABOVE]], %{{.*}} : vector<16xi1>
-// CHECK: vector.compressstore %{{.*}}[%c0], %[[KEEP]], %{{.*}} : memref<32xf16>, vector<16xi1>, vector<16xf16>
-// CHECK: vector.compressstore %{{.*}}[%c0], %[[KEEP]], %{{.*}} : memref<32xi8>, vector<16xi1>, vector<16xi8>
-// CHECK: vector.transfer_write %{{.*}} : vector<32xf16>, tensor<?x?xf16>
-// CHECK: vector.transfer_write %{{.*}} : vector<32xi8>, tensor<?x?xi8>
+// CHECK: vector.bitcast %[[KEEP]] : vector<16xi1> to vector<1xi16>
+// CHECK: %[[WORD:.*]] = arith.ori %{{.*}} : i64
+// CHECK: %[[KEPT:.*]] = math.ctpop %[[WORD]] : i64
+// CHECK: %[[STEPS:.*]] = arith.index_castui %[[KEPT]] : i64 to index
+// CHECK: scf.for %[[J:.*]] = %c0 to %[[STEPS]] step %c1 iter_args(%[[LEFT:.*]] = %[[WORD]]) -> (i64)
+// CHECK: %[[LOW:.*]] = math.cttz %[[LEFT]] : i64
+// CHECK: memref.store %{{.*}}, %[[KEPTV]][%[[J]]] : memref<48xf16>
+// CHECK: memref.store %{{.*}}, %[[KEPTI]][%[[J]]] : memref<48xi8>
+// CHECK: vector.load %[[KEPTV]][%{{.*}}] : memref<48xf16>, vector<16xf16>
+// CHECK: vector.transfer_write %{{.*}} {in_bounds = [true]} : vector<16xf16>, tensor<?x?xf16>
+// CHECK: vector.transfer_write %{{.*}} : vector<16xf16>, tensor<?x?xf16>
+// CHECK: vector.transfer_write %{{.*}} {in_bounds = [true]} : vector<16xi8>, tensor<?x?xi8>
+// CHECK: vector.transfer_write %{{.*}} : vector<16xi8>, tensor<?x?xi8>
+// CHECK-NOT: vector.compressstore
 func.func @compress(%x: tensor<?x32xf32>, %r: tensor<32x32xf32>, %k: index)
     -> (tensor<?x?xf16>, tensor<?x?xi8>) {
   %v, %i = swan.compress %x by %r keep %k
@@ -281,7 +303,8 @@ func.func @compress(%x: tensor<?x32xf32>, %r: tensor<32x32xf32>, %k: index)
 
 // CHECK-LABEL: func.func @winnow_256
 // CHECK: arith.constant dense<[240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255]> : vector<16xi32>
-// CHECK: vector.compressstore {{.*}} : memref<256xi8>, vector<16xi1>, vector<16xi8>
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<272xi8>
+// CHECK: arith.index_castui %{{.*}} : index to i8
 func.func @winnow_256(%x: tensor<?x256xf32>, %k: index)
     -> (tensor<?x?xf32>, tensor<?x?xi8>) {
   %v, %i = swan.winnow %x keep %k : tensor<?x256xf32> -> tensor<?x?xf32>, tensor<?x?xi8>
@@ -291,14 +314,20 @@ func.func @winnow_256(%x: tensor<?x256xf32>, %k: index)
 // -----
 
 // Winnow in the mask encoding: each 16-lane chunk's kept lanes are stored
-// as two bytes of the row's mask; the values are packed as before.
+// as two bytes of the row's mask; the values are packed as before, and no
+// index is stored.
 
 // CHECK-LABEL: func.func @winnow_mask
+// CHECK-DAG: %[[KEPTV:.*]] = memref.alloca() {alignment = 64 : i64} : memref<48xf16>
 // CHECK-DAG: %[[MASKS:.*]] = memref.alloca() {alignment = 64 : i64} : memref<4xi8>
-// CHECK: vector.compressstore %{{.*}}[%c0], %[[KEEP0:[^,]+]], %{{.*}} : memref<32xf16>, vector<16xi1>, vector<16xf16>
+// CHECK: %[[KEEP0:.*]] = arith.ori %{{.*}} : vector<16xi1>
 // CHECK: %[[BYTES0:.*]] = vector.bitcast %[[KEEP0]] : vector<16xi1> to vector<2xi8>
 // CHECK: vector.store %[[BYTES0]], %[[MASKS]][%c0] : memref<4xi8>, vector<2xi8>
 // CHECK: vector.store %{{.*}}, %[[MASKS]][%c2] : memref<4xi8>, vector<2xi8>
+// CHECK: math.cttz
+// CHECK-NOT: memref.store {{.*}}xi8>
+// CHECK: memref.store %{{.*}}, %[[KEPTV]][%{{.*}}] : memref<48xf16>
+// CHECK-NOT: memref.store {{.*}}xi8>
 // CHECK: vector.transfer_write %{{.*}} {in_bounds = [true]} : vector<4xi8>, tensor<?x4xi8>
 // CHECK-NOT: memref<32xi8>
 func.func @winnow_mask(%x: tensor<?x32xf32>, %k: index)

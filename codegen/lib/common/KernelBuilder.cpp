@@ -182,3 +182,13 @@ void KernelBuilder::when(Value condition, function_ref<void()> body) {
   b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
   body();
 }
+
+void KernelBuilder::when(Value condition, function_ref<void()> body,
+                         function_ref<void()> otherwise) {
+  auto ifOp = create<scf::IfOp>(condition, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  body();
+  b.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  otherwise();
+}

@@ -76,6 +76,9 @@ public:
             llvm::function_ref<void(mlir::Value iv)> body);
   /// `if (condition) body();`
   void when(mlir::Value condition, llvm::function_ref<void()> body);
+  /// `if (condition) body(); else otherwise();`
+  void when(mlir::Value condition, llvm::function_ref<void()> body,
+            llvm::function_ref<void()> otherwise);
 
 private:
   mlir::OpBuilder &b;

@@ -174,8 +174,6 @@ void winnowRow(KernelBuilder &kb, Value rows, Value r, Value k,
         kb.create<arith::BitcastOp>(i32Vector, kb.create<math::AbsFOp>(chunk)));
     positions.push_back(kb.laneNumbers(lanes, c * lanes));
   }
-  Value one = kb.splat(kb.i32(1), lanes);
-  Value zero = zeroVector(kb, lanes, i32);
   // #{lanes where predicate(c) holds}, as an i32: each chunk's mask as an
   // integer, popcount, then a balanced sum. The searches below are chains
   // of these counts, so their latency is what matters.
@@ -266,36 +264,56 @@ void winnowRow(KernelBuilder &kb, Value rows, Value r, Value k,
 
   Type valueType = cast<MemRefType>(keptValues.getType()).getElementType();
   Type indexType = cast<MemRefType>(keptPositions.getType()).getElementType();
-  VectorType indexVectorType = kb.vectorOf(lanes, indexType);
-  Value next = kb.index(0);
-  for (int64_t c = 0; c < chunks; ++c) {
-    Value kept = keep[c];
-    Value values =
-        kb.create<vector::LoadOp>(kb.vectorOf(lanes, b.getF32Type()), rows,
-                                  ValueRange{r, kb.index(c * lanes)});
-    // The generated builder: the convenience one swaps mask and value.
-    kb.create<vector::CompressStoreOp>(keptValues, ValueRange{next}, kept,
-                                       kb.convertFloat(values, valueType),
-                                       IntegerAttr());
-    if (encoding == Encoding::mask) {
+  if (encoding == Encoding::mask)
+    for (int64_t c = 0; c < chunks; ++c) {
       // Lane d of the i1 vector is bit d of the bytes (little-endian).
       Value bytes = kb.create<vector::BitCastOp>(
-          kb.vectorOf(lanes / 8, indexType), kept);
+          kb.vectorOf(lanes / 8, indexType), keep[c]);
       kb.create<vector::StoreOp>(bytes, keptPositions,
                                  ValueRange{kb.index(c * lanes / 8)});
-    } else {
-      Value indices = positions[c];
-      unsigned width = indexType.getIntOrFloatBitWidth();
-      if (width < 32)
-        indices = kb.create<arith::TruncIOp>(indexVectorType, indices);
-      else if (width > 32)
-        indices = kb.create<arith::ExtUIOp>(indexVectorType, indices);
-      kb.create<vector::CompressStoreOp>(keptPositions, ValueRange{next}, kept,
-                                         indices, IntegerAttr());
     }
-    Value count = kb.sum(kb.create<arith::SelectOp>(kept, one, zero));
-    next = kb.create<arith::AddIOp>(
-        next, kb.create<arith::IndexCastOp>(b.getIndexType(), count));
+  // Compaction: one step per kept entry, over the keep bits of up to 64
+  // positions at a time. vector.compressstore would be one instruction with
+  // AVX-512 but a branch per lane elsewhere: several times the code, for
+  // nothing against the search above.
+  int64_t chunksPerWord = 64 % lanes == 0 ? 64 / lanes : 1;
+  Type word = b.getIntegerType(chunksPerWord * lanes);
+  Value next = kb.index(0);
+  for (int64_t c0 = 0; c0 < chunks; c0 += chunksPerWord) {
+    Value bits = kb.create<arith::ConstantOp>(IntegerAttr::get(word, 0));
+    for (int64_t c = c0; c < std::min(chunks, c0 + chunksPerWord); ++c) {
+      Value piece = kb.create<vector::ExtractOp>(
+          kb.create<vector::BitCastOp>(
+              VectorType::get({1}, b.getIntegerType(lanes)), keep[c]),
+          int64_t(0));
+      if (piece.getType() != word)
+        piece = kb.create<arith::ExtUIOp>(word, piece);
+      Value shift = kb.create<arith::ConstantOp>(
+          IntegerAttr::get(word, (c - c0) * lanes));
+      bits = kb.create<arith::OrIOp>(bits,
+                                     kb.create<arith::ShLIOp>(piece, shift));
+    }
+    Value count = kb.create<arith::IndexCastUIOp>(
+        b.getIndexType(), kb.create<math::CtPopOp>(bits));
+    Value oneBit = kb.create<arith::ConstantOp>(IntegerAttr::get(word, 1));
+    kb.loop(kb.index(0), count, kb.index(1), {bits},
+            [&](Value i, ValueRange left) {
+              Value lowest = kb.create<arith::IndexCastUIOp>(
+                  b.getIndexType(), kb.create<math::CountTrailingZerosOp>(left[0]));
+              Value position =
+                  kb.create<arith::AddIOp>(lowest, kb.index(c0 * lanes));
+              Value slot = kb.create<arith::AddIOp>(next, i);
+              Value value = kb.create<memref::LoadOp>(rows, ValueRange{r, position});
+              kb.create<memref::StoreOp>(kb.convertFloat(value, valueType),
+                                         keptValues, ValueRange{slot});
+              if (encoding != Encoding::mask)
+                kb.create<memref::StoreOp>(
+                    kb.create<arith::IndexCastUIOp>(indexType, position),
+                    keptPositions, ValueRange{slot});
+              return SmallVector<Value>{kb.create<arith::AndIOp>(
+                  left[0], kb.create<arith::SubIOp>(left[0], oneBit))};
+            });
+    next = kb.create<arith::AddIOp>(next, count);
   }
 }
 
@@ -320,20 +338,27 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
     Value rows = kb.create<tensor::DimOp>(op.getInput(), int64_t(0));
     auto resultType = cast<RankedTensorType>(op.getResult().getType());
     Value out = emptyTensor(kb, resultType, {rows, kb.index(headDim)});
+    // Chunks gather in L1 scratch and each row is written whole: one tensor
+    // write per chunk made a chain that bufferization analyses in quadratic
+    // time (0.7 s at D = 128).
+    Value scratch = kb.scratch({kRotationRowBlock, headDim}, kb.builder().getF32Type());
     SmallVector<Value> result;
     forRowBlocks(
         kb, rows, kRotationRowBlock, {out}, result,
         [&](Value first, int64_t count, ValueRange t) {
+          rotateRowBlock(kb, x, first, count, rotation, headDim, *lanes,
+                         [&](int64_t r, int64_t c, Value chunk) {
+                           kb.create<vector::StoreOp>(
+                               chunk, scratch,
+                               ValueRange{kb.index(r), kb.index(c * *lanes)});
+                         });
           Value written = t[0];
-          rotateRowBlock(
-              kb, x, first, count, rotation, headDim, *lanes,
-              [&](int64_t r, int64_t c, Value chunk) {
-                written = writeToTensor(
-                    kb, kb.convertFloat(chunk, resultType.getElementType()),
-                    written,
-                    {kb.create<arith::AddIOp>(first, kb.index(r)),
-                     kb.index(c * *lanes)});
-              });
+          for (int64_t r = 0; r < count; ++r) {
+            Value row = kb.loadF32(scratch, {kb.index(r), kb.index(0)}, headDim);
+            written = writeToTensor(
+                kb, kb.convertFloat(row, resultType.getElementType()), written,
+                {kb.create<arith::AddIOp>(first, kb.index(r)), kb.index(0)});
+          }
           return SmallVector<Value>{written};
         });
     rewriter.replaceOp(op, result);
@@ -347,17 +372,41 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
 // winnow and compress
 //===----------------------------------------------------------------------===//
 
-/// The shared kernel: `fillRows(first, count, scratch)` puts `count` f32
-/// input rows (count static, at most `blockRows`) into the [blockRows, D]
-/// scratch, then a loop winnows each row and writes it out (one copy of the
-/// winnowing code, which is most of the kernel's compile time).
+/// Writes elements [0, count) of the 1-D memref `source` into row `row` of
+/// the 2-D tensor `out`, `lanes` at a time: whole pieces, then one masked
+/// piece. `source` holds `lanes` elements more than `count` can reach. (One
+/// masked write of the whole row would be a branch per element without
+/// AVX-512.)
+Value writeRowPrefix(KernelBuilder &kb, Value source, Value count, Value out,
+                     Value row, int64_t lanes) {
+  VectorType piece = kb.vectorOf(
+      lanes, cast<MemRefType>(source.getType()).getElementType());
+  Value step = kb.index(lanes);
+  Value whole =
+      kb.create<arith::SubIOp>(count, kb.create<arith::RemUIOp>(count, step));
+  auto load = [&](Value column) {
+    return kb.create<vector::LoadOp>(piece, source, ValueRange{column});
+  };
+  out = kb.loop(kb.index(0), whole, step, {out},
+                [&](Value column, ValueRange written) {
+                  return SmallVector<Value>{writeToTensor(
+                      kb, load(column), written[0], {row, column})};
+                })[0];
+  return writeToTensor(kb, load(whole), out, {row, whole}, /*inBounds=*/false);
+}
+
+/// The shared kernel: `fillRows(first, count, scratch, at)` puts `count` f32
+/// input rows from `first` on (count static, at most `blockRows`) into rows
+/// [at, at + count) of the [blockRows, D] scratch; then a loop winnows each
+/// row and writes it out. Whole blocks and the last partial one share that
+/// loop: the winnowing is most of the kernel's compile time.
 LogicalResult lowerWinnowing(
     Operation *op, Value input, Value k, Value valuesResult,
     Value indicesResult, Encoding encoding,
     const VectorLoweringOptions &options,
     PatternRewriter &rewriter, int64_t blockRows,
     llvm::function_ref<void(KernelBuilder &, Value first, int64_t count,
-                            Value scratch, int64_t lanes)>
+                            Value scratch, Value at, int64_t lanes)>
         fillRows) {
   auto inputType = cast<RankedTensorType>(input.getType());
   int64_t headDim = inputType.getDimSize(1);
@@ -376,32 +425,50 @@ LogicalResult lowerWinnowing(
   Value indices = emptyTensor(
       kb, indicesType, {rows, masked ? kb.index(positionsPerRow) : k});
   Value rowScratch = kb.scratch({blockRows, headDim}, rewriter.getF32Type());
-  Value keptValues = kb.scratch({headDim}, valuesType.getElementType());
-  Value keptIndices =
-      kb.scratch({positionsPerRow}, indicesType.getElementType());
-  SmallVector<Value> results;
-  forRowBlocks(
-      kb, rows, blockRows, {values, indices}, results,
-      [&](Value first, int64_t count, ValueRange outs) {
-        fillRows(kb, first, count, rowScratch, *lanes);
+  // Room for one piece past the row: writeRowPrefix reads whole pieces.
+  Value keptValues =
+      kb.scratch({headDim + *lanes}, valuesType.getElementType());
+  Value keptIndices = kb.scratch({positionsPerRow + (masked ? 0 : *lanes)},
+                                 indicesType.getElementType());
+  Value zero = kb.index(0);
+  Value block = kb.index(blockRows);
+  SmallVector<Value> results = kb.loop(
+      zero, rows, block, {values, indices},
+      [&](Value first, ValueRange outs) {
+        Value count = kb.create<arith::MinSIOp>(
+            block, kb.create<arith::SubIOp>(rows, first));
+        if (blockRows == 1) {
+          fillRows(kb, first, 1, rowScratch, zero, *lanes);
+        } else {
+          Value full = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                                count, block);
+          kb.when(
+              full,
+              [&] { fillRows(kb, first, blockRows, rowScratch, zero, *lanes); },
+              [&] {
+                kb.loop(zero, count, kb.index(1), [&](Value r) {
+                  fillRows(kb, kb.create<arith::AddIOp>(first, r), 1,
+                           rowScratch, r, *lanes);
+                });
+              });
+        }
         return kb.loop(
-            kb.index(0), kb.index(count), kb.index(1), outs,
-            [&](Value r, ValueRange written) {
+            zero, count, kb.index(1), outs, [&](Value r, ValueRange written) {
               winnowRow(kb, rowScratch, r, k, headDim, *lanes, keptValues,
                         keptIndices, encoding);
-              // Whole [D] rows are written with in_bounds = false: only the
-              // first k lanes land in the [n, k] results (masks fit exactly).
-              Value zero = kb.index(0);
               Value row = kb.create<arith::AddIOp>(first, r);
-              Value keptV = kb.create<vector::LoadOp>(
-                  kb.vectorOf(headDim, valuesType.getElementType()),
-                  keptValues, ValueRange{zero});
-              Value keptI = kb.create<vector::LoadOp>(
+              Value valuesOut = writeRowPrefix(kb, keptValues, k, written[0],
+                                               row, *lanes);
+              if (!masked)
+                return SmallVector<Value>{
+                    valuesOut, writeRowPrefix(kb, keptIndices, k, written[1],
+                                              row, *lanes)};
+              // Mask rows have a static length and fit exactly.
+              Value bytes = kb.create<vector::LoadOp>(
                   kb.vectorOf(positionsPerRow, indicesType.getElementType()),
                   keptIndices, ValueRange{zero});
               return SmallVector<Value>{
-                  writeToTensor(kb, keptV, written[0], {row, zero}, false),
-                  writeToTensor(kb, keptI, written[1], {row, zero}, false)};
+                  valuesOut, writeToTensor(kb, bytes, written[1], {row, zero})};
             });
       });
   rewriter.replaceOp(op, results);
@@ -422,12 +489,12 @@ struct LowerWinnow : OpRewritePattern<WinnowOp> {
     return lowerWinnowing(
         op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
         op.getEncoding(), options, rewriter, /*blockRows=*/1,
-        [&](KernelBuilder &kb, Value r, int64_t, Value scratch,
+        [&](KernelBuilder &kb, Value r, int64_t, Value scratch, Value at,
             int64_t lanes) {
           for (int64_t c = 0; c < headDim / lanes; ++c)
             kb.create<vector::StoreOp>(
                 kb.loadF32(x, {r, kb.index(c * lanes)}, lanes), scratch,
-                ValueRange{kb.index(0), kb.index(c * lanes)});
+                ValueRange{at, kb.index(c * lanes)});
         });
   }
 
@@ -450,7 +517,7 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
                           op.getIndices(), op.getEncoding(), options, rewriter,
                           kRotationRowBlock,
                           [&](KernelBuilder &kb, Value first, int64_t count,
-                              Value scratch, int64_t lanes) {
+                              Value scratch, Value at, int64_t lanes) {
                             // The rotated rows live only in L1 scratch, never
                             // in the result.
                             rotateRowBlock(
@@ -458,7 +525,8 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
                                 [&](int64_t r, int64_t c, Value chunk) {
                                   kb.create<vector::StoreOp>(
                                       chunk, scratch,
-                                      ValueRange{kb.index(r),
+                                      ValueRange{kb.create<arith::AddIOp>(
+                                                     at, kb.index(r)),
                                                  kb.index(c * lanes)});
                                 });
                           });
