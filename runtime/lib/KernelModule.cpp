@@ -21,6 +21,8 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
 
+#include <functional>
+
 using namespace mlir;
 
 namespace {
@@ -37,18 +39,49 @@ public:
                     ? Type(builder.getF16Type())
                     : Type(builder.getF32Type())) {}
 
-  void buildAll() {
-    buildRotate();
-    buildCompress(swan::Encoding::indices);
-    buildCompress(swan::Encoding::mask);
+  /// Builds every entry point, or only the one named `only`; false when
+  /// no entry point has that name.
+  bool build(llvm::StringRef only) {
     using swan::Encoding;
-    buildPartial(/*sparse=*/true, Encoding::indices, Encoding::indices);
-    buildPartial(/*sparse=*/true, Encoding::indices, Encoding::mask);
-    buildPartial(/*sparse=*/true, Encoding::mask, Encoding::indices);
-    buildPartial(/*sparse=*/true, Encoding::mask, Encoding::mask);
-    buildPartial(/*sparse=*/false, Encoding::indices, Encoding::indices);
-    buildMerge(/*rotateBack=*/true);
-    buildMerge(/*rotateBack=*/false);
+    namespace entry = swan::entry;
+    const std::pair<const char *, std::function<void(const char *)>>
+        entryPoints[] = {
+            {entry::kRotate, [&](const char *name) { buildRotate(name); }},
+            {entry::kCompress,
+             [&](const char *name) { buildCompress(name, Encoding::indices); }},
+            {entry::kCompressMask,
+             [&](const char *name) { buildCompress(name, Encoding::mask); }},
+            {entry::kPartialSparse,
+             [&](const char *name) {
+               buildPartial(name, true, Encoding::indices, Encoding::indices);
+             }},
+            {entry::kPartialSparseMask,
+             [&](const char *name) {
+               buildPartial(name, true, Encoding::indices, Encoding::mask);
+             }},
+            {entry::kPartialSparseKeyMask,
+             [&](const char *name) {
+               buildPartial(name, true, Encoding::mask, Encoding::indices);
+             }},
+            {entry::kPartialSparseMasks,
+             [&](const char *name) {
+               buildPartial(name, true, Encoding::mask, Encoding::mask);
+             }},
+            {entry::kPartialDense,
+             [&](const char *name) {
+               buildPartial(name, false, Encoding::indices, Encoding::indices);
+             }},
+            {entry::kMerge, [&](const char *name) { buildMerge(name, true); }},
+            {entry::kMergeRotated,
+             [&](const char *name) { buildMerge(name, false); }},
+        };
+    bool found = false;
+    for (const auto &[name, buildOne] : entryPoints)
+      if (only.empty() || only == name) {
+        buildOne(name);
+        found = true;
+      }
+    return found;
   }
 
 private:
@@ -87,11 +120,10 @@ private:
 
   void finish() { func::ReturnOp::create(builder, loc); }
 
-  void buildRotate() {
+  void buildRotate(const char *name) {
     MemRefType rows = memref({kDyn, headDim}, f32);
     MemRefType rotation = memref({headDim, headDim}, f32);
-    func::FuncOp function =
-        startFunction(swan::entry::kRotate, {rows, rotation, rows});
+    func::FuncOp function = startFunction(name, {rows, rotation, rows});
     auto args = function.getArguments();
     Value result = swan::RotateOp::create(
         builder, loc, RankedTensorType::get({kDyn, headDim}, f32),
@@ -105,15 +137,13 @@ private:
     return encoding == swan::Encoding::mask ? (headDim + 7) / 8 : kDyn;
   }
 
-  void buildCompress(swan::Encoding encoding) {
+  void buildCompress(const char *name, swan::Encoding encoding) {
     MemRefType rows = memref({kDyn, headDim}, f32);
     MemRefType rotation = memref({headDim, headDim}, f32);
     int64_t positions = positionsPerRow(encoding);
     func::FuncOp function = startFunction(
-        encoding == swan::Encoding::mask ? swan::entry::kCompressMask
-                                         : swan::entry::kCompress,
-        {rows, rotation, builder.getIndexType(), memref({kDyn, kDyn}, storage),
-         memref({kDyn, positions}, i8)});
+        name, {rows, rotation, builder.getIndexType(),
+               memref({kDyn, kDyn}, storage), memref({kDyn, positions}, i8)});
     auto args = function.getArguments();
     auto compress = swan::CompressOp::create(
         builder, loc, RankedTensorType::get({kDyn, kDyn}, storage),
@@ -127,8 +157,8 @@ private:
   /// partial_sparse* (winnowed keys and values in `keyEncoding` and
   /// `valueEncoding`) or partial_dense (rotated rows); each returns max, sum
   /// and the rotated accumulator of one block.
-  void buildPartial(bool sparse, swan::Encoding keyEncoding,
-                    swan::Encoding valueEncoding) {
+  void buildPartial(const char *name, bool sparse,
+                    swan::Encoding keyEncoding, swan::Encoding valueEncoding) {
     MemRefType query = memref({groupSize, headDim}, f32);
     MemRefType perHead = memref({groupSize}, f32);
     SmallVector<Type> arguments = {query, f32};
@@ -143,13 +173,6 @@ private:
       arguments.append({rows, rows});
     }
     arguments.append({perHead, perHead, query});
-    bool keyMask = keyEncoding == swan::Encoding::mask;
-    bool valueMask = valueEncoding == swan::Encoding::mask;
-    const char *name = !sparse               ? swan::entry::kPartialDense
-                       : keyMask && valueMask ? swan::entry::kPartialSparseMasks
-                       : keyMask              ? swan::entry::kPartialSparseKeyMask
-                       : valueMask            ? swan::entry::kPartialSparseMask
-                                              : swan::entry::kPartialSparse;
     func::FuncOp function = startFunction(name, arguments);
     auto args = function.getArguments();
     Value keyValues = asTensor(args[2]);
@@ -169,7 +192,7 @@ private:
     finish();
   }
 
-  void buildMerge(bool rotateBack) {
+  void buildMerge(const char *name, bool rotateBack) {
     MemRefType perBlock = memref({kDyn, groupSize}, f32);
     MemRefType accumulators = memref({kDyn, groupSize, headDim}, f32);
     MemRefType out = memref({groupSize, headDim}, f32);
@@ -177,9 +200,7 @@ private:
     if (rotateBack)
       arguments.push_back(memref({headDim, headDim}, f32));
     arguments.push_back(out);
-    func::FuncOp function = startFunction(
-        rotateBack ? swan::entry::kMerge : swan::entry::kMergeRotated,
-        arguments);
+    func::FuncOp function = startFunction(name, arguments);
     auto args = function.getArguments();
     Value rotation = rotateBack ? asTensor(args[3]) : Value();
     Value result = swan::MergeAttentionOp::create(
@@ -200,7 +221,8 @@ private:
 } // namespace
 
 llvm::Expected<OwningOpRef<ModuleOp>>
-swan::buildKernelModule(MLIRContext &context, const KernelKey &key) {
+swan::buildKernelModule(MLIRContext &context, const KernelKey &key,
+                        llvm::StringRef only) {
   if (key.headDim < 1 || key.groupSize < 1)
     return llvm::createStringError(
         "kernel key: headDim and groupSize must be positive (got D = %d, "
@@ -211,7 +233,9 @@ swan::buildKernelModule(MLIRContext &context, const KernelKey &key) {
                       memref::MemRefDialect>();
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&context));
-  EntryPointBuilder(context, *module, key).buildAll();
+  if (!EntryPointBuilder(context, *module, key).build(only))
+    return llvm::createStringError("kernel module: no entry point is named '" +
+                                   only + "'");
 
   // Collect the verifier's diagnostics so that the error says what is wrong.
   std::string diagnostics;

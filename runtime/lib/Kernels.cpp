@@ -24,6 +24,8 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -161,7 +163,6 @@ std::atomic<int64_t> compileCounter{0};
 /// The entry points of one specialisation, resolved once after compilation.
 class CompiledKernels {
 public:
-  std::unique_ptr<JitEngine> engine;
   void (*rotate)(FloatRows *, FloatRows *, FloatRows *) = nullptr;
   using Compress = void (*)(FloatRows *, FloatRows *, int64_t, ByteRows *,
                             ByteRows *);
@@ -183,61 +184,80 @@ public:
   compile(const KernelKey &key);
 
 private:
+  /// One entry point and the member that receives its address.
+  struct Binding {
+    const char *name;
+    std::function<void(void *)> store;
+  };
   template <typename Function>
-  Error resolve(llvm::StringRef name, Function &function) {
-    llvm::Expected<void *> address = engine->lookupCInterface(name);
-    if (!address)
-      return address.takeError();
-    function = reinterpret_cast<Function>(*address);
-    return Error::success();
+  static Binding bind(const char *name, Function &member) {
+    return {name, [&member](void *address) {
+              member = reinterpret_cast<Function>(address);
+            }};
   }
+
+  /// One engine per entry point: each is lowered and compiled on its own,
+  /// so that the entry points compile in parallel.
+  std::vector<std::unique_ptr<JitEngine>> engines;
 };
 
-llvm::Expected<std::unique_ptr<CompiledKernels>>
-CompiledKernels::compile(const KernelKey &key) {
+/// Lowers and compiles the entry point `name` of `key` alone, in a context
+/// of its own (contexts are not shared across threads).
+static llvm::Expected<std::unique_ptr<JitEngine>>
+compileEntryPoint(const KernelKey &key, const char *name) {
   mlir::DialectRegistry registry;
   JitEngine::registerJitDialects(registry);
   // The module is small; the context's own thread pool would only cost.
   mlir::MLIRContext context(registry, mlir::MLIRContext::Threading::DISABLED);
-  auto module = buildKernelModule(context, key);
+  auto module = buildKernelModule(context, key, name);
   if (!module)
     return module.takeError();
-  auto engine = JitEngine::compile(**module);
-  if (!engine)
-    return engine.takeError();
+  return JitEngine::compile(**module);
+}
 
+llvm::Expected<std::unique_ptr<CompiledKernels>>
+CompiledKernels::compile(const KernelKey &key) {
   auto kernels = std::make_unique<CompiledKernels>();
-  kernels->engine = std::move(*engine);
-  if (Error error = kernels->resolve(entry::kRotate, kernels->rotate))
-    return std::move(error);
+  CompiledKernels &k = *kernels;
   constexpr size_t indices = size_t(SparseEncoding::Indices);
   constexpr size_t mask = size_t(SparseEncoding::Mask);
-  if (Error error =
-          kernels->resolve(entry::kCompress, kernels->compress[indices]))
-    return std::move(error);
-  if (Error error =
-          kernels->resolve(entry::kCompressMask, kernels->compress[mask]))
-    return std::move(error);
-  if (Error error = kernels->resolve(entry::kPartialSparse,
-                                     kernels->partialSparse[indices][indices]))
-    return std::move(error);
-  if (Error error = kernels->resolve(entry::kPartialSparseMask,
-                                     kernels->partialSparse[indices][mask]))
-    return std::move(error);
-  if (Error error = kernels->resolve(entry::kPartialSparseKeyMask,
-                                     kernels->partialSparse[mask][indices]))
-    return std::move(error);
-  if (Error error = kernels->resolve(entry::kPartialSparseMasks,
-                                     kernels->partialSparse[mask][mask]))
-    return std::move(error);
-  if (Error error =
-          kernels->resolve(entry::kPartialDense, kernels->partialDense))
-    return std::move(error);
-  if (Error error = kernels->resolve(entry::kMerge, kernels->merge))
-    return std::move(error);
-  if (Error error =
-          kernels->resolve(entry::kMergeRotated, kernels->mergeRotated))
-    return std::move(error);
+  // The costliest to compile first, so that the workers finish together.
+  const Binding bindings[] = {
+      bind(entry::kPartialSparseMasks, k.partialSparse[mask][mask]),
+      bind(entry::kPartialSparseMask, k.partialSparse[indices][mask]),
+      bind(entry::kPartialDense, k.partialDense),
+      bind(entry::kPartialSparseKeyMask, k.partialSparse[mask][indices]),
+      bind(entry::kCompress, k.compress[indices]),
+      bind(entry::kCompressMask, k.compress[mask]),
+      bind(entry::kPartialSparse, k.partialSparse[indices][indices]),
+      bind(entry::kRotate, k.rotate),
+      bind(entry::kMerge, k.merge),
+      bind(entry::kMergeRotated, k.mergeRotated),
+  };
+  constexpr int64_t count = std::size(bindings);
+  k.engines.resize(count);
+  std::vector<std::string> errors(count);
+  // Each worker compiles whole entry points, the lookup included: LLVM
+  // generates the code at the first lookup.
+  parallelFor(count, [&](int64_t i) {
+    auto engine = compileEntryPoint(key, bindings[i].name);
+    if (!engine) {
+      errors[i] = llvm::toString(engine.takeError());
+      return;
+    }
+    llvm::Expected<void *> address =
+        (*engine)->lookupCInterface(bindings[i].name);
+    if (!address) {
+      errors[i] = llvm::toString(address.takeError());
+      return;
+    }
+    bindings[i].store(*address);
+    k.engines[i] = std::move(*engine);
+  });
+  for (int64_t i = 0; i < count; ++i)
+    if (!errors[i].empty())
+      return llvm::createStringError(llvm::Twine(bindings[i].name) + ": " +
+                                     errors[i]);
   return std::move(kernels);
 }
 

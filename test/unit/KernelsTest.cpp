@@ -341,6 +341,26 @@ TEST(KernelModuleTest, BuildsEveryEntryPointWithTheCInterface) {
   }
 }
 
+/// The runtime compiles each entry point in a module of its own.
+TEST(KernelModuleTest, BuildsOneEntryPointByName) {
+  mlir::DialectRegistry registry;
+  JitEngine::registerJitDialects(registry);
+  mlir::MLIRContext context(registry);
+  auto module = buildKernelModule(context, {64, 2, StorageType::F16},
+                                  entry::kPartialSparseMask);
+  ASSERT_TRUE(static_cast<bool>(module)) << llvm::toString(module.takeError());
+  std::vector<std::string> names;
+  for (auto function : (**module).getOps<mlir::func::FuncOp>())
+    names.push_back(function.getSymName().str());
+  EXPECT_EQ(names, std::vector<std::string>{entry::kPartialSparseMask});
+
+  auto unknown =
+      buildKernelModule(context, {64, 2, StorageType::F16}, "partial_spares");
+  ASSERT_FALSE(static_cast<bool>(unknown));
+  EXPECT_NE(llvm::toString(unknown.takeError()).find("'partial_spares'"),
+            std::string::npos);
+}
+
 //===----------------------------------------------------------------------===//
 // Attention over every shape of DESIGN.md §3
 //===----------------------------------------------------------------------===//

@@ -37,10 +37,12 @@ inline constexpr const char *kMergeRotated = "merge_rotated";
 
 /// Builds and verifies the entry-point module of `key` in `context`, which
 /// must have the swan, func, arith and bufferization dialects available
-/// (swan::registerAllDialects). Fails on an invalid key or if the module does
+/// (swan::registerAllDialects): every entry point, or with `only` the one of
+/// that name. Fails on an invalid key, an unknown name or if the module does
 /// not verify.
 llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
-buildKernelModule(mlir::MLIRContext &context, const KernelKey &key);
+buildKernelModule(mlir::MLIRContext &context, const KernelKey &key,
+                  llvm::StringRef only = {});
 
 } // namespace swan
 
