@@ -994,33 +994,43 @@ std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
 /// The value rows of a mask-encoded stream as its expanding loads read
 /// them. A load may read up to kReadableTailBytes past its row (a pshufb
 /// window, swan-legalize-narrow-expandload), which stays inside the stream
-/// while that many bytes of rows follow. The last rows of the block, which
-/// they do not follow, are read from a copy in stack scratch with room
-/// after each row, so every load can promise its tail.
+/// while that many bytes of rows follow. The block's last rows, which they
+/// may not follow, are read from a copy in stack scratch with room after
+/// each row, so every load can promise its tail; the kernel gives them a
+/// tile of their own (one copy of the tile's code reads either).
 class PaddedRows {
 public:
+  /// How many of the last rows of `rows` 16 bytes of rows may not follow,
+  /// and the most that can be (rows hold at least one element).
+  static Value rowsToCopy(KernelBuilder &kb, Value rows) {
+    Value tokens = kb.create<memref::DimOp>(rows, int64_t(0));
+    Value stride =
+        kb.create<memref::ExtractStridedMetadataOp>(rows).getStrides()[0];
+    Value rowBytes = kb.create<arith::MaxUIOp>(
+        kb.create<arith::MulIOp>(stride, kb.index(elementBytes(rows))),
+        kb.index(1));
+    return kb.create<arith::MinUIOp>(
+        tokens,
+        kb.create<arith::CeilDivUIOp>(kb.index(kReadableTailBytes), rowBytes));
+  }
+  static int64_t maxRowsToCopy(Value rows) {
+    return kReadableTailBytes / elementBytes(rows);
+  }
+
   PaddedRows() = default;
-  PaddedRows(KernelBuilder &kb, Value rows, int64_t headDim) : rows(rows) {
-    auto type = cast<MemRefType>(rows.getType());
-    Type element = type.getElementType();
-    int64_t bytes = type.getElementTypeBitWidth() / 8;
-    // Rows hold at least one element, so at most this many are copied.
-    int64_t tailRows = kReadableTailBytes / bytes;
-    int64_t rowLength = headDim + kReadableTailBytes / bytes;
-    Value scratch = kb.scratch({tailRows, rowLength}, element);
-    for (int64_t r = 0; r < tailRows; ++r)
+  /// Copies rows [firstCopied, tokens), at most `copyRows` of them.
+  PaddedRows(KernelBuilder &kb, Value rows, int64_t headDim, Value firstCopied,
+             int64_t copyRows)
+      : firstCopied(firstCopied) {
+    Type element = cast<MemRefType>(rows.getType()).getElementType();
+    int64_t rowLength = headDim + kReadableTailBytes / elementBytes(rows);
+    Value scratch = kb.scratch({copyRows, rowLength}, element);
+    for (int64_t r = 0; r < copyRows; ++r)
       kb.create<vector::StoreOp>(zeroVector(kb, rowLength, element), scratch,
                                  ValueRange{kb.index(r), kb.index(0)});
     Value tokens = kb.create<memref::DimOp>(rows, int64_t(0));
     Value kept = kb.create<memref::DimOp>(rows, int64_t(1));
-    Value stride =
-        kb.create<memref::ExtractStridedMetadataOp>(rows).getStrides()[0];
-    Value rowBytes = kb.create<arith::MaxUIOp>(
-        kb.create<arith::MulIOp>(stride, kb.index(bytes)), kb.index(1));
-    Value copied = kb.create<arith::MinUIOp>(
-        tokens,
-        kb.create<arith::CeilDivUIOp>(kb.index(kReadableTailBytes), rowBytes));
-    firstCopied = kb.create<arith::SubIOp>(tokens, copied);
+    Value copied = kb.create<arith::SubIOp>(tokens, firstCopied);
     kb.loop(kb.index(0), copied, kb.index(1), [&](Value r) {
       Value from = kb.create<arith::AddIOp>(firstCopied, r);
       kb.loop(kb.index(0), kept, kb.index(1), [&](Value j) {
@@ -1029,33 +1039,36 @@ public:
             ValueRange{r, j});
       });
     });
-    copy = kb.create<memref::SubViewOp>(
+    Value view = kb.create<memref::SubViewOp>(
         scratch, ArrayRef<OpFoldResult>{kb.index(0), kb.index(0)},
-        ArrayRef<OpFoldResult>{kb.builder().getIndexAttr(tailRows), kept},
+        ArrayRef<OpFoldResult>{kb.builder().getIndexAttr(copyRows), kept},
         ArrayRef<OpFoldResult>{kb.builder().getIndexAttr(1),
                                kb.builder().getIndexAttr(1)});
+    // One type for both, which selecting between them needs.
+    MemRefType dynamic = MemRefType::get(
+        {ShapedType::kDynamic, ShapedType::kDynamic}, element,
+        StridedLayoutAttr::get(kb.builder().getContext(), ShapedType::kDynamic,
+                               {ShapedType::kDynamic, 1}));
+    inPlace = kb.create<memref::CastOp>(dynamic, rows);
+    copy = kb.create<memref::CastOp>(dynamic, view);
   }
 
-  /// Of the `count` tokens from `first`, how many are read in place (the
-  /// rest, at the block's end, from the copy).
-  Value inPlace(KernelBuilder &kb, Value first, Value count) const {
-    return kb.create<arith::MaxSIOp>(
-        kb.index(0), kb.create<arith::MinSIOp>(
-                         count, kb.create<arith::SubIOp>(firstCopied, first)));
-  }
-
-  /// The memref and row that token `token`'s values are read at, in place
-  /// or from the copy (two loops: selecting between them per token cost
-  /// more).
-  std::pair<Value, Value> at(KernelBuilder &kb, Value token,
-                             bool fromCopy) const {
-    if (!fromCopy)
-      return {rows, token};
-    return {copy, kb.create<arith::SubIOp>(token, firstCopied)};
+  /// The memref a tile from token `first` reads its rows from, and the row
+  /// of token `first` there: the copy when `fromCopy`, else in place.
+  std::pair<Value, Value> tileRows(KernelBuilder &kb, Value fromCopy,
+                                   Value first) const {
+    return {kb.create<arith::SelectOp>(fromCopy, copy, inPlace),
+            kb.create<arith::SelectOp>(
+                fromCopy, kb.create<arith::SubIOp>(first, firstCopied),
+                first)};
   }
 
 private:
-  Value rows, copy, firstCopied;
+  static int64_t elementBytes(Value rows) {
+    return cast<MemRefType>(rows.getType()).getElementTypeBitWidth() / 8;
+  }
+
+  Value inPlace, copy, firstCopied;
 };
 
 /// Tokens between a row's prefetch and its use in winnowed partial attention.
@@ -1105,10 +1118,22 @@ public:
                    scale),
             queryGD, ValueRange{kb.index(g), kb.index(0)});
     }
+    // Rows from firstCopied on form the last tile, read from copies.
+    Value tokens = kb.create<memref::DimOp>(keys, int64_t(0));
+    Value firstCopied = tokens;
+    int64_t copyRows = 0;
+    for (auto [masked, rows] :
+         {std::pair(maskedKeys, keys), std::pair(maskedValues, values)})
+      if (masked) {
+        firstCopied = kb.create<arith::MinUIOp>(
+            firstCopied, kb.create<arith::SubIOp>(
+                             tokens, PaddedRows::rowsToCopy(kb, rows)));
+        copyRows = std::max(copyRows, PaddedRows::maxRowsToCopy(rows));
+      }
     if (maskedKeys)
-      paddedKeys = PaddedRows(kb, keys, headDim);
+      paddedKeys = PaddedRows(kb, keys, headDim, firstCopied, copyRows);
     if (maskedValues)
-      paddedValues = PaddedRows(kb, values, headDim);
+      paddedValues = PaddedRows(kb, values, headDim, firstCopied, copyRows);
     if (maskedValues) {
       accGD = kb.scratch({groups, headDim}, f32);
       valueStarts = kb.scratch({tile}, kb.builder().getIndexType());
@@ -1128,13 +1153,41 @@ public:
         kb.create<vector::StoreOp>(zero, accT, ValueRange{d, kb.index(0)});
     });
 
-    Value tokens = kb.create<memref::DimOp>(keys, int64_t(0));
-    SmallVector<Value> state =
-        kb.loop(kb.index(0), tokens, kb.index(tile),
-                {kb.splat(kb.negativeInfinity(), groups), zero},
-                [&](Value first, ValueRange carried) {
-                  return processTile(first, tokens, carried[0], carried[1]);
-                });
+    // Tiles of `tile` tokens over [0, firstCopied), then over the copied
+    // rows.
+    Value tileSize = kb.index(tile);
+    Value inPlaceTiles = kb.create<arith::CeilDivUIOp>(firstCopied, tileSize);
+    Value tiles = kb.create<arith::AddIOp>(
+        inPlaceTiles,
+        kb.create<arith::CeilDivUIOp>(
+            kb.create<arith::SubIOp>(tokens, firstCopied), tileSize));
+    SmallVector<Value> state = kb.loop(
+        kb.index(0), tiles, kb.index(1),
+        {kb.splat(kb.negativeInfinity(), groups), zero},
+        [&](Value i, ValueRange carried) {
+          Value fromCopy =
+              maskedKeys || maskedValues
+                  ? kb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, i,
+                                             inPlaceTiles)
+                        .getResult()
+                  : kb.create<arith::ConstantIntOp>(kb.builder().getI1Type(),
+                                                    0)
+                        .getResult();
+          auto pick = [&](Value copied, Value inPlace) {
+            return kb.create<arith::SelectOp>(fromCopy, copied, inPlace)
+                .getResult();
+          };
+          Value first = kb.create<arith::AddIOp>(
+              pick(firstCopied, kb.index(0)),
+              kb.create<arith::MulIOp>(
+                  pick(kb.create<arith::SubIOp>(i, inPlaceTiles), i),
+                  tileSize));
+          Value end = kb.create<arith::MinUIOp>(
+              kb.create<arith::AddIOp>(first, tileSize),
+              pick(tokens, firstCopied));
+          return processTile(first, kb.create<arith::SubIOp>(end, first),
+                             fromCopy, tokens, carried[0], carried[1]);
+        });
     return writeResults(state[0], state[1]);
   }
 
@@ -1199,12 +1252,11 @@ private:
   /// The G scaled scores of a token whose key is in the mask encoding: the
   /// key expanded chunk by chunk and dotted with each query row, so the cost
   /// follows G · D rather than k (the better deal for small G).
-  Value maskedScore(Value token, bool fromCopy) {
+  Value maskedScore(Value token, std::pair<Value, Value> keyRow) {
     Type f32 = kb.builder().getF32Type();
     int64_t width =
         expandWidth(cast<MemRefType>(keys.getType()).getElementType());
     SmallVector<Value> acc(groups, zeroVector(kb, width, f32));
-    std::pair<Value, Value> keyRow = paddedKeys.at(kb, token, fromCopy);
     Value start = kb.index(0);
     for (int64_t c = 0; c < headDim / width; ++c) {
       auto [key, kept] = expandMaskedChunk(kb, keyIndices, token, keyRow.first,
@@ -1223,11 +1275,11 @@ private:
                                              scores);
   }
 
-  /// The G scaled scores of one token; `fromCopy`: its key is read from
-  /// the copy of the block's last rows (PaddedRows).
-  Value score(Value token, bool fromCopy) {
+  /// The G scaled scores of one token; `keyRow`: the memref and row its
+  /// mask-encoded key's values are read at (PaddedRows).
+  Value score(Value token, std::pair<Value, Value> keyRow) {
     if (maskedKeys)
-      return maskedScore(token, fromCopy);
+      return maskedScore(token, keyRow);
     Value kept = kb.create<memref::DimOp>(keys, int64_t(1));
     // With 2 <= G < 16 dividing 16, 16 / G entries share one 16-lane FMA:
     // their query rows side by side, each value repeated G times.
@@ -1381,33 +1433,35 @@ private:
     });
   }
 
-  SmallVector<Value> processTile(Value first, Value tokens, Value oldMax,
-                                 Value oldSum) {
+  /// The `count` tokens from `first`; `fromCopy`: mask-encoded rows are
+  /// read from their copies (PaddedRows).
+  SmallVector<Value> processTile(Value first, Value count, Value fromCopy,
+                                 Value tokens, Value oldMax, Value oldSum) {
     Type f32 = kb.builder().getF32Type();
     VectorType rowType = kb.vectorOf(groups, f32);
-    Value count = kb.create<arith::MinSIOp>(
-        kb.index(tile), kb.create<arith::SubIOp>(tokens, first));
-    auto scoreStep = [&](bool fromCopy) {
-      return [&, fromCopy](Value t, ValueRange m) {
-        if (maskedKeys || maskedValues)
-          prefetchAhead(kb.create<arith::AddIOp>(first, t), tokens);
-        Value s = score(kb.create<arith::AddIOp>(first, t), fromCopy);
-        kb.create<vector::StoreOp>(
-            s, weights,
-            ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
-        Value isFirst = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, t,
-                                                 kb.index(0));
-        Value best = kb.create<arith::MaximumFOp>(m[0], s);
-        return SmallVector<Value>{kb.create<arith::SelectOp>(isFirst, s, best)};
-      };
-    };
-    // Mask-encoded keys: the block's last rows come from their copy.
-    Value inPlace = maskedKeys ? paddedKeys.inPlace(kb, first, count) : count;
-    Value tileMax = kb.loop(kb.index(0), inPlace, kb.index(1), {row(0.0)},
-                            scoreStep(/*fromCopy=*/false))[0];
-    if (maskedKeys)
-      tileMax = kb.loop(inPlace, count, kb.index(1), {tileMax},
-                        scoreStep(/*fromCopy=*/true))[0];
+    std::pair<Value, Value> keyRows =
+        maskedKeys ? paddedKeys.tileRows(kb, fromCopy, first)
+                   : std::pair<Value, Value>();
+    Value tileMax = kb.loop(
+        kb.index(0), count, kb.index(1), {row(0.0)},
+        [&](Value t, ValueRange m) {
+          Value token = kb.create<arith::AddIOp>(first, t);
+          if (maskedKeys || maskedValues)
+            prefetchAhead(token, tokens);
+          Value s = score(
+              token, {keyRows.first,
+                      maskedKeys ? kb.create<arith::AddIOp>(keyRows.second, t)
+                                       .getResult()
+                                 : Value()});
+          kb.create<vector::StoreOp>(
+              s, weights,
+              ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
+          Value isFirst = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                                   t, kb.index(0));
+          Value best = kb.create<arith::MaximumFOp>(m[0], s);
+          return SmallVector<Value>{
+              kb.create<arith::SelectOp>(isFirst, s, best)};
+        })[0];
     Value newMax = kb.create<arith::MaximumFOp>(oldMax, tileMax);
     // exp(-inf - m) is 0; select it rather than trust the approximation.
     Value wasEmpty =
@@ -1446,7 +1500,7 @@ private:
           return SmallVector<Value>{kb.add(l[0], p)};
         })[0];
     if (maskedValues)
-      accumulateMasked(first, count, alpha);
+      accumulateMasked(first, count, fromCopy, alpha);
     return {newMax, sum};
   }
 
@@ -1471,7 +1525,8 @@ private:
   /// (as many as accumulatorRegisters allows), each token's G weights are
   /// broadcast once per pass, and valueStarts[t] carries where token t's
   /// next chunk begins from one pass to the next.
-  void accumulateMasked(Value first, Value count, Value alpha) {
+  void accumulateMasked(Value first, Value count, Value fromCopy,
+                        Value alpha) {
     Type f32 = kb.builder().getF32Type();
     Type storage = cast<MemRefType>(values.getType()).getElementType();
     int64_t width = expandWidth(storage);
@@ -1480,8 +1535,9 @@ private:
     int64_t perPass = std::clamp<int64_t>(
         accumulatorRegisters(lanes) / registersPerChunk, 1, chunks);
     VectorType chunkType = kb.vectorOf(width, f32);
-    // The block's last rows come from their copy (PaddedRows).
-    Value inPlace = paddedValues.inPlace(kb, first, count);
+    std::pair<Value, Value> tileRows =
+        paddedValues.tileRows(kb, fromCopy, first);
+    Value valueRows = tileRows.first, firstRow = tileRows.second;
     for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
       int64_t passChunks = std::min(perPass, chunks - c0);
       bool firstPass = c0 == 0, lastPass = c0 + passChunks == chunks;
@@ -1496,10 +1552,11 @@ private:
                   ValueRange{kb.index(g), kb.index((c0 + i) * width)}),
               scale));
       }
-      auto tokenStep = [&](bool fromCopy) {
-        return [&, fromCopy](Value t, ValueRange acc) {
+      rows = kb.loop(
+          kb.index(0), count, kb.index(1), rows,
+          [&](Value t, ValueRange acc) {
             Value token = kb.create<arith::AddIOp>(first, t);
-            auto [valueRows, valueRow] = paddedValues.at(kb, token, fromCopy);
+            Value valueRow = kb.create<arith::AddIOp>(firstRow, t);
             Value start =
                 firstPass
                     ? kb.index(0)
@@ -1528,12 +1585,7 @@ private:
                                       acc[g * passChunks + i]));
             }
             return next;
-        };
-      };
-      rows = kb.loop(kb.index(0), inPlace, kb.index(1), rows,
-                     tokenStep(/*fromCopy=*/false));
-      rows = kb.loop(inPlace, count, kb.index(1), rows,
-                     tokenStep(/*fromCopy=*/true));
+          });
       for (int64_t g = 0; g < groups; ++g)
         for (int64_t i = 0; i < passChunks; ++i)
           kb.create<vector::StoreOp>(
