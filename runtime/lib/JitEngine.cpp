@@ -9,6 +9,7 @@
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
@@ -85,8 +86,12 @@ swan::JitEngine::compile(ModuleOp module) {
       return success();
     });
     PassManager pm(context, module->getName().getStringRef());
+    // Verifying after each of the pipeline's passes was an eighth of a
+    // compilation; the lit tests run this pipeline with that check
+    // (swan-opt), and the result is still verified once before translation.
+    pm.enableVerifier(false);
     swan::buildSwanCPUPipeline(pm, swan::SwanCPUPipelineOptions());
-    if (failed(pm.run(module)))
+    if (failed(pm.run(module)) || failed(verify(module)))
       return llvm::createStringError("JIT: lowering with the CPU pipeline "
                                      "failed: " +
                                      diagnostics);
