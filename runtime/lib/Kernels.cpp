@@ -223,12 +223,12 @@ CompiledKernels::compile(const KernelKey &key) {
   constexpr size_t mask = size_t(SparseEncoding::Mask);
   // The costliest to compile first, so that the workers finish together.
   const Binding bindings[] = {
-      bind(entry::kPartialSparseMasks, k.partialSparse[mask][mask]),
-      bind(entry::kPartialSparseMask, k.partialSparse[indices][mask]),
       bind(entry::kPartialDense, k.partialDense),
-      bind(entry::kPartialSparseKeyMask, k.partialSparse[mask][indices]),
       bind(entry::kCompress, k.compress[indices]),
       bind(entry::kCompressMask, k.compress[mask]),
+      bind(entry::kPartialSparseMasks, k.partialSparse[mask][mask]),
+      bind(entry::kPartialSparseKeyMask, k.partialSparse[mask][indices]),
+      bind(entry::kPartialSparseMask, k.partialSparse[indices][mask]),
       bind(entry::kPartialSparse, k.partialSparse[indices][indices]),
       bind(entry::kRotate, k.rotate),
       bind(entry::kMerge, k.merge),

@@ -186,6 +186,26 @@ func.func @partial_dense(%q: tensor<2x32xf32>, %s: f32, %k: tensor<?x32xf16>,
 
 // -----
 
+// Dense values chunk-major with 8-lane vectors: G = 4 x 2 chunks fill the
+// 8 accumulator registers, so D = 64 takes four passes over the tile, one
+// scf.for over the passes around one copy of the token loop.
+
+// W8-LABEL: func.func @partial_dense_in_passes
+// W8: scf.for %[[PASS:[^ ]+]] = %{{[^ ]+}} to %c8{{[^ ]*}} step %c2{{[^ ]*}} {
+// W8: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// W8: vector.load %{{[^[]+}}[%{{[^,]+}}, %{{[^]]+}}] : memref<?x64xf16, strided<[?, 1], offset: ?>>, vector<8xf16>
+// W8-NOT: -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// W8: return
+func.func @partial_dense_in_passes(%q: tensor<4x64xf32>, %s: f32, %k: tensor<?x64xf16>,
+    %v: tensor<?x64xf16>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4x64xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%k : tensor<?x64xf16>) values(%v : tensor<?x64xf16>)
+      : tensor<4x64xf32> -> tensor<4xf32>, tensor<4x64xf32>
+  return %m, %l, %a : tensor<4xf32>, tensor<4xf32>, tensor<4x64xf32>
+}
+
+// -----
+
 // Merge: blocks with sum = 0 (or max = -inf) are skipped; R_Vᵀ is applied
 // to the G x D result only.
 
@@ -394,18 +414,19 @@ func.func @partial_masked_values(%q: tensor<2x64xf32>, %s: f32,
 
 // -----
 
-// With G = 8 one chunk fills the 16 registers: one pass per chunk, and each
-// token's next value offset is kept in scratch between passes.
+// With G = 8 one chunk fills the 16 registers: one pass per chunk, the
+// passes a loop (one copy of a pass's code), and each token's next value
+// offset kept in scratch between passes (zero before the first).
 
 // CHECK-LABEL: func.func @partial_masked_values_in_passes
 // CHECK-DAG: %[[STARTS:.*]] = memref.alloca() {alignment = 64 : i64} : memref<8xindex>
-// CHECK: scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
-// CHECK: vector.expandload %{{[^[]+}}[%{{[^,]+}}, %c0]
-// CHECK: memref.store %{{.*}}, %[[STARTS]]
+// CHECK: memref.store %c0, %[[STARTS]]
+// CHECK: scf.for %[[CHUNK:.*]] = %c0 to %c2 step %c1 {
 // CHECK: scf.for {{.*}} -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
 // CHECK: %[[START:.*]] = memref.load %[[STARTS]]
 // CHECK: vector.expandload %{{[^[]+}}[%{{[^,]+}}, %[[START]]]
-// CHECK-NOT: memref.store %{{.*}}, %[[STARTS]]
+// CHECK: memref.store %{{.*}}, %[[STARTS]]
+// CHECK-NOT: vector.expandload
 // CHECK: return
 func.func @partial_masked_values_in_passes(%q: tensor<8x64xf32>, %s: f32,
     %kv: tensor<?x?xf16>, %ki: tensor<?x?xi8>, %vv: tensor<?x?xf16>, %vm: tensor<?x8xi8>)

@@ -580,6 +580,22 @@ void prefetchRow(KernelBuilder &kb, Value rows, Value row) {
 /// chunks and weights (16 accumulators on AVX2 spill on every token).
 int64_t accumulatorRegisters(int64_t lanes) { return lanes >= 16 ? 16 : 8; }
 
+/// Runs `pass(c0, n)` over the passes of a chunk-major loop: `chunks` in
+/// passes of `perPass`, the whole passes in one scf.for (one copy of a
+/// pass's code for LLVM to compile: G = 4, D = 128 takes eight passes on
+/// AVX2), then the rest, if any.
+void forPasses(KernelBuilder &kb, int64_t chunks, int64_t perPass,
+               function_ref<void(Value c0, int64_t n)> pass) {
+  int64_t whole = chunks / perPass * perPass;
+  if (whole == perPass)
+    pass(kb.index(0), perPass);
+  else
+    kb.loop(kb.index(0), kb.index(whole), kb.index(perPass),
+            [&](Value c0) { pass(c0, perPass); });
+  if (whole < chunks)
+    pass(kb.index(whole), chunks - whole);
+}
+
 /// Online softmax over one block of tokens, tile by tile.
 class PartialAttentionKernel {
 public:
@@ -908,10 +924,13 @@ private:
     VectorType chunkType = kb.vectorOf(lanes, f32);
     int64_t perPass =
         std::clamp<int64_t>(accumulatorRegisters(lanes) / groups, 1, chunks);
-    for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
-      int64_t passChunks = std::min(perPass, chunks - c0);
+    forPasses(kb, chunks, perPass, [&](Value c0, int64_t passChunks) {
+      SmallVector<Value> columns;
+      for (int64_t i = 0; i < passChunks; ++i)
+        columns.push_back(kb.create<arith::MulIOp>(
+            kb.create<arith::AddIOp>(c0, kb.index(i)), kb.index(lanes)));
       auto at = [&](int64_t g, int64_t i) {
-        return SmallVector<Value>{kb.index(g), kb.index((c0 + i) * lanes)};
+        return SmallVector<Value>{kb.index(g), columns[i]};
       };
       // rows[g * passChunks + i]: query head g, chunk c0 + i.
       SmallVector<Value> rows;
@@ -924,8 +943,7 @@ private:
             Value token = kb.create<arith::AddIOp>(first, t);
             SmallVector<Value> v;
             for (int64_t i = 0; i < passChunks; ++i)
-              v.push_back(kb.loadF32(
-                  values, {token, kb.index((c0 + i) * lanes)}, lanes));
+              v.push_back(kb.loadF32(values, {token, columns[i]}, lanes));
             SmallVector<Value> next;
             for (int64_t g = 0; g < groups; ++g) {
               Value w = kb.splat(kb.create<memref::LoadOp>(
@@ -940,7 +958,7 @@ private:
         for (int64_t i = 0; i < passChunks; ++i)
           kb.create<vector::StoreOp>(rows[g * passChunks + i], accumulator,
                                      at(g, i));
-    }
+    });
   }
 
   SmallVector<Value> writeResults() {
@@ -969,12 +987,12 @@ private:
 std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
                                           Value token, Value values,
                                           Value valueRow, Value start,
-                                          int64_t c, int64_t width) {
+                                          Value c, int64_t width) {
   OpBuilder &b = kb.builder();
   Type storage = cast<MemRefType>(values.getType()).getElementType();
-  Value bytes =
-      kb.create<vector::LoadOp>(kb.vectorOf(width / 8, b.getI8Type()), masks,
-                                ValueRange{token, kb.index(c * width / 8)});
+  Value bytes = kb.create<vector::LoadOp>(
+      kb.vectorOf(width / 8, b.getI8Type()), masks,
+      ValueRange{token, kb.create<arith::MulIOp>(c, kb.index(width / 8))});
   // One integer serves the popcount and the mask.
   Value word = kb.create<vector::BitCastOp>(
       VectorType::get({1}, b.getIntegerType(width)), bytes);
@@ -1260,7 +1278,8 @@ private:
     Value start = kb.index(0);
     for (int64_t c = 0; c < headDim / width; ++c) {
       auto [key, kept] = expandMaskedChunk(kb, keyIndices, token, keyRow.first,
-                                           keyRow.second, start, c, width);
+                                           keyRow.second, start, kb.index(c),
+                                           width);
       start = kb.create<arith::AddIOp>(start, kept);
       for (int64_t g = 0; g < groups; ++g)
         acc[g] = kb.fma(kb.create<vector::LoadOp>(
@@ -1538,19 +1557,29 @@ private:
     std::pair<Value, Value> tileRows =
         paddedValues.tileRows(kb, fromCopy, first);
     Value valueRows = tileRows.first, firstRow = tileRows.second;
-    for (int64_t c0 = 0; c0 < chunks; c0 += perPass) {
-      int64_t passChunks = std::min(perPass, chunks - c0);
-      bool firstPass = c0 == 0, lastPass = c0 + passChunks == chunks;
+    // With more than one pass, valueStarts[t] carries where token t's next
+    // chunk begins from one pass to the next.
+    bool severalPasses = chunks > perPass;
+    if (severalPasses)
+      kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
+        kb.create<memref::StoreOp>(kb.index(0), valueStarts, ValueRange{t});
+      });
+    forPasses(kb, chunks, perPass, [&](Value c0, int64_t passChunks) {
+      SmallVector<Value> chunkIndex, columns;
+      for (int64_t i = 0; i < passChunks; ++i) {
+        chunkIndex.push_back(kb.create<arith::AddIOp>(c0, kb.index(i)));
+        columns.push_back(
+            kb.create<arith::MulIOp>(chunkIndex.back(), kb.index(width)));
+      }
       // rows[g * passChunks + i]: query head g, chunk c0 + i.
       SmallVector<Value> rows;
       for (int64_t g = 0; g < groups; ++g) {
         Value scale = kb.splat(kb.create<vector::ExtractOp>(alpha, g), width);
         for (int64_t i = 0; i < passChunks; ++i)
-          rows.push_back(kb.mul(
-              kb.create<vector::LoadOp>(
-                  chunkType, accGD,
-                  ValueRange{kb.index(g), kb.index((c0 + i) * width)}),
-              scale));
+          rows.push_back(kb.mul(kb.create<vector::LoadOp>(
+                                    chunkType, accGD,
+                                    ValueRange{kb.index(g), columns[i]}),
+                                scale));
       }
       rows = kb.loop(
           kb.index(0), count, kb.index(1), rows,
@@ -1558,19 +1587,19 @@ private:
             Value token = kb.create<arith::AddIOp>(first, t);
             Value valueRow = kb.create<arith::AddIOp>(firstRow, t);
             Value start =
-                firstPass
-                    ? kb.index(0)
-                    : kb.create<memref::LoadOp>(valueStarts, ValueRange{t})
-                          .getResult();
+                severalPasses
+                    ? kb.create<memref::LoadOp>(valueStarts, ValueRange{t})
+                          .getResult()
+                    : kb.index(0);
             SmallVector<Value> chunkValues;
             for (int64_t i = 0; i < passChunks; ++i) {
               auto [chunk, kept] =
                   expandMaskedChunk(kb, valueIndices, token, valueRows,
-                                    valueRow, start, c0 + i, width);
+                                    valueRow, start, chunkIndex[i], width);
               chunkValues.push_back(chunk);
               start = kb.create<arith::AddIOp>(start, kept);
             }
-            if (!lastPass)
+            if (severalPasses)
               kb.create<memref::StoreOp>(start, valueStarts, ValueRange{t});
             Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
             SmallVector<Value> next;
@@ -1588,10 +1617,9 @@ private:
           });
       for (int64_t g = 0; g < groups; ++g)
         for (int64_t i = 0; i < passChunks; ++i)
-          kb.create<vector::StoreOp>(
-              rows[g * passChunks + i], accGD,
-              ValueRange{kb.index(g), kb.index((c0 + i) * width)});
-    }
+          kb.create<vector::StoreOp>(rows[g * passChunks + i], accGD,
+                                     ValueRange{kb.index(g), columns[i]});
+    });
   }
 
   SmallVector<Value> writeResults(Value max, Value sum) {
