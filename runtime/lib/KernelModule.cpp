@@ -157,8 +157,8 @@ private:
   /// partial_sparse* (winnowed keys and values in `keyEncoding` and
   /// `valueEncoding`) or partial_dense (rotated rows); each returns max, sum
   /// and the rotated accumulator of one block.
-  void buildPartial(const char *name, bool sparse,
-                    swan::Encoding keyEncoding, swan::Encoding valueEncoding) {
+  void buildPartial(const char *name, bool sparse, swan::Encoding keyEncoding,
+                    swan::Encoding valueEncoding) {
     MemRefType query = memref({groupSize, headDim}, f32);
     MemRefType perHead = memref({groupSize}, f32);
     SmallVector<Type> arguments = {query, f32};

@@ -290,29 +290,30 @@ void winnowRow(KernelBuilder &kb, Value rows, Value r, Value k,
         piece = kb.create<arith::ExtUIOp>(word, piece);
       Value shift = kb.create<arith::ConstantOp>(
           IntegerAttr::get(word, (c - c0) * lanes));
-      bits = kb.create<arith::OrIOp>(bits,
-                                     kb.create<arith::ShLIOp>(piece, shift));
+      bits =
+          kb.create<arith::OrIOp>(bits, kb.create<arith::ShLIOp>(piece, shift));
     }
     Value count = kb.create<arith::IndexCastUIOp>(
         b.getIndexType(), kb.create<math::CtPopOp>(bits));
     Value oneBit = kb.create<arith::ConstantOp>(IntegerAttr::get(word, 1));
-    kb.loop(kb.index(0), count, kb.index(1), {bits},
-            [&](Value i, ValueRange left) {
-              Value lowest = kb.create<arith::IndexCastUIOp>(
-                  b.getIndexType(), kb.create<math::CountTrailingZerosOp>(left[0]));
-              Value position =
-                  kb.create<arith::AddIOp>(lowest, kb.index(c0 * lanes));
-              Value slot = kb.create<arith::AddIOp>(next, i);
-              Value value = kb.create<memref::LoadOp>(rows, ValueRange{r, position});
-              kb.create<memref::StoreOp>(kb.convertFloat(value, valueType),
-                                         keptValues, ValueRange{slot});
-              if (encoding != Encoding::mask)
-                kb.create<memref::StoreOp>(
-                    kb.create<arith::IndexCastUIOp>(indexType, position),
-                    keptPositions, ValueRange{slot});
-              return SmallVector<Value>{kb.create<arith::AndIOp>(
-                  left[0], kb.create<arith::SubIOp>(left[0], oneBit))};
-            });
+    kb.loop(
+        kb.index(0), count, kb.index(1), {bits}, [&](Value i, ValueRange left) {
+          Value lowest = kb.create<arith::IndexCastUIOp>(
+              b.getIndexType(), kb.create<math::CountTrailingZerosOp>(left[0]));
+          Value position =
+              kb.create<arith::AddIOp>(lowest, kb.index(c0 * lanes));
+          Value slot = kb.create<arith::AddIOp>(next, i);
+          Value value =
+              kb.create<memref::LoadOp>(rows, ValueRange{r, position});
+          kb.create<memref::StoreOp>(kb.convertFloat(value, valueType),
+                                     keptValues, ValueRange{slot});
+          if (encoding != Encoding::mask)
+            kb.create<memref::StoreOp>(
+                kb.create<arith::IndexCastUIOp>(indexType, position),
+                keptPositions, ValueRange{slot});
+          return SmallVector<Value>{kb.create<arith::AndIOp>(
+              left[0], kb.create<arith::SubIOp>(left[0], oneBit))};
+        });
     next = kb.create<arith::AddIOp>(next, count);
   }
 }
@@ -340,8 +341,9 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
     Value out = emptyTensor(kb, resultType, {rows, kb.index(headDim)});
     // Chunks gather in L1 scratch and each row is written whole: one tensor
     // write per chunk made a chain that bufferization analyses in quadratic
-    // time (0.7 s at D = 128).
-    Value scratch = kb.scratch({kRotationRowBlock, headDim}, kb.builder().getF32Type());
+    // time.
+    Value scratch =
+        kb.scratch({kRotationRowBlock, headDim}, kb.builder().getF32Type());
     SmallVector<Value> result;
     forRowBlocks(
         kb, rows, kRotationRowBlock, {out}, result,
@@ -354,7 +356,8 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
                          });
           Value written = t[0];
           for (int64_t r = 0; r < count; ++r) {
-            Value row = kb.loadF32(scratch, {kb.index(r), kb.index(0)}, headDim);
+            Value row =
+                kb.loadF32(scratch, {kb.index(r), kb.index(0)}, headDim);
             written = writeToTensor(
                 kb, kb.convertFloat(row, resultType.getElementType()), written,
                 {kb.create<arith::AddIOp>(first, kb.index(r)), kb.index(0)});
@@ -379,19 +382,19 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
 /// AVX-512.)
 Value writeRowPrefix(KernelBuilder &kb, Value source, Value count, Value out,
                      Value row, int64_t lanes) {
-  VectorType piece = kb.vectorOf(
-      lanes, cast<MemRefType>(source.getType()).getElementType());
+  VectorType piece =
+      kb.vectorOf(lanes, cast<MemRefType>(source.getType()).getElementType());
   Value step = kb.index(lanes);
   Value whole =
       kb.create<arith::SubIOp>(count, kb.create<arith::RemUIOp>(count, step));
   auto load = [&](Value column) {
     return kb.create<vector::LoadOp>(piece, source, ValueRange{column});
   };
-  out = kb.loop(kb.index(0), whole, step, {out},
-                [&](Value column, ValueRange written) {
-                  return SmallVector<Value>{writeToTensor(
-                      kb, load(column), written[0], {row, column})};
-                })[0];
+  out = kb.loop(
+      kb.index(0), whole, step, {out}, [&](Value column, ValueRange written) {
+        return SmallVector<Value>{
+            writeToTensor(kb, load(column), written[0], {row, column})};
+      })[0];
   return writeToTensor(kb, load(whole), out, {row, whole}, /*inBounds=*/false);
 }
 
@@ -403,8 +406,8 @@ Value writeRowPrefix(KernelBuilder &kb, Value source, Value count, Value out,
 LogicalResult lowerWinnowing(
     Operation *op, Value input, Value k, Value valuesResult,
     Value indicesResult, Encoding encoding,
-    const VectorLoweringOptions &options,
-    PatternRewriter &rewriter, int64_t blockRows,
+    const VectorLoweringOptions &options, PatternRewriter &rewriter,
+    int64_t blockRows,
     llvm::function_ref<void(KernelBuilder &, Value first, int64_t count,
                             Value scratch, Value at, int64_t lanes)>
         fillRows) {
@@ -433,15 +436,14 @@ LogicalResult lowerWinnowing(
   Value zero = kb.index(0);
   Value block = kb.index(blockRows);
   SmallVector<Value> results = kb.loop(
-      zero, rows, block, {values, indices},
-      [&](Value first, ValueRange outs) {
+      zero, rows, block, {values, indices}, [&](Value first, ValueRange outs) {
         Value count = kb.create<arith::MinSIOp>(
             block, kb.create<arith::SubIOp>(rows, first));
         if (blockRows == 1) {
           fillRows(kb, first, 1, rowScratch, zero, *lanes);
         } else {
-          Value full = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
-                                                count, block);
+          Value full =
+              kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, count, block);
           kb.when(
               full,
               [&] { fillRows(kb, first, blockRows, rowScratch, zero, *lanes); },
@@ -457,8 +459,8 @@ LogicalResult lowerWinnowing(
               winnowRow(kb, rowScratch, r, k, headDim, *lanes, keptValues,
                         keptIndices, encoding);
               Value row = kb.create<arith::AddIOp>(first, r);
-              Value valuesOut = writeRowPrefix(kb, keptValues, k, written[0],
-                                               row, *lanes);
+              Value valuesOut =
+                  writeRowPrefix(kb, keptValues, k, written[0], row, *lanes);
               if (!masked)
                 return SmallVector<Value>{
                     valuesOut, writeRowPrefix(kb, keptIndices, k, written[1],
@@ -513,23 +515,22 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
     KernelBuilder views(rewriter, op.getLoc());
     Value x = views.view(op.getInput());
     Value rotation = views.view(op.getRotation());
-    return lowerWinnowing(op, op.getInput(), op.getK(), op.getValues(),
-                          op.getIndices(), op.getEncoding(), options, rewriter,
-                          kRotationRowBlock,
-                          [&](KernelBuilder &kb, Value first, int64_t count,
-                              Value scratch, Value at, int64_t lanes) {
-                            // The rotated rows live only in L1 scratch, never
-                            // in the result.
-                            rotateRowBlock(
-                                kb, x, first, count, rotation, headDim, lanes,
-                                [&](int64_t r, int64_t c, Value chunk) {
-                                  kb.create<vector::StoreOp>(
-                                      chunk, scratch,
-                                      ValueRange{kb.create<arith::AddIOp>(
-                                                     at, kb.index(r)),
-                                                 kb.index(c * lanes)});
-                                });
-                          });
+    return lowerWinnowing(
+        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
+        op.getEncoding(), options, rewriter, kRotationRowBlock,
+        [&](KernelBuilder &kb, Value first, int64_t count, Value scratch,
+            Value at, int64_t lanes) {
+          // The rotated rows live only in L1 scratch, never
+          // in the result.
+          rotateRowBlock(
+              kb, x, first, count, rotation, headDim, lanes,
+              [&](int64_t r, int64_t c, Value chunk) {
+                kb.create<vector::StoreOp>(
+                    chunk, scratch,
+                    ValueRange{kb.create<arith::AddIOp>(at, kb.index(r)),
+                               kb.index(c * lanes)});
+              });
+        });
   }
 
   VectorLoweringOptions options;
@@ -986,8 +987,8 @@ private:
 /// many values the chunk keeps.
 std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
                                           Value token, Value values,
-                                          Value valueRow, Value start,
-                                          Value c, int64_t width) {
+                                          Value valueRow, Value start, Value c,
+                                          int64_t width) {
   OpBuilder &b = kb.builder();
   Type storage = cast<MemRefType>(values.getType()).getElementType();
   Value bytes = kb.create<vector::LoadOp>(
@@ -1077,8 +1078,7 @@ public:
                                    Value first) const {
     return {kb.create<arith::SelectOp>(fromCopy, copy, inPlace),
             kb.create<arith::SelectOp>(
-                fromCopy, kb.create<arith::SubIOp>(first, firstCopied),
-                first)};
+                fromCopy, kb.create<arith::SubIOp>(first, firstCopied), first)};
   }
 
 private:
@@ -1144,8 +1144,8 @@ public:
          {std::pair(maskedKeys, keys), std::pair(maskedValues, values)})
       if (masked) {
         firstCopied = kb.create<arith::MinUIOp>(
-            firstCopied, kb.create<arith::SubIOp>(
-                             tokens, PaddedRows::rowsToCopy(kb, rows)));
+            firstCopied,
+            kb.create<arith::SubIOp>(tokens, PaddedRows::rowsToCopy(kb, rows)));
         copyRows = std::max(copyRows, PaddedRows::maxRowsToCopy(rows));
       }
     if (maskedKeys)
@@ -1188,8 +1188,7 @@ public:
                   ? kb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, i,
                                              inPlaceTiles)
                         .getResult()
-                  : kb.create<arith::ConstantIntOp>(kb.builder().getI1Type(),
-                                                    0)
+                  : kb.create<arith::ConstantIntOp>(kb.builder().getI1Type(), 0)
                         .getResult();
           auto pick = [&](Value copied, Value inPlace) {
             return kb.create<arith::SelectOp>(fromCopy, copied, inPlace)
@@ -1277,9 +1276,9 @@ private:
     SmallVector<Value> acc(groups, zeroVector(kb, width, f32));
     Value start = kb.index(0);
     for (int64_t c = 0; c < headDim / width; ++c) {
-      auto [key, kept] = expandMaskedChunk(kb, keyIndices, token, keyRow.first,
-                                           keyRow.second, start, kb.index(c),
-                                           width);
+      auto [key, kept] =
+          expandMaskedChunk(kb, keyIndices, token, keyRow.first, keyRow.second,
+                            start, kb.index(c), width);
       start = kb.create<arith::AddIOp>(start, kept);
       for (int64_t g = 0; g < groups; ++g)
         acc[g] = kb.fma(kb.create<vector::LoadOp>(
@@ -1468,15 +1467,16 @@ private:
           if (maskedKeys || maskedValues)
             prefetchAhead(token, tokens);
           Value s = score(
-              token, {keyRows.first,
-                      maskedKeys ? kb.create<arith::AddIOp>(keyRows.second, t)
-                                       .getResult()
-                                 : Value()});
+              token,
+              {keyRows.first,
+               maskedKeys
+                   ? kb.create<arith::AddIOp>(keyRows.second, t).getResult()
+                   : Value()});
           kb.create<vector::StoreOp>(
               s, weights,
               ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
-          Value isFirst = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
-                                                   t, kb.index(0));
+          Value isFirst = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, t,
+                                                   kb.index(0));
           Value best = kb.create<arith::MaximumFOp>(m[0], s);
           return SmallVector<Value>{
               kb.create<arith::SelectOp>(isFirst, s, best)};
@@ -1544,8 +1544,7 @@ private:
   /// (as many as accumulatorRegisters allows), each token's G weights are
   /// broadcast once per pass, and valueStarts[t] carries where token t's
   /// next chunk begins from one pass to the next.
-  void accumulateMasked(Value first, Value count, Value fromCopy,
-                        Value alpha) {
+  void accumulateMasked(Value first, Value count, Value fromCopy, Value alpha) {
     Type f32 = kb.builder().getF32Type();
     Type storage = cast<MemRefType>(values.getType()).getElementType();
     int64_t width = expandWidth(storage);
@@ -1576,14 +1575,13 @@ private:
       for (int64_t g = 0; g < groups; ++g) {
         Value scale = kb.splat(kb.create<vector::ExtractOp>(alpha, g), width);
         for (int64_t i = 0; i < passChunks; ++i)
-          rows.push_back(kb.mul(kb.create<vector::LoadOp>(
-                                    chunkType, accGD,
-                                    ValueRange{kb.index(g), columns[i]}),
-                                scale));
+          rows.push_back(
+              kb.mul(kb.create<vector::LoadOp>(
+                         chunkType, accGD, ValueRange{kb.index(g), columns[i]}),
+                     scale));
       }
       rows = kb.loop(
-          kb.index(0), count, kb.index(1), rows,
-          [&](Value t, ValueRange acc) {
+          kb.index(0), count, kb.index(1), rows, [&](Value t, ValueRange acc) {
             Value token = kb.create<arith::AddIOp>(first, t);
             Value valueRow = kb.create<arith::AddIOp>(firstRow, t);
             Value start =
