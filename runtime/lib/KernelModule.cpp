@@ -21,8 +21,6 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
 
-#include <functional>
-
 using namespace mlir;
 
 namespace {
@@ -44,43 +42,22 @@ public:
   bool build(llvm::StringRef only) {
     using swan::Encoding;
     namespace entry = swan::entry;
-    const std::pair<const char *, std::function<void(const char *)>>
-        entryPoints[] = {
-            {entry::kRotate, [&](const char *name) { buildRotate(name); }},
-            {entry::kCompress,
-             [&](const char *name) { buildCompress(name, Encoding::indices); }},
-            {entry::kCompressMask,
-             [&](const char *name) { buildCompress(name, Encoding::mask); }},
-            {entry::kPartialSparse,
-             [&](const char *name) {
-               buildPartial(name, true, Encoding::indices, Encoding::indices);
-             }},
-            {entry::kPartialSparseMask,
-             [&](const char *name) {
-               buildPartial(name, true, Encoding::indices, Encoding::mask);
-             }},
-            {entry::kPartialSparseKeyMask,
-             [&](const char *name) {
-               buildPartial(name, true, Encoding::mask, Encoding::indices);
-             }},
-            {entry::kPartialSparseMasks,
-             [&](const char *name) {
-               buildPartial(name, true, Encoding::mask, Encoding::mask);
-             }},
-            {entry::kPartialDense,
-             [&](const char *name) {
-               buildPartial(name, false, Encoding::indices, Encoding::indices);
-             }},
-            {entry::kMerge, [&](const char *name) { buildMerge(name, true); }},
-            {entry::kMergeRotated,
-             [&](const char *name) { buildMerge(name, false); }},
-        };
-    bool found = false;
-    for (const auto &[name, buildOne] : entryPoints)
-      if (only.empty() || only == name) {
-        buildOne(name);
-        found = true;
-      }
+    this->only = only;
+    buildRotate(entry::kRotate);
+    buildCompress(entry::kCompress, Encoding::indices);
+    buildCompress(entry::kCompressMask, Encoding::mask);
+    buildPartial(entry::kPartialSparse, true, Encoding::indices,
+                 Encoding::indices);
+    buildPartial(entry::kPartialSparseMask, true, Encoding::indices,
+                 Encoding::mask);
+    buildPartial(entry::kPartialSparseKeyMask, true, Encoding::mask,
+                 Encoding::indices);
+    buildPartial(entry::kPartialSparseMasks, true, Encoding::mask,
+                 Encoding::mask);
+    buildPartial(entry::kPartialDense, false, Encoding::indices,
+                 Encoding::indices);
+    buildMerge(entry::kMerge, /*rotateBack=*/true);
+    buildMerge(entry::kMergeRotated, /*rotateBack=*/false);
     return found;
   }
 
@@ -89,6 +66,13 @@ private:
 
   MemRefType memref(ArrayRef<int64_t> shape, Type element) {
     return MemRefType::get(shape, element);
+  }
+
+  /// Whether `name` is to be built (and then that it was found).
+  bool wanted(llvm::StringRef name) {
+    bool yes = only.empty() || only == name;
+    found |= yes;
+    return yes;
   }
 
   /// Creates `name` with the C interface and positions the builder in it.
@@ -121,6 +105,8 @@ private:
   void finish() { func::ReturnOp::create(builder, loc); }
 
   void buildRotate(const char *name) {
+    if (!wanted(name))
+      return;
     MemRefType rows = memref({kDyn, headDim}, f32);
     MemRefType rotation = memref({headDim, headDim}, f32);
     func::FuncOp function = startFunction(name, {rows, rotation, rows});
@@ -138,6 +124,8 @@ private:
   }
 
   void buildCompress(const char *name, swan::Encoding encoding) {
+    if (!wanted(name))
+      return;
     MemRefType rows = memref({kDyn, headDim}, f32);
     MemRefType rotation = memref({headDim, headDim}, f32);
     int64_t positions = positionsPerRow(encoding);
@@ -159,6 +147,8 @@ private:
   /// and the rotated accumulator of one block.
   void buildPartial(const char *name, bool sparse, swan::Encoding keyEncoding,
                     swan::Encoding valueEncoding) {
+    if (!wanted(name))
+      return;
     MemRefType query = memref({groupSize, headDim}, f32);
     MemRefType perHead = memref({groupSize}, f32);
     SmallVector<Type> arguments = {query, f32};
@@ -193,6 +183,8 @@ private:
   }
 
   void buildMerge(const char *name, bool rotateBack) {
+    if (!wanted(name))
+      return;
     MemRefType perBlock = memref({kDyn, groupSize}, f32);
     MemRefType accumulators = memref({kDyn, groupSize, headDim}, f32);
     MemRefType out = memref({groupSize, headDim}, f32);
@@ -216,6 +208,8 @@ private:
   int64_t headDim;
   int64_t groupSize;
   Type f32, i8, storage;
+  llvm::StringRef only;
+  bool found = false;
 };
 
 } // namespace

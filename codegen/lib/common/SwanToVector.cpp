@@ -87,13 +87,13 @@ Value zeroVector(KernelBuilder &kb, int64_t lanes, Type elementType) {
 /// L1) is streamed once per block instead of once per row.
 constexpr int64_t kRotationRowBlock = 4;
 
-/// Rotates rows [first, first + rows) of `x`, `rows` static: for each group
-/// of output chunks, rows x chunks accumulators (at most 16 vector
-/// registers), one pass over R. `sink(r, c, chunk)` receives chunk c of row
-/// first + r as f32.
+/// Rotates rows [first, first + rows) of `x`, `rows` static, into rows
+/// [at, at + rows) of the f32 `scratch` ([·, D], in L1): for each group of
+/// output chunks, rows x chunks accumulators (at most 16 vector registers),
+/// one pass over R.
 void rotateRowBlock(KernelBuilder &kb, Value x, Value first, int64_t rows,
                     Value rotation, int64_t headDim, int64_t lanes,
-                    function_ref<void(int64_t, int64_t, Value)> sink) {
+                    Value scratch, Value at) {
   Type f32 = kb.builder().getF32Type();
   int64_t chunks = headDim / lanes;
   int64_t group = std::max<int64_t>(1, std::min<int64_t>(chunks, 16 / rows));
@@ -124,7 +124,10 @@ void rotateRowBlock(KernelBuilder &kb, Value x, Value first, int64_t rows,
         });
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < width; ++c)
-        sink(r, c0 + c, acc[r * width + c]);
+        kb.create<vector::StoreOp>(
+            acc[r * width + c], scratch,
+            ValueRange{kb.create<arith::AddIOp>(at, kb.index(r)),
+                       kb.index((c0 + c) * lanes)});
   }
 }
 
@@ -349,11 +352,7 @@ struct LowerRotate : OpRewritePattern<RotateOp> {
         kb, rows, kRotationRowBlock, {out}, result,
         [&](Value first, int64_t count, ValueRange t) {
           rotateRowBlock(kb, x, first, count, rotation, headDim, *lanes,
-                         [&](int64_t r, int64_t c, Value chunk) {
-                           kb.create<vector::StoreOp>(
-                               chunk, scratch,
-                               ValueRange{kb.index(r), kb.index(c * *lanes)});
-                         });
+                         scratch, kb.index(0));
           Value written = t[0];
           for (int64_t r = 0; r < count; ++r) {
             Value row =
@@ -515,22 +514,16 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
     KernelBuilder views(rewriter, op.getLoc());
     Value x = views.view(op.getInput());
     Value rotation = views.view(op.getRotation());
-    return lowerWinnowing(
-        op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
-        op.getEncoding(), options, rewriter, kRotationRowBlock,
-        [&](KernelBuilder &kb, Value first, int64_t count, Value scratch,
-            Value at, int64_t lanes) {
-          // The rotated rows live only in L1 scratch, never
-          // in the result.
-          rotateRowBlock(
-              kb, x, first, count, rotation, headDim, lanes,
-              [&](int64_t r, int64_t c, Value chunk) {
-                kb.create<vector::StoreOp>(
-                    chunk, scratch,
-                    ValueRange{kb.create<arith::AddIOp>(at, kb.index(r)),
-                               kb.index(c * lanes)});
-              });
-        });
+    return lowerWinnowing(op, op.getInput(), op.getK(), op.getValues(),
+                          op.getIndices(), op.getEncoding(), options, rewriter,
+                          kRotationRowBlock,
+                          [&](KernelBuilder &kb, Value first, int64_t count,
+                              Value scratch, Value at, int64_t lanes) {
+                            // The rotated rows live only in L1 scratch, never
+                            // in the result.
+                            rotateRowBlock(kb, x, first, count, rotation,
+                                           headDim, lanes, scratch, at);
+                          });
   }
 
   VectorLoweringOptions options;
@@ -1019,8 +1012,8 @@ std::pair<Value, Value> expandMaskedChunk(KernelBuilder &kb, Value masks,
 /// tile of their own (one copy of the tile's code reads either).
 class PaddedRows {
 public:
-  /// How many of the last rows of `rows` 16 bytes of rows may not follow,
-  /// and the most that can be (rows hold at least one element).
+  /// How many of the last rows of `rows` are not followed by
+  /// kReadableTailBytes of rows.
   static Value rowsToCopy(KernelBuilder &kb, Value rows) {
     Value tokens = kb.create<memref::DimOp>(rows, int64_t(0));
     Value stride =
@@ -1032,6 +1025,7 @@ public:
         tokens,
         kb.create<arith::CeilDivUIOp>(kb.index(kReadableTailBytes), rowBytes));
   }
+  /// The most rowsToCopy can be (rows hold at least one element).
   static int64_t maxRowsToCopy(Value rows) {
     return kReadableTailBytes / elementBytes(rows);
   }
@@ -1466,12 +1460,11 @@ private:
           Value token = kb.create<arith::AddIOp>(first, t);
           if (maskedKeys || maskedValues)
             prefetchAhead(token, tokens);
-          Value s = score(
-              token,
-              {keyRows.first,
-               maskedKeys
-                   ? kb.create<arith::AddIOp>(keyRows.second, t).getResult()
-                   : Value()});
+          std::pair<Value, Value> keyRow;
+          if (maskedKeys)
+            keyRow = {keyRows.first,
+                      kb.create<arith::AddIOp>(keyRows.second, t)};
+          Value s = score(token, keyRow);
           kb.create<vector::StoreOp>(
               s, weights,
               ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
@@ -1556,8 +1549,7 @@ private:
     std::pair<Value, Value> tileRows =
         paddedValues.tileRows(kb, fromCopy, first);
     Value valueRows = tileRows.first, firstRow = tileRows.second;
-    // With more than one pass, valueStarts[t] carries where token t's next
-    // chunk begins from one pass to the next.
+    // valueStarts starts each tile at zero (one pass needs none).
     bool severalPasses = chunks > perPass;
     if (severalPasses)
       kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
