@@ -15,11 +15,17 @@
 // Every byte of token storage comes from malloc with its exact size, and the
 // byte counts are summed from those sizes, so they are what is allocated.
 //
+// With device = SWAN_DEVICE_CUDA the tokens live in GPU memory instead, in
+// the layout of swan/Runtime/CudaCache.h; this file still validates every
+// call, so both devices reject the same arguments with the same messages.
+//
 //===----------------------------------------------------------------------===//
 
 #include "swan/Cache.h"
 
 #include "swan/Runtime/CostModel.h"
+#include "swan/Runtime/CudaCache.h"
+#include "swan/Runtime/KeepLargest.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -173,10 +179,34 @@ namespace swan {
 class CacheImpl {
 public:
   CacheConfig config;
-  std::shared_ptr<const KernelSet> kernels;
+  std::shared_ptr<const KernelSet> kernels;  ///< CPU
+  std::unique_ptr<cuda::DeviceCache> device; ///< CUDA: holds the tokens
   std::vector<float> rotK, rotV, identity;
   int32_t currentKKey, currentKValue;
-  std::map<int32_t, Sequence> sequences;
+  std::map<int32_t, Sequence> sequences; ///< CPU
+
+  // What validation needs to know on either device.
+  bool holds(int32_t seq) const {
+    return device ? device->contains(seq) : sequences.count(seq) != 0;
+  }
+  int64_t liveSequences() const {
+    return device ? device->sequenceCount()
+                  : static_cast<int64_t>(sequences.size());
+  }
+  /// -1 for an unknown sequence.
+  int64_t tokensOf(int32_t seq) const {
+    if (!holds(seq))
+      return -1;
+    if (device) {
+      cuda::SequenceInfo info = device->info(seq);
+      return info.bufferTokens + info.sparseTokens;
+    }
+    const Sequence &s = sequences.at(seq);
+    return s.buffer.count + s.sparseTokens;
+  }
+  double maxKeyNormOf(int32_t seq) const {
+    return device ? device->info(seq).maxKeyNorm : sequences.at(seq).maxKeyNorm;
+  }
 
   CacheImpl(const CacheConfig &config,
             std::shared_ptr<const KernelSet> kernels, ArrayRef<float> rotK,
@@ -299,6 +329,8 @@ public:
   void shrinkPage(Page &page, int32_t kKey, int32_t kValue) const;
   Error attention(ArrayRef<int32_t> seqs, const float *q, float scale,
                   float *out) const;
+  Error cpuAttention(ArrayRef<int32_t> seqs, const float *q, float scale,
+                     float *out) const;
 };
 
 } // namespace swan
@@ -380,27 +412,63 @@ static Error checkConfig(const CacheConfig &c) {
   return checkK(c.kKey, c.kValue, c.headDim);
 }
 
-/// The one place that picks kernels for a device; a CUDA backend plugs in
-/// here.
+/// A CUDA failure as a cache error; driver faults are internal errors.
+static Error fromCuda(const cuda::Status &status) {
+  switch (status.code()) {
+  case cuda::StatusCode::Ok:
+    return Error::success();
+  case cuda::StatusCode::Unsupported:
+    return fail(CacheErrorCode::Unsupported, status.message());
+  case cuda::StatusCode::InvalidArgument:
+    return invalid(status.message());
+  case cuda::StatusCode::OutOfMemory:
+    return fail(CacheErrorCode::OutOfMemory, status.message());
+  case cuda::StatusCode::DriverError:
+    break;
+  }
+  return fail(CacheErrorCode::Internal, status.message());
+}
+
+/// The CPU kernels, JIT-compiled once per (D, G, storage).
 static Expected<std::shared_ptr<const KernelSet>>
-kernelsFor(const CacheConfig &c) {
-  switch (c.device) {
-  case Device::CPU: {
-    auto kernels = KernelSet::get({c.headDim, c.groupSize, c.storage});
-    if (!kernels)
-      return fail(CacheErrorCode::Unsupported,
-                  llvm::Twine("no CPU kernels for head_dim = ") +
-                      llvm::Twine(c.headDim) + ", group_size = " +
-                      llvm::Twine(c.groupSize) + ": " +
-                      llvm::toString(kernels.takeError()));
-    return kernels;
-  }
-  case Device::CUDA:
+cpuKernels(const CacheConfig &c) {
+  auto kernels = KernelSet::get({c.headDim, c.groupSize, c.storage});
+  if (!kernels)
     return fail(CacheErrorCode::Unsupported,
-                "device = SWAN_DEVICE_CUDA: this build of swan has no CUDA "
-                "cache backend; use SWAN_DEVICE_CPU");
-  }
-  return invalid("device is neither SWAN_DEVICE_CPU nor SWAN_DEVICE_CUDA");
+                llvm::Twine("no CPU kernels for head_dim = ") +
+                    llvm::Twine(c.headDim) +
+                    ", group_size = " + llvm::Twine(c.groupSize) + ": " +
+                    llvm::toString(kernels.takeError()));
+  return kernels;
+}
+
+/// The GPU cache: the driver, the kernels embedded for (D, G, storage) and
+/// the rotations in device memory.
+static Expected<std::unique_ptr<cuda::DeviceCache>>
+cudaCache(const CacheConfig &c, ArrayRef<float> rotK, ArrayRef<float> rotV) {
+  if (c.keyEncoding == ValueEncoding::Mask ||
+      c.valueEncoding == ValueEncoding::Mask)
+    return fail(CacheErrorCode::Unsupported,
+                "device = SWAN_DEVICE_CUDA stores winnowed keys and values "
+                "as indices; SWAN_ENCODING_MASK is CPU-only");
+  cuda::CacheShape shape;
+  shape.dim = c.headDim;
+  shape.kvHeads = c.numKvHeads;
+  shape.group = c.groupSize;
+  shape.bufferTokens = c.bufferTokens;
+  shape.storage =
+      c.storage == StorageType::F16 ? cuda::Storage::F16 : cuda::Storage::F32;
+  shape.valuesPrerotated = c.valuesPrerotated;
+  shape.outputRotated = c.outputRotated;
+  std::unique_ptr<cuda::DeviceCache> cache;
+  if (cuda::Status s =
+          cuda::DeviceCache::create(shape, rotK.data(), rotV.data(), cache);
+      !s.isOk())
+    return fail(s.code() == cuda::StatusCode::Unsupported
+                    ? CacheErrorCode::Unsupported
+                    : CacheErrorCode::Internal,
+                "device = SWAN_DEVICE_CUDA: " + s.message());
+  return cache;
 }
 
 Expected<Cache> Cache::create(const CacheConfig &config, ArrayRef<float> rotK,
@@ -413,11 +481,24 @@ Expected<Cache> Cache::create(const CacheConfig &config, ArrayRef<float> rotK,
   if (Error e = checkRotations(rotV, "rot_v", config.numKvHeads,
                                config.headDim))
     return std::move(e);
-  auto kernels = kernelsFor(config);
-  if (!kernels)
-    return kernels.takeError();
-  return Cache(
-      std::make_unique<CacheImpl>(config, std::move(*kernels), rotK, rotV));
+  switch (config.device) {
+  case Device::CPU: {
+    auto kernels = cpuKernels(config);
+    if (!kernels)
+      return kernels.takeError();
+    return Cache(
+        std::make_unique<CacheImpl>(config, std::move(*kernels), rotK, rotV));
+  }
+  case Device::CUDA: {
+    auto device = cudaCache(config, rotK, rotV);
+    if (!device)
+      return device.takeError();
+    auto impl = std::make_unique<CacheImpl>(config, nullptr, rotK, rotV);
+    impl->device = std::move(*device);
+    return Cache(std::move(impl));
+  }
+  }
+  return invalid("device is neither SWAN_DEVICE_CPU nor SWAN_DEVICE_CUDA");
 }
 
 Cache::Cache(std::unique_ptr<CacheImpl> impl) : impl(std::move(impl)) {}
@@ -448,12 +529,15 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
     return invalid("keys is NULL");
   if (n > 0 && !values)
     return invalid("values is NULL");
-  auto found = sequences.find(seq);
-  bool isNew = found == sequences.end();
-  if (isNew && static_cast<int64_t>(sequences.size()) >= config.maxSequences)
+  if (!holds(seq) && liveSequences() >= config.maxSequences)
     return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
                    " is new, but the cache already holds max_sequences = " +
                    llvm::Twine(config.maxSequences) + " sequences");
+  if (device)
+    return fromCuda(
+        device->append(seq, n, keys, values, currentKKey, currentKValue));
+  auto found = sequences.find(seq);
+  bool isNew = found == sequences.end();
   if (n == 0) {
     if (isNew)
       sequences.try_emplace(seq);
@@ -674,37 +758,22 @@ Error Cache::setK(int32_t kKey, int32_t kValue) {
   return Error::success();
 }
 
-/// Keeps the `keep` largest-magnitude of a row's k stored entries (ties to
-/// the lower index), in ascending index order, at the front of the row.
-static void keepLargest(char *values, uint8_t *indices, int32_t k, int32_t keep,
-                        StorageType storage, char *outValues) {
-  size_t e = elementBytes(storage);
-  int32_t order[256];
-  float magnitude[256];
-  for (int32_t i = 0; i < k; ++i) {
-    order[i] = i;
-    magnitude[i] = std::fabs(loadElement(values, i, storage));
-  }
-  // Stored indices ascend with the position, so position order breaks ties
-  // toward the lower index.
-  std::partial_sort(order, order + keep, order + k, [&](int32_t a, int32_t b) {
-    return magnitude[a] > magnitude[b] ||
-           (magnitude[a] == magnitude[b] && a < b);
-  });
-  std::sort(order, order + keep);
-  char row[256 * 4];
-  uint8_t kept[256];
-  for (int32_t i = 0; i < keep; ++i) {
-    std::memcpy(row + i * e, values + order[i] * e, e);
-    kept[i] = indices[order[i]];
-  }
-  std::memcpy(outValues, row, keep * e);
-  std::memcpy(indices, kept, keep);
+/// swan::keepLargest on a row of the storage type, the kept values then
+/// moved to `outValues` (at or below `values`: rows move down in place).
+static void keepLargestStored(char *values, uint8_t *indices, int32_t k,
+                              int32_t keep, StorageType storage,
+                              char *outValues) {
+  if (storage == StorageType::F16)
+    keepLargest(reinterpret_cast<_Float16 *>(values), indices, k, keep);
+  else
+    keepLargest(reinterpret_cast<float *>(values), indices, k, keep);
+  std::memmove(outValues, values, keep * elementBytes(storage));
 }
 
-/// keepLargest on a row whose positions are a `dim`-bit occupancy mask: the
-/// stored values ascend with the dimension just as with indices, so the same
-/// selection applies; the mask is rewritten in place with only the kept bits.
+/// keepLargestStored on a row whose positions are a `dim`-bit occupancy mask:
+/// the stored values ascend with the dimension just as with indices, so the
+/// same selection applies; the mask is rewritten in place with only the kept
+/// bits.
 static void keepLargestMasked(char *values, uint8_t *mask, int64_t dim,
                               int32_t k, int32_t keep, StorageType storage,
                               char *outValues) {
@@ -713,7 +782,7 @@ static void keepLargestMasked(char *values, uint8_t *mask, int64_t dim,
   for (int64_t d = 0; d < dim && count < k; ++d)
     if (mask[d / 8] & (1u << (d % 8)))
       dims[count++] = static_cast<uint8_t>(d);
-  keepLargest(values, dims, k, keep, storage, outValues);
+  keepLargestStored(values, dims, k, keep, storage, outValues);
   const int64_t maskBytes = positionBytes(SparseEncoding::Mask, dim, keep);
   std::memset(mask, 0, maskBytes);
   for (int32_t i = 0; i < keep; ++i)
@@ -760,7 +829,7 @@ void CacheImpl::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
       keepLargestMasked(values, bytes, dim(), k, keep, config.storage,
                         outValues);
     else
-      keepLargest(values, bytes, k, keep, config.storage, outValues);
+      keepLargestStored(values, bytes, k, keep, config.storage, outValues);
   };
   rows([&](int64_t r) {
     keepRow(base + r * page.kKey * e, oldKeyPos + r * oldKeyRow,
@@ -798,6 +867,13 @@ void CacheImpl::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
 }
 
 Error Cache::rewinnow(int32_t kKey, int32_t kValue) {
+  if (Error e = checkK(kKey, kValue, impl->config.headDim))
+    return e;
+  if (impl->device) {
+    if (Error e = fromCuda(impl->device->rewinnow(kKey, kValue)))
+      return e;
+    return setK(kKey, kValue);
+  }
   if (Error e = setK(kKey, kValue))
     return e;
   for (auto &entry : impl->sequences)
@@ -843,28 +919,24 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
       static_cast<int64_t>(seqs.size()) * heads() * config.groupSize * dim();
   if (int64_t bad = firstNonFinite(q, queryFloats, StorageType::F32); bad >= 0)
     return invalid(llvm::Twine("q[") + llvm::Twine(bad) + "] is not finite");
-  std::vector<const Sequence *> batch;
-  size_t blocks = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    auto found = sequences.find(seqs[i]);
-    if (found == sequences.end())
+    int64_t tokens = tokensOf(seqs[i]);
+    if (tokens < 0)
       return invalid(llvm::Twine("seqs[") + llvm::Twine(i) + "] = " +
                      llvm::Twine(seqs[i]) + " is not a sequence of this cache");
-    if (found->second.buffer.count + found->second.sparseTokens == 0)
-      return invalid(llvm::Twine("seqs[") + llvm::Twine(i) + "] = " +
-                     llvm::Twine(seqs[i]) + " holds no tokens");
-    batch.push_back(&found->second);
-    blocks += found->second.pages.size();
+    if (tokens == 0)
+      return invalid(llvm::Twine("seqs[") + llvm::Twine(i) +
+                     "] = " + llvm::Twine(seqs[i]) + " holds no tokens");
   }
   // Overflowing logits would reach the kernels' exponentials as Inf or NaN,
   // which approximate math does not always carry to the output: refuse them
   // up front.
   const int64_t rowsPerSequence = heads() * config.groupSize;
-  for (size_t i = 0; i < batch.size(); ++i)
+  for (size_t i = 0; i < seqs.size(); ++i)
     for (int64_t r = 0; r < rowsPerSequence; ++r) {
       double bound = std::max(1.0, std::fabs(double(scale))) *
                      rowNorm(q + (i * rowsPerSequence + r) * dim(), dim()) *
-                     batch[i]->maxKeyNorm;
+                     maxKeyNormOf(seqs[i]);
       if (bound > kMaxLogitBound) {
         char text[32];
         std::snprintf(text, sizeof(text), "%.3g", bound);
@@ -875,6 +947,30 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
       }
     }
 
+  if (device) {
+    if (Error e = fromCuda(
+            device->attention(seqs.data(), seqs.size(), q, scale, out)))
+      return e;
+  } else if (Error e = cpuAttention(seqs, q, scale, out)) {
+    return e;
+  }
+  // Finite q, keys and scale can still give logits beyond f32's range.
+  if (int64_t bad = firstNonFinite(out, queryFloats, StorageType::F32);
+      bad >= 0)
+    return invalid(llvm::Twine("out[") + llvm::Twine(bad) +
+                   "] is not finite: the logits q·k·scale overflow f32");
+  return Error::success();
+}
+
+/// The CPU kernels over every page and buffer of the (validated) batch.
+Error CacheImpl::cpuAttention(ArrayRef<int32_t> seqs, const float *q,
+                              float scale, float *out) const {
+  std::vector<const Sequence *> batch;
+  size_t blocks = 0;
+  for (int32_t seq : seqs) {
+    batch.push_back(&sequences.at(seq));
+    blocks += batch.back()->pages.size();
+  }
   const int64_t d = dim(), hCount = heads(), g = config.groupSize;
   std::vector<SparseBlock> sparse;
   sparse.reserve(blocks * hCount);
@@ -902,11 +998,6 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
   }
   if (Error e = kernels->attention(work, scale, config.outputRotated))
     return internal(std::move(e), "attention");
-  // Finite q, keys and scale can still give logits beyond f32's range.
-  if (int64_t bad = firstNonFinite(out, queryFloats, StorageType::F32);
-      bad >= 0)
-    return invalid(llvm::Twine("out[") + llvm::Twine(bad) +
-                   "] is not finite: the logits q·k·scale overflow f32");
   return Error::success();
 }
 
@@ -914,38 +1005,51 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
 // Sequences and accounting
 //===----------------------------------------------------------------------===//
 
+static Error unknownSequence(int32_t seq) {
+  return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
+                 " is not a sequence of this cache");
+}
+
 Error Cache::release(int32_t seq) {
-  auto found = impl->sequences.find(seq);
-  if (found == impl->sequences.end())
-    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
-                   " is not a sequence of this cache");
-  impl->sequences.erase(found);
+  if (!impl->holds(seq))
+    return unknownSequence(seq);
+  if (impl->device)
+    impl->device->release(seq);
+  else
+    impl->sequences.erase(seq);
   return Error::success();
 }
 
-int64_t Cache::tokens(int32_t seq) const {
-  auto found = impl->sequences.find(seq);
-  if (found == impl->sequences.end())
-    return -1;
-  return found->second.buffer.count + found->second.sparseTokens;
-}
+int64_t Cache::tokens(int32_t seq) const { return impl->tokensOf(seq); }
 
 size_t Cache::bytes() const {
+  if (impl->device)
+    return impl->device->bytes();
   size_t total = 0;
   for (const auto &entry : impl->sequences)
     total += entry.second.bytes();
   return total;
 }
 
-int64_t Cache::sequenceCount() const { return impl->sequences.size(); }
+int64_t Cache::sequenceCount() const { return impl->liveSequences(); }
 
 Expected<SequenceStats> Cache::stats(int32_t seq) const {
-  auto found = impl->sequences.find(seq);
-  if (found == impl->sequences.end())
-    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
-                   " is not a sequence of this cache");
-  const Sequence &s = found->second;
+  if (!impl->holds(seq))
+    return unknownSequence(seq);
   SequenceStats stats;
+  stats.breakEvenTokens = breakEvenTokens();
+  if (impl->device) {
+    // The winnowed tokens of a GPU sequence are one store: one page.
+    cuda::SequenceInfo info = impl->device->info(seq);
+    stats.bufferTokens = info.bufferTokens;
+    stats.sparseTokens = info.sparseTokens;
+    stats.pages = info.sparseTokens > 0 ? 1 : 0;
+    stats.bytes = info.bytes;
+    stats.belowBreakEven =
+        stats.bufferTokens + stats.sparseTokens < stats.breakEvenTokens;
+    return stats;
+  }
+  const Sequence &s = impl->sequences.at(seq);
   stats.bufferTokens = s.buffer.count;
   stats.sparseTokens = s.sparseTokens;
   stats.pages = s.pages.size();
@@ -958,7 +1062,6 @@ Expected<SequenceStats> Cache::stats(int32_t seq) const {
         return page.keyEncoding == SparseEncoding::Mask;
       });
   stats.bytes = s.bytes();
-  stats.breakEvenTokens = breakEvenTokens();
   stats.belowBreakEven =
       stats.bufferTokens + stats.sparseTokens < stats.breakEvenTokens;
   return stats;
@@ -980,15 +1083,25 @@ static void scatterRow(const char *values, const uint8_t *positions, int32_t k,
 }
 
 Expected<DecompressedSequence> Cache::decompress(int32_t seq) const {
-  auto found = impl->sequences.find(seq);
-  if (found == impl->sequences.end())
-    return invalid(llvm::Twine("seq = ") + llvm::Twine(seq) +
-                   " is not a sequence of this cache");
+  if (!impl->holds(seq))
+    return unknownSequence(seq);
+  DecompressedSequence out;
+  if (impl->device) {
+    cuda::SequenceRows rows;
+    if (Error e = fromCuda(impl->device->decompress(seq, rows)))
+      return std::move(e);
+    out.tokens = rows.tokens;
+    out.keys = std::move(rows.keys);
+    out.values = std::move(rows.values);
+    out.keyK = std::move(rows.keyK);
+    out.valueK = std::move(rows.valueK);
+    out.inBuffer = std::move(rows.inBuffer);
+    return out;
+  }
   const CacheImpl &c = *impl;
-  const Sequence &s = found->second;
+  const Sequence &s = c.sequences.at(seq);
   const int64_t d = c.dim(), hCount = c.heads();
   const StorageType st = c.config.storage;
-  DecompressedSequence out;
   out.tokens = s.sparseTokens + s.buffer.count;
   out.keys.assign(out.tokens * hCount * d, 0.0f);
   out.values.assign(out.tokens * hCount * d, 0.0f);

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <dlfcn.h>
+#include <string>
 
 using namespace swan::cuda;
 
@@ -20,6 +21,7 @@ using CUstream = void *;
 
 namespace {
 constexpr CUresult kSuccess = 0;
+constexpr CUresult kOutOfMemory = 2;
 constexpr CUresult kNoDevice = 100;
 constexpr int kAttrMultiprocessorCount = 16;
 constexpr int kAttrComputeCapabilityMajor = 75;
@@ -159,7 +161,8 @@ Status Device::check(int result, const char *what) const {
   const char *text = nullptr;
   if (api_ && api_->cuGetErrorString)
     api_->cuGetErrorString(result, &text);
-  return Status::error(StatusCode::DriverError,
+  return Status::error(result == kOutOfMemory ? StatusCode::OutOfMemory
+                                              : StatusCode::DriverError,
                        std::string(what) + " failed: CUDA error " +
                            std::to_string(result) +
                            (text ? std::string(" (") + text + ")" : ""));
@@ -267,6 +270,10 @@ Device::~Device() {
   // not supported by NVIDIA and buys nothing.
 }
 
+Status Device::makeCurrent() {
+  return check(api_->cuCtxSetCurrent(context_), "cuCtxSetCurrent");
+}
+
 Status Device::allocate(size_t bytes, Buffer &out) {
   CUdeviceptr address = 0;
   if (Status s = check(api_->cuMemAlloc(&address, bytes ? bytes : 1),
@@ -281,29 +288,39 @@ Status Device::allocate(size_t bytes, Buffer &out) {
   return Status::ok();
 }
 
-Status Device::copyToDevice(const Buffer &dst, const void *src,
-                            size_t bytes) {
-  if (bytes > dst.bytes())
+static Status checkCopy(size_t bytes, DeviceRange range) {
+  if (bytes > range.bytes)
     return Status::error(StatusCode::InvalidArgument,
-                         "copy larger than the device buffer");
-  return check(api_->cuMemcpyHtoD(dst.address(), src, bytes),
-               "cuMemcpyHtoD");
+                         "copy of " + std::to_string(bytes) +
+                             " bytes larger than its device range (" +
+                             std::to_string(range.bytes) + " bytes)");
+  return Status::ok();
 }
 
-Status Device::copyToHost(void *dst, const Buffer &src, size_t bytes) {
-  if (bytes > src.bytes())
-    return Status::error(StatusCode::InvalidArgument,
-                         "copy larger than the device buffer");
-  return check(api_->cuMemcpyDtoH(dst, src.address(), bytes),
-               "cuMemcpyDtoH");
+Status Device::copyToDevice(DeviceRange dst, const void *src, size_t bytes) {
+  if (Status s = checkCopy(bytes, dst); !s.isOk())
+    return s;
+  if (bytes == 0)
+    return Status::ok();
+  return check(api_->cuMemcpyHtoD(dst.address, src, bytes), "cuMemcpyHtoD");
 }
 
-Status Device::copyOnDevice(const Buffer &dst, const Buffer &src,
-                            size_t bytes) {
-  if (bytes > src.bytes() || bytes > dst.bytes())
-    return Status::error(StatusCode::InvalidArgument,
-                         "copy larger than a device buffer");
-  return check(api_->cuMemcpyDtoD(dst.address(), src.address(), bytes),
+Status Device::copyToHost(void *dst, DeviceRange src, size_t bytes) {
+  if (Status s = checkCopy(bytes, src); !s.isOk())
+    return s;
+  if (bytes == 0)
+    return Status::ok();
+  return check(api_->cuMemcpyDtoH(dst, src.address, bytes), "cuMemcpyDtoH");
+}
+
+Status Device::copyOnDevice(DeviceRange dst, DeviceRange src, size_t bytes) {
+  if (Status s = checkCopy(bytes, src); !s.isOk())
+    return s;
+  if (Status s = checkCopy(bytes, dst); !s.isOk())
+    return s;
+  if (bytes == 0)
+    return Status::ok();
+  return check(api_->cuMemcpyDtoD(dst.address, src.address, bytes),
                "cuMemcpyDtoD");
 }
 

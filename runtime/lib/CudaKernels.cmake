@@ -40,7 +40,7 @@ add_custom_command(
   DEPENDS ${swan_cuda_ptx_files} ${CMAKE_CURRENT_SOURCE_DIR}/CudaEmbedPTX.cmake
   COMMENT "Embedding the CUDA kernels' PTX")
 
-add_library(SwanCuda STATIC CudaDriver.cpp CudaKernels.cpp
+add_library(SwanCuda STATIC CudaDriver.cpp CudaKernels.cpp CudaCache.cpp
   ${swan_cuda_dir}/CudaPTX.inc)
 # No MLIR or LLVM in the CUDA runtime: it must run where they are absent.
 set_target_properties(SwanCuda PROPERTIES LINK_LIBRARIES "" INTERFACE_LINK_LIBRARIES "")

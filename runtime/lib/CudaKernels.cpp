@@ -39,14 +39,13 @@ Status invalid(const std::string &message) {
   return Status::error(StatusCode::InvalidArgument, message);
 }
 
-/// Rejects a launch whose buffer is smaller than its shape says.
-Status checkSize(const Buffer *buffer, size_t bytes, const char *what) {
-  if (!buffer)
+/// Rejects a launch whose device range is smaller than its shape says.
+Status checkSize(DeviceRange range, size_t bytes, const char *what) {
+  if (!range.address)
     return invalid(std::string(what) + " is missing");
-  if (buffer->bytes() < bytes)
-    return invalid(std::string(what) + " holds " +
-                   std::to_string(buffer->bytes()) + " bytes, needs " +
-                   std::to_string(bytes));
+  if (range.bytes < bytes)
+    return invalid(std::string(what) + " holds " + std::to_string(range.bytes) +
+                   " bytes, needs " + std::to_string(bytes));
   return Status::ok();
 }
 } // namespace
@@ -75,60 +74,70 @@ Status KernelSet::load(Device &device, int64_t dim, int64_t group,
   return Status::ok();
 }
 
-Status KernelSet::rotate(const Buffer &x, int64_t rows,
-                         const Buffer &rotation, Buffer &out) {
+Status KernelSet::rotate(DeviceRange x, int64_t rows, DeviceRange rotation,
+                         DeviceRange out) {
   if (rows <= 0)
     return rows == 0 ? Status::ok() : invalid("negative row count");
   size_t rowBytes = dim_ * sizeof(float);
-  if (Status s = checkSize(&x, rows * rowBytes, "rotate input"); !s.isOk())
+  if (Status s = checkSize(x, rows * rowBytes, "rotate input"); !s.isOk())
     return s;
-  if (Status s = checkSize(&rotation, dim_ * rowBytes, "rotation");
-      !s.isOk())
+  if (Status s = checkSize(rotation, dim_ * rowBytes, "rotation"); !s.isOk())
     return s;
-  if (Status s = checkSize(&out, rows * rowBytes, "rotate output");
-      !s.isOk())
+  if (Status s = checkSize(out, rows * rowBytes, "rotate output"); !s.isOk())
     return s;
   KernelArguments args;
-  args.addMemRef(x.address(), {rows, dim_});
-  args.addMemRef(rotation.address(), {dim_, dim_});
-  args.addMemRef(out.address(), {rows, dim_});
+  args.addMemRef(x.address, {rows, dim_});
+  args.addMemRef(rotation.address, {dim_, dim_});
+  args.addMemRef(out.address, {rows, dim_});
   LaunchShape shape;
   shape.grid[0] = static_cast<unsigned>(rows);
   shape.block[0] = static_cast<unsigned>(dim_);
   return device_.launch(module_, "rotate", shape, args);
 }
 
-Status KernelSet::compress(const Buffer &x, int64_t rows,
-                           const Buffer &rotation, int64_t k, Buffer &values,
-                           Buffer &indices) {
+Status KernelSet::compress(DeviceRange x, int64_t rows, DeviceRange rotation,
+                           int64_t k, DeviceRange values, DeviceRange indices) {
+  return launchCompress("compress", x, rows * dim_ * sizeof(float), rows,
+                        rotation, k, values, indices);
+}
+
+Status KernelSet::compressStored(DeviceRange x, int64_t rows,
+                                 DeviceRange rotation, int64_t k,
+                                 DeviceRange values, DeviceRange indices) {
+  return launchCompress("compress_stored", x,
+                        rows * dim_ * storageBytes(storage_), rows, rotation, k,
+                        values, indices);
+}
+
+Status KernelSet::launchCompress(const char *kernel, DeviceRange x,
+                                 size_t xBytes, int64_t rows,
+                                 DeviceRange rotation, int64_t k,
+                                 DeviceRange values, DeviceRange indices) {
   if (k < 1 || k > dim_)
     return invalid("k = " + std::to_string(k) + " is outside [1, D]");
   if (rows <= 0)
     return rows == 0 ? Status::ok() : invalid("negative row count");
-  size_t rowBytes = dim_ * sizeof(float);
-  if (Status s = checkSize(&x, rows * rowBytes, "compress input");
+  if (Status s = checkSize(x, xBytes, "compress input"); !s.isOk())
+    return s;
+  if (Status s = checkSize(rotation, dim_ * dim_ * sizeof(float), "rotation");
       !s.isOk())
     return s;
-  if (Status s = checkSize(&rotation, dim_ * rowBytes, "rotation");
-      !s.isOk())
-    return s;
-  if (Status s = checkSize(&values, rows * k * storageBytes(storage_),
+  if (Status s = checkSize(values, rows * k * storageBytes(storage_),
                            "compressed values");
       !s.isOk())
     return s;
-  if (Status s = checkSize(&indices, rows * k, "compressed indices");
-      !s.isOk())
+  if (Status s = checkSize(indices, rows * k, "compressed indices"); !s.isOk())
     return s;
   KernelArguments args;
-  args.addMemRef(x.address(), {rows, dim_});
-  args.addMemRef(rotation.address(), {dim_, dim_});
+  args.addMemRef(x.address, {rows, dim_});
+  args.addMemRef(rotation.address, {dim_, dim_});
   args.addIndex(k);
-  args.addMemRef(values.address(), {rows, k});
-  args.addMemRef(indices.address(), {rows, k});
+  args.addMemRef(values.address, {rows, k});
+  args.addMemRef(indices.address, {rows, k});
   LaunchShape shape;
   shape.grid[0] = static_cast<unsigned>(rows);
   shape.block[0] = static_cast<unsigned>(dim_);
-  return device_.launch(module_, "compress", shape, args);
+  return device_.launch(module_, kernel, shape, args);
 }
 
 int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
@@ -168,7 +177,7 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   const size_t elem = storageBytes(storage_);
   const size_t f32 = sizeof(float);
   struct Check {
-    const Buffer *buffer;
+    DeviceRange range;
     size_t bytes;
     const char *what;
   } checks[] = {
@@ -187,7 +196,7 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
       {b.out, size_t(B * H * G * D) * f32, "output"},
   };
   for (const Check &c : checks)
-    if (Status s = checkSize(c.buffer, c.bytes, c.what); !s.isOk())
+    if (Status s = checkSize(c.range, c.bytes, c.what); !s.isOk())
       return s;
   if (!p.rotatedOutput)
     if (Status s = checkSize(b.valueRotation, size_t(H * D * D) * f32,
@@ -208,17 +217,17 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   const char *name =
       p.rotatedOutput ? "decode_attention_rotated" : "decode_attention";
   KernelArguments partial;
-  partial.addMemRef(b.query->address(), {B, H * G, D});
+  partial.addMemRef(b.query.address, {B, H * G, D});
   partial.addF32(p.scale);
-  partial.addMemRef(b.keyRotation->address(), {H, D, D});
-  partial.addMemRef(b.keyValues->address(), {B, H, L, p.keyK});
-  partial.addMemRef(b.keyIndices->address(), {B, H, L, p.keyK});
-  partial.addMemRef(b.valueValues->address(), {B, H, L, p.valueK});
-  partial.addMemRef(b.valueIndices->address(), {B, H, L, p.valueK});
-  partial.addMemRef(b.bufferKeys->address(), {B, H, bufferSlots, D});
-  partial.addMemRef(b.bufferValues->address(), {B, H, bufferSlots, D});
-  partial.addMemRef(b.sparseLengths->address(), {B});
-  partial.addMemRef(b.bufferLengths->address(), {B});
+  partial.addMemRef(b.keyRotation.address, {H, D, D});
+  partial.addMemRef(b.keyValues.address, {B, H, L, p.keyK});
+  partial.addMemRef(b.keyIndices.address, {B, H, L, p.keyK});
+  partial.addMemRef(b.valueValues.address, {B, H, L, p.valueK});
+  partial.addMemRef(b.valueIndices.address, {B, H, L, p.valueK});
+  partial.addMemRef(b.bufferKeys.address, {B, H, bufferSlots, D});
+  partial.addMemRef(b.bufferValues.address, {B, H, bufferSlots, D});
+  partial.addMemRef(b.sparseLengths.address, {B});
+  partial.addMemRef(b.bufferLengths.address, {B});
   partial.addMemRef(partialMax_.address(), {B, H, blocks, G});
   partial.addMemRef(partialSum_.address(), {B, H, blocks, G});
   partial.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
@@ -239,8 +248,8 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   merge.addMemRef(partialSum_.address(), {B, H, blocks, G});
   merge.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
   if (!p.rotatedOutput)
-    merge.addMemRef(b.valueRotation->address(), {H, D, D});
-  merge.addMemRef(b.out->address(), {B, H * G, D});
+    merge.addMemRef(b.valueRotation.address, {H, D, D});
+  merge.addMemRef(b.out.address, {B, H * G, D});
   LaunchShape mergeShape;
   mergeShape.grid[0] = static_cast<unsigned>(H * G);
   mergeShape.grid[1] = static_cast<unsigned>(B);

@@ -354,6 +354,31 @@ TEST(CacheApiCreateTest, BreakEvenAtOtherShapes) {
   }
 }
 
+// Where no driver or GPU is present (the development machines), a CUDA cache
+// is refused saying why; where one is, it is created (swan-cuda-tests checks
+// its numbers against the reference).
+TEST(CacheApiCreateTest, CudaCacheWithoutAGpuIsUnsupportedSayingWhy) {
+  std::mt19937_64 rng(0xc0dacafe);
+  auto rotK = randomOrthogonal(kHeads, kDim, rng);
+  auto rotV = randomOrthogonal(kHeads, kDim, rng);
+  swan_cache_config cfg = baseConfig();
+  cfg.device = SWAN_DEVICE_CUDA;
+  swan_cache *const sentinel = reinterpret_cast<swan_cache *>(0x1);
+  swan_cache *cache = sentinel;
+  swan_status status =
+      swan_cache_create(&cfg, rotK.data(), rotV.data(), &cache);
+  if (status == SWAN_OK) {
+    EXPECT_NE(cache, sentinel);
+    swan_cache_destroy(cache);
+    GTEST_SKIP() << "a CUDA GPU is present; swan-cuda-tests covers it";
+  }
+  EXPECT_EQ(status, SWAN_ERR_UNSUPPORTED) << swan_last_error();
+  EXPECT_EQ(cache, sentinel) << "*out was written";
+  EXPECT_TRUE(mentions("SWAN_DEVICE_CUDA")) << swan_last_error();
+  EXPECT_TRUE(mentions("no CUDA driver") || mentions("no CUDA device"))
+      << "\"" << swan_last_error() << "\" does not say why";
+}
+
 TEST(CacheApiCreateTest, CreateErrors) {
   std::mt19937_64 rng(0x5eedc0df);
   auto rotK = randomOrthogonal(kHeads, kDim, rng);
@@ -408,8 +433,14 @@ TEST(CacheApiCreateTest, CreateErrors) {
               "cfg->key_encoding = -2", rk, rv);
   expectFails(baseConfig(), bad, "rot_k", nullptr, rv);
   expectFails(baseConfig(), bad, "rot_v", rk, nullptr);
-  expectFails(with([](C &c) { c.device = SWAN_DEVICE_CUDA; }),
-              SWAN_ERR_UNSUPPORTED, "SWAN_DEVICE_CUDA", rk, rv);
+  expectFails(with([](C &c) { c.device = (swan_device)2; }), bad, "device", rk,
+              rv);
+  // Checked before the driver is opened, so on every machine.
+  expectFails(with([](C &c) {
+                c.device = SWAN_DEVICE_CUDA;
+                c.value_encoding = SWAN_ENCODING_MASK;
+              }),
+              SWAN_ERR_UNSUPPORTED, "SWAN_ENCODING_MASK is CPU-only", rk, rv);
 
   auto skewed = rotV;
   skewed[kDim * kDim + 5] += 0.1f; // head 1 is no longer orthogonal

@@ -426,18 +426,18 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
   problem.rotatedOutput = c.rotatedOutput;
   problem.splits = c.splits;
   DecodeBuffers buffers;
-  buffers.query = &dq;
-  buffers.keyRotation = &drk;
-  buffers.valueRotation = &drv;
-  buffers.keyValues = &dkv;
-  buffers.keyIndices = &dki;
-  buffers.valueValues = &dvv;
-  buffers.valueIndices = &dvi;
-  buffers.bufferKeys = &dbk;
-  buffers.bufferValues = &dbv;
-  buffers.sparseLengths = &dsl;
-  buffers.bufferLengths = &dbl;
-  buffers.out = &dout;
+  buffers.query = dq;
+  buffers.keyRotation = drk;
+  buffers.valueRotation = drv;
+  buffers.keyValues = dkv;
+  buffers.keyIndices = dki;
+  buffers.valueValues = dvv;
+  buffers.valueIndices = dvi;
+  buffers.bufferKeys = dbk;
+  buffers.bufferValues = dbv;
+  buffers.sparseLengths = dsl;
+  buffers.bufferLengths = dbl;
+  buffers.out = dout;
 
   // Twice: the second run reuses the workspace of the first.
   for (int run = 0; run < 2; ++run) {

@@ -125,8 +125,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   problem.bufferCapacity = b;
   problem.scale = 1.0f / 11.3137f;
   problem.splits = shape.splits;
-  DecodeBuffers buffers{&q, &rk, &rv, &kv, &ki, &vv, &vi, &bk, &bv, &sl,
-                        &bl, &out};
+  DecodeBuffers buffers{q, rk, rv, kv, ki, vv, vi, bk, bv, sl, bl, out};
   for (int i = 0; i < 5; ++i)
     if (!report(set->decodeAttention(problem, buffers), "warm-up"))
       return false;

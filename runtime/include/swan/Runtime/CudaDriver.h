@@ -23,8 +23,15 @@
 namespace swan::cuda {
 
 /// Why a CUDA call did not succeed. `Unsupported` means no usable driver or
-/// device (the C API reports it as SWAN_ERR_UNSUPPORTED).
-enum class StatusCode { Ok, Unsupported, DriverError, InvalidArgument };
+/// device (the C API reports it as SWAN_ERR_UNSUPPORTED); `OutOfMemory`,
+/// that device (or host) memory ran out.
+enum class StatusCode {
+  Ok,
+  Unsupported,
+  DriverError,
+  InvalidArgument,
+  OutOfMemory
+};
 
 class Status {
 public:
@@ -47,6 +54,13 @@ private:
 struct DriverApi;
 class Device;
 
+/// Bytes of device memory a call reads or writes: a whole Buffer (which
+/// converts to one) or a part of it (Buffer::slice).
+struct DeviceRange {
+  uint64_t address = 0;
+  size_t bytes = 0;
+};
+
 /// Device memory owned by one Device; freed when destroyed.
 class Buffer {
 public:
@@ -59,6 +73,14 @@ public:
 
   uint64_t address() const { return address_; }
   size_t bytes() const { return bytes_; }
+  operator DeviceRange() const { return {address_, bytes_}; }
+  /// Bytes [offset, offset + count); an empty range (which every call
+  /// rejects) when they do not lie inside the buffer.
+  DeviceRange slice(size_t offset, size_t count) const {
+    if (offset > bytes_ || count > bytes_ - offset)
+      return {};
+    return {address_ + offset, count};
+  }
 
 private:
   friend class Device;
@@ -129,10 +151,15 @@ public:
   int computeCapabilityMinor() const { return ccMinor_; }
   int multiprocessorCount() const { return multiprocessors_; }
 
+  /// Makes this GPU's context current on the calling thread: calls from a
+  /// thread other than the one that opened it need that first.
+  Status makeCurrent();
+
   Status allocate(size_t bytes, Buffer &out);
-  Status copyToDevice(const Buffer &dst, const void *src, size_t bytes);
-  Status copyToHost(void *dst, const Buffer &src, size_t bytes);
-  Status copyOnDevice(const Buffer &dst, const Buffer &src, size_t bytes);
+  /// Copies fail with InvalidArgument when `bytes` exceeds a range.
+  Status copyToDevice(DeviceRange dst, const void *src, size_t bytes);
+  Status copyToHost(void *dst, DeviceRange src, size_t bytes);
+  Status copyOnDevice(DeviceRange dst, DeviceRange src, size_t bytes);
 
   /// Loads PTX text (JIT-compiled by the driver for this GPU); the JIT's
   /// error log is part of the message on failure.

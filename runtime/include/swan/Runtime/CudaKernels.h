@@ -33,24 +33,24 @@ struct DecodeProblem {
   int64_t splits = 0;
 };
 
-/// Device buffers of one decode step, shapes as in swan.decode_attention:
+/// Device memory of one decode step, shapes as in swan.decode_attention:
 /// query and out [B, H·G, D] f32; rotations [H, D, D] f32; sparse key
 /// values/indices [B, H, L, keyK] (storage / uint8), sparse value
 /// values/indices [B, H, L, valueK]; buffer keys/values [B, H, b, D]
 /// (storage); lengths [B] int32.
 struct DecodeBuffers {
-  const Buffer *query = nullptr;
-  const Buffer *keyRotation = nullptr;
-  const Buffer *valueRotation = nullptr;
-  const Buffer *keyValues = nullptr;
-  const Buffer *keyIndices = nullptr;
-  const Buffer *valueValues = nullptr;
-  const Buffer *valueIndices = nullptr;
-  const Buffer *bufferKeys = nullptr;
-  const Buffer *bufferValues = nullptr;
-  const Buffer *sparseLengths = nullptr;
-  const Buffer *bufferLengths = nullptr;
-  Buffer *out = nullptr;
+  DeviceRange query;
+  DeviceRange keyRotation;
+  DeviceRange valueRotation;
+  DeviceRange keyValues;
+  DeviceRange keyIndices;
+  DeviceRange valueValues;
+  DeviceRange valueIndices;
+  DeviceRange bufferKeys;
+  DeviceRange bufferValues;
+  DeviceRange sparseLengths;
+  DeviceRange bufferLengths;
+  DeviceRange out;
 };
 
 class KernelSet {
@@ -68,13 +68,18 @@ public:
   Storage storage() const { return storage_; }
 
   /// out [rows, D] = x [rows, D] · R [D, D] (all f32).
-  Status rotate(const Buffer &x, int64_t rows, const Buffer &rotation,
-                Buffer &out);
+  Status rotate(DeviceRange x, int64_t rows, DeviceRange rotation,
+                DeviceRange out);
 
   /// Rotates then winnows each row of x [rows, D] (f32): values
   /// [rows, k] (storage) and indices [rows, k] (uint8, ascending).
-  Status compress(const Buffer &x, int64_t rows, const Buffer &rotation,
-                  int64_t k, Buffer &values, Buffer &indices);
+  Status compress(DeviceRange x, int64_t rows, DeviceRange rotation, int64_t k,
+                  DeviceRange values, DeviceRange indices);
+
+  /// compress on rows already in the storage type (x [rows, D]): how the
+  /// cache winnows the rows that leave its dense buffer, with R = I.
+  Status compressStored(DeviceRange x, int64_t rows, DeviceRange rotation,
+                        int64_t k, DeviceRange values, DeviceRange indices);
 
   /// The two launches of a decode step, as a mask for decodeAttention.
   enum DecodeStage : unsigned { kPartials = 1, kMerge = 2, kAllStages = 3 };
@@ -90,8 +95,13 @@ public:
   /// enough blocks to fill every multiprocessor a few times over.
   int64_t chooseSplits(const DecodeProblem &problem) const;
 
+  Device &device() const { return device_; }
+
 private:
   KernelSet(Device &device) : device_(device) {}
+  Status launchCompress(const char *kernel, DeviceRange x, size_t xBytes,
+                        int64_t rows, DeviceRange rotation, int64_t k,
+                        DeviceRange values, DeviceRange indices);
   Status ensureWorkspace(size_t maxBytes, size_t accBytes);
 
   Device &device_;

@@ -14,7 +14,7 @@
 //   rotate    `@f`          (x [n,D], r [D,D], out [n,D])
 //             grid (n), block (D)
 //   compress  `@f`          (x [n,D], r [D,D], k, values [n,k], indices [n,k])
-//             grid (n), block (D)
+//             grid (n), block (D); x is f32 or already in the storage type
 //   decode_attention: two kernels, flash-decoding form
 //     `@f_partial`          (query [B,H*G,D], scale, key_rotation [H,D,D],
 //                            sparse key values/indices [B,H,L,kK],

@@ -1,0 +1,152 @@
+//===- CudaCache.h - the SWAN KV cache in GPU memory ------------*- C++ -*-===//
+//
+// The storage and arithmetic of swan::Cache with device = SWAN_DEVICE_CUDA
+// (swan/Cache.h validates the arguments and wraps this class). Every token
+// lives in device memory and every numeric step runs as a generated kernel
+// (CudaKernels.h); the host keeps only each token's k. Plain C++ over the
+// driver: no MLIR or LLVM, so the GPU check runs it where they are absent.
+//
+// Layout per sequence:
+//   dense buffer: keys, values [H][b][D] (storage type), a ring of the
+//     newest b tokens; attention is a sum over tokens, so their slots need
+//     no order, and the ring is full whenever a token has left it;
+//   winnowed tokens: key values / indices [H][capacity][kKeyStride], value
+//     values / indices [H][capacity][kValueStride], oldest first. A token
+//     stored with fewer than the stride's components has zero-valued entries
+//     at unused dimensions after its own: they add nothing to a score or an
+//     output, and the kernels, which need one k per launch and distinct
+//     indices within a token, read every row alike.
+// The stride is the largest k among the sequence's winnowed tokens: setK to
+// a lower k pads new tokens (rewinnow then shrinks the stride and the
+// memory); a higher k re-lays the store out once.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_RUNTIME_CUDACACHE_H
+#define SWAN_RUNTIME_CUDACACHE_H
+
+#include "swan/Runtime/CudaKernels.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace swan::cuda {
+
+/// The shape of a cache: the fields of swan::CacheConfig this class uses.
+struct CacheShape {
+  int64_t dim = 128;
+  int64_t kvHeads = 8;
+  int64_t group = 4;
+  int64_t bufferTokens = 128;
+  Storage storage = Storage::F16;
+  bool valuesPrerotated = false;
+  bool outputRotated = false;
+};
+
+/// What one sequence holds.
+struct SequenceInfo {
+  int64_t bufferTokens = 0;
+  int64_t sparseTokens = 0;
+  int64_t keyStride = 0, valueStride = 0; ///< 0 before a token is winnowed
+  size_t bytes = 0; ///< device memory of its tokens, exactly as allocated
+  double maxKeyNorm = 0.0; ///< the largest key norm appended
+};
+
+/// A sequence expanded to dense rotated rows, oldest first.
+struct SequenceRows {
+  int64_t tokens = 0;
+  std::vector<float> keys, values;   ///< [tokens][H][D], zeros where dropped
+  std::vector<int32_t> keyK, valueK; ///< [tokens]: D in the buffer
+  std::vector<bool> inBuffer;
+};
+
+/// Thread safety as swan.h states for the cache: calls that change it must
+/// not overlap others; attention and decompress may come from any thread at
+/// once (they take turns on the GPU), the others only read host state.
+class DeviceCache {
+public:
+  /// Opens GPU `ordinal` through `driverLibrary`, loads the kernels of
+  /// (D, G, storage) and copies the rotations ([H][D][D] f32 each) to it.
+  /// StatusCode::Unsupported, saying why, when there is no driver, no GPU
+  /// or no kernels for the shape.
+  static Status create(const CacheShape &shape, const float *rotK,
+                       const float *rotV, std::unique_ptr<DeviceCache> &out,
+                       int ordinal = 0,
+                       const char *driverLibrary = "libcuda.so.1");
+  ~DeviceCache();
+
+  const CacheShape &shape() const { return shape_; }
+  const Device &device() const { return *device_; }
+
+  /// Appends n tokens (keys, values [n][H][D] f32) to `seq`, creating it
+  /// when new; leaving tokens are winnowed to (kKey, kValue).
+  /// InvalidArgument when an input is not finite or a rotated component
+  /// overflows the storage type. On any failure the cache is as it was.
+  Status append(int32_t seq, int64_t n, const float *keys, const float *values,
+                int32_t kKey, int32_t kValue);
+  /// Lowers every winnowed token to at most (kKey, kValue) components and
+  /// gives the memory back; on failure nothing changed.
+  Status rewinnow(int32_t kKey, int32_t kValue);
+  /// q, out: [count][H·G][D]; every sequence exists and holds a token.
+  Status attention(const int32_t *seqs, int64_t count, const float *q,
+                   float scale, float *out);
+  void release(int32_t seq);
+
+  bool contains(int32_t seq) const { return sequences_.count(seq) != 0; }
+  int64_t sequenceCount() const { return sequences_.size(); }
+  SequenceInfo info(int32_t seq) const;
+  /// Device memory of every sequence's tokens, exactly as allocated.
+  size_t bytes() const;
+  Status decompress(int32_t seq, SequenceRows &out) const;
+
+private:
+  /// The winnowed tokens of one sequence; see the file comment.
+  struct Store {
+    Buffer keyValues, keyIndices, valueValues, valueIndices;
+    int64_t capacity = 0, keyStride = 0, valueStride = 0;
+    size_t bytes() const {
+      return keyValues.bytes() + keyIndices.bytes() + valueValues.bytes() +
+             valueIndices.bytes();
+    }
+  };
+  struct Sequence {
+    Buffer ringKeys, ringValues; ///< unallocated until the first token
+    int64_t ringStart = 0, ringCount = 0;
+    Store store;
+    int64_t used = 0;                  ///< winnowed tokens in the store
+    std::vector<int32_t> keyK, valueK; ///< per winnowed token
+    double maxKeyNorm = 0.0;
+  };
+  DeviceCache() = default;
+
+  size_t element() const;
+  /// Rows [slot, slot + rows) of `head` in a ring buffer.
+  DeviceRange ringRows(const Buffer &ring, int64_t head, int64_t slot,
+                       int64_t rows) const;
+  Status allocateStore(int64_t capacity, int64_t keyStride, int64_t valueStride,
+                       Store &out) const;
+  Status relayout(const Store &from, const Sequence &s, Store &to,
+                  const std::vector<int32_t> &keyKeep,
+                  const std::vector<int32_t> &valueKeep) const;
+  Status winnowInto(Store &store, bool isKey, int64_t head, int64_t row,
+                    int64_t rows, DeviceRange input, bool stored,
+                    DeviceRange rotation, int32_t k);
+  Status growWorkspace(Buffer &buffer, size_t bytes);
+
+  CacheShape shape_;
+  std::unique_ptr<Device> device_;
+  std::unique_ptr<KernelSet> kernels_;
+  Buffer rotK_, rotV_, identity_;
+  std::map<int32_t, Sequence> sequences_;
+  /// Reused between calls; not token storage.
+  Buffer scratchValues_, scratchIndices_, query_, out_, lengths_;
+  /// Serialises the calls that use the GPU (the workspaces above and the
+  /// kernels' own are shared).
+  mutable std::mutex mutex_;
+};
+
+} // namespace swan::cuda
+
+#endif // SWAN_RUNTIME_CUDACACHE_H

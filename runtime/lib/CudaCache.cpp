@@ -1,0 +1,750 @@
+//===- CudaCache.cpp - the SWAN KV cache in GPU memory --------------------===//
+//
+// Append stages everything a call writes in memory nobody reads yet (new
+// store rows beyond the used ones, a new store, staged buffer rows) and
+// commits with device copies and bookkeeping, so that a failing call leaves
+// the cache as it was. All launches and copies go to the default stream, in
+// order; host copies wait for the work before them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Runtime/CudaCache.h"
+
+#include "swan/Runtime/KeepLargest.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+using namespace swan::cuda;
+
+namespace {
+
+Status outOfMemory(size_t bytes, const char *what) {
+  return Status::error(StatusCode::OutOfMemory,
+                       "cannot allocate " + std::to_string(bytes) +
+                           " bytes of host memory for " + what);
+}
+
+/// Host memory from malloc: running out must be a status, not an abort.
+struct FreeDeleter {
+  void operator()(void *p) const { std::free(p); }
+};
+template <typename T> using HostArray = std::unique_ptr<T[], FreeDeleter>;
+template <typename T> HostArray<T> hostArray(size_t count) {
+  return HostArray<T>(
+      static_cast<T *>(std::malloc(std::max<size_t>(count, 1) * sizeof(T))));
+}
+
+/// The largest finite value of the storage type, and a row norm below which
+/// no rotated component (|x·R|_i <= ‖x‖) can exceed it.
+double storageMax(Storage storage) {
+  return storage == Storage::F16 ? 65504.0 : 3.4028234663852886e38;
+}
+
+double rowNorm(const float *row, int64_t count) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; ++i)
+    sum += double(row[i]) * double(row[i]);
+  return std::sqrt(sum);
+}
+
+float loadElement(const char *row, int64_t i, Storage storage) {
+  if (storage == Storage::F32)
+    return reinterpret_cast<const float *>(row)[i];
+  return static_cast<float>(reinterpret_cast<const _Float16 *>(row)[i]);
+}
+
+/// Pads a winnowed row of `k` entries (values, ascending indices) to
+/// `stride` entries: zero values at the lowest dimensions it did not keep.
+void padRow(char *values, uint8_t *indices, int64_t k, int64_t stride,
+            size_t element) {
+  bool kept[256] = {};
+  for (int64_t j = 0; j < k; ++j)
+    kept[indices[j]] = true;
+  std::memset(values + k * element, 0, (stride - k) * element);
+  for (int64_t j = k, d = 0; j < stride; ++d)
+    if (!kept[d])
+      indices[j++] = static_cast<uint8_t>(d);
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Creation and layout
+//===----------------------------------------------------------------------===//
+
+DeviceCache::~DeviceCache() {
+  // The buffers are freed below, in this thread's view of the GPU.
+  if (device_)
+    (void)device_->makeCurrent();
+}
+
+Status DeviceCache::create(const CacheShape &shape, const float *rotK,
+                           const float *rotV, std::unique_ptr<DeviceCache> &out,
+                           int ordinal, const char *driverLibrary) {
+  std::unique_ptr<DeviceCache> cache(new DeviceCache());
+  cache->shape_ = shape;
+  if (Status s = Device::open(cache->device_, ordinal, driverLibrary);
+      !s.isOk())
+    return s;
+  if (Status s = KernelSet::load(*cache->device_, shape.dim, shape.group,
+                                 shape.storage, cache->kernels_);
+      !s.isOk())
+    return s;
+  const int64_t d = shape.dim;
+  const size_t rotationBytes = shape.kvHeads * d * d * sizeof(float);
+  std::vector<float> identity(d * d, 0.0f);
+  for (int64_t i = 0; i < d; ++i)
+    identity[i * d + i] = 1.0f;
+  Device &device = *cache->device_;
+  for (Status s :
+       {device.allocate(rotationBytes, cache->rotK_),
+        device.allocate(rotationBytes, cache->rotV_),
+        device.allocate(identity.size() * sizeof(float), cache->identity_)})
+    if (!s.isOk())
+      return s;
+  for (Status s : {device.copyToDevice(cache->rotK_, rotK, rotationBytes),
+                   device.copyToDevice(cache->rotV_, rotV, rotationBytes),
+                   device.copyToDevice(cache->identity_, identity.data(),
+                                       identity.size() * sizeof(float))})
+    if (!s.isOk())
+      return s;
+  out = std::move(cache);
+  return Status::ok();
+}
+
+size_t DeviceCache::element() const {
+  return shape_.storage == Storage::F16 ? 2 : 4;
+}
+
+DeviceRange DeviceCache::ringRows(const Buffer &ring, int64_t head,
+                                  int64_t slot, int64_t rows) const {
+  const size_t rowBytes = shape_.dim * element();
+  return ring.slice((head * shape_.bufferTokens + slot) * rowBytes,
+                    rows * rowBytes);
+}
+
+Status DeviceCache::allocateStore(int64_t capacity, int64_t keyStride,
+                                  int64_t valueStride, Store &out) const {
+  const size_t rows = shape_.kvHeads * capacity;
+  Store store;
+  store.capacity = capacity;
+  store.keyStride = keyStride;
+  store.valueStride = valueStride;
+  for (Status s :
+       {device_->allocate(rows * keyStride * element(), store.keyValues),
+        device_->allocate(rows * keyStride, store.keyIndices),
+        device_->allocate(rows * valueStride * element(), store.valueValues),
+        device_->allocate(rows * valueStride, store.valueIndices)})
+    if (!s.isOk())
+      return s;
+  out = std::move(store);
+  return Status::ok();
+}
+
+/// The first `used` rows of every head of `from`, each lowered to
+/// keyKeep[t] / valueKeep[t] components (at most the token's k) and padded
+/// to `to`'s strides, written into `to`. Runs on the host: it serves the
+/// rare calls that change a stride.
+Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
+                             const std::vector<int32_t> &keyKeep,
+                             const std::vector<int32_t> &valueKeep) const {
+  const int64_t heads = shape_.kvHeads, used = s.used;
+  const size_t e = element();
+  for (bool isKey : {true, false}) {
+    const int64_t oldStride = isKey ? from.keyStride : from.valueStride;
+    const int64_t newStride = isKey ? to.keyStride : to.valueStride;
+    const std::vector<int32_t> &k = isKey ? s.keyK : s.valueK;
+    const std::vector<int32_t> &keep = isKey ? keyKeep : valueKeep;
+    const Buffer &oldValues = isKey ? from.keyValues : from.valueValues;
+    const Buffer &oldIndices = isKey ? from.keyIndices : from.valueIndices;
+    Buffer &newValues = isKey ? to.keyValues : to.valueValues;
+    Buffer &newIndices = isKey ? to.keyIndices : to.valueIndices;
+    auto values = hostArray<char>(used * std::max(oldStride, newStride) * e);
+    auto indices = hostArray<uint8_t>(used * std::max(oldStride, newStride));
+    if (!values || !indices)
+      return outOfMemory(used * std::max(oldStride, newStride) * (e + 1),
+                         "re-laying out winnowed tokens");
+    for (int64_t h = 0; h < heads; ++h) {
+      const size_t oldRow = h * from.capacity * oldStride;
+      if (Status st = device_->copyToHost(
+              values.get(), oldValues.slice(oldRow * e, used * oldStride * e),
+              used * oldStride * e);
+          !st.isOk())
+        return st;
+      if (Status st = device_->copyToHost(
+              indices.get(), oldIndices.slice(oldRow, used * oldStride),
+              used * oldStride);
+          !st.isOk())
+        return st;
+      // Rows move to a new stride; going up they are spread from the last,
+      // going down packed from the first, so none is overwritten unread.
+      auto relayoutRow = [&](int64_t t) {
+        char *rowValues = values.get() + t * oldStride * e;
+        uint8_t *rowIndices = indices.get() + t * oldStride;
+        if (keep[t] < k[t]) {
+          if (shape_.storage == Storage::F16)
+            keepLargest(reinterpret_cast<_Float16 *>(rowValues), rowIndices,
+                        k[t], keep[t]);
+          else
+            keepLargest(reinterpret_cast<float *>(rowValues), rowIndices, k[t],
+                        keep[t]);
+        }
+        char *outValues = values.get() + t * newStride * e;
+        uint8_t *outIndices = indices.get() + t * newStride;
+        std::memmove(outValues, rowValues, keep[t] * e);
+        std::memmove(outIndices, rowIndices, keep[t]);
+        padRow(outValues, outIndices, keep[t], newStride, e);
+      };
+      if (newStride > oldStride)
+        for (int64_t t = used - 1; t >= 0; --t)
+          relayoutRow(t);
+      else
+        for (int64_t t = 0; t < used; ++t)
+          relayoutRow(t);
+      const size_t newRow = h * to.capacity * newStride;
+      if (Status st = device_->copyToDevice(
+              newValues.slice(newRow * e, used * newStride * e), values.get(),
+              used * newStride * e);
+          !st.isOk())
+        return st;
+      if (Status st =
+              device_->copyToDevice(newIndices.slice(newRow, used * newStride),
+                                    indices.get(), used * newStride);
+          !st.isOk())
+        return st;
+    }
+  }
+  return Status::ok();
+}
+
+Status DeviceCache::growWorkspace(Buffer &buffer, size_t bytes) {
+  if (buffer.bytes() >= bytes)
+    return Status::ok();
+  return device_->allocate(bytes, buffer);
+}
+
+/// Winnows `rows` rows of `input` ([rows][D], f32 or, with `stored`, the
+/// storage type) to k components into store rows [row, row + rows) of
+/// `head`. At the store's stride the kernel writes in place; below it the
+/// rows are padded on the host.
+Status DeviceCache::winnowInto(Store &store, bool isKey, int64_t head,
+                               int64_t row, int64_t rows, DeviceRange input,
+                               bool stored, DeviceRange rotation, int32_t k) {
+  if (rows == 0)
+    return Status::ok();
+  const size_t e = element();
+  const int64_t stride = isKey ? store.keyStride : store.valueStride;
+  const size_t first = head * store.capacity + row;
+  DeviceRange values = (isKey ? store.keyValues : store.valueValues)
+                           .slice(first * stride * e, rows * stride * e);
+  DeviceRange indices = (isKey ? store.keyIndices : store.valueIndices)
+                            .slice(first * stride, rows * stride);
+  auto launch = [&](DeviceRange v, DeviceRange i) {
+    return stored ? kernels_->compressStored(input, rows, rotation, k, v, i)
+                  : kernels_->compress(input, rows, rotation, k, v, i);
+  };
+  if (k == stride)
+    return launch(values, indices);
+  if (Status s = growWorkspace(scratchValues_, rows * k * e); !s.isOk())
+    return s;
+  if (Status s = growWorkspace(scratchIndices_, rows * k); !s.isOk())
+    return s;
+  if (Status s = launch(scratchValues_, scratchIndices_); !s.isOk())
+    return s;
+  auto hostValues = hostArray<char>(rows * stride * e);
+  auto hostIndices = hostArray<uint8_t>(rows * stride);
+  if (!hostValues || !hostIndices)
+    return outOfMemory(rows * stride * (e + 1), "padding winnowed tokens");
+  if (Status s =
+          device_->copyToHost(hostValues.get(), scratchValues_, rows * k * e);
+      !s.isOk())
+    return s;
+  if (Status s =
+          device_->copyToHost(hostIndices.get(), scratchIndices_, rows * k);
+      !s.isOk())
+    return s;
+  // Spread from the last row so that none is overwritten before it moves.
+  for (int64_t t = rows - 1; t >= 0; --t) {
+    char *v = hostValues.get() + t * stride * e;
+    uint8_t *i = hostIndices.get() + t * stride;
+    std::memmove(v, hostValues.get() + t * k * e, k * e);
+    std::memmove(i, hostIndices.get() + t * k, k);
+    padRow(v, i, k, stride, e);
+  }
+  if (Status s =
+          device_->copyToDevice(values, hostValues.get(), rows * stride * e);
+      !s.isOk())
+    return s;
+  return device_->copyToDevice(indices, hostIndices.get(), rows * stride);
+}
+
+//===----------------------------------------------------------------------===//
+// Append
+//===----------------------------------------------------------------------===//
+
+Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
+                           const float *values, int32_t kKey, int32_t kValue) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (Status st = device_->makeCurrent(); !st.isOk())
+    return st;
+  auto found = sequences_.find(seq);
+  const bool isNew = found == sequences_.end();
+  if (n == 0) {
+    if (isNew)
+      sequences_.try_emplace(seq);
+    return Status::ok();
+  }
+  static const Sequence empty;
+  const Sequence &s = isNew ? empty : found->second;
+  const int64_t heads = shape_.kvHeads, d = shape_.dim, b = shape_.bufferTokens;
+  const size_t e = element();
+  const int64_t held = s.ringCount;
+  const int64_t leave = std::max<int64_t>(0, held + n - b);
+  const int64_t fromOld = std::min(leave, held);
+  const int64_t fromNew = leave - fromOld;
+  const int64_t toBuffer = n - fromNew;
+
+  // The inputs per head, [keys, values][H][n][D], and what they may do.
+  auto staged = hostArray<float>(2 * heads * n * d);
+  if (!staged)
+    return outOfMemory(2 * heads * n * d * sizeof(float), "append staging");
+  // NaN or Inf would poison every later attention over this sequence.
+  // Checked after the staging allocation, so that an absurd n fails there.
+  const int64_t inputFloats = n * heads * d;
+  for (auto [input, name] :
+       {std::pair(keys, "keys"), std::pair(values, "values")})
+    for (int64_t i = 0; i < inputFloats; ++i)
+      if (!std::isfinite(input[i]))
+        return Status::error(StatusCode::InvalidArgument,
+                             std::string(name) + "[" + std::to_string(i) +
+                                 "] is not finite (token " +
+                                 std::to_string(i / (heads * d)) + ")");
+  double maxKeyNorm = 0.0, maxNorm = 0.0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const float *key = keys + (t * heads + h) * d;
+      const float *value = values + (t * heads + h) * d;
+      std::memcpy(staged.get() + (h * n + t) * d, key, d * sizeof(float));
+      std::memcpy(staged.get() + ((heads + h) * n + t) * d, value,
+                  d * sizeof(float));
+      double keyNorm = rowNorm(key, d);
+      maxKeyNorm = std::max(maxKeyNorm, keyNorm);
+      maxNorm = std::max({maxNorm, keyNorm, rowNorm(value, d)});
+    }
+  // |x·R|_i <= ‖x‖: only rows this long can overflow the storage type once
+  // rotated, and only then are the stored values read back and checked.
+  const bool mayOverflow = maxNorm > 0.999 * storageMax(shape_.storage);
+
+  Buffer input;
+  const size_t inputBytes = 2 * heads * n * d * sizeof(float);
+  if (Status st = device_->allocate(inputBytes, input); !st.isOk())
+    return st;
+  if (Status st = device_->copyToDevice(input, staged.get(), inputBytes);
+      !st.isOk())
+    return st;
+  auto inputRows = [&](bool isKey, int64_t h, int64_t first, int64_t rows) {
+    int64_t block = (isKey ? 0 : heads) + h;
+    return input.slice((block * n + first) * d * sizeof(float),
+                       rows * d * sizeof(float));
+  };
+  auto rotation = [&](bool isKey, int64_t h) -> DeviceRange {
+    if (!isKey && shape_.valuesPrerotated)
+      return identity_;
+    const size_t bytes = d * d * sizeof(float);
+    return (isKey ? rotK_ : rotV_).slice(h * bytes, bytes);
+  };
+
+  // A new store when the rows do not fit or a stride must change; strides
+  // are the largest k stored (any k while the store is empty).
+  const int64_t keyStride =
+      s.used ? std::max<int64_t>(s.store.keyStride, kKey) : kKey;
+  const int64_t valueStride =
+      s.used ? std::max<int64_t>(s.store.valueStride, kValue) : kValue;
+  Store fresh;
+  bool replaceStore = false;
+  if (leave > 0 &&
+      (s.used + leave > s.store.capacity || keyStride != s.store.keyStride ||
+       valueStride != s.store.valueStride)) {
+    int64_t capacity = s.store.capacity;
+    if (s.used + leave > capacity)
+      capacity = std::max(s.used + leave,
+                          capacity + std::max<int64_t>(capacity / 4, 256));
+    if (Status st = allocateStore(capacity, keyStride, valueStride, fresh);
+        !st.isOk())
+      return st;
+    if (s.used > 0) {
+      if (keyStride == s.store.keyStride &&
+          valueStride == s.store.valueStride) {
+        for (int64_t h = 0; h < heads; ++h)
+          for (bool isKey : {true, false}) {
+            const int64_t stride = isKey ? keyStride : valueStride;
+            const size_t from = h * s.store.capacity * stride;
+            const size_t to = h * capacity * stride;
+            const size_t count = s.used * stride;
+            const Buffer &oldV =
+                isKey ? s.store.keyValues : s.store.valueValues;
+            const Buffer &oldI =
+                isKey ? s.store.keyIndices : s.store.valueIndices;
+            Buffer &newV = isKey ? fresh.keyValues : fresh.valueValues;
+            Buffer &newI = isKey ? fresh.keyIndices : fresh.valueIndices;
+            for (Status st :
+                 {device_->copyOnDevice(newV.slice(to * e, count * e),
+                                        oldV.slice(from * e, count * e),
+                                        count * e),
+                  device_->copyOnDevice(newI.slice(to, count),
+                                        oldI.slice(from, count), count)})
+              if (!st.isOk())
+                return st;
+          }
+      } else if (Status st = relayout(s.store, s, fresh, s.keyK, s.valueK);
+                 !st.isOk()) {
+        return st;
+      }
+    }
+    replaceStore = true;
+  }
+  // Winnowing writes rows [used, used + leave), which attention does not
+  // read before the commit: a store that keeps its layout is written in
+  // place. (A new sequence with no leaving tokens writes no store.)
+  Store &target = replaceStore || isNew ? fresh : found->second.store;
+
+  Buffer ringKeys, ringValues;
+  if (!s.ringKeys.address()) {
+    const size_t ringBytes = heads * b * d * e;
+    if (Status st = device_->allocate(ringBytes, ringKeys); !st.isOk())
+      return st;
+    if (Status st = device_->allocate(ringBytes, ringValues); !st.isOk())
+      return st;
+  }
+  const Buffer &ringK = s.ringKeys.address() ? s.ringKeys : ringKeys;
+  const Buffer &ringV = s.ringValues.address() ? s.ringValues : ringValues;
+
+  // Rows that enter the buffer, rotated into the storage type: compress at
+  // k = D keeps every component in dimension order, which is the rotated
+  // row itself.
+  Buffer stagedRows, stagedIndices;
+  if (Status st = device_->allocate(2 * heads * toBuffer * d * e, stagedRows);
+      !st.isOk())
+    return st;
+  if (Status st = device_->allocate(toBuffer * d, stagedIndices); !st.isOk())
+    return st;
+  auto stagedRange = [&](bool isKey, int64_t h, int64_t first, int64_t rows) {
+    int64_t block = (isKey ? 0 : heads) + h;
+    return stagedRows.slice((block * toBuffer + first) * d * e, rows * d * e);
+  };
+
+  for (int64_t h = 0; h < heads; ++h)
+    for (bool isKey : {true, false}) {
+      const int32_t k = isKey ? kKey : kValue;
+      const Buffer &ring = isKey ? ringK : ringV;
+      // Oldest buffer tokens first, in at most two runs of the ring; they
+      // are rotated already, so they are winnowed with the identity.
+      for (int64_t t = 0; t < fromOld;) {
+        int64_t slot = (s.ringStart + t) % b;
+        int64_t run = std::min(fromOld - t, b - slot);
+        if (Status st = winnowInto(target, isKey, h, s.used + t, run,
+                                   ringRows(ring, h, slot, run),
+                                   /*stored=*/true, identity_, k);
+            !st.isOk())
+          return st;
+        t += run;
+      }
+      if (Status st = winnowInto(target, isKey, h, s.used + fromOld, fromNew,
+                                 inputRows(isKey, h, 0, fromNew),
+                                 /*stored=*/false, rotation(isKey, h), k);
+          !st.isOk())
+        return st;
+      if (toBuffer > 0)
+        if (Status st = kernels_->compress(
+                inputRows(isKey, h, fromNew, toBuffer), toBuffer,
+                rotation(isKey, h), d, stagedRange(isKey, h, 0, toBuffer),
+                stagedIndices);
+            !st.isOk())
+          return st;
+    }
+
+  if (mayOverflow) {
+    auto check = [&](DeviceRange range, size_t count, bool isKey,
+                     int64_t h) -> Status {
+      auto host = hostArray<char>(count * e);
+      if (!host)
+        return outOfMemory(count * e, "the overflow check");
+      if (Status st = device_->copyToHost(host.get(), range, count * e);
+          !st.isOk())
+        return st;
+      for (size_t i = 0; i < count; ++i)
+        if (!std::isfinite(loadElement(host.get(), i, shape_.storage)))
+          return Status::error(
+              StatusCode::InvalidArgument,
+              std::string(isKey ? "keys" : "values") + " of head " +
+                  std::to_string(h) + ": a rotated component overflows the " +
+                  (shape_.storage == Storage::F16 ? "fp16 storage (|x·R| > "
+                                                    "65504)"
+                                                  : "f32 storage (|x·R| > "
+                                                    "FLT_MAX)"));
+      return Status::ok();
+    };
+    for (int64_t h = 0; h < heads; ++h)
+      for (bool isKey : {true, false}) {
+        const int64_t stride = isKey ? target.keyStride : target.valueStride;
+        const Buffer &v = isKey ? target.keyValues : target.valueValues;
+        const size_t first = (h * target.capacity + s.used + fromOld) * stride;
+        if (Status st = check(v.slice(first * e, fromNew * stride * e),
+                              fromNew * stride, isKey, h);
+            !st.isOk())
+          return st;
+        if (Status st = check(stagedRange(isKey, h, 0, toBuffer), toBuffer * d,
+                              isKey, h);
+            !st.isOk())
+          return st;
+      }
+  }
+
+  // Kernel faults surface here, before anything is committed.
+  if (Status st = device_->synchronize(); !st.isOk())
+    return st;
+
+  // Commit: bookkeeping, then copies into the ring (only a driver fault can
+  // fail them).
+  Sequence &seqState = isNew ? sequences_[seq] : found->second;
+  seqState.keyK.reserve(seqState.used + leave);
+  seqState.valueK.reserve(seqState.used + leave);
+  seqState.keyK.insert(seqState.keyK.end(), leave, kKey);
+  seqState.valueK.insert(seqState.valueK.end(), leave, kValue);
+  if (replaceStore)
+    seqState.store = std::move(fresh);
+  if (!seqState.ringKeys.address()) {
+    seqState.ringKeys = std::move(ringKeys);
+    seqState.ringValues = std::move(ringValues);
+  }
+  seqState.used += leave;
+  seqState.maxKeyNorm = std::max(seqState.maxKeyNorm, maxKeyNorm);
+  seqState.ringStart = (seqState.ringStart + fromOld) % b;
+  seqState.ringCount -= fromOld;
+  const int64_t firstSlot = (seqState.ringStart + seqState.ringCount) % b;
+  for (int64_t h = 0; h < heads; ++h)
+    for (bool isKey : {true, false})
+      for (int64_t t = 0; t < toBuffer;) {
+        int64_t slot = (firstSlot + t) % b;
+        int64_t run = std::min(toBuffer - t, b - slot);
+        if (Status st = device_->copyOnDevice(
+                ringRows(isKey ? seqState.ringKeys : seqState.ringValues, h,
+                         slot, run),
+                stagedRange(isKey, h, t, run), run * d * e);
+            !st.isOk())
+          return st;
+        t += run;
+      }
+  seqState.ringCount += toBuffer;
+  return device_->synchronize();
+}
+
+//===----------------------------------------------------------------------===//
+// Re-winnowing
+//===----------------------------------------------------------------------===//
+
+Status DeviceCache::rewinnow(int32_t kKey, int32_t kValue) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (Status st = device_->makeCurrent(); !st.isOk())
+    return st;
+  // Every new store is built before any replaces its old one.
+  std::vector<std::pair<Sequence *, Store>> rebuilt;
+  for (auto &[id, s] : sequences_) {
+    if (s.used == 0 ||
+        (s.store.keyStride <= kKey && s.store.valueStride <= kValue))
+      continue;
+    std::vector<int32_t> keyKeep(s.used), valueKeep(s.used);
+    for (int64_t t = 0; t < s.used; ++t) {
+      keyKeep[t] = std::min(s.keyK[t], kKey);
+      valueKeep[t] = std::min(s.valueK[t], kValue);
+    }
+    Store store;
+    if (Status st = allocateStore(
+            s.used, std::min<int64_t>(s.store.keyStride, kKey),
+            std::min<int64_t>(s.store.valueStride, kValue), store);
+        !st.isOk())
+      return st;
+    if (Status st = relayout(s.store, s, store, keyKeep, valueKeep); !st.isOk())
+      return st;
+    rebuilt.emplace_back(&s, std::move(store));
+  }
+  for (auto &[s, store] : rebuilt) {
+    s->store = std::move(store);
+    for (int64_t t = 0; t < s->used; ++t) {
+      s->keyK[t] = std::min(s->keyK[t], kKey);
+      s->valueK[t] = std::min(s->valueK[t], kValue);
+    }
+  }
+  return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+Status DeviceCache::attention(const int32_t *seqs, int64_t count,
+                              const float *q, float scale, float *out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (Status st = device_->makeCurrent(); !st.isOk())
+    return st;
+  const int64_t heads = shape_.kvHeads, d = shape_.dim;
+  const size_t rowBytes = heads * shape_.group * d * sizeof(float);
+  for (Status st : {growWorkspace(query_, count * rowBytes),
+                    growWorkspace(out_, count * rowBytes),
+                    growWorkspace(lengths_, 2 * count * sizeof(int32_t))})
+    if (!st.isOk())
+      return st;
+  std::vector<const Sequence *> batch;
+  std::vector<int32_t> lengths(2 * count);
+  for (int64_t i = 0; i < count; ++i) {
+    const Sequence &s = sequences_.at(seqs[i]);
+    batch.push_back(&s);
+    lengths[i] = static_cast<int32_t>(s.used);
+    lengths[count + i] = static_cast<int32_t>(s.ringCount);
+  }
+  if (Status st = device_->copyToDevice(query_, q, count * rowBytes);
+      !st.isOk())
+    return st;
+  if (Status st = device_->copyToDevice(lengths_, lengths.data(),
+                                        lengths.size() * sizeof(int32_t));
+      !st.isOk())
+    return st;
+  // One launch pair per sequence: each has its own capacity and strides.
+  for (int64_t i = 0; i < count; ++i) {
+    const Sequence &s = *batch[i];
+    DecodeProblem problem;
+    problem.batch = 1;
+    problem.kvHeads = heads;
+    problem.sparseCapacity = s.store.capacity;
+    // An empty store reads nothing; the kernels still need k >= 1.
+    problem.keyK = std::max<int64_t>(1, s.store.keyStride);
+    problem.valueK = std::max<int64_t>(1, s.store.valueStride);
+    problem.bufferCapacity = shape_.bufferTokens;
+    problem.scale = scale;
+    problem.rotatedOutput = shape_.outputRotated;
+    DecodeBuffers buffers;
+    buffers.query = query_.slice(i * rowBytes, rowBytes);
+    buffers.keyRotation = rotK_;
+    buffers.valueRotation = rotV_;
+    // A sequence that never winnowed a token has no store allocation; its
+    // zero-length views point at the buffer, which is never read as such.
+    auto orRing = [&](const Buffer &buffer) -> DeviceRange {
+      return buffer.address() ? DeviceRange(buffer)
+                              : DeviceRange{s.ringKeys.address(), 0};
+    };
+    buffers.keyValues = orRing(s.store.keyValues);
+    buffers.keyIndices = orRing(s.store.keyIndices);
+    buffers.valueValues = orRing(s.store.valueValues);
+    buffers.valueIndices = orRing(s.store.valueIndices);
+    buffers.bufferKeys = s.ringKeys;
+    buffers.bufferValues = s.ringValues;
+    buffers.sparseLengths =
+        lengths_.slice(i * sizeof(int32_t), sizeof(int32_t));
+    buffers.bufferLengths =
+        lengths_.slice((count + i) * sizeof(int32_t), sizeof(int32_t));
+    buffers.out = out_.slice(i * rowBytes, rowBytes);
+    if (Status st = kernels_->decodeAttention(problem, buffers); !st.isOk())
+      return st;
+  }
+  return device_->copyToHost(out, out_, count * rowBytes);
+}
+
+//===----------------------------------------------------------------------===//
+// Inspection
+//===----------------------------------------------------------------------===//
+
+void DeviceCache::release(int32_t seq) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  (void)device_->makeCurrent(); // its buffers are freed in this thread
+  sequences_.erase(seq);
+}
+
+size_t DeviceCache::bytes() const {
+  size_t total = 0;
+  for (const auto &entry : sequences_)
+    total += info(entry.first).bytes;
+  return total;
+}
+
+SequenceInfo DeviceCache::info(int32_t seq) const {
+  SequenceInfo info;
+  auto found = sequences_.find(seq);
+  if (found == sequences_.end())
+    return info;
+  const Sequence &s = found->second;
+  info.bufferTokens = s.ringCount;
+  info.sparseTokens = s.used;
+  info.keyStride = s.store.keyStride;
+  info.valueStride = s.store.valueStride;
+  info.bytes = s.ringKeys.bytes() + s.ringValues.bytes() + s.store.bytes();
+  info.maxKeyNorm = s.maxKeyNorm;
+  return info;
+}
+
+Status DeviceCache::decompress(int32_t seq, SequenceRows &out) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (Status st = device_->makeCurrent(); !st.isOk())
+    return st;
+  const Sequence &s = sequences_.at(seq);
+  const int64_t heads = shape_.kvHeads, d = shape_.dim, b = shape_.bufferTokens;
+  const size_t e = element();
+  SequenceRows rows;
+  rows.tokens = s.used + s.ringCount;
+  rows.keys.assign(rows.tokens * heads * d, 0.0f);
+  rows.values.assign(rows.tokens * heads * d, 0.0f);
+  for (bool isKey : {true, false}) {
+    const int64_t stride = isKey ? s.store.keyStride : s.store.valueStride;
+    std::vector<char> values(s.used * stride * e);
+    std::vector<uint8_t> indices(s.used * stride);
+    std::vector<char> ring(b * d * e);
+    std::vector<float> &dense = isKey ? rows.keys : rows.values;
+    const std::vector<int32_t> &k = isKey ? s.keyK : s.valueK;
+    for (int64_t h = 0; h < heads; ++h) {
+      const size_t first = h * s.store.capacity * stride;
+      if (s.used > 0) {
+        if (Status st = device_->copyToHost(
+                values.data(),
+                (isKey ? s.store.keyValues : s.store.valueValues)
+                    .slice(first * e, values.size()),
+                values.size());
+            !st.isOk())
+          return st;
+        if (Status st = device_->copyToHost(
+                indices.data(),
+                (isKey ? s.store.keyIndices : s.store.valueIndices)
+                    .slice(first, indices.size()),
+                indices.size());
+            !st.isOk())
+          return st;
+      }
+      for (int64_t t = 0; t < s.used; ++t)
+        for (int32_t j = 0; j < k[t]; ++j)
+          dense[(t * heads + h) * d + indices[t * stride + j]] =
+              loadElement(values.data() + t * stride * e, j, shape_.storage);
+      if (s.ringCount > 0)
+        if (Status st = device_->copyToHost(
+                ring.data(),
+                ringRows(isKey ? s.ringKeys : s.ringValues, h, 0, b),
+                ring.size());
+            !st.isOk())
+          return st;
+      for (int64_t t = 0; t < s.ringCount; ++t) {
+        const char *row = ring.data() + ((s.ringStart + t) % b) * d * e;
+        for (int64_t i = 0; i < d; ++i)
+          dense[((s.used + t) * heads + h) * d + i] =
+              loadElement(row, i, shape_.storage);
+      }
+    }
+    std::vector<int32_t> &kOut = isKey ? rows.keyK : rows.valueK;
+    kOut = k;
+    kOut.resize(rows.tokens, static_cast<int32_t>(d));
+  }
+  rows.inBuffer.assign(rows.tokens, false);
+  std::fill(rows.inBuffer.begin() + s.used, rows.inBuffer.end(), true);
+  out = std::move(rows);
+  return Status::ok();
+}
