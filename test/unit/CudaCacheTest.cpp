@@ -5,7 +5,12 @@
 // k lowered and raised, re-winnowing, a refused append and a release. After
 // each step every stored row must be the top k of its rotated original, the
 // byte count must follow the layout, and decode attention must equal the
-// float64 reference on the decompressed cache. Skips without a GPU.
+// float64 reference on the decompressed cache.
+//
+// Built twice: in swan-cuda-tests against the real driver (skips without a
+// GPU), and as swan-cuda-cache-tests against FakeCudaDriver.cpp, a stand-in
+// on host memory whose kernels are the reference, so that the cache's logic
+// runs on every machine.
 //
 //===----------------------------------------------------------------------===//
 
@@ -47,6 +52,12 @@ std::ostream &operator<<(std::ostream &os, const Shape &s) {
             << "_" << s.kValue;
 }
 
+#ifdef SWAN_TEST_CUDA_DRIVER
+constexpr const char *kDriver = SWAN_TEST_CUDA_DRIVER;
+#else
+constexpr const char *kDriver = "libcuda.so.1";
+#endif
+
 constexpr int64_t kHeads = 2;
 constexpr int64_t kBuffer = 8;
 
@@ -61,7 +72,8 @@ protected:
     shape.storage = p.storage;
     rotK = randomOrthogonal(kHeads, p.dim, rng);
     rotV = randomOrthogonal(kHeads, p.dim, rng);
-    Status s = DeviceCache::create(shape, rotK.data(), rotV.data(), cache);
+    Status s = DeviceCache::create(shape, rotK.data(), rotV.data(), cache,
+                                   /*ordinal=*/0, kDriver);
     if (s.code() == StatusCode::Unsupported)
       GTEST_SKIP() << "no CUDA GPU here: " << s.message();
     ASSERT_TRUE(s.isOk()) << s.message();

@@ -3,11 +3,14 @@
 // Prints, one line per figure: the device-to-device copy bandwidth of the
 // GPU (the HBM reference of this run), then the time of one decode step of
 // the generated flash-decoding kernels on a compressed cache and the bytes
-// per second it reads. Links no MLIR: it runs on the GPU machine as built
-// on the development machine. A benchmark, not a test: it prints figures.
+// per second it reads; then the same step through the GPU cache
+// (swan::cuda::DeviceCache: host query in, host output back) and its
+// appends. Links no MLIR: it runs on the GPU machine as built on the
+// development machine. A benchmark, not a test: it prints figures.
 //
 //===----------------------------------------------------------------------===//
 
+#include "swan/Runtime/CudaCache.h"
 #include "swan/Runtime/CudaKernels.h"
 
 #include <chrono>
@@ -187,13 +190,81 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   return true;
 }
 
+/// The GPU cache at one sequence of `tokens` tokens: the prompt appended at
+/// once (winnowed on the GPU), then per decode step one token appended and
+/// attention from host query to host output, as a serving loop calls them.
+bool benchCache(int64_t tokens) {
+  const int64_t H = 8, G = 4, D = 128;
+  const int32_t k = 32;
+  CacheShape shape;
+  shape.dim = D;
+  shape.kvHeads = H;
+  shape.group = G;
+  shape.bufferTokens = 128;
+  // Any orthogonal matrix serves a timing: the identity.
+  std::vector<float> rotation(H * D * D, 0.0f);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < D; ++i)
+      rotation[(h * D + i) * D + i] = 1.0f;
+  std::unique_ptr<DeviceCache> cache;
+  if (!report(
+          DeviceCache::create(shape, rotation.data(), rotation.data(), cache),
+          "cache"))
+    return false;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  std::vector<float> keys(tokens * H * D), values(tokens * H * D);
+  for (float &x : keys)
+    x = uniform(rng);
+  for (float &x : values)
+    x = uniform(rng);
+  auto seconds = [](auto begin) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                         begin)
+        .count();
+  };
+  auto begin = std::chrono::steady_clock::now();
+  if (!report(cache->append(0, tokens - 1, keys.data(), values.data(), k, k),
+              "prefill"))
+    return false;
+  const double prefill = seconds(begin);
+  const int64_t lastRow = (tokens - 1) * H * D;
+  begin = std::chrono::steady_clock::now();
+  if (!report(cache->append(0, 1, keys.data() + lastRow,
+                            values.data() + lastRow, k, k),
+              "append"))
+    return false;
+  const double append = seconds(begin);
+  std::vector<float> q(H * G * D, 0.01f), out(H * G * D);
+  const int32_t seq = 0;
+  const int reps = 200;
+  for (int i = 0; i < 5; ++i)
+    if (!report(cache->attention(&seq, 1, q.data(), 0.088f, out.data()),
+                "attention"))
+      return false;
+  begin = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i)
+    if (!report(cache->attention(&seq, 1, q.data(), 0.088f, out.data()),
+                "attention"))
+      return false;
+  const double attention = seconds(begin) / reps;
+  SequenceInfo info = cache->info(0);
+  std::printf("cache B=1 H=%lld G=%lld D=%lld tokens=%lld k=%d: prefill "
+              "append %.2f ms, one-token append %.1f us, attention (host "
+              "query to host output) %.2f us; %.2f MB of device memory\n",
+              (long long)H, (long long)G, (long long)D, (long long)tokens, k,
+              prefill * 1e3, append * 1e6, attention * 1e6, info.bytes / 1e6);
+  return true;
+}
+
 } // namespace
 
 constexpr const char *kUsage = R"(USAGE: swan-gpu-bench [--sweep]
 
 Times one decode step of SWAN attention on a CUDA GPU at the Llama-3.1-8B
 layer shape (8 KV heads, G = 4, D = 128, fp16, k = 32 unless stated), after
-measuring the device-to-device copy bandwidth of the same GPU. Needs an
+measuring the device-to-device copy bandwidth of the same GPU, then the GPU
+cache's prefill, one-token append and attention at 16512 tokens. Needs an
 NVIDIA GPU and its driver (libcuda.so.1); exits with 77 where there is none.
 
   --sweep   the first shape over split counts, and with an empty cache
@@ -247,5 +318,7 @@ int main(int argc, char **argv) {
   bool ok = true;
   for (const Shape &shape : shapes)
     ok &= benchDecode(*device, shape, bandwidth);
+  if (!sweep)
+    ok &= benchCache(16384 + 128);
   return ok ? 0 : 1;
 }

@@ -39,6 +39,12 @@ typedef enum {
 /* Element type of the stored keys and values (queries and outputs are f32). */
 typedef enum { SWAN_DTYPE_F32 = 0, SWAN_DTYPE_F16 = 1 } swan_dtype;
 
+/* Where the tokens live and the kernels run. SWAN_DEVICE_CUDA keeps them in
+ * GPU memory (GPU 0; the driver, libcuda.so.1 or the library named by the
+ * SWAN_CUDA_DRIVER environment variable, is opened when the cache is
+ * created): winnowed rows as indices only, for head_dim 64, 128 or 256 and
+ * group_size 1, 4 or 8. Without a driver or GPU, creation returns
+ * SWAN_ERR_UNSUPPORTED saying why. */
 typedef enum { SWAN_DEVICE_CPU = 0, SWAN_DEVICE_CUDA = 1 } swan_device;
 
 /* How winnowed values, and keys, record which components they kept (the one
@@ -75,8 +81,8 @@ typedef struct {
 } swan_cache_config;
 
 /* Creates a cache. rot_k, rot_v: [H][D][D] row-major orthogonal matrices
- * (x' = x · R); both are copied. The kernels for (D, G, dtype) are compiled
- * here, once per process. */
+ * (x' = x · R); both are copied. The CPU kernels for (D, G, dtype) are
+ * compiled here, once per process; the CUDA ones were compiled with swan. */
 swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
                               const float *rot_v, swan_cache **out);
 
