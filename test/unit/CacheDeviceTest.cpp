@@ -28,22 +28,27 @@ namespace {
 
 constexpr int32_t kDim = 64, kHeads = 2, kGroup = 4, kBuffer = 8;
 
+swan_cache_config configFor(swan_device device) {
+  swan_cache_config c = {};
+  c.head_dim = kDim;
+  c.num_kv_heads = kHeads;
+  c.group_size = kGroup;
+  c.buffer_tokens = kBuffer;
+  c.max_sequences = 4;
+  c.k_key = 16;
+  c.k_value = 24;
+  c.dtype = SWAN_DTYPE_F16;
+  c.device = device;
+  return c;
+}
+
 class CacheDeviceTest : public ::testing::Test {
 protected:
   void SetUp() override {
     std::mt19937_64 setup(0xdec0de);
     rotK = randomOrthogonal(kHeads, kDim, setup);
     rotV = randomOrthogonal(kHeads, kDim, setup);
-    swan_cache_config c = {};
-    c.head_dim = kDim;
-    c.num_kv_heads = kHeads;
-    c.group_size = kGroup;
-    c.buffer_tokens = kBuffer;
-    c.max_sequences = 4;
-    c.k_key = 16;
-    c.k_value = 24;
-    c.dtype = SWAN_DTYPE_F16;
-    c.device = SWAN_DEVICE_CPU;
+    swan_cache_config c = configFor(SWAN_DEVICE_CPU);
     ASSERT_EQ(swan_cache_create(&c, rotK.data(), rotV.data(), &cpu), SWAN_OK)
         << swan_last_error();
     c.device = SWAN_DEVICE_CUDA;
@@ -181,15 +186,7 @@ TEST_F(CacheDeviceTest, SameRefusalsSameMessages) {
 
 // Masks are CPU-only: a CUDA cache that asks for them is refused up front.
 TEST_F(CacheDeviceTest, MaskEncodingIsCpuOnly) {
-  swan_cache_config c = {};
-  c.head_dim = kDim;
-  c.num_kv_heads = kHeads;
-  c.group_size = kGroup;
-  c.buffer_tokens = kBuffer;
-  c.max_sequences = 1;
-  c.k_key = c.k_value = 16;
-  c.dtype = SWAN_DTYPE_F16;
-  c.device = SWAN_DEVICE_CUDA;
+  swan_cache_config c = configFor(SWAN_DEVICE_CUDA);
   c.key_encoding = SWAN_ENCODING_MASK;
   setenv("SWAN_CUDA_DRIVER", SWAN_TEST_CUDA_DRIVER, 1);
   swan_cache *refused = nullptr;
