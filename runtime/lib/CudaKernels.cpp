@@ -154,6 +154,12 @@ int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
 }
 
 Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes) {
+  // A larger workspace replaces one that launches already enqueued may still
+  // use, and freeing device memory is not guaranteed to wait for them.
+  if ((partialMax_.address() && partialMax_.bytes() < maxBytes) ||
+      (partialAcc_.address() && partialAcc_.bytes() < accBytes))
+    if (Status s = device_.synchronize(); !s.isOk())
+      return s;
   if (partialMax_.bytes() < maxBytes) {
     if (Status s = device_.allocate(maxBytes, partialMax_); !s.isOk())
       return s;
