@@ -468,6 +468,9 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
     }
 
   if (mayOverflow) {
+    const char *limit = shape_.storage == Storage::F16
+                            ? "fp16 storage (|x·R| > 65504)"
+                            : "f32 storage (|x·R| > FLT_MAX)";
     auto check = [&](DeviceRange range, size_t count, bool isKey,
                      int64_t h) -> Status {
       auto host = hostArray<char>(count * e);
@@ -478,14 +481,11 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
         return st;
       for (size_t i = 0; i < count; ++i)
         if (!std::isfinite(loadElement(host.get(), i, shape_.storage)))
-          return Status::error(
-              StatusCode::InvalidArgument,
-              std::string(isKey ? "keys" : "values") + " of head " +
-                  std::to_string(h) + ": a rotated component overflows the " +
-                  (shape_.storage == Storage::F16 ? "fp16 storage (|x·R| > "
-                                                    "65504)"
-                                                  : "f32 storage (|x·R| > "
-                                                    "FLT_MAX)"));
+          return Status::error(StatusCode::InvalidArgument,
+                               std::string(isKey ? "keys" : "values") +
+                                   " of head " + std::to_string(h) +
+                                   ": a rotated component overflows the " +
+                                   limit);
       return Status::ok();
     };
     for (int64_t h = 0; h < heads; ++h)

@@ -6,8 +6,10 @@
 // its own model of which sequences exist, the token count of every sequence,
 // that a failing call changed nothing, and after each successful attention
 // every output element against the float64 reference on the decompressed
-// cache. Any mismatch aborts (a crash for libFuzzer). Built with
-// SWAN_ENABLE_FUZZERS=ON:
+// cache. Any mismatch aborts (a crash for libFuzzer). One input bit puts
+// the cache on SWAN_DEVICE_CUDA over the stand-in driver of
+// test/unit/FakeCudaDriver.cpp (at a shape with embedded GPU kernels).
+// Built with SWAN_ENABLE_FUZZERS=ON:
 //   build-fuzz/bin/swan-capi-fuzzer -max_total_time=60 test/fuzz/corpus/capi
 //
 //===----------------------------------------------------------------------===//
@@ -236,6 +238,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t sizes = in.byte();
   c.config.buffer_tokens = 1 + sizes % 6;
   c.config.page_tokens = 1 + (sizes >> 3) % 8;
+  const bool cuda = sizes >> 7;
   // The sequence count uses two bits of its byte; the next two draw the key
   // encoding the same way.
   uint8_t sequences = in.byte();
@@ -244,6 +247,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c.config.k_key = 1 + in.byte() % c.config.head_dim;
   c.config.k_value = 1 + in.byte() % c.config.head_dim;
   c.config.device = SWAN_DEVICE_CPU;
+  if (cuda) {
+    // The GPU kernels exist for D = 64, G = 1 or 4, winnowed rows as
+    // indices.
+    c.config.device = SWAN_DEVICE_CUDA;
+    c.config.head_dim = 64;
+    c.config.group_size = c.config.group_size == 1 ? 1 : 4;
+    c.config.k_key = 1 + c.config.k_key * 4 % 64;
+    c.config.k_value = 1 + c.config.k_value * 4 % 64;
+    for (swan_value_encoding *e :
+         {&c.config.value_encoding, &c.config.key_encoding})
+      if (*e == SWAN_ENCODING_MASK)
+        *e = SWAN_ENCODING_INDICES;
+    setenv("SWAN_CUDA_DRIVER", SWAN_TEST_CUDA_DRIVER, 1);
+  }
   c.rng.seed(in.byte());
   c.rotK = rotations(c.config.num_kv_heads, c.config.head_dim, 1);
   c.rotV = rotations(c.config.num_kv_heads, c.config.head_dim, 2);

@@ -77,9 +77,6 @@ public:
                        const char *driverLibrary = "libcuda.so.1");
   ~DeviceCache();
 
-  const CacheShape &shape() const { return shape_; }
-  const Device &device() const { return *device_; }
-
   /// Appends n tokens (keys, values [n][H][D] f32) to `seq`, creating it
   /// when new; leaving tokens are winnowed to (kKey, kValue).
   /// InvalidArgument when an input is not finite or a rotated component

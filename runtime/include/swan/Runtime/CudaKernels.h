@@ -95,8 +95,6 @@ public:
   /// enough blocks to fill every multiprocessor a few times over.
   int64_t chooseSplits(const DecodeProblem &problem) const;
 
-  Device &device() const { return device_; }
-
 private:
   KernelSet(Device &device) : device_(device) {}
   Status launchCompress(const char *kernel, DeviceRange x, size_t xBytes,
