@@ -460,13 +460,9 @@ cudaCache(const CacheConfig &c, ArrayRef<float> rotK, ArrayRef<float> rotV) {
       c.storage == StorageType::F16 ? cuda::Storage::F16 : cuda::Storage::F32;
   shape.valuesPrerotated = c.valuesPrerotated;
   shape.outputRotated = c.outputRotated;
-  // SWAN_CUDA_DRIVER names the driver library where the loader does not
-  // find libcuda.so.1 (the tests name a stand-in).
-  const char *driver = std::getenv("SWAN_CUDA_DRIVER");
   std::unique_ptr<cuda::DeviceCache> cache;
-  if (cuda::Status s = cuda::DeviceCache::create(
-          shape, rotK.data(), rotV.data(), cache, /*ordinal=*/0,
-          driver && *driver ? driver : "libcuda.so.1");
+  if (cuda::Status s =
+          cuda::DeviceCache::create(shape, rotK.data(), rotV.data(), cache);
       !s.isOk())
     return fromCuda(cuda::Status::error(
         s.code(), "device = SWAN_DEVICE_CUDA: " + s.message()));

@@ -7,10 +7,10 @@
 // byte count must follow the layout, and decode attention must equal the
 // float64 reference on the decompressed cache.
 //
-// Built twice: in swan-cuda-tests against the real driver (skips without a
-// GPU), and as swan-cuda-cache-tests against FakeCudaDriver.cpp, a stand-in
-// on host memory whose kernels are the reference, so that the cache's logic
-// runs on every machine.
+// Part of swan-cuda-tests, which runs twice: against the real driver (skips
+// without a GPU) and, with SWAN_CUDA_DRIVER naming FakeCudaDriver.cpp (a
+// stand-in on host memory whose kernels are the reference), on every
+// machine.
 //
 //===----------------------------------------------------------------------===//
 
@@ -52,12 +52,6 @@ std::ostream &operator<<(std::ostream &os, const Shape &s) {
             << "_" << s.kValue;
 }
 
-#ifdef SWAN_TEST_CUDA_DRIVER
-constexpr const char *kDriver = SWAN_TEST_CUDA_DRIVER;
-#else
-constexpr const char *kDriver = "libcuda.so.1";
-#endif
-
 constexpr int64_t kHeads = 2;
 constexpr int64_t kBuffer = 8;
 
@@ -72,8 +66,7 @@ protected:
     shape.storage = p.storage;
     rotK = randomOrthogonal(kHeads, p.dim, rng);
     rotV = randomOrthogonal(kHeads, p.dim, rng);
-    Status s = DeviceCache::create(shape, rotK.data(), rotV.data(), cache,
-                                   /*ordinal=*/0, kDriver);
+    Status s = DeviceCache::create(shape, rotK.data(), rotV.data(), cache);
     if (s.code() == StatusCode::Unsupported)
       GTEST_SKIP() << "no CUDA GPU here: " << s.message();
     ASSERT_TRUE(s.isOk()) << s.message();

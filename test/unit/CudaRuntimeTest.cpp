@@ -215,64 +215,74 @@ class CudaCompressTest
     : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, Storage>> {
 };
 
+// compress on f32 rows, and compress_stored on rows already in the storage
+// type (how the cache winnows the rows leaving its buffer).
 TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
   REQUIRE_GPU(device);
   auto [dim, k, storage] = GetParam();
   const int64_t rows = 53;
-  std::mt19937_64 rng(2000 + dim * 13 + k);
   auto set = loadKernels(*device, dim, 1, storage);
   ASSERT_NE(set, nullptr);
-  std::vector<double> x = randomNormal(rng, rows * dim);
-  std::vector<double> r = swan::reference::randomOrthogonal(dim, rng);
-  std::vector<float> xf = toFloat(x), rf = toFloat(r);
-  Buffer dx, dr, dvalues, dindices;
-  upload(*device, xf, dx);
-  upload(*device, rf, dr);
-  StoredArray values(storage, rows * k);
-  ASSERT_OK(device->allocate(values.bytes.size(), dvalues));
-  ASSERT_OK(device->allocate(rows * k, dindices));
-  poison(*device, dvalues, 0xFF);
-  poison(*device, dindices, 0xFF);
-  ASSERT_OK(set->compress(dx, rows, dr, k, dvalues, dindices));
-  ASSERT_OK(device->synchronize());
-  std::vector<uint8_t> indices(rows * k);
-  ASSERT_OK(device->copyToHost(values.bytes.data(), dvalues,
-                               values.bytes.size()));
-  ASSERT_OK(device->copyToHost(indices.data(), dindices, indices.size()));
+  for (bool stored : {false, true}) {
+    SCOPED_TRACE(stored ? "compress_stored" : "compress");
+    std::mt19937_64 rng(2000 + dim * 13 + k + stored);
+    std::vector<double> x = randomNormal(rng, rows * dim);
+    std::vector<double> r = swan::reference::randomOrthogonal(dim, rng);
+    std::vector<float> rf = toFloat(r);
+    // The input as the kernel reads it, in double.
+    std::vector<double> xd(x.size());
+    StoredArray xs(stored ? storage : Storage::F32, x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      xd[i] = xs.set(i, x[i]);
+    Buffer dx, dr, dvalues, dindices;
+    upload(*device, xs.bytes, dx);
+    upload(*device, rf, dr);
+    StoredArray values(storage, rows * k);
+    ASSERT_OK(device->allocate(values.bytes.size(), dvalues));
+    ASSERT_OK(device->allocate(rows * k, dindices));
+    poison(*device, dvalues, 0xFF);
+    poison(*device, dindices, 0xFF);
+    ASSERT_OK(stored ? set->compressStored(dx, rows, dr, k, dvalues, dindices)
+                     : set->compress(dx, rows, dr, k, dvalues, dindices));
+    ASSERT_OK(device->synchronize());
+    std::vector<uint8_t> indices(rows * k);
+    ASSERT_OK(device->copyToHost(values.bytes.data(), dvalues,
+                                 values.bytes.size()));
+    ASSERT_OK(device->copyToHost(indices.data(), dindices, indices.size()));
 
-  // The rotation as the kernel computes it (f32 inputs), in double.
-  std::vector<double> xd(xf.begin(), xf.end()), rd(rf.begin(), rf.end());
-  std::vector<double> y = reference::rotate(xd, rows, dim, rd);
-  const double rounding = storage == Storage::F16 ? 1e-3 : 1e-5;
-  int64_t exactRows = 0;
-  for (int64_t row = 0; row < rows; ++row) {
-    const double *yr = &y[row * dim];
-    reference::Winnowed want = reference::winnow(yr, dim, k);
-    std::vector<bool> kept(dim, false);
-    bool exact = true;
-    for (int64_t j = 0; j < k; ++j) {
-      int64_t index = indices[row * k + j];
-      ASSERT_LT(index, dim) << "row " << row;
-      if (j > 0)
-        ASSERT_GT(index, indices[row * k + j - 1]) << "row " << row;
-      kept[index] = true;
-      double got = values.get(row * k + j);
-      ASSERT_NEAR(got, yr[index], rounding * (1 + std::abs(yr[index])))
-          << "row " << row << " slot " << j;
-      exact &= index == want.indices[j];
+    std::vector<double> rd(rf.begin(), rf.end());
+    std::vector<double> y = reference::rotate(xd, rows, dim, rd);
+    const double rounding = storage == Storage::F16 ? 1e-3 : 1e-5;
+    int64_t exactRows = 0;
+    for (int64_t row = 0; row < rows; ++row) {
+      const double *yr = &y[row * dim];
+      reference::Winnowed want = reference::winnow(yr, dim, k);
+      std::vector<bool> kept(dim, false);
+      bool exact = true;
+      for (int64_t j = 0; j < k; ++j) {
+        int64_t index = indices[row * k + j];
+        ASSERT_LT(index, dim) << "row " << row;
+        if (j > 0)
+          ASSERT_GT(index, indices[row * k + j - 1]) << "row " << row;
+        kept[index] = true;
+        double got = values.get(row * k + j);
+        ASSERT_NEAR(got, yr[index], rounding * (1 + std::abs(yr[index])))
+            << "row " << row << " slot " << j;
+        exact &= index == want.indices[j];
+      }
+      // Every kept magnitude is at least every dropped one (up to f32
+      // rounding of the rotation, which may swap near-ties).
+      double smallestKept = std::numeric_limits<double>::infinity();
+      double largestDropped = 0;
+      for (int64_t d = 0; d < dim; ++d)
+        (kept[d] ? smallestKept : largestDropped) =
+            kept[d] ? std::min(smallestKept, std::abs(yr[d]))
+                    : std::max(largestDropped, std::abs(yr[d]));
+      ASSERT_GE(smallestKept, largestDropped - 1e-4) << "row " << row;
+      exactRows += exact;
     }
-    // Every kept magnitude is at least every dropped one (up to f32
-    // rounding of the rotation, which may swap near-ties).
-    double smallestKept = std::numeric_limits<double>::infinity();
-    double largestDropped = 0;
-    for (int64_t d = 0; d < dim; ++d)
-      (kept[d] ? smallestKept : largestDropped) =
-          kept[d] ? std::min(smallestKept, std::abs(yr[d]))
-                  : std::max(largestDropped, std::abs(yr[d]));
-    ASSERT_GE(smallestKept, largestDropped - 1e-4) << "row " << row;
-    exactRows += exact;
+    EXPECT_GE(exactRows, rows - 2) << "too many rows differ from the reference";
   }
-  EXPECT_GE(exactRows, rows - 2) << "too many rows differ from the reference";
 }
 
 INSTANTIATE_TEST_SUITE_P(

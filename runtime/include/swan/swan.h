@@ -40,8 +40,8 @@ typedef enum {
 typedef enum { SWAN_DTYPE_F32 = 0, SWAN_DTYPE_F16 = 1 } swan_dtype;
 
 /* Where the tokens live and the kernels run. SWAN_DEVICE_CUDA keeps them in
- * GPU memory (GPU 0; the driver, libcuda.so.1 or the library named by the
- * SWAN_CUDA_DRIVER environment variable, is opened when the cache is
+ * GPU memory (GPU 0; the driver, libcuda.so.1 or the library the
+ * SWAN_CUDA_DRIVER environment variable names, is opened when the cache is
  * created): winnowed rows as indices only, for head_dim 64, 128 or 256 and
  * group_size 1, 4 or 8. Without a driver or GPU, creation returns
  * SWAN_ERR_UNSUPPORTED saying why. */

@@ -67,14 +67,15 @@ struct SequenceRows {
 /// once (they take turns on the GPU), the others only read host state.
 class DeviceCache {
 public:
-  /// Opens GPU `ordinal` through `driverLibrary`, loads the kernels of
+  /// Opens GPU `ordinal` (Device::open: `driverLibrary` null means
+  /// SWAN_CUDA_DRIVER or libcuda.so.1), loads the kernels of
   /// (D, G, storage) and copies the rotations ([H][D][D] f32 each) to it.
   /// StatusCode::Unsupported, saying why, when there is no driver, no GPU
   /// or no kernels for the shape.
   static Status create(const CacheShape &shape, const float *rotK,
                        const float *rotV, std::unique_ptr<DeviceCache> &out,
                        int ordinal = 0,
-                       const char *driverLibrary = "libcuda.so.1");
+                       const char *driverLibrary = nullptr);
   ~DeviceCache();
 
   /// Appends n tokens (keys, values [n][H][D] f32) to `seq`, creating it

@@ -137,11 +137,12 @@ struct LaunchShape {
 /// One GPU with its primary context made current on the calling thread.
 class Device {
 public:
-  /// Opens the driver (`driverLibrary`, normally libcuda.so.1) and GPU
-  /// `ordinal`. Fails with StatusCode::Unsupported and a message saying why
-  /// when there is no driver or no device.
+  /// Opens the driver and GPU `ordinal`. The driver is `driverLibrary`, or
+  /// when that is null the library the SWAN_CUDA_DRIVER environment
+  /// variable names, or libcuda.so.1. Fails with StatusCode::Unsupported
+  /// and a message saying why when there is no driver or no device.
   static Status open(std::unique_ptr<Device> &out, int ordinal = 0,
-                     const char *driverLibrary = "libcuda.so.1");
+                     const char *driverLibrary = nullptr);
   ~Device();
   Device(const Device &) = delete;
   Device &operator=(const Device &) = delete;
