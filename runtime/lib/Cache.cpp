@@ -930,11 +930,12 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
   // which approximate math does not always carry to the output: refuse them
   // up front.
   const int64_t rowsPerSequence = heads() * config.groupSize;
-  for (size_t i = 0; i < seqs.size(); ++i)
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const double keyNorm = maxKeyNormOf(seqs[i]);
     for (int64_t r = 0; r < rowsPerSequence; ++r) {
       double bound = std::max(1.0, std::fabs(double(scale))) *
                      rowNorm(q + (i * rowsPerSequence + r) * dim(), dim()) *
-                     maxKeyNormOf(seqs[i]);
+                     keyNorm;
       if (bound > kMaxLogitBound) {
         char text[32];
         std::snprintf(text, sizeof(text), "%.3g", bound);
@@ -944,6 +945,7 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q,
                        text + ", above 2^124)");
       }
     }
+  }
 
   if (device) {
     if (Error e = fromCuda(
