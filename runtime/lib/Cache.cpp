@@ -23,9 +23,9 @@
 
 #include "swan/Cache.h"
 
+#include "swan/Runtime/CacheHost.h"
 #include "swan/Runtime/CostModel.h"
 #include "swan/Runtime/CudaCache.h"
-#include "swan/Runtime/KeepLargest.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -77,17 +77,6 @@ Error internal(Error error, const char *what) {
               llvm::Twine(what) + ": " + llvm::toString(std::move(error)));
 }
 
-struct FreeDeleter {
-  void operator()(void *p) const { std::free(p); }
-};
-template <typename T> using HostArray = std::unique_ptr<T[], FreeDeleter>;
-
-/// malloc, not new: the library builds without exceptions, and running out
-/// of memory must be a status, not an abort.
-template <typename T> HostArray<T> allocateArray(size_t count) {
-  return HostArray<T>(static_cast<T *>(std::malloc(std::max<size_t>(count, 1) * sizeof(T))));
-}
-
 size_t elementBytes(StorageType storage) {
   return storage == StorageType::F16 ? 2 : 4;
 }
@@ -107,13 +96,6 @@ void storeRows(const float *src, void *dst, int64_t count,
   auto *out = static_cast<_Float16 *>(dst);
   for (int64_t i = 0; i < count; ++i)
     out[i] = static_cast<_Float16>(src[i]);
-}
-
-double rowNorm(const float *row, int64_t count) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < count; ++i)
-    sum += double(row[i]) * double(row[i]);
-  return std::sqrt(sum);
 }
 
 /// Logits are bounded by |scale|·‖q‖·‖k‖ (Cauchy-Schwarz, every partial sum
@@ -219,6 +201,11 @@ public:
     for (int64_t i = 0; i < d; ++i)
       identity[i * d + i] = 1.0f;
   }
+  /// On CUDA the device holds the rotations and does all numeric work.
+  CacheImpl(const CacheConfig &config,
+            std::unique_ptr<cuda::DeviceCache> device)
+      : config(config), device(std::move(device)), currentKKey(config.kKey),
+        currentKValue(config.kValue) {}
 
   int64_t dim() const { return config.headDim; }
   int64_t heads() const { return config.numKvHeads; }
@@ -491,9 +478,7 @@ Expected<Cache> Cache::create(const CacheConfig &config, ArrayRef<float> rotK,
     auto device = cudaCache(config, rotK, rotV);
     if (!device)
       return device.takeError();
-    auto impl = std::make_unique<CacheImpl>(config, nullptr, rotK, rotV);
-    impl->device = std::move(*device);
-    return Cache(std::move(impl));
+    return Cache(std::make_unique<CacheImpl>(config, std::move(*device)));
   }
   }
   return invalid("device is neither SWAN_DEVICE_CPU nor SWAN_DEVICE_CUDA");
@@ -596,15 +581,10 @@ Error CacheImpl::append(int32_t seq, int64_t n, const float *keys,
       return outOfMemory(newBuffer.bytes, "the dense buffer");
   }
   const DenseBuffer &buffer = s.buffer.memory ? s.buffer : newBuffer;
-  // NaN or Inf would poison every later attention over this sequence.
   // Checked after the allocations, so that an absurd n fails there first.
-  const int64_t inputFloats = n * heads() * dim();
-  for (auto [input, name] : {std::pair(keys, "keys"), std::pair(values, "values")})
-    if (int64_t bad = firstNonFinite(input, inputFloats, StorageType::F32);
-        bad >= 0)
-      return invalid(llvm::Twine(name) + "[" + llvm::Twine(bad) +
-                     "] is not finite (token " +
-                     llvm::Twine(bad / (heads() * dim())) + ")");
+  if (std::string bad = nonFiniteInput(keys, values, n, heads() * dim());
+      !bad.empty())
+    return invalid(bad);
   double maxKeyNorm = 0.0;
   for (int64_t row = 0; row < n * heads(); ++row)
     maxKeyNorm = std::max(maxKeyNorm, rowNorm(keys + row * dim(), dim()));

@@ -10,7 +10,7 @@
 
 #include "swan/Runtime/CudaCache.h"
 
-#include "swan/Runtime/KeepLargest.h"
+#include "swan/Runtime/CacheHost.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +19,10 @@
 #include <utility>
 
 using namespace swan::cuda;
+using swan::allocateArray;
+using swan::keepLargest;
+using swan::nonFiniteInput;
+using swan::rowNorm;
 
 namespace {
 
@@ -28,27 +32,10 @@ Status outOfMemory(size_t bytes, const char *what) {
                            " bytes of host memory for " + what);
 }
 
-/// Host memory from malloc: running out must be a status, not an abort.
-struct FreeDeleter {
-  void operator()(void *p) const { std::free(p); }
-};
-template <typename T> using HostArray = std::unique_ptr<T[], FreeDeleter>;
-template <typename T> HostArray<T> hostArray(size_t count) {
-  return HostArray<T>(
-      static_cast<T *>(std::malloc(std::max<size_t>(count, 1) * sizeof(T))));
-}
-
 /// The largest finite value of the storage type, and a row norm below which
 /// no rotated component (|x·R|_i <= ‖x‖) can exceed it.
 double storageMax(Storage storage) {
   return storage == Storage::F16 ? 65504.0 : 3.4028234663852886e38;
-}
-
-double rowNorm(const float *row, int64_t count) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < count; ++i)
-    sum += double(row[i]) * double(row[i]);
-  return std::sqrt(sum);
 }
 
 float loadElement(const char *row, int64_t i, Storage storage) {
@@ -163,8 +150,8 @@ Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
     const Buffer &oldIndices = isKey ? from.keyIndices : from.valueIndices;
     Buffer &newValues = isKey ? to.keyValues : to.valueValues;
     Buffer &newIndices = isKey ? to.keyIndices : to.valueIndices;
-    auto values = hostArray<char>(used * std::max(oldStride, newStride) * e);
-    auto indices = hostArray<uint8_t>(used * std::max(oldStride, newStride));
+    auto values = allocateArray<char>(used * std::max(oldStride, newStride) * e);
+    auto indices = allocateArray<uint8_t>(used * std::max(oldStride, newStride));
     if (!values || !indices)
       return outOfMemory(used * std::max(oldStride, newStride) * (e + 1),
                          "re-laying out winnowed tokens");
@@ -255,8 +242,8 @@ Status DeviceCache::winnowInto(Store &store, bool isKey, int64_t head,
     return s;
   if (Status s = launch(scratchValues_, scratchIndices_); !s.isOk())
     return s;
-  auto hostValues = hostArray<char>(rows * stride * e);
-  auto hostIndices = hostArray<uint8_t>(rows * stride);
+  auto hostValues = allocateArray<char>(rows * stride * e);
+  auto hostIndices = allocateArray<uint8_t>(rows * stride);
   if (!hostValues || !hostIndices)
     return outOfMemory(rows * stride * (e + 1), "padding winnowed tokens");
   if (Status s =
@@ -309,20 +296,13 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
   const int64_t toBuffer = n - fromNew;
 
   // The inputs per head, [keys, values][H][n][D], and what they may do.
-  auto staged = hostArray<float>(2 * heads * n * d);
+  auto staged = allocateArray<float>(2 * heads * n * d);
   if (!staged)
     return outOfMemory(2 * heads * n * d * sizeof(float), "append staging");
-  // NaN or Inf would poison every later attention over this sequence.
   // Checked after the staging allocation, so that an absurd n fails there.
-  const int64_t inputFloats = n * heads * d;
-  for (auto [input, name] :
-       {std::pair(keys, "keys"), std::pair(values, "values")})
-    for (int64_t i = 0; i < inputFloats; ++i)
-      if (!std::isfinite(input[i]))
-        return Status::error(StatusCode::InvalidArgument,
-                             std::string(name) + "[" + std::to_string(i) +
-                                 "] is not finite (token " +
-                                 std::to_string(i / (heads * d)) + ")");
+  if (std::string bad = nonFiniteInput(keys, values, n, heads * d);
+      !bad.empty())
+    return Status::error(StatusCode::InvalidArgument, bad);
   double maxKeyNorm = 0.0, maxNorm = 0.0;
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < heads; ++h) {
@@ -473,7 +453,7 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
                             : "f32 storage (|x·R| > FLT_MAX)";
     auto check = [&](DeviceRange range, size_t count, bool isKey,
                      int64_t h) -> Status {
-      auto host = hostArray<char>(count * e);
+      auto host = allocateArray<char>(count * e);
       if (!host)
         return outOfMemory(count * e, "the overflow check");
       if (Status st = device_->copyToHost(host.get(), range, count * e);
@@ -630,16 +610,12 @@ Status DeviceCache::attention(const int32_t *seqs, int64_t count,
     buffers.query = query_.slice(i * rowBytes, rowBytes);
     buffers.keyRotation = rotK_;
     buffers.valueRotation = rotV_;
-    // A sequence that never winnowed a token has no store allocation; its
-    // zero-length views point at the buffer, which is never read as such.
-    auto orRing = [&](const Buffer &buffer) -> DeviceRange {
-      return buffer.address() ? DeviceRange(buffer)
-                              : DeviceRange{s.ringKeys.address(), 0};
-    };
-    buffers.keyValues = orRing(s.store.keyValues);
-    buffers.keyIndices = orRing(s.store.keyIndices);
-    buffers.valueValues = orRing(s.store.valueValues);
-    buffers.valueIndices = orRing(s.store.valueIndices);
+    // A sequence that never winnowed a token has no store allocation: its
+    // capacity is 0, and empty arrays need none.
+    buffers.keyValues = s.store.keyValues;
+    buffers.keyIndices = s.store.keyIndices;
+    buffers.valueValues = s.store.valueValues;
+    buffers.valueIndices = s.store.valueIndices;
     buffers.bufferKeys = s.ringKeys;
     buffers.bufferValues = s.ringValues;
     buffers.sparseLengths =
@@ -666,7 +642,7 @@ void DeviceCache::release(int32_t seq) {
 size_t DeviceCache::bytes() const {
   size_t total = 0;
   for (const auto &entry : sequences_)
-    total += info(entry.first).bytes;
+    total += entry.second.bytes();
   return total;
 }
 
@@ -680,7 +656,7 @@ SequenceInfo DeviceCache::info(int32_t seq) const {
   info.sparseTokens = s.used;
   info.keyStride = s.store.keyStride;
   info.valueStride = s.store.valueStride;
-  info.bytes = s.ringKeys.bytes() + s.ringValues.bytes() + s.store.bytes();
+  info.bytes = s.bytes();
   info.maxKeyNorm = s.maxKeyNorm;
   return info;
 }

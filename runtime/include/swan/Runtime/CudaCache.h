@@ -116,6 +116,9 @@ private:
     int64_t used = 0;                  ///< winnowed tokens in the store
     std::vector<int32_t> keyK, valueK; ///< per winnowed token
     double maxKeyNorm = 0.0;
+    size_t bytes() const {
+      return ringKeys.bytes() + ringValues.bytes() + store.bytes();
+    }
   };
   DeviceCache() = default;
 
