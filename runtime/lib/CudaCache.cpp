@@ -32,8 +32,7 @@ Status outOfMemory(size_t bytes, const char *what) {
                            " bytes of host memory for " + what);
 }
 
-/// The largest finite value of the storage type, and a row norm below which
-/// no rotated component (|x·R|_i <= ‖x‖) can exceed it.
+/// The largest finite value of the storage type.
 double storageMax(Storage storage) {
   return storage == Storage::F16 ? 65504.0 : 3.4028234663852886e38;
 }
