@@ -210,6 +210,11 @@ Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
 Status DeviceCache::growWorkspace(Buffer &buffer, size_t bytes) {
   if (buffer.bytes() >= bytes)
     return Status::ok();
+  // Work already enqueued may still read the buffer being replaced, and
+  // freeing device memory is not guaranteed to wait for it.
+  if (buffer.address())
+    if (Status st = device_->synchronize(); !st.isOk())
+      return st;
   return device_->allocate(bytes, buffer);
 }
 
@@ -318,10 +323,30 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
   // rotated, and only then are the stored values read back and checked.
   const bool mayOverflow = maxNorm > 0.999 * storageMax(shape_.storage);
 
-  Buffer input;
+  // Device staging: the inputs, and the rows entering the buffer rotated
+  // into the storage type. A decode step's (or any small append's) reuses
+  // buffers kept between calls, so it allocates no device memory; a
+  // prefill's is allocated for the call and given back after it.
   const size_t inputBytes = 2 * heads * n * d * sizeof(float);
-  if (Status st = device_->allocate(inputBytes, input); !st.isOk())
-    return st;
+  const size_t stagedBytes = 2 * heads * toBuffer * d * e;
+  const size_t stagedIndexBytes = toBuffer * d;
+  const bool keepStaging =
+      inputBytes + stagedBytes + stagedIndexBytes <= kKeptStagingBytes;
+  Buffer callInput, callStaged, callStagedIndices;
+  auto stage = [&](Buffer &kept, Buffer &call, size_t bytes) -> Status {
+    return keepStaging ? growWorkspace(kept, bytes)
+                       : device_->allocate(bytes, call);
+  };
+  for (Status st :
+       {stage(stagingInput_, callInput, inputBytes),
+        stage(stagingRows_, callStaged, stagedBytes),
+        stage(stagingIndices_, callStagedIndices, stagedIndexBytes)})
+    if (!st.isOk())
+      return st;
+  const Buffer &input = keepStaging ? stagingInput_ : callInput;
+  const Buffer &stagedRows = keepStaging ? stagingRows_ : callStaged;
+  const Buffer &stagedIndices =
+      keepStaging ? stagingIndices_ : callStagedIndices;
   if (Status st = device_->copyToDevice(input, staged.get(), inputBytes);
       !st.isOk())
     return st;
@@ -405,12 +430,6 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
   // Rows that enter the buffer, rotated into the storage type: compress at
   // k = D keeps every component in dimension order, which is the rotated
   // row itself.
-  Buffer stagedRows, stagedIndices;
-  if (Status st = device_->allocate(2 * heads * toBuffer * d * e, stagedRows);
-      !st.isOk())
-    return st;
-  if (Status st = device_->allocate(toBuffer * d, stagedIndices); !st.isOk())
-    return st;
   auto stagedRange = [&](bool isKey, int64_t h, int64_t first, int64_t rows) {
     int64_t block = (isKey ? 0 : heads) + h;
     return stagedRows.slice((block * toBuffer + first) * d * e, rows * d * e);

@@ -21,7 +21,10 @@
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <random>
@@ -290,6 +293,32 @@ TEST_P(CudaCacheTest, ALifeOfAppendsKChangesAndRewinnowing) {
   EXPECT_EQ(cache->bytes(), cache->info(0).bytes);
   checkContents(0);
   EXPECT_LT(checkAttention({0}), kTolerance);
+}
+
+/// The stand-in driver's count of device allocations, or null under a real
+/// driver (which keeps no such count).
+using AllocationCounter = uint64_t (*)();
+AllocationCounter fakeAllocationCounter() {
+  const char *path = std::getenv("SWAN_CUDA_DRIVER");
+  void *driver = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
+  return driver ? reinterpret_cast<AllocationCounter>(
+                      dlsym(driver, "swanFakeCudaAllocations"))
+                : nullptr;
+}
+
+TEST_P(CudaCacheTest, DecodeStepsAllocateNoDeviceMemory) {
+  AllocationCounter allocations = fakeAllocationCounter();
+  if (!allocations)
+    GTEST_SKIP() << "device allocations are counted by the stand-in driver";
+  // Ring full, store allocated (room for 256 tokens), staging kept.
+  append(2, 20);
+  append(2, 1);
+  const uint64_t before = allocations();
+  for (int i = 0; i < 30; ++i)
+    append(2, 1);
+  EXPECT_EQ(allocations(), before);
+  checkContents(2);
+  EXPECT_LT(checkAttention({2}), kTolerance);
 }
 
 TEST_P(CudaCacheTest, KEqualToDIsDenseAttention) {

@@ -267,6 +267,8 @@ void mergeKernel(Params p, bool rotatedOutput) {
       }
 }
 
+uint64_t allocations = 0;
+
 bool endsWith(const std::string &s, const char *suffix) {
   size_t n = std::strlen(suffix);
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
@@ -303,7 +305,11 @@ CUresult cuDevicePrimaryCtxRelease_v2(int) { return kSuccess; }
 CUresult cuCtxSetCurrent(void *) { return kSuccess; }
 CUresult cuCtxSynchronize() { return kSuccess; }
 
+/// cuMemAlloc calls so far, for tests that count device allocations.
+uint64_t swanFakeCudaAllocations() { return allocations; }
+
 CUresult cuMemAlloc_v2(unsigned long long *address, size_t bytes) {
+  ++allocations;
   void *p = std::malloc(bytes ? bytes : 1);
   if (!p)
     return 2; // CUDA_ERROR_OUT_OF_MEMORY

@@ -143,6 +143,11 @@ private:
   std::map<int32_t, Sequence> sequences_;
   /// Reused between calls; not token storage.
   Buffer scratchValues_, scratchIndices_, query_, out_, lengths_;
+  /// An append's device staging, kept between calls while it needs at most
+  /// kKeptStagingBytes (decode steps); larger appends stage in buffers of
+  /// their own.
+  Buffer stagingInput_, stagingRows_, stagingIndices_;
+  static constexpr size_t kKeptStagingBytes = size_t(1) << 20;
   /// Serialises the calls that use the GPU (the workspaces above and the
   /// kernels' own are shared).
   mutable std::mutex mutex_;
