@@ -284,13 +284,15 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
     return st;
   auto found = sequences_.find(seq);
   const bool isNew = found == sequences_.end();
+  static const Sequence empty;
+  const Sequence &s = isNew ? empty : found->second;
+  if (Status st = whole(s); !st.isOk())
+    return st;
   if (n == 0) {
     if (isNew)
       sequences_.try_emplace(seq);
     return Status::ok();
   }
-  static const Sequence empty;
-  const Sequence &s = isNew ? empty : found->second;
   const int64_t heads = shape_.kvHeads, d = shape_.dim, b = shape_.bufferTokens;
   const size_t e = element();
   const int64_t held = s.ringCount;
@@ -524,6 +526,17 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
   seqState.ringStart = (seqState.ringStart + fromOld) % b;
   seqState.ringCount -= fromOld;
   const int64_t firstSlot = (seqState.ringStart + seqState.ringCount) % b;
+  seqState.ringCount += toBuffer;
+  // The new rows overwrite slots of the tokens that left, so a copy that
+  // fails here cannot be undone. The driver fails one only once the context
+  // is broken; the sequence is marked lost rather than left to be read.
+  auto lose = [&](const Status &st) {
+    seqState.lost = "sequence " + std::to_string(seq) +
+                    " is lost: a device copy failed while an append to it "
+                    "was committed (" +
+                    st.message() + "); release it";
+    return Status::error(st.code(), seqState.lost);
+  };
   for (int64_t h = 0; h < heads; ++h)
     for (bool isKey : {true, false})
       for (int64_t t = 0; t < toBuffer;) {
@@ -534,11 +547,17 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
                          slot, run),
                 stagedRange(isKey, h, t, run), run * d * e);
             !st.isOk())
-          return st;
+          return lose(st);
         t += run;
       }
-  seqState.ringCount += toBuffer;
-  return device_->synchronize();
+  if (Status st = device_->synchronize(); !st.isOk())
+    return lose(st);
+  return Status::ok();
+}
+
+Status DeviceCache::whole(const Sequence &s) {
+  return s.lost.empty() ? Status::ok()
+                        : Status::error(StatusCode::DriverError, s.lost);
 }
 
 //===----------------------------------------------------------------------===//
@@ -600,6 +619,8 @@ Status DeviceCache::attention(const int32_t *seqs, int64_t count,
   std::vector<int32_t> lengths(2 * count);
   for (int64_t i = 0; i < count; ++i) {
     const Sequence &s = sequences_.at(seqs[i]);
+    if (Status st = whole(s); !st.isOk())
+      return st;
     batch.push_back(&s);
     lengths[i] = static_cast<int32_t>(s.used);
     lengths[count + i] = static_cast<int32_t>(s.ringCount);
@@ -684,6 +705,8 @@ Status DeviceCache::decompress(int32_t seq, SequenceRows &out) const {
   if (Status st = device_->makeCurrent(); !st.isOk())
     return st;
   const Sequence &s = sequences_.at(seq);
+  if (Status st = whole(s); !st.isOk())
+    return st;
   const int64_t heads = shape_.kvHeads, d = shape_.dim, b = shape_.bufferTokens;
   const size_t e = element();
   SequenceRows rows;

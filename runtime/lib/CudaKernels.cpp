@@ -157,21 +157,23 @@ int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
 }
 
 Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes) {
+  // Each buffer is checked on its own: an allocation that failed last time
+  // may have left one grown and the next not.
+  const std::pair<Buffer *, size_t> wanted[] = {{&partialMax_, maxBytes},
+                                                {&partialSum_, maxBytes},
+                                                {&partialAcc_, accBytes}};
   // A larger workspace replaces one that launches already enqueued may still
   // use, and freeing device memory is not guaranteed to wait for them.
-  if ((partialMax_.address() && partialMax_.bytes() < maxBytes) ||
-      (partialAcc_.address() && partialAcc_.bytes() < accBytes))
-    if (Status s = device_.synchronize(); !s.isOk())
-      return s;
-  if (partialMax_.bytes() < maxBytes) {
-    if (Status s = device_.allocate(maxBytes, partialMax_); !s.isOk())
-      return s;
-    if (Status s = device_.allocate(maxBytes, partialSum_); !s.isOk())
-      return s;
-  }
-  if (partialAcc_.bytes() < accBytes)
-    if (Status s = device_.allocate(accBytes, partialAcc_); !s.isOk())
-      return s;
+  for (auto [buffer, bytes] : wanted)
+    if (buffer->address() && buffer->bytes() < bytes) {
+      if (Status s = device_.synchronize(); !s.isOk())
+        return s;
+      break;
+    }
+  for (auto [buffer, bytes] : wanted)
+    if (buffer->bytes() < bytes)
+      if (Status s = device_.allocate(bytes, *buffer); !s.isOk())
+        return s;
   return Status::ok();
 }
 

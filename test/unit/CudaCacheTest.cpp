@@ -25,6 +25,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -86,6 +87,12 @@ protected:
     auto keys = randomFloats(n * rowFloats(), rng);
     auto values = randomFloats(n * rowFloats(), rng, 0.5);
     ASSERT_OK(cache->append(seq, n, keys.data(), values.data(), kKey, kValue));
+    appended(seq, n, keys, values);
+  }
+
+  /// The model's side of a successful append.
+  void appended(int32_t seq, int64_t n, const std::vector<float> &keys,
+                const std::vector<float> &values) {
     Model &m = model[seq];
     int64_t before = std::max<int64_t>(0, m.tokens - kBuffer);
     m.keys.insert(m.keys.end(), keys.begin(), keys.end());
@@ -100,6 +107,11 @@ protected:
 
   void rewinnow(int32_t newKey, int32_t newValue) {
     ASSERT_OK(cache->rewinnow(newKey, newValue));
+    rewinnowed(newKey, newValue);
+  }
+
+  /// The model's side of a successful rewinnow.
+  void rewinnowed(int32_t newKey, int32_t newValue) {
     kKey = newKey;
     kValue = newValue;
     for (auto &[seq, m] : model)
@@ -295,19 +307,17 @@ TEST_P(CudaCacheTest, ALifeOfAppendsKChangesAndRewinnowing) {
   EXPECT_LT(checkAttention({0}), kTolerance);
 }
 
-/// The stand-in driver's count of device allocations, or null under a real
-/// driver (which keeps no such count).
-using AllocationCounter = uint64_t (*)();
-AllocationCounter fakeAllocationCounter() {
+/// A function of the stand-in driver's, or null under a real driver (which
+/// has no such functions).
+template <typename Function> Function fakeDriverFunction(const char *name) {
   const char *path = std::getenv("SWAN_CUDA_DRIVER");
   void *driver = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
-  return driver ? reinterpret_cast<AllocationCounter>(
-                      dlsym(driver, "swanFakeCudaAllocations"))
-                : nullptr;
+  return driver ? reinterpret_cast<Function>(dlsym(driver, name)) : nullptr;
 }
 
 TEST_P(CudaCacheTest, DecodeStepsAllocateNoDeviceMemory) {
-  AllocationCounter allocations = fakeAllocationCounter();
+  auto allocations =
+      fakeDriverFunction<uint64_t (*)()>("swanFakeCudaAllocations");
   if (!allocations)
     GTEST_SKIP() << "device allocations are counted by the stand-in driver";
   // Ring full, store allocated (room for 256 tokens), staging kept.
@@ -319,6 +329,182 @@ TEST_P(CudaCacheTest, DecodeStepsAllocateNoDeviceMemory) {
   EXPECT_EQ(allocations(), before);
   checkContents(2);
   EXPECT_LT(checkAttention({2}), kTolerance);
+}
+
+/// Everything a caller can see of the cache.
+struct Snapshot {
+  size_t bytes;
+  std::map<int32_t, SequenceRows> rows;
+  std::map<int32_t, SequenceInfo> info;
+};
+
+Snapshot snapshot(const DeviceCache &cache, const std::vector<int32_t> &seqs) {
+  Snapshot s{cache.bytes(), {}, {}};
+  for (int32_t seq : seqs) {
+    EXPECT_TRUE(cache.decompress(seq, s.rows[seq]).isOk());
+    s.info[seq] = cache.info(seq);
+  }
+  return s;
+}
+
+void expectSame(const Snapshot &was, const Snapshot &is, const char *call,
+                int64_t fault) {
+  SCOPED_TRACE(std::string(call) + ", driver call " + std::to_string(fault) +
+               " failing");
+  EXPECT_EQ(is.bytes, was.bytes);
+  for (const auto &[seq, rows] : was.rows) {
+    const SequenceRows &now = is.rows.at(seq);
+    EXPECT_EQ(now.tokens, rows.tokens) << "sequence " << seq;
+    EXPECT_EQ(now.keys, rows.keys) << "sequence " << seq;
+    EXPECT_EQ(now.values, rows.values) << "sequence " << seq;
+    EXPECT_EQ(now.keyK, rows.keyK) << "sequence " << seq;
+    EXPECT_EQ(now.valueK, rows.valueK) << "sequence " << seq;
+    EXPECT_EQ(now.inBuffer, rows.inBuffer) << "sequence " << seq;
+    const SequenceInfo &a = was.info.at(seq), &b = is.info.at(seq);
+    EXPECT_EQ(b.bytes, a.bytes) << "sequence " << seq;
+    EXPECT_EQ(b.keyStride, a.keyStride) << "sequence " << seq;
+    EXPECT_EQ(b.valueStride, a.valueStride) << "sequence " << seq;
+    EXPECT_EQ(b.maxKeyNorm, a.maxKeyNorm) << "sequence " << seq;
+  }
+}
+
+/// The stand-in driver's fault injection (FakeCudaDriver.cpp): the call
+/// after the next `calls` of the kinds in `kinds` fails.
+using FailAfter = void (*)(int64_t calls, unsigned kinds);
+constexpr unsigned kAllocations = 1, kCopiesToDevice = 2, kCopiesToHost = 4,
+                   kCopiesOnDevice = 8, kLaunches = 16, kSynchronisations = 32;
+
+TEST_P(CudaCacheTest, AFailedCallLeavesTheCacheAsItWas) {
+  auto failAfter = fakeDriverFunction<FailAfter>("swanFakeCudaFailAfter");
+  if (!failAfter)
+    GTEST_SKIP() << "driver faults are injected by the stand-in driver";
+  // Every kind but what commits an append (device-to-device copies and the
+  // synchronisation after them: the next test).
+  const unsigned kinds =
+      kAllocations | kCopiesToDevice | kCopiesToHost | kLaunches;
+  append(0, 20);
+  append(1, 3);
+  const std::vector<int32_t> seqs{0, 1};
+
+  // Runs `call` with the n-th driver call failing, for n = 0, 1, ... until
+  // the call makes fewer driver calls than that and succeeds; every failed
+  // attempt must report the fault and leave the cache as it was.
+  auto everyFault = [&](const char *name, const std::function<Status()> &call) {
+    for (int64_t n = 0;; ++n) {
+      ASSERT_LT(n, 10000) << name << " never succeeded";
+      Snapshot was = snapshot(*cache, seqs);
+      failAfter(n, kinds);
+      Status st = call();
+      failAfter(-1, 0);
+      if (st.isOk())
+        return;
+      EXPECT_TRUE(st.code() == StatusCode::OutOfMemory ||
+                  st.code() == StatusCode::DriverError)
+          << name << ": " << st.message();
+      expectSame(was, snapshot(*cache, seqs), name, n);
+      if (::testing::Test::HasFailure())
+        return;
+    }
+  };
+  auto appendCall = [&](const char *name, int32_t seq, int64_t n) {
+    auto keys = randomFloats(n * rowFloats(), rng);
+    auto values = randomFloats(n * rowFloats(), rng, 0.5);
+    everyFault(name, [&] {
+      return cache->append(seq, n, keys.data(), values.data(), kKey, kValue);
+    });
+    if (!::testing::Test::HasFailure())
+      appended(seq, n, keys, values);
+  };
+
+  appendCall("a decode step", 1, 1);
+  appendCall("a step that leaves the buffer", 0, 1);
+  appendCall("a new sequence", 2, 12);
+  model.erase(2);
+  cache->release(2);
+  // Past the store's first 256 rows, with staging of its own.
+  appendCall("a prefill that grows the store", 0, 300);
+  kKey = std::max(1, kKey - 4);
+  appendCall("an append below the stride (padded)", 1, 9);
+  kKey = std::min<int32_t>(shape.dim, GetParam().kKey + 4);
+  appendCall("an append above the stride (re-laid out)", 1, 9);
+  for (int32_t seq : seqs)
+    checkContents(seq);
+
+  const int32_t newKey = std::max(1, GetParam().kKey - 8);
+  const int32_t newValue = std::max(1, GetParam().kValue - 8);
+  everyFault("rewinnow", [&] { return cache->rewinnow(newKey, newValue); });
+  rewinnowed(newKey, newValue);
+  for (int32_t seq : seqs)
+    checkContents(seq);
+
+  const int64_t rows = kHeads * shape.group * shape.dim;
+  auto q = randomFloats(2 * rows, rng);
+  std::vector<float> out(2 * rows);
+  everyFault("attention", [&] {
+    return cache->attention(seqs.data(), 2, q.data(), 0.1f, out.data());
+  });
+  EXPECT_LT(checkAttention(seqs), kTolerance);
+}
+
+TEST_P(CudaCacheTest, AFaultWhileCommittingLosesOnlyThatSequence) {
+  auto failAfter = fakeDriverFunction<FailAfter>("swanFakeCudaFailAfter");
+  if (!failAfter)
+    GTEST_SKIP() << "driver faults are injected by the stand-in driver";
+  for (int32_t seq : {0, 1, 2})
+    append(seq, 20);
+  auto keys = randomFloats(rowFloats(), rng);
+  auto values = randomFloats(rowFloats(), rng);
+  // A decode step with the `n`-th call of `kinds` failing.
+  auto step = [&](int32_t seq, int64_t n, unsigned kinds) {
+    failAfter(n, kinds);
+    Status st = cache->append(seq, 1, keys.data(), values.data(), kKey, kValue);
+    failAfter(-1, 0);
+    EXPECT_EQ(st.code(), StatusCode::DriverError) << st.message();
+    return st;
+  };
+
+  // The first synchronisation comes before the commit (kernel faults
+  // surface there): the step changes nothing.
+  Snapshot was = snapshot(*cache, {0, 1, 2});
+  Status st = step(1, 0, kSynchronisations);
+  expectSame(was, snapshot(*cache, {0, 1, 2}), "a decode step", 0);
+  EXPECT_EQ(st.message().find("lost"), std::string::npos) << st.message();
+
+  // A device copy of the commit, or the synchronisation after them, fails:
+  // that sequence is lost, and says so to every call but release.
+  const size_t bytes = cache->bytes();
+  for (auto [seq, kinds] :
+       {std::pair(1, kCopiesOnDevice), std::pair(2, kSynchronisations)}) {
+    st = step(seq, kinds == kSynchronisations ? 1 : 0, kinds);
+    const std::string lost = "sequence " + std::to_string(seq) + " is lost";
+    EXPECT_NE(st.message().find(lost), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("release it"), std::string::npos)
+        << st.message();
+    SequenceRows rows;
+    EXPECT_EQ(cache->decompress(seq, rows).message(), st.message());
+    EXPECT_EQ(cache->append(seq, 1, keys.data(), values.data(), kKey, kValue)
+                  .message(),
+              st.message());
+    const int64_t q = kHeads * shape.group * shape.dim;
+    auto queries = randomFloats(2 * q, rng);
+    std::vector<float> out(2 * q);
+    const int32_t pair[] = {0, seq};
+    EXPECT_EQ(
+        cache->attention(pair, 2, queries.data(), 0.1f, out.data()).message(),
+        st.message());
+  }
+  EXPECT_EQ(cache->bytes(), bytes);
+  checkContents(0);
+  EXPECT_LT(checkAttention({0}), kTolerance);
+
+  // Release gives the ids back.
+  for (int32_t seq : {1, 2}) {
+    cache->release(seq);
+    model.erase(seq);
+    append(seq, 3);
+    checkContents(seq);
+  }
+  EXPECT_LT(checkAttention({0, 1, 2}), kTolerance);
 }
 
 TEST_P(CudaCacheTest, KEqualToDIsDenseAttention) {

@@ -269,6 +269,30 @@ void mergeKernel(Params p, bool rotatedOutput) {
 
 uint64_t allocations = 0;
 
+/// Driver calls that fault injection counts, as bits of a mask.
+enum CallKind : unsigned {
+  kAlloc = 1,
+  kToDevice = 2,
+  kToHost = 4,
+  kOnDevice = 8,
+  kLaunch = 16,
+  kSynchronize = 32
+};
+
+/// Calls of the kinds in `faultKinds` to go before one fails; negative:
+/// none fails.
+int64_t callsBeforeFault = -1;
+unsigned faultKinds = 0;
+
+/// Whether this call, of `kind`, is the one to fail.
+bool fault(CallKind kind) {
+  if (callsBeforeFault < 0 || !(faultKinds & kind))
+    return false;
+  return callsBeforeFault-- == 0;
+}
+
+constexpr CUresult kOutOfMemory = 2;
+
 bool endsWith(const std::string &s, const char *suffix) {
   size_t n = std::strlen(suffix);
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
@@ -303,16 +327,29 @@ CUresult cuDevicePrimaryCtxRetain(void **context, int) {
 }
 CUresult cuDevicePrimaryCtxRelease_v2(int) { return kSuccess; }
 CUresult cuCtxSetCurrent(void *) { return kSuccess; }
-CUresult cuCtxSynchronize() { return kSuccess; }
+CUresult cuCtxSynchronize() {
+  return fault(kSynchronize) ? kLaunchFailed : kSuccess;
+}
 
 /// cuMemAlloc calls so far, for tests that count device allocations.
 uint64_t swanFakeCudaAllocations() { return allocations; }
 
+/// Makes the call after the next `calls` of the kinds in `kinds` (a
+/// CallKind mask) fail: an allocation as out of memory, anything else as a
+/// failed launch (the fault a kernel leaves behind); negative `calls`: none.
+/// For tests of what a failed call leaves.
+void swanFakeCudaFailAfter(int64_t calls, unsigned kinds) {
+  callsBeforeFault = calls;
+  faultKinds = kinds;
+}
+
 CUresult cuMemAlloc_v2(unsigned long long *address, size_t bytes) {
+  if (fault(kAlloc))
+    return kOutOfMemory;
   ++allocations;
   void *p = std::malloc(bytes ? bytes : 1);
   if (!p)
-    return 2; // CUDA_ERROR_OUT_OF_MEMORY
+    return kOutOfMemory;
   *address = reinterpret_cast<uintptr_t>(p);
   return kSuccess;
 }
@@ -322,15 +359,21 @@ CUresult cuMemFree_v2(unsigned long long address) {
 }
 CUresult cuMemcpyHtoD_v2(unsigned long long dst, const void *src,
                          size_t bytes) {
+  if (fault(kToDevice))
+    return kLaunchFailed;
   std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
   return kSuccess;
 }
 CUresult cuMemcpyDtoH_v2(void *dst, unsigned long long src, size_t bytes) {
+  if (fault(kToHost))
+    return kLaunchFailed;
   std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
   return kSuccess;
 }
 CUresult cuMemcpyDtoD_v2(unsigned long long dst, unsigned long long src,
                          size_t bytes) {
+  if (fault(kOnDevice))
+    return kLaunchFailed;
   std::memmove(reinterpret_cast<void *>(dst),
                reinterpret_cast<const void *>(src), bytes);
   return kSuccess;
@@ -368,6 +411,8 @@ CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
 CUresult cuLaunchKernel(void *function, unsigned, unsigned, unsigned, unsigned,
                         unsigned, unsigned, unsigned, void *, void **params,
                         void **) {
+  if (fault(kLaunch))
+    return kLaunchFailed;
   const auto &f = *static_cast<FakeFunction *>(function);
   if (f.name == "rotate")
     rotateKernel(Params(params));

@@ -44,7 +44,11 @@ typedef enum { SWAN_DTYPE_F32 = 0, SWAN_DTYPE_F16 = 1 } swan_dtype;
  * SWAN_CUDA_DRIVER environment variable names, is opened when the cache is
  * created): winnowed rows as indices only, for head_dim 64, 128 or 256 and
  * group_size 1, 4 or 8. Without a driver or GPU, creation returns
- * SWAN_ERR_UNSUPPORTED saying why. */
+ * SWAN_ERR_UNSUPPORTED saying why. One exception to "a failed call leaves
+ * the cache as it was": a driver fault reported while an append is being
+ * committed (its last device copies; the GPU context is broken by then)
+ * loses that sequence, and every later call on it but release returns
+ * SWAN_ERR_INTERNAL saying so. */
 typedef enum { SWAN_DEVICE_CPU = 0, SWAN_DEVICE_CUDA = 1 } swan_device;
 
 /* How winnowed values, and keys, record which components they kept (the one

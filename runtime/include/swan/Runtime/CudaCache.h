@@ -81,7 +81,10 @@ public:
   /// Appends n tokens (keys, values [n][H][D] f32) to `seq`, creating it
   /// when new; leaving tokens are winnowed to (kKey, kValue).
   /// InvalidArgument when an input is not finite or a rotated component
-  /// overflows the storage type. On any failure the cache is as it was.
+  /// overflows the storage type. On any failure the cache is as it was,
+  /// except for one the driver reports after the call has begun to commit
+  /// (a device copy into the ring; the context is then broken): the
+  /// sequence is lost, and every later call on it but release fails.
   Status append(int32_t seq, int64_t n, const float *keys, const float *values,
                 int32_t kKey, int32_t kValue);
   /// Lowers every winnowed token to at most (kKey, kValue) components and
@@ -116,6 +119,10 @@ private:
     int64_t used = 0;                  ///< winnowed tokens in the store
     std::vector<int32_t> keyK, valueK; ///< per winnowed token
     double maxKeyNorm = 0.0;
+    /// Why the ring's contents are unknown (a device copy of a commit
+    /// failed); empty while the sequence is whole. A lost sequence refuses
+    /// every call but release.
+    std::string lost;
     size_t bytes() const {
       return ringKeys.bytes() + ringValues.bytes() + store.bytes();
     }
@@ -135,6 +142,8 @@ private:
                     int64_t rows, DeviceRange input, bool stored,
                     DeviceRange rotation, int32_t k);
   Status growWorkspace(Buffer &buffer, size_t bytes);
+  /// The error for a call on a lost sequence; ok for a whole one.
+  static Status whole(const Sequence &s);
 
   CacheShape shape_;
   std::unique_ptr<Device> device_;
