@@ -379,7 +379,7 @@ TEST_P(CudaCacheTest, AFailedCallLeavesTheCacheAsItWas) {
   if (!failAfter)
     GTEST_SKIP() << "driver faults are injected by the stand-in driver";
   // Every kind but what commits an append (device-to-device copies and the
-  // synchronisation after them: the next test).
+  // synchronisation after them: the next two tests).
   const unsigned kinds =
       kAllocations | kCopiesToDevice | kCopiesToHost | kLaunches;
   append(0, 20);
@@ -444,6 +444,34 @@ TEST_P(CudaCacheTest, AFailedCallLeavesTheCacheAsItWas) {
     return cache->attention(seqs.data(), 2, q.data(), 0.1f, out.data());
   });
   EXPECT_LT(checkAttention(seqs), kTolerance);
+}
+
+TEST_P(CudaCacheTest, AFailedCopyIntoAGrownStoreChangesNothing) {
+  auto failAfter = fakeDriverFunction<FailAfter>("swanFakeCudaFailAfter");
+  if (!failAfter)
+    GTEST_SKIP() << "driver faults are injected by the stand-in driver";
+  append(0, 20);
+  append(1, 20);
+  // Past the first 256 rows: the store is copied into a larger one before
+  // the commit's own device copies.
+  const int64_t n = 300;
+  auto keys = randomFloats(n * rowFloats(), rng);
+  auto values = randomFloats(n * rowFloats(), rng, 0.5);
+  int64_t unchanged = 0;
+  for (int64_t fault = 0;; ++fault) {
+    ASSERT_LT(fault, 10000);
+    Snapshot was = snapshot(*cache, {0, 1});
+    failAfter(fault, kCopiesOnDevice);
+    Status st = cache->append(0, n, keys.data(), values.data(), kKey, kValue);
+    failAfter(-1, 0);
+    ASSERT_FALSE(st.isOk()) << "the commit copies never failed";
+    if (st.message().find("is lost") != std::string::npos)
+      break; // the commit's copies: the previous test
+    expectSame(was, snapshot(*cache, {0, 1}), "a store growth", fault);
+    ++unchanged;
+  }
+  EXPECT_GT(unchanged, 0);
+  checkContents(1);
 }
 
 TEST_P(CudaCacheTest, AFaultWhileCommittingLosesOnlyThatSequence) {
