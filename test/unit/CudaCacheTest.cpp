@@ -17,6 +17,7 @@
 #include "swan/Runtime/CudaCache.h"
 #include "swan/Runtime/Reference.h"
 
+#include "FakeCudaDriver.h"
 #include "RandomOrthogonal.h"
 
 #include <gtest/gtest.h>
@@ -33,8 +34,7 @@
 
 using namespace swan;
 using namespace swan::cuda;
-using swan::test::randomFloats;
-using swan::test::randomOrthogonal;
+using namespace swan::test;
 
 namespace {
 
@@ -316,8 +316,8 @@ template <typename Function> Function fakeDriverFunction(const char *name) {
 }
 
 TEST_P(CudaCacheTest, DecodeStepsAllocateNoDeviceMemory) {
-  auto allocations =
-      fakeDriverFunction<uint64_t (*)()>("swanFakeCudaAllocations");
+  auto allocations = fakeDriverFunction<decltype(&swanFakeCudaAllocations)>(
+      "swanFakeCudaAllocations");
   if (!allocations)
     GTEST_SKIP() << "device allocations are counted by the stand-in driver";
   // Ring full, store allocated (room for 256 tokens), staging kept.
@@ -368,11 +368,7 @@ void expectSame(const Snapshot &was, const Snapshot &is, const char *call,
   }
 }
 
-/// The stand-in driver's fault injection (FakeCudaDriver.cpp): the call
-/// after the next `calls` of the kinds in `kinds` fails.
-using FailAfter = void (*)(int64_t calls, unsigned kinds);
-constexpr unsigned kAllocations = 1, kCopiesToDevice = 2, kCopiesToHost = 4,
-                   kCopiesOnDevice = 8, kLaunches = 16, kSynchronisations = 32;
+using FailAfter = decltype(&swanFakeCudaFailAfter);
 
 TEST_P(CudaCacheTest, AFailedCallLeavesTheCacheAsItWas) {
   auto failAfter = fakeDriverFunction<FailAfter>("swanFakeCudaFailAfter");
@@ -381,7 +377,7 @@ TEST_P(CudaCacheTest, AFailedCallLeavesTheCacheAsItWas) {
   // Every kind but what commits an append (device-to-device copies and the
   // synchronisation after them: the next two tests).
   const unsigned kinds =
-      kAllocations | kCopiesToDevice | kCopiesToHost | kLaunches;
+      kFakeAllocation | kFakeCopyToDevice | kFakeCopyToHost | kFakeLaunch;
   append(0, 20);
   append(1, 3);
   const std::vector<int32_t> seqs{0, 1};
@@ -461,7 +457,7 @@ TEST_P(CudaCacheTest, AFailedCopyIntoAGrownStoreChangesNothing) {
   for (int64_t fault = 0;; ++fault) {
     ASSERT_LT(fault, 10000);
     Snapshot was = snapshot(*cache, {0, 1});
-    failAfter(fault, kCopiesOnDevice);
+    failAfter(fault, kFakeCopyOnDevice);
     Status st = cache->append(0, n, keys.data(), values.data(), kKey, kValue);
     failAfter(-1, 0);
     ASSERT_FALSE(st.isOk()) << "the commit copies never failed";
@@ -494,7 +490,7 @@ TEST_P(CudaCacheTest, AFaultWhileCommittingLosesOnlyThatSequence) {
   // The first synchronisation comes before the commit (kernel faults
   // surface there): the step changes nothing.
   Snapshot was = snapshot(*cache, {0, 1, 2});
-  Status st = step(1, 0, kSynchronisations);
+  Status st = step(1, 0, kFakeSynchronize);
   expectSame(was, snapshot(*cache, {0, 1, 2}), "a decode step", 0);
   EXPECT_EQ(st.message().find("lost"), std::string::npos) << st.message();
 
@@ -502,8 +498,8 @@ TEST_P(CudaCacheTest, AFaultWhileCommittingLosesOnlyThatSequence) {
   // that sequence is lost, and says so to every call but release.
   const size_t bytes = cache->bytes();
   for (auto [seq, kinds] :
-       {std::pair(1, kCopiesOnDevice), std::pair(2, kSynchronisations)}) {
-    st = step(seq, kinds == kSynchronisations ? 1 : 0, kinds);
+       {std::pair(1, kFakeCopyOnDevice), std::pair(2, kFakeSynchronize)}) {
+    st = step(seq, kinds == kFakeSynchronize ? 1 : 0, kinds);
     const std::string lost = "sequence " + std::to_string(seq) + " is lost";
     EXPECT_NE(st.message().find(lost), std::string::npos) << st.message();
     EXPECT_NE(st.message().find("release it"), std::string::npos)

@@ -9,8 +9,11 @@
 // real GPU (CudaRuntimeTest.cpp, scripts/gpu-check).
 //
 // A module's storage type is read from its PTX (f16 modules convert f16).
+// It also counts allocations and can fail a chosen call (FakeCudaDriver.h).
 //
 //===----------------------------------------------------------------------===//
+
+#include "FakeCudaDriver.h"
 
 #include "swan/Runtime/Reference.h"
 
@@ -269,23 +272,13 @@ void mergeKernel(Params p, bool rotatedOutput) {
 
 uint64_t allocations = 0;
 
-/// Driver calls that fault injection counts, as bits of a mask.
-enum CallKind : unsigned {
-  kAlloc = 1,
-  kToDevice = 2,
-  kToHost = 4,
-  kOnDevice = 8,
-  kLaunch = 16,
-  kSynchronize = 32
-};
-
 /// Calls of the kinds in `faultKinds` to go before one fails; negative:
 /// none fails.
 int64_t callsBeforeFault = -1;
 unsigned faultKinds = 0;
 
 /// Whether this call, of `kind`, is the one to fail.
-bool fault(CallKind kind) {
+bool fault(swan::test::FakeCudaCall kind) {
   if (callsBeforeFault < 0 || !(faultKinds & kind))
     return false;
   return callsBeforeFault-- == 0;
@@ -328,23 +321,18 @@ CUresult cuDevicePrimaryCtxRetain(void **context, int) {
 CUresult cuDevicePrimaryCtxRelease_v2(int) { return kSuccess; }
 CUresult cuCtxSetCurrent(void *) { return kSuccess; }
 CUresult cuCtxSynchronize() {
-  return fault(kSynchronize) ? kLaunchFailed : kSuccess;
+  return fault(swan::test::kFakeSynchronize) ? kLaunchFailed : kSuccess;
 }
 
-/// cuMemAlloc calls so far, for tests that count device allocations.
 uint64_t swanFakeCudaAllocations() { return allocations; }
 
-/// Makes the call after the next `calls` of the kinds in `kinds` (a
-/// CallKind mask) fail: an allocation as out of memory, anything else as a
-/// failed launch (the fault a kernel leaves behind); negative `calls`: none.
-/// For tests of what a failed call leaves.
 void swanFakeCudaFailAfter(int64_t calls, unsigned kinds) {
   callsBeforeFault = calls;
   faultKinds = kinds;
 }
 
 CUresult cuMemAlloc_v2(unsigned long long *address, size_t bytes) {
-  if (fault(kAlloc))
+  if (fault(swan::test::kFakeAllocation))
     return kOutOfMemory;
   ++allocations;
   void *p = std::malloc(bytes ? bytes : 1);
@@ -359,20 +347,20 @@ CUresult cuMemFree_v2(unsigned long long address) {
 }
 CUresult cuMemcpyHtoD_v2(unsigned long long dst, const void *src,
                          size_t bytes) {
-  if (fault(kToDevice))
+  if (fault(swan::test::kFakeCopyToDevice))
     return kLaunchFailed;
   std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
   return kSuccess;
 }
 CUresult cuMemcpyDtoH_v2(void *dst, unsigned long long src, size_t bytes) {
-  if (fault(kToHost))
+  if (fault(swan::test::kFakeCopyToHost))
     return kLaunchFailed;
   std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
   return kSuccess;
 }
 CUresult cuMemcpyDtoD_v2(unsigned long long dst, unsigned long long src,
                          size_t bytes) {
-  if (fault(kOnDevice))
+  if (fault(swan::test::kFakeCopyOnDevice))
     return kLaunchFailed;
   std::memmove(reinterpret_cast<void *>(dst),
                reinterpret_cast<const void *>(src), bytes);
@@ -411,7 +399,7 @@ CUresult cuModuleGetFunction(void **function, void *module, const char *name) {
 CUresult cuLaunchKernel(void *function, unsigned, unsigned, unsigned, unsigned,
                         unsigned, unsigned, unsigned, void *, void **params,
                         void **) {
-  if (fault(kLaunch))
+  if (fault(swan::test::kFakeLaunch))
     return kLaunchFailed;
   const auto &f = *static_cast<FakeFunction *>(function);
   if (f.name == "rotate")
