@@ -11,12 +11,6 @@ using namespace swan::cuda;
 namespace abi = swan::gpu_abi;
 
 namespace {
-struct EmbeddedPtx {
-  int64_t dim;
-  int64_t group;
-  const char *storage;
-  const char *ptx;
-};
 #include "CudaPTX.inc"
 
 const char *storageName(Storage storage) {

@@ -496,6 +496,9 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
         a[g] = kb.mul(a[g], alphas[g]);
       kb.storeVector(a, acc, {warp, d, zero});
     });
+    // A lane's scatter below may add to an entry another lane rescales
+    // here: without the sync, nothing orders the two.
+    kb.warpSync();
 
     // Values: lanes scatter-add a token's kept components into the warp's
     // accumulator by index. A token's indices are distinct, so lanes never

@@ -6,6 +6,7 @@
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
 #include "mlir/Conversion/GPUToNVVM/GPUToNVVM.h"
 #include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
 #include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
@@ -14,6 +15,7 @@
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -62,6 +64,28 @@ void swan::buildSwanGPUPipeline(OpPassManager &pm,
   }
 }
 
+void swan::buildSwanGPUHostPipeline(OpPassManager &pm,
+                                    const SwanGPUHostPipelineOptions &options) {
+  pm.addPass(createSwanConvertToGPU());
+  SwanGPUKernelsToHostOptions toHost;
+  toHost.symbolPrefix = options.symbolPrefix;
+  pm.addPass(createSwanGPUKernelsToHost(toHost));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createLoopInvariantCodeMotionPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  SwanEmitKernelLaunchersOptions launchers;
+  launchers.symbolPrefix = options.symbolPrefix;
+  pm.addPass(createSwanEmitKernelLaunchers(launchers));
+}
+
 void swan::registerSwanGPUDialects(DialectRegistry &registry) {
   registry.insert<gpu::GPUDialect, NVVM::NVVMDialect, LLVM::LLVMDialect,
                   scf::SCFDialect, cf::ControlFlowDialect,
@@ -89,4 +113,9 @@ void swan::registerSwanGPUPipeline() {
       "swan-lower-to-nvvm",
       "Lowers swan entry points to gpu kernels, NVVM and PTX",
       buildSwanGPUPipeline);
+  PassPipelineRegistration<SwanGPUHostPipelineOptions>(
+      "swan-lower-gpu-to-host",
+      "Lowers swan entry points to the gpu kernels compiled for the host, "
+      "as the tests' kernel emulator runs them",
+      buildSwanGPUHostPipeline);
 }

@@ -37,4 +37,51 @@ def SwanConvertToGPU : Pass<"swan-convert-to-gpu", "::mlir::ModuleOp"> {
                            "::mlir::NVVM::NVVMDialect"];
 }
 
+def SwanGPUKernelsToHost
+    : Pass<"swan-gpu-kernels-to-host", "::mlir::ModuleOp"> {
+  let summary = "Turns the gpu kernels into host functions the kernel "
+                "emulator runs, one call per GPU thread";
+  let description = [{
+    Each kernel `gpu.func` of the module's `gpu.module`s becomes a
+    `func.func` named `<symbol-prefix><kernel>` that runs one GPU thread of
+    the kernel: `gpu.thread_id`, `gpu.block_id`, `gpu.block_dim` and
+    `gpu.grid_dim` read the emulator's current thread, `gpu.barrier`,
+    `nvvm.bar.warp.sync` and `gpu.shuffle` call into the emulator
+    (test/unit/KernelEmulator.h), workgroup attributions become one private
+    `memref.global` per kernel (the emulator runs one block at a time) and
+    `llvm.nvvm.ex2.approx.f32` becomes `math.exp2`. Any other GPU-only
+    operation is an error naming it, so a kernel never runs differently
+    from what the emulator checked. The `gpu.module`s are erased.
+  }];
+  let options = [
+    Option<"symbolPrefix", "symbol-prefix", "std::string", "\"\"",
+           "Prefix of every generated symbol, so that several modules' "
+           "kernels can be linked into one library">
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def SwanEmitKernelLaunchers
+    : Pass<"swan-emit-kernel-launchers", "::mlir::ModuleOp"> {
+  let summary = "Adds launchers and a kernel table to host-lowered kernels";
+  let description = [{
+    Runs on the LLVM dialect after `swan-gpu-kernels-to-host` and the
+    lowering to LLVM. For each kernel it adds
+    `void <kernel>_launch(void **params)`, which calls the kernel with the
+    arguments `cuLaunchKernel` passes (one pointer per scalar of the
+    expanded memref ABI), gives the kernel itself internal linkage, and
+    adds the null-terminated table `<symbol-prefix>kernels` of
+    `{const char *name, void (*launch)(void **)}` (the names without the
+    prefix) through which the emulator finds a module's kernels.
+  }];
+  let options = [
+    Option<"symbolPrefix", "symbol-prefix", "std::string", "\"\"",
+           "The prefix given to swan-gpu-kernels-to-host">
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // SWAN_CODEGEN_GPU_PASSES_TD

@@ -1,7 +1,9 @@
-//===- Pipeline.h - swan to NVVM and PTX -------------------------*- C++ -*-===//
+//===- Pipeline.h - swan to NVVM and PTX -------------------------*- C++
+//-*-===//
 //
 // The one GPU pipeline: swan-opt (`--swan-lower-to-nvvm`), the lit tests and
-// the build step that produces the runtime's PTX all run it.
+// the build step that produces the runtime's PTX all run it. Its host twin
+// compiles the same kernels for the tests' kernel emulator.
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,12 +48,25 @@ struct SwanGPUPipelineOptions
 void buildSwanGPUPipeline(mlir::OpPassManager &pm,
                           const SwanGPUPipelineOptions &options);
 
+struct SwanGPUHostPipelineOptions
+    : mlir::PassPipelineOptions<SwanGPUHostPipelineOptions> {
+  Option<std::string> symbolPrefix{
+      *this, "symbol-prefix",
+      llvm::cl::desc("Prefix of the kernel table and every kernel symbol"),
+      llvm::cl::init("")};
+};
+
+/// swan entry points -> the same gpu kernels -> host LLVM IR the tests'
+/// kernel emulator runs, one call per GPU thread (EmulatorABI.h).
+void buildSwanGPUHostPipeline(mlir::OpPassManager &pm,
+                              const SwanGPUHostPipelineOptions &options);
+
 /// The dialects, LLVM-conversion interfaces, NVVM target model and LLVM IR
 /// translations the GPU pipeline needs in a tool of its own.
 void registerSwanGPUDialects(mlir::DialectRegistry &registry);
 
-/// Registers `swan-convert-to-gpu` and `swan-lower-to-nvvm` for textual
-/// pass pipelines.
+/// Registers the GPU passes, `swan-lower-to-nvvm` and
+/// `swan-lower-gpu-to-host` for textual pass pipelines.
 void registerSwanGPUPipeline();
 
 } // namespace swan

@@ -1,0 +1,352 @@
+//===- KernelsToHost.cpp - gpu kernels as host code for the emulator ------===//
+//
+// The stand-in CUDA driver of the tests runs the generated kernels on the
+// host, one fiber per GPU thread (test/unit/KernelEmulator.cpp), so that
+// their logic and the runtime's launches of them are tested on machines
+// without a GPU. These two passes compile the same gpu-dialect kernels the
+// NVVM pipeline compiles; only the GPU-only operations differ, and each is
+// mapped here or rejected. The contract with the emulator is
+// swan/Codegen/GPU/EmulatorABI.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "swan/Codegen/GPU/EmulatorABI.h"
+#include "swan/Codegen/GPU/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+namespace swan {
+#define GEN_PASS_DEF_SWANGPUKERNELSTOHOST
+#define GEN_PASS_DEF_SWANEMITKERNELLAUNCHERS
+#include "swan/Codegen/GPU/Passes.h.inc"
+} // namespace swan
+
+using namespace mlir;
+using namespace swan;
+namespace abi = swan::emulator_abi;
+
+namespace {
+
+/// Where the first pass leaves a kernel's gpu.module name and known block
+/// size for the second.
+constexpr const char *kKernelNameAttr = "swan.emulated_kernel";
+constexpr const char *kBlockSizeAttr = "swan.known_block_size";
+
+/// On the host all memory is one address space.
+Type hostType(Type type) {
+  auto memref = dyn_cast<MemRefType>(type);
+  if (!memref || !memref.getMemorySpace())
+    return type;
+  return MemRefType::get(memref.getShape(), memref.getElementType(),
+                         memref.getLayout());
+}
+
+/// Calls into the emulator, declaring each entry point once per module.
+class EmulatorCalls {
+public:
+  explicit EmulatorCalls(ModuleOp module) : module(module) {}
+
+  Value call(OpBuilder &b, Location loc, StringRef name, ValueRange args,
+             TypeRange results) {
+    auto callee = module.lookupSymbol<func::FuncOp>(name);
+    if (!callee) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      callee = func::FuncOp::create(
+          b, loc, name,
+          b.getFunctionType(ValueRange(args).getTypes(), results));
+      callee.setPrivate();
+    }
+    auto op = func::CallOp::create(b, loc, callee, args);
+    return results.empty() ? Value() : op.getResult(0);
+  }
+
+  /// gpu.thread_id and its kin: `int64_t f(int32_t dimension)`.
+  Value id(OpBuilder &b, Location loc, StringRef name, gpu::Dimension d) {
+    Value dim =
+        arith::ConstantIntOp::create(b, loc, static_cast<int64_t>(d), 32);
+    Value id = call(b, loc, name, dim, b.getI64Type());
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), id);
+  }
+
+private:
+  ModuleOp module;
+};
+
+abi::ShuffleMode shuffleMode(gpu::ShuffleMode mode) {
+  switch (mode) {
+  case gpu::ShuffleMode::XOR:
+    return abi::kXor;
+  case gpu::ShuffleMode::UP:
+    return abi::kUp;
+  case gpu::ShuffleMode::DOWN:
+    return abi::kDown;
+  case gpu::ShuffleMode::IDX:
+    return abi::kIdx;
+  }
+  llvm_unreachable("unknown shuffle mode");
+}
+
+/// Replaces one GPU-only operation by its host form; fails (with a
+/// diagnostic) on one the emulator cannot run.
+LogicalResult toHost(Operation *op, EmulatorCalls &emulator) {
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  auto replaceId = [&](StringRef name, gpu::Dimension d) {
+    op->replaceAllUsesWith(ValueRange{emulator.id(b, loc, name, d)});
+    op->erase();
+    return success();
+  };
+  if (auto o = dyn_cast<gpu::ThreadIdOp>(op))
+    return replaceId(abi::kThreadId, o.getDimension());
+  if (auto o = dyn_cast<gpu::BlockIdOp>(op))
+    return replaceId(abi::kBlockId, o.getDimension());
+  if (auto o = dyn_cast<gpu::BlockDimOp>(op))
+    return replaceId(abi::kBlockDim, o.getDimension());
+  if (auto o = dyn_cast<gpu::GridDimOp>(op))
+    return replaceId(abi::kGridDim, o.getDimension());
+  if (isa<gpu::BarrierOp>(op)) {
+    emulator.call(b, loc, abi::kBarrier, {}, {});
+    op->erase();
+    return success();
+  }
+  if (auto sync = dyn_cast<NVVM::SyncWarpOp>(op)) {
+    emulator.call(b, loc, abi::kSyncWarp, sync.getMask(), {});
+    op->erase();
+    return success();
+  }
+  if (auto shuffle = dyn_cast<gpu::ShuffleOp>(op)) {
+    Type type = shuffle.getValue().getType();
+    if (!type.isIntOrFloat() || type.getIntOrFloatBitWidth() != 32)
+      return op->emitError("the kernel emulator shuffles 32-bit values only");
+    Type i32 = b.getI32Type();
+    Value mode = arith::ConstantIntOp::create(
+        b, loc, shuffleMode(shuffle.getMode()), 32);
+    Value bits = shuffle.getValue();
+    if (type != i32)
+      bits = arith::BitcastOp::create(b, loc, i32, bits);
+    Value result = emulator.call(
+        b, loc, abi::kShuffle,
+        {bits, shuffle.getOffset(), shuffle.getWidth(), mode}, i32);
+    if (type != i32)
+      result = arith::BitcastOp::create(b, loc, type, result);
+    shuffle.getShuffleResult().replaceAllUsesWith(result);
+    if (!shuffle.getValid().use_empty()) {
+      Value valid =
+          emulator.call(b, loc, abi::kShuffleValid,
+                        {shuffle.getOffset(), shuffle.getWidth(), mode}, i32);
+      Value zero = arith::ConstantIntOp::create(b, loc, 0, 32);
+      shuffle.getValid().replaceAllUsesWith(
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, valid, zero));
+    }
+    op->erase();
+    return success();
+  }
+  if (auto intrinsic = dyn_cast<LLVM::CallIntrinsicOp>(op)) {
+    // ex2.approx's 2 ulp are below what any test resolves.
+    if (intrinsic.getIntrin() == "llvm.nvvm.ex2.approx.f32") {
+      op->replaceAllUsesWith(
+          ValueRange{math::Exp2Op::create(b, loc, intrinsic.getArgs()[0])});
+      op->erase();
+      return success();
+    }
+    return op->emitError("the kernel emulator cannot run intrinsic ")
+           << intrinsic.getIntrin();
+  }
+  if (isa<gpu::ReturnOp>(op)) {
+    func::ReturnOp::create(b, loc);
+    op->erase();
+    return success();
+  }
+  if (isa<gpu::GPUDialect, NVVM::NVVMDialect>(op->getDialect()))
+    return op->emitError("the kernel emulator cannot run ") << op->getName();
+  for (Value result : op->getResults())
+    result.setType(hostType(result.getType()));
+  for (Region &region : op->getRegions())
+    for (BlockArgument arg : region.getArguments())
+      arg.setType(hostType(arg.getType()));
+  return success();
+}
+
+/// One kernel as `func.func @<prefix><name>`, the body of one GPU thread.
+LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
+                            StringRef prefix, EmulatorCalls &emulator) {
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(module.getBody());
+  Location loc = kernel.getLoc();
+  std::string name = (prefix + kernel.getName()).str();
+
+  SmallVector<Type> inputs;
+  for (Type t : kernel.getFunctionType().getInputs())
+    inputs.push_back(hostType(t));
+  unsigned numInputs = inputs.size();
+  unsigned numWorkgroup = kernel.getNumWorkgroupAttributions();
+  unsigned numPrivate = kernel.getNumPrivateAttributions();
+
+  auto fn =
+      func::FuncOp::create(b, loc, name, FunctionType::get(ctx, inputs, {}));
+  fn->setAttr(kKernelNameAttr, b.getStringAttr(kernel.getName()));
+  if (auto size = kernel.getKnownBlockSizeAttr())
+    fn->setAttr(kBlockSizeAttr, size);
+  fn.getBody().takeBody(kernel.getBody());
+  Block &entry = fn.getBody().front();
+
+  // The emulator runs one block at a time, so a block's shared memory can
+  // be one global per kernel; private memory is each fiber's own stack.
+  OpBuilder body = OpBuilder::atBlockBegin(&entry);
+  for (unsigned i = 0; i < numWorkgroup + numPrivate; ++i) {
+    BlockArgument arg = entry.getArgument(numInputs + i);
+    auto type = cast<MemRefType>(hostType(arg.getType()));
+    if (!type.hasStaticShape())
+      return kernel.emitError("the kernel emulator needs statically shaped "
+                              "attributions");
+    Value memory;
+    if (i < numWorkgroup) {
+      std::string global = name + "_shared" + std::to_string(i);
+      memref::GlobalOp::create(b, loc, global, b.getStringAttr("private"), type,
+                               b.getUnitAttr(), /*constant=*/false,
+                               b.getI64IntegerAttr(16));
+      memory = memref::GetGlobalOp::create(body, loc, type, global);
+    } else {
+      memory = memref::AllocaOp::create(body, loc, type);
+    }
+    arg.replaceAllUsesWith(memory);
+  }
+  entry.eraseArguments(numInputs, numWorkgroup + numPrivate);
+  for (BlockArgument arg : entry.getArguments())
+    arg.setType(hostType(arg.getType()));
+
+  SmallVector<Operation *> ops;
+  fn.walk([&](Operation *op) {
+    if (op != fn)
+      ops.push_back(op);
+  });
+  for (Operation *op : ops)
+    if (failed(toHost(op, emulator)))
+      return failure();
+  return success();
+}
+
+struct SwanGPUKernelsToHost
+    : public swan::impl::SwanGPUKernelsToHostBase<SwanGPUKernelsToHost> {
+  using SwanGPUKernelsToHostBase::SwanGPUKernelsToHostBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    EmulatorCalls emulator(module);
+    for (auto gpuModule :
+         llvm::make_early_inc_range(module.getOps<gpu::GPUModuleOp>())) {
+      for (auto kernel : gpuModule.getOps<gpu::GPUFuncOp>()) {
+        if (!kernel.isKernel()) {
+          kernel.emitError("the kernel emulator runs kernels only; device "
+                           "functions are not supported");
+          return signalPassFailure();
+        }
+        if (failed(convertKernel(kernel, module, symbolPrefix, emulator)))
+          return signalPassFailure();
+      }
+      gpuModule.erase();
+    }
+    module->removeAttr(gpu::GPUDialect::getContainerModuleAttrName());
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Launchers and the kernel table, on the LLVM dialect
+
+/// `void <kernel>_launch(void **params)`: loads each argument of the
+/// expanded ABI from its slot and calls the kernel.
+LLVM::LLVMFuncOp emitLauncher(OpBuilder &b, LLVM::LLVMFuncOp kernel) {
+  Location loc = kernel.getLoc();
+  MLIRContext *ctx = b.getContext();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto type = LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx), {ptr});
+  auto launcher = LLVM::LLVMFuncOp::create(
+      b, loc, (kernel.getName() + abi::kLauncherSuffix).str(), type,
+      LLVM::Linkage::Internal);
+  OpBuilder::InsertionGuard guard(b);
+  Block *entry = launcher.addEntryBlock(b);
+  b.setInsertionPointToStart(entry);
+  Value params = entry->getArgument(0);
+  SmallVector<Value> args;
+  for (auto [i, param] :
+       llvm::enumerate(kernel.getFunctionType().getParams())) {
+    Value slotAddress =
+        LLVM::GEPOp::create(b, loc, ptr, ptr, params,
+                            ArrayRef<LLVM::GEPArg>{static_cast<int32_t>(i)});
+    Value slot = LLVM::LoadOp::create(b, loc, ptr, slotAddress);
+    args.push_back(LLVM::LoadOp::create(b, loc, param, slot));
+  }
+  LLVM::CallOp::create(b, loc, kernel, args);
+  LLVM::ReturnOp::create(b, loc, ValueRange{});
+  return launcher;
+}
+
+struct SwanEmitKernelLaunchers
+    : public swan::impl::SwanEmitKernelLaunchersBase<SwanEmitKernelLaunchers> {
+  using SwanEmitKernelLaunchersBase::SwanEmitKernelLaunchersBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = module.getContext();
+    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    Location loc = module.getLoc();
+
+    struct Entry {
+      LLVM::GlobalOp name;
+      LLVM::LLVMFuncOp launcher;
+      SmallVector<int32_t, 3> blockSize;
+    };
+    SmallVector<Entry> entries;
+    for (auto kernel : llvm::to_vector(module.getOps<LLVM::LLVMFuncOp>())) {
+      auto kernelName = kernel->getAttrOfType<StringAttr>(kKernelNameAttr);
+      if (!kernelName)
+        continue;
+      Entry entry;
+      std::string text = (kernelName.getValue() + StringRef("\0", 1)).str();
+      entry.name = LLVM::GlobalOp::create(
+          b, loc, LLVM::LLVMArrayType::get(b.getI8Type(), text.size()),
+          /*isConstant=*/true, LLVM::Linkage::Private,
+          (kernel.getName() + "_name").str(), b.getStringAttr(text));
+      entry.launcher = emitLauncher(b, kernel);
+      entry.blockSize = {0, 0, 0};
+      if (auto size = kernel->getAttrOfType<DenseI32ArrayAttr>(kBlockSizeAttr))
+        entry.blockSize.assign(size.asArrayRef().begin(),
+                               size.asArrayRef().end());
+      kernel.setLinkage(LLVM::Linkage::Internal);
+      entries.push_back(entry);
+    }
+
+    // {name, launch, known block size}[], ending in a zero entry.
+    auto ptr = LLVM::LLVMPointerType::get(ctx);
+    auto i32 = b.getI32Type();
+    auto entryType = LLVM::LLVMStructType::getLiteral(
+        ctx, {ptr, ptr, LLVM::LLVMArrayType::get(i32, 3)});
+    auto tableType = LLVM::LLVMArrayType::get(entryType, entries.size() + 1);
+    auto table = LLVM::GlobalOp::create(
+        b, loc, tableType, /*isConstant=*/true, LLVM::Linkage::External,
+        symbolPrefix + abi::kKernelTable, Attribute());
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(b.createBlock(&table.getInitializerRegion()));
+    Value value = LLVM::ZeroOp::create(b, loc, tableType);
+    for (auto [i, entry] : llvm::enumerate(entries)) {
+      int64_t at = static_cast<int64_t>(i);
+      value = LLVM::InsertValueOp::create(
+          b, loc, value, LLVM::AddressOfOp::create(b, loc, entry.name),
+          ArrayRef<int64_t>{at, 0});
+      value = LLVM::InsertValueOp::create(
+          b, loc, value, LLVM::AddressOfOp::create(b, loc, entry.launcher),
+          ArrayRef<int64_t>{at, 1});
+      for (int64_t d = 0; d < 3; ++d)
+        value = LLVM::InsertValueOp::create(
+            b, loc, value,
+            LLVM::ConstantOp::create(b, loc, i32, entry.blockSize[d]),
+            ArrayRef<int64_t>{at, 2, d});
+    }
+    LLVM::ReturnOp::create(b, loc, value);
+  }
+};
+
+} // namespace

@@ -1,0 +1,58 @@
+// RUN: swan-opt %s --swan-gpu-kernels-to-host --split-input-file -verify-diagnostics
+
+// What the emulator cannot run is refused, never run differently.
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @wide_shuffle(%x: memref<?xi64>) kernel {
+      %c0 = arith.constant 0 : index
+      %v = memref.load %x[%c0] : memref<?xi64>
+      %c1 = arith.constant 1 : i32
+      %c32 = arith.constant 32 : i32
+      // expected-error @+1 {{the kernel emulator shuffles 32-bit values only}}
+      %r, %valid = gpu.shuffle xor %v, %c1, %c32 : i64
+      memref.store %r, %x[%c0] : memref<?xi64>
+      gpu.return
+    }
+  }
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @log(%x: memref<?xf32>) kernel {
+      %c0 = arith.constant 0 : index
+      %v = memref.load %x[%c0] : memref<?xf32>
+      // expected-error @+1 {{the kernel emulator cannot run intrinsic llvm.nvvm.lg2.approx.f32}}
+      %l = llvm.call_intrinsic "llvm.nvvm.lg2.approx.f32"(%v) : (f32) -> f32
+      memref.store %l, %x[%c0] : memref<?xf32>
+      gpu.return
+    }
+  }
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @lane(%x: memref<?xi32>) kernel {
+      %c0 = arith.constant 0 : index
+      // expected-error @+1 {{the kernel emulator cannot run gpu.lane_id}}
+      %l = gpu.lane_id
+      %i = arith.index_cast %l : index to i32
+      memref.store %i, %x[%c0] : memref<?xi32>
+      gpu.return
+    }
+  }
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    // expected-error @+1 {{the kernel emulator runs kernels only; device functions are not supported}}
+    gpu.func @helper(%x: memref<?xf32>) {
+      gpu.return
+    }
+  }
+}

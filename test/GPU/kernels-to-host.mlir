@@ -1,0 +1,52 @@
+// RUN: swan-opt %s --split-input-file --swan-gpu-kernels-to-host="symbol-prefix=emu_" | FileCheck %s --implicit-check-not=gpu. --implicit-check-not=address_space
+
+// Each kernel becomes one GPU thread's body on the host: ids, barriers,
+// warp syncs and shuffles call the emulator; shared memory is one global
+// per kernel; ex2.approx is math.exp2; no gpu op or address space is left.
+// CHECK-DAG: func.func private @swan_emu_thread_id(i32) -> i64
+// CHECK-DAG: func.func private @swan_emu_block_id(i32) -> i64
+// CHECK-DAG: func.func private @swan_emu_barrier()
+// CHECK-DAG: func.func private @swan_emu_syncwarp(i32)
+// CHECK-DAG: func.func private @swan_emu_shuffle(i32, i32, i32, i32) -> i32
+// CHECK-DAG: func.func private @swan_emu_shuffle_valid(i32, i32, i32) -> i32
+// CHECK-LABEL: func.func @emu_scale(%{{.*}}: memref<?xf32>)
+// CHECK-SAME: swan.emulated_kernel = "scale"
+// CHECK-SAME: swan.known_block_size = array<i32: 32, 1, 1>
+// CHECK: %[[SHARED:.*]] = memref.get_global @emu_scale_shared0 : memref<32xf32>
+// CHECK: call @swan_emu_thread_id(%{{.*}}) : (i32) -> i64
+// CHECK: call @swan_emu_block_id(%{{.*}}) : (i32) -> i64
+// CHECK: memref.store %{{.*}}, %[[SHARED]][%{{.*}}] : memref<32xf32>
+// CHECK: call @swan_emu_barrier() : () -> ()
+// CHECK: arith.bitcast %{{.*}} : f32 to i32
+// CHECK: call @swan_emu_shuffle(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) : (i32, i32, i32, i32) -> i32
+// CHECK: arith.bitcast %{{.*}} : i32 to f32
+// CHECK: call @swan_emu_shuffle_valid
+// CHECK: arith.cmpi ne
+// CHECK: math.exp2
+// CHECK: call @swan_emu_syncwarp(%{{.*}}) : (i32) -> ()
+// CHECK: return
+// CHECK: memref.global "private" @emu_scale_shared0 : memref<32xf32> = uninitialized {alignment = 16 : i64}
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @scale(%x: memref<?xf32>)
+        workgroup(%s : memref<32xf32, #gpu.address_space<workgroup>>)
+        kernel attributes {known_block_size = array<i32: 32, 1, 1>} {
+      %tid = gpu.thread_id x
+      %bid = gpu.block_id x
+      %v = memref.load %x[%bid] : memref<?xf32>
+      memref.store %v, %s[%tid] : memref<32xf32, #gpu.address_space<workgroup>>
+      gpu.barrier
+      %w = memref.load %s[%tid] : memref<32xf32, #gpu.address_space<workgroup>>
+      %c1 = arith.constant 1 : i32
+      %c32 = arith.constant 32 : i32
+      %r, %valid = gpu.shuffle xor %w, %c1, %c32 : f32
+      %e = llvm.call_intrinsic "llvm.nvvm.ex2.approx.f32"(%r) : (f32) -> f32
+      %zero = arith.constant 0.0 : f32
+      %out = arith.select %valid, %e, %zero : f32
+      %all = arith.constant -1 : i32
+      nvvm.bar.warp.sync %all : i32
+      memref.store %out, %x[%tid] : memref<?xf32>
+      gpu.return
+    }
+  }
+}

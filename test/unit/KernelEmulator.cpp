@@ -1,0 +1,324 @@
+//===- KernelEmulator.cpp - GPU kernels run on the host, thread by thread -===//
+//
+// Each GPU thread of a block is a ucontext fiber. The scheduler resumes
+// every runnable thread in turn until it suspends (at a barrier, a warp
+// synchronisation or a shuffle) or returns, then releases whatever can go
+// on: a warp whose 32 lanes all wait at a warp operation, or the block once
+// every thread waits at the barrier. When nothing can, the launch would
+// hang on a GPU, and the emulator says so.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelEmulator.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <ucontext.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SWAN_EMULATOR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SWAN_EMULATOR_ASAN 1
+#endif
+#endif
+#ifdef SWAN_EMULATOR_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace abi = swan::emulator_abi;
+
+namespace {
+
+constexpr int64_t kWarpSize = 32;
+constexpr int64_t kMaxThreads = 1024;
+// The host kernels need a few KiB; ASan's redzones and the emulator's own
+// frames the rest.
+constexpr size_t kStackBytes = 256 * 1024;
+
+enum class Wait { None, Barrier, SyncWarp, Shuffle, Done };
+
+struct Thread {
+  ucontext_t context;
+  char *stack = nullptr;
+  Wait wait = Wait::None;
+  int64_t id[3] = {0, 0, 0};
+  int64_t lane = 0;
+  // The pending warp operation and its result.
+  int32_t value = 0, offset = 0, width = 0, mode = 0, mask = 0, result = 0;
+  void *fakeStack = nullptr; // ASan's, while the fiber is switched out
+};
+
+struct Launch {
+  const abi::EmulatedKernel *kernel = nullptr;
+  void **params = nullptr;
+  int64_t grid[3] = {1, 1, 1}, block[3] = {1, 1, 1}, blockId[3] = {0, 0, 0};
+  std::vector<Thread> threads;
+  Thread *current = nullptr;
+  ucontext_t scheduler;
+  const void *schedulerStack = nullptr;
+  size_t schedulerStackBytes = 0;
+  std::string error;
+};
+
+/// The launch in progress; launches are serialised.
+Launch *active = nullptr;
+
+/// Fiber stacks, kept between launches.
+std::vector<std::unique_ptr<char[]>> stacks;
+
+// ASan must be told when a fiber switch changes the stack.
+void startSwitch(void **fakeStack, const void *bottom, size_t bytes) {
+#ifdef SWAN_EMULATOR_ASAN
+  __sanitizer_start_switch_fiber(fakeStack, bottom, bytes);
+#endif
+}
+void finishSwitch(void *fakeStack, const void **bottom, size_t *bytes) {
+#ifdef SWAN_EMULATOR_ASAN
+  __sanitizer_finish_switch_fiber(fakeStack, bottom, bytes);
+#endif
+}
+
+/// Scheduler side: runs `t` until it suspends or returns.
+void resume(Launch &l, Thread &t) {
+  l.current = &t;
+  void *fakeStack = nullptr;
+  startSwitch(&fakeStack, t.stack, kStackBytes);
+  swapcontext(&l.scheduler, &t.context);
+  finishSwitch(fakeStack, nullptr, nullptr);
+}
+
+/// Thread side: waits for the scheduler to release `wait`.
+void suspend(Wait wait) {
+  Launch &l = *active;
+  Thread &t = *l.current;
+  t.wait = wait;
+  startSwitch(&t.fakeStack, l.schedulerStack, l.schedulerStackBytes);
+  swapcontext(&t.context, &l.scheduler);
+  finishSwitch(t.fakeStack, &l.schedulerStack, &l.schedulerStackBytes);
+}
+
+void threadMain() {
+  Launch &l = *active;
+  finishSwitch(nullptr, &l.schedulerStack, &l.schedulerStackBytes);
+  l.kernel->launch(l.params);
+  l.current->wait = Wait::Done;
+  // The fiber ends: its fake stack goes with it (uc_link resumes the
+  // scheduler).
+  startSwitch(nullptr, l.schedulerStack, l.schedulerStackBytes);
+}
+
+void fail(Launch &l, std::string message) {
+  if (l.error.empty())
+    l.error = std::move(message);
+}
+
+int64_t sourceLane(int64_t lane, int32_t offset, int32_t mode) {
+  switch (mode) {
+  case abi::kXor:
+    return lane ^ offset;
+  case abi::kUp:
+    return lane - offset;
+  case abi::kDown:
+    return lane + offset;
+  case abi::kIdx:
+    return offset;
+  default:
+    return -1;
+  }
+}
+
+/// Releases every warp whose lanes all wait at the same warp operation.
+bool releaseWarps(Launch &l) {
+  bool released = false;
+  const int64_t n = l.threads.size();
+  for (int64_t base = 0; base < n; base += kWarpSize) {
+    const int64_t end = std::min(n, base + kWarpSize);
+    const Wait wait = l.threads[base].wait;
+    if (wait != Wait::SyncWarp && wait != Wait::Shuffle)
+      continue;
+    if (!std::all_of(l.threads.begin() + base, l.threads.begin() + end,
+                     [&](const Thread &t) { return t.wait == wait; }))
+      continue;
+    const std::string where = "warp " + std::to_string(base / kWarpSize);
+    if (wait == Wait::SyncWarp) {
+      for (int64_t i = base; i < end; ++i)
+        if (l.threads[i].mask != -1)
+          fail(l, where + ": bar.warp.sync with a partial mask; the "
+                          "emulator synchronises whole warps only");
+    } else {
+      const Thread &first = l.threads[base];
+      if (end - base != kWarpSize || first.width != kWarpSize)
+        fail(l, where + ": a shuffle of width " + std::to_string(first.width) +
+                    " over " + std::to_string(end - base) +
+                    " lanes; the emulator shuffles whole warps only");
+      for (int64_t i = base; i < end; ++i)
+        if (l.threads[i].mode != first.mode ||
+            l.threads[i].width != first.width)
+          fail(l, where + ": its lanes wait at different shuffles");
+      int32_t results[kWarpSize];
+      for (int64_t i = base; i < end; ++i) {
+        const Thread &t = l.threads[i];
+        int64_t src = sourceLane(t.lane, t.offset, t.mode);
+        // Out of range, a lane reads its own value (shfl.sync).
+        results[i - base] = src >= 0 && src < end - base
+                                ? l.threads[base + src].value
+                                : t.value;
+      }
+      for (int64_t i = base; i < end; ++i)
+        l.threads[i].result = results[i - base];
+    }
+    for (int64_t i = base; i < end; ++i)
+      l.threads[i].wait = Wait::None;
+    released = true;
+  }
+  return released;
+}
+
+/// Releases the block once every thread that has not returned waits at
+/// the barrier.
+bool releaseBarrier(Launch &l) {
+  bool any = false;
+  for (const Thread &t : l.threads) {
+    if (t.wait == Wait::Barrier)
+      any = true;
+    else if (t.wait != Wait::Done)
+      return false;
+  }
+  if (!any)
+    return false;
+  for (Thread &t : l.threads)
+    if (t.wait == Wait::Barrier)
+      t.wait = Wait::None;
+  return true;
+}
+
+std::string describeHang(const Launch &l) {
+  int64_t barrier = 0, warp = 0, done = 0;
+  for (const Thread &t : l.threads) {
+    barrier += t.wait == Wait::Barrier;
+    warp += t.wait == Wait::SyncWarp || t.wait == Wait::Shuffle;
+    done += t.wait == Wait::Done;
+  }
+  return "block (" + std::to_string(l.blockId[0]) + ", " +
+         std::to_string(l.blockId[1]) + ", " + std::to_string(l.blockId[2]) +
+         ") would hang: " + std::to_string(barrier) +
+         " threads wait at a barrier, " + std::to_string(warp) +
+         " at a warp operation not every lane of their warp reaches, " +
+         std::to_string(done) + " have returned";
+}
+
+std::string dims(const int64_t d[3]) {
+  return "(" + std::to_string(d[0]) + ", " + std::to_string(d[1]) + ", " +
+         std::to_string(d[2]) + ")";
+}
+
+/// Runs the block `l.blockId` to its end; false on an error or hang.
+bool runBlock(Launch &l) {
+  for (size_t i = 0; i < l.threads.size(); ++i) {
+    Thread &t = l.threads[i];
+    t = Thread();
+    t.stack = stacks[i].get();
+    t.id[0] = i % l.block[0];
+    t.id[1] = (i / l.block[0]) % l.block[1];
+    t.id[2] = i / (l.block[0] * l.block[1]);
+    t.lane = i % kWarpSize;
+    getcontext(&t.context);
+    t.context.uc_stack.ss_sp = t.stack;
+    t.context.uc_stack.ss_size = kStackBytes;
+    t.context.uc_link = &l.scheduler;
+    makecontext(&t.context, threadMain, 0);
+  }
+  for (;;) {
+    for (Thread &t : l.threads)
+      if (t.wait == Wait::None && l.error.empty())
+        resume(l, t);
+    if (!l.error.empty())
+      return false;
+    if (releaseWarps(l) || releaseBarrier(l))
+      continue;
+    if (std::all_of(l.threads.begin(), l.threads.end(),
+                    [](const Thread &t) { return t.wait == Wait::Done; }))
+      return true;
+    fail(l, describeHang(l));
+    return false;
+  }
+}
+
+} // namespace
+
+std::string swan::test::emulateLaunch(const abi::EmulatedKernel &kernel,
+                                      const unsigned grid[3],
+                                      const unsigned block[3], void **params) {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  Launch l;
+  l.kernel = &kernel;
+  l.params = params;
+  for (int d = 0; d < 3; ++d) {
+    l.grid[d] = grid[d];
+    l.block[d] = block[d];
+  }
+  const std::string name = kernel.name;
+  const int64_t known[3] = {kernel.knownBlockSize[0], kernel.knownBlockSize[1],
+                            kernel.knownBlockSize[2]};
+  if (known[0] != 0 && !std::equal(known, known + 3, l.block))
+    return name + ": launched with block " + dims(l.block) +
+           ", compiled for known_block_size " + dims(known);
+  const int64_t threads = l.block[0] * l.block[1] * l.block[2];
+  if (threads < 1 || threads > kMaxThreads)
+    return name + ": a block of " + std::to_string(threads) + " threads";
+  if (l.grid[0] * l.grid[1] * l.grid[2] < 1)
+    return name + ": an empty grid " + dims(l.grid);
+  while (stacks.size() < static_cast<size_t>(threads))
+    stacks.push_back(std::make_unique<char[]>(kStackBytes));
+  l.threads.resize(threads);
+
+  active = &l;
+  for (l.blockId[2] = 0; l.blockId[2] < l.grid[2]; ++l.blockId[2])
+    for (l.blockId[1] = 0; l.blockId[1] < l.grid[1]; ++l.blockId[1])
+      for (l.blockId[0] = 0; l.blockId[0] < l.grid[0]; ++l.blockId[0])
+        if (!runBlock(l)) {
+          active = nullptr;
+          return name + ": " + l.error;
+        }
+  active = nullptr;
+  return "";
+}
+
+// The kernels' calls into the emulator (EmulatorABI.h).
+extern "C" {
+
+int64_t swan_emu_thread_id(int32_t d) { return active->current->id[d]; }
+int64_t swan_emu_block_id(int32_t d) { return active->blockId[d]; }
+int64_t swan_emu_block_dim(int32_t d) { return active->block[d]; }
+int64_t swan_emu_grid_dim(int32_t d) { return active->grid[d]; }
+
+void swan_emu_barrier() { suspend(Wait::Barrier); }
+
+void swan_emu_syncwarp(int32_t mask) {
+  active->current->mask = mask;
+  suspend(Wait::SyncWarp);
+}
+
+int32_t swan_emu_shuffle(int32_t value, int32_t offset, int32_t width,
+                         int32_t mode) {
+  Thread &t = *active->current;
+  t.value = value;
+  t.offset = offset;
+  t.width = width;
+  t.mode = mode;
+  suspend(Wait::Shuffle);
+  return t.result;
+}
+
+int32_t swan_emu_shuffle_valid(int32_t offset, int32_t width, int32_t mode) {
+  int64_t src = sourceLane(active->current->lane, offset, mode);
+  return src >= 0 && src < width;
+}
+
+} // extern "C"

@@ -1,0 +1,156 @@
+//===- KernelEmulatorTest.cpp - the kernel emulator's own semantics
+//--------===//
+//
+// Kernels written by hand against the emulator's entry points, as the
+// host-lowered kernels call them: what a launch computes (ids, barriers,
+// shuffles) and what it refuses (a hang, a mismatched block size).
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelEmulator.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace emu = swan::emulator_abi;
+
+extern "C" {
+int64_t swan_emu_thread_id(int32_t);
+int64_t swan_emu_block_id(int32_t);
+int64_t swan_emu_block_dim(int32_t);
+int64_t swan_emu_grid_dim(int32_t);
+void swan_emu_barrier();
+void swan_emu_syncwarp(int32_t);
+int32_t swan_emu_shuffle(int32_t, int32_t, int32_t, int32_t);
+int32_t swan_emu_shuffle_valid(int32_t, int32_t, int32_t);
+}
+
+namespace {
+
+std::string launch(void (*kernel)(void **), std::vector<int32_t> &out,
+                   unsigned blocks, unsigned threads,
+                   unsigned knownThreads = 0) {
+  emu::EmulatedKernel k{"test",
+                        kernel,
+                        {static_cast<int32_t>(knownThreads),
+                         knownThreads ? 1 : 0, knownThreads ? 1 : 0}};
+  int32_t *data = out.data();
+  void *params[] = {&data};
+  const unsigned grid[3] = {blocks, 1, 1}, block[3] = {threads, 1, 1};
+  return swan::test::emulateLaunch(k, grid, block, params);
+}
+
+int32_t *output(void **params) { return *static_cast<int32_t **>(params[0]); }
+
+int64_t globalThread() {
+  return swan_emu_block_id(0) * swan_emu_block_dim(0) + swan_emu_thread_id(0);
+}
+
+/// Each thread writes its id to shared memory, and after the barrier reads
+/// its neighbour's: only a barrier that waits for every thread gets them.
+int32_t shared[1024];
+void neighbour(void **params) {
+  const int64_t t = swan_emu_thread_id(0), n = swan_emu_block_dim(0);
+  shared[t] = static_cast<int32_t>(swan_emu_block_id(0) * 1000 + t);
+  swan_emu_barrier();
+  output(params)[globalThread()] = shared[(t + 1) % n];
+}
+
+TEST(KernelEmulatorTest, ABarrierOrdersEveryThreadOfTheBlock) {
+  std::vector<int32_t> out(3 * 96, -1);
+  ASSERT_EQ(launch(neighbour, out, 3, 96), "");
+  for (int b = 0; b < 3; ++b)
+    for (int t = 0; t < 96; ++t)
+      EXPECT_EQ(out[b * 96 + t], b * 1000 + (t + 1) % 96);
+}
+
+template <int32_t Mode, int32_t Offset> void shuffle(void **params) {
+  const int32_t lane = static_cast<int32_t>(swan_emu_thread_id(0) % 32);
+  int32_t *out = output(params);
+  out[2 * globalThread()] = swan_emu_shuffle(100 + lane, Offset, 32, Mode);
+  out[2 * globalThread() + 1] = swan_emu_shuffle_valid(Offset, 32, Mode);
+}
+
+TEST(KernelEmulatorTest, ShufflesFollowShflSync) {
+  struct Case {
+    void (*kernel)(void **);
+    int32_t (*source)(int32_t lane); // -1: out of range
+  };
+  const Case cases[] = {
+      {shuffle<emu::kXor, 5>, [](int32_t l) { return l ^ 5; }},
+      {shuffle<emu::kDown, 3>,
+       [](int32_t l) { return l + 3 < 32 ? l + 3 : -1; }},
+      {shuffle<emu::kUp, 2>, [](int32_t l) { return l >= 2 ? l - 2 : -1; }},
+      {shuffle<emu::kIdx, 7>, [](int32_t) { return 7; }},
+  };
+  for (const Case &c : cases) {
+    std::vector<int32_t> out(2 * 64, -1);
+    ASSERT_EQ(launch(c.kernel, out, 1, 64), "");
+    for (int32_t t = 0; t < 64; ++t) {
+      const int32_t lane = t % 32, src = c.source(lane);
+      // Out of range, a lane keeps its own value and learns it is invalid.
+      EXPECT_EQ(out[2 * t], 100 + (src < 0 ? lane : src)) << "thread " << t;
+      EXPECT_EQ(out[2 * t + 1], src >= 0) << "thread " << t;
+    }
+  }
+}
+
+/// Half of each warp waits at the barrier, the other half at a shuffle.
+void barrierAgainstShuffle(void **params) {
+  if (swan_emu_thread_id(0) % 32 < 16)
+    swan_emu_barrier();
+  else
+    output(params)[0] = swan_emu_shuffle(1, 1, 32, emu::kXor);
+}
+
+void halfAWarpSyncs(void **) {
+  if (swan_emu_thread_id(0) % 32 < 16)
+    swan_emu_syncwarp(-1);
+}
+
+void shuffleThenSync(void **) {
+  if (swan_emu_thread_id(0) % 2)
+    swan_emu_shuffle(0, 1, 32, emu::kXor);
+  else
+    swan_emu_syncwarp(-1);
+}
+
+TEST(KernelEmulatorTest, WhatWouldHangOnAGpuIsReported) {
+  std::vector<int32_t> out(64, 0);
+  std::string error = launch(barrierAgainstShuffle, out, 1, 64);
+  EXPECT_NE(error.find("block (0, 0, 0) would hang: 32 threads wait at a "
+                       "barrier, 32 at a warp operation"),
+            std::string::npos)
+      << error;
+  error = launch(halfAWarpSyncs, out, 2, 64);
+  EXPECT_NE(error.find("would hang"), std::string::npos) << error;
+  EXPECT_NE(error.find("32 have returned"), std::string::npos) << error;
+  error = launch(shuffleThenSync, out, 1, 32);
+  EXPECT_NE(error.find("would hang"), std::string::npos) << error;
+}
+
+void narrowShuffle(void **) { swan_emu_shuffle(0, 1, 16, emu::kXor); }
+
+TEST(KernelEmulatorTest, WhatItCannotEmulateIsRefused) {
+  std::vector<int32_t> out(64, 0);
+  std::string error = launch(narrowShuffle, out, 1, 32);
+  EXPECT_NE(error.find("a shuffle of width 16"), std::string::npos) << error;
+  error = launch(neighbour, out, 1, 64, /*knownThreads=*/128);
+  EXPECT_EQ(error, "test: launched with block (64, 1, 1), compiled for "
+                   "known_block_size (128, 1, 1)");
+  error = launch(neighbour, out, 1, 2048);
+  EXPECT_EQ(error, "test: a block of 2048 threads");
+}
+
+TEST(KernelEmulatorTest, AFailedLaunchLeavesTheNextOneWhole) {
+  std::vector<int32_t> out(64, 0);
+  ASSERT_NE(launch(barrierAgainstShuffle, out, 1, 64), "");
+  std::vector<int32_t> again(2 * 96, -1);
+  ASSERT_EQ(launch(neighbour, again, 2, 96), "");
+  EXPECT_EQ(again[95], 0);
+  EXPECT_EQ(again[96], 1001);
+}
+
+} // namespace
