@@ -12,6 +12,7 @@
 // CHECK-LABEL: func.func @emu_scale(%{{.*}}: memref<?xf32>)
 // CHECK-SAME: swan.emulated_kernel = "scale"
 // CHECK-SAME: swan.known_block_size = array<i32: 32, 1, 1>
+// CHECK-SAME: swan.shared_memory = [@emu_scale_shared0]
 // CHECK: %[[SHARED:.*]] = memref.get_global @emu_scale_shared0 : memref<32xf32>
 // CHECK: call @swan_emu_thread_id(%{{.*}}) : (i32) -> i64
 // CHECK: call @swan_emu_block_id(%{{.*}}) : (i32) -> i64

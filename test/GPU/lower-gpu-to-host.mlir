@@ -6,6 +6,7 @@
 // exported table emu_kernels; everything else stays internal.
 // CHECK: llvm.func internal @emu_rotate(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64,
 // CHECK: llvm.call @swan_emu_barrier()
+// CHECK: llvm.mlir.global private @emu_rotate_shared0() {{.*}} : !llvm.array<64 x f32>
 // CHECK: llvm.mlir.global private constant @emu_rotate_name("rotate\00")
 // CHECK: llvm.func internal @emu_rotate_launch(%[[PARAMS:.*]]: !llvm.ptr)
 // CHECK: %[[SLOT:.*]] = llvm.getelementptr %[[PARAMS]][0] : (!llvm.ptr) -> !llvm.ptr, !llvm.ptr
@@ -13,12 +14,17 @@
 // CHECK: llvm.load %[[ARG]] : !llvm.ptr -> !llvm.ptr
 // CHECK-COUNT-20: llvm.getelementptr %[[PARAMS]]
 // CHECK: llvm.call @emu_rotate(
+// Its shared buffers, which the emulator poisons before each block:
+// CHECK: llvm.mlir.global private constant @emu_rotate_shared() {{.*}} : !llvm.array<4 x struct<(ptr, i64)>>
+// CHECK: llvm.mlir.addressof @emu_rotate_shared0
+// CHECK: llvm.mlir.constant(256 : i64)
 // CHECK: llvm.mlir.global external constant @emu_kernels()
-// CHECK-SAME: !llvm.array<2 x struct<(ptr, ptr, array<3 x i32>)>>
-// CHECK: llvm.mlir.zero : !llvm.array<2 x struct<(ptr, ptr, array<3 x i32>)>>
+// CHECK-SAME: !llvm.array<2 x struct<(ptr, ptr, array<3 x i32>, ptr)>>
+// CHECK: llvm.mlir.zero : !llvm.array<2 x struct<(ptr, ptr, array<3 x i32>, ptr)>>
 // CHECK: llvm.mlir.addressof @emu_rotate_name
 // CHECK: llvm.mlir.addressof @emu_rotate_launch
 // CHECK: llvm.mlir.constant(64 : i32)
+// CHECK: llvm.mlir.addressof @emu_rotate_shared :
 func.func @rotate(%x: memref<?x64xf32>, %r: memref<64x64xf32>,
     %out: memref<?x64xf32>) {
   %xt = bufferization.to_tensor %x restrict : memref<?x64xf32> to tensor<?x64xf32>

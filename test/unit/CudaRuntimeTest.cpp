@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <random>
 
@@ -500,10 +501,42 @@ const DecodeCase kDecodeCases[] = {
      false},
 };
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, CudaDecodeTest, ::testing::ValuesIn(kDecodeCases),
-    [](const ::testing::TestParamInfo<DecodeCase> &info) {
-      return std::string(info.param.name);
-    });
+/// One case per embedded specialisation, so that every module's kernels
+/// run (over the stand-in driver, in the kernel emulator, on any machine).
+std::vector<DecodeCase> everySpecialisation() {
+  static std::deque<std::string> names;
+  std::vector<DecodeCase> cases;
+  for (int64_t dim : {32, 64, 80, 96, 128, 160, 256})
+    for (int64_t group : {1, 2, 4, 8, 16, 32})
+      for (Storage storage : {Storage::F16, Storage::F32}) {
+        if (!KernelSet::available(dim, group, storage))
+          continue;
+        names.push_back("D" + std::to_string(dim) + "_G" +
+                        std::to_string(group) +
+                        (storage == Storage::F16 ? "_f16" : "_f32"));
+        cases.push_back({names.back().c_str(),
+                         dim,
+                         group,
+                         2,
+                         {150, 7},
+                         {9, 0},
+                         dim / 4 + 1,
+                         dim / 8,
+                         storage,
+                         /*rotatedOutput=*/group == 4,
+                         0,
+                         false});
+      }
+  return cases;
+}
+
+std::string caseName(const ::testing::TestParamInfo<DecodeCase> &info) {
+  return info.param.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, CudaDecodeTest,
+                         ::testing::ValuesIn(kDecodeCases), caseName);
+INSTANTIATE_TEST_SUITE_P(Specialisations, CudaDecodeTest,
+                         ::testing::ValuesIn(everySpecialisation()), caseName);
 
 } // namespace

@@ -5,7 +5,9 @@
 // synchronisation or a shuffle) or returns, then releases whatever can go
 // on: a warp whose 32 lanes all wait at a warp operation, or the block once
 // every thread waits at the barrier. When nothing can, the launch would
-// hang on a GPU, and the emulator says so.
+// hang on a GPU, and the emulator says so. Threads run in a new random order
+// each round, and shared memory starts each block poisoned, so that a kernel
+// that counts on an order or an initial value CUDA does not promise fails.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,8 +15,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include <ucontext.h>
@@ -60,6 +65,7 @@ struct Launch {
   std::vector<Thread> threads;
   Thread *current = nullptr;
   ucontext_t scheduler;
+  std::minstd_rand order;
   const void *schedulerStack = nullptr;
   size_t schedulerStackBytes = 0;
   std::string error;
@@ -219,6 +225,11 @@ std::string dims(const int64_t d[3]) {
 
 /// Runs the block `l.blockId` to its end; false on an error or hang.
 bool runBlock(Launch &l) {
+  // NaN as f32, -1 as an integer.
+  for (const abi::SharedBuffer *s = l.kernel->shared; s && s->data; ++s)
+    std::memset(s->data, 0xff, s->bytes);
+  std::vector<size_t> order(l.threads.size());
+  std::iota(order.begin(), order.end(), 0);
   for (size_t i = 0; i < l.threads.size(); ++i) {
     Thread &t = l.threads[i];
     t = Thread();
@@ -234,9 +245,10 @@ bool runBlock(Launch &l) {
     makecontext(&t.context, threadMain, 0);
   }
   for (;;) {
-    for (Thread &t : l.threads)
-      if (t.wait == Wait::None && l.error.empty())
-        resume(l, t);
+    std::shuffle(order.begin(), order.end(), l.order);
+    for (size_t i : order)
+      if (l.threads[i].wait == Wait::None && l.error.empty())
+        resume(l, l.threads[i]);
     if (!l.error.empty())
       return false;
     if (releaseWarps(l) || releaseBarrier(l))
@@ -256,7 +268,10 @@ std::string swan::test::emulateLaunch(const abi::EmulatedKernel &kernel,
                                       const unsigned block[3], void **params) {
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
+  // Each launch its own order, the same in every run of a test.
+  static uint32_t launches = 0;
   Launch l;
+  l.order.seed(++launches);
   l.kernel = &kernel;
   l.params = params;
   for (int d = 0; d < 3; ++d) {

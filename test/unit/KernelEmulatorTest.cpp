@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -29,13 +30,19 @@ int32_t swan_emu_shuffle_valid(int32_t, int32_t, int32_t);
 
 namespace {
 
+/// The shared memory of the kernels below.
+int32_t shared[1024];
+const emu::SharedBuffer sharedBuffers[] = {{shared, sizeof(shared)},
+                                           {nullptr, 0}};
+
 std::string launch(void (*kernel)(void **), std::vector<int32_t> &out,
                    unsigned blocks, unsigned threads,
                    unsigned knownThreads = 0) {
   emu::EmulatedKernel k{"test",
                         kernel,
                         {static_cast<int32_t>(knownThreads),
-                         knownThreads ? 1 : 0, knownThreads ? 1 : 0}};
+                         knownThreads ? 1 : 0, knownThreads ? 1 : 0},
+                        sharedBuffers};
   int32_t *data = out.data();
   void *params[] = {&data};
   const unsigned grid[3] = {blocks, 1, 1}, block[3] = {threads, 1, 1};
@@ -50,7 +57,6 @@ int64_t globalThread() {
 
 /// Each thread writes its id to shared memory, and after the barrier reads
 /// its neighbour's: only a barrier that waits for every thread gets them.
-int32_t shared[1024];
 void neighbour(void **params) {
   const int64_t t = swan_emu_thread_id(0), n = swan_emu_block_dim(0);
   shared[t] = static_cast<int32_t>(swan_emu_block_id(0) * 1000 + t);
@@ -64,6 +70,39 @@ TEST(KernelEmulatorTest, ABarrierOrdersEveryThreadOfTheBlock) {
   for (int b = 0; b < 3; ++b)
     for (int t = 0; t < 96; ++t)
       EXPECT_EQ(out[b * 96 + t], b * 1000 + (t + 1) % 96);
+}
+
+/// Reads shared memory first: what the previous block left is not there.
+void readFirst(void **params) {
+  const int64_t t = swan_emu_thread_id(0);
+  output(params)[globalThread()] = shared[t];
+  swan_emu_barrier();
+  shared[t] = 7;
+}
+
+TEST(KernelEmulatorTest, SharedMemoryStartsEachBlockPoisoned) {
+  std::vector<int32_t> out(2 * 64, 0);
+  ASSERT_EQ(launch(readFirst, out, 2, 64), "");
+  for (int32_t v : out)
+    EXPECT_EQ(v, -1);
+}
+
+/// Thread 0 writes, the others read, with no barrier between: only a
+/// schedule that always ran thread 0 first would read its value everywhere.
+void unordered(void **params) {
+  const int64_t t = swan_emu_thread_id(0);
+  if (t == 0)
+    shared[0] = 42;
+  else
+    output(params)[t] = shared[0];
+  swan_emu_barrier();
+}
+
+TEST(KernelEmulatorTest, ThreadsRunInNoFixedOrder) {
+  std::vector<int32_t> out(128, 0);
+  ASSERT_EQ(launch(unordered, out, 1, 128), "");
+  EXPECT_NE(std::count(out.begin() + 1, out.end(), 42), 127);
+  EXPECT_GT(std::count(out.begin() + 1, out.end(), 42), 0);
 }
 
 template <int32_t Mode, int32_t Offset> void shuffle(void **params) {

@@ -15,6 +15,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Interfaces/DataLayoutInterfaces.h"
 
 namespace swan {
 #define GEN_PASS_DEF_SWANGPUKERNELSTOHOST
@@ -32,6 +33,7 @@ namespace {
 /// size for the second.
 constexpr const char *kKernelNameAttr = "swan.emulated_kernel";
 constexpr const char *kBlockSizeAttr = "swan.known_block_size";
+constexpr const char *kSharedAttr = "swan.shared_memory";
 
 /// On the host all memory is one address space.
 Type hostType(Type type) {
@@ -196,6 +198,7 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
   // The emulator runs one block at a time, so a block's shared memory can
   // be one global per kernel; private memory is each fiber's own stack.
   OpBuilder body = OpBuilder::atBlockBegin(&entry);
+  SmallVector<Attribute> shared;
   for (unsigned i = 0; i < numWorkgroup + numPrivate; ++i) {
     BlockArgument arg = entry.getArgument(numInputs + i);
     auto type = cast<MemRefType>(hostType(arg.getType()));
@@ -209,12 +212,14 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
                                b.getUnitAttr(), /*constant=*/false,
                                b.getI64IntegerAttr(16));
       memory = memref::GetGlobalOp::create(body, loc, type, global);
+      shared.push_back(FlatSymbolRefAttr::get(ctx, global));
     } else {
       memory = memref::AllocaOp::create(body, loc, type);
     }
     arg.replaceAllUsesWith(memory);
   }
   entry.eraseArguments(numInputs, numWorkgroup + numPrivate);
+  fn->setAttr(kSharedAttr, b.getArrayAttr(shared));
   for (BlockArgument arg : entry.getArguments())
     arg.setType(hostType(arg.getType()));
 
@@ -284,6 +289,41 @@ LLVM::LLVMFuncOp emitLauncher(OpBuilder &b, LLVM::LLVMFuncOp kernel) {
   return launcher;
 }
 
+/// `<kernel>_shared`: {data, bytes} of each of the kernel's shared buffers,
+/// ending in a zero entry, so that the emulator can poison them before
+/// each block as a GPU leaves them undefined.
+LLVM::GlobalOp emitSharedList(OpBuilder &b, ModuleOp module,
+                              LLVM::LLVMFuncOp kernel) {
+  MLIRContext *ctx = b.getContext();
+  Location loc = kernel.getLoc();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  auto i64 = b.getI64Type();
+  auto entryType = LLVM::LLVMStructType::getLiteral(ctx, {ptr, i64});
+  auto symbols = kernel->getAttrOfType<ArrayAttr>(kSharedAttr);
+  auto type = LLVM::LLVMArrayType::get(entryType, symbols.size() + 1);
+  auto list = LLVM::GlobalOp::create(
+      b, loc, type, /*isConstant=*/true, LLVM::Linkage::Private,
+      (kernel.getName() + "_shared").str(), Attribute());
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(b.createBlock(&list.getInitializerRegion()));
+  DataLayout layout(module);
+  Value value = LLVM::ZeroOp::create(b, loc, type);
+  for (auto [i, symbol] : llvm::enumerate(symbols)) {
+    auto buffer = module.lookupSymbol<LLVM::GlobalOp>(
+        cast<FlatSymbolRefAttr>(symbol).getValue());
+    int64_t at = static_cast<int64_t>(i);
+    value = LLVM::InsertValueOp::create(
+        b, loc, value, LLVM::AddressOfOp::create(b, loc, buffer),
+        ArrayRef<int64_t>{at, 0});
+    int64_t bytes = layout.getTypeSize(buffer.getType()).getFixedValue();
+    value = LLVM::InsertValueOp::create(
+        b, loc, value, LLVM::ConstantOp::create(b, loc, i64, bytes),
+        ArrayRef<int64_t>{at, 1});
+  }
+  LLVM::ReturnOp::create(b, loc, value);
+  return list;
+}
+
 struct SwanEmitKernelLaunchers
     : public swan::impl::SwanEmitKernelLaunchersBase<SwanEmitKernelLaunchers> {
   using SwanEmitKernelLaunchersBase::SwanEmitKernelLaunchersBase;
@@ -294,10 +334,13 @@ struct SwanEmitKernelLaunchers
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
     Location loc = module.getLoc();
 
+    auto ptr = LLVM::LLVMPointerType::get(ctx);
+    auto i32 = b.getI32Type();
     struct Entry {
       LLVM::GlobalOp name;
       LLVM::LLVMFuncOp launcher;
       SmallVector<int32_t, 3> blockSize;
+      LLVM::GlobalOp shared;
     };
     SmallVector<Entry> entries;
     for (auto kernel : llvm::to_vector(module.getOps<LLVM::LLVMFuncOp>())) {
@@ -315,15 +358,15 @@ struct SwanEmitKernelLaunchers
       if (auto size = kernel->getAttrOfType<DenseI32ArrayAttr>(kBlockSizeAttr))
         entry.blockSize.assign(size.asArrayRef().begin(),
                                size.asArrayRef().end());
+      entry.shared = emitSharedList(b, module, kernel);
       kernel.setLinkage(LLVM::Linkage::Internal);
       entries.push_back(entry);
     }
 
-    // {name, launch, known block size}[], ending in a zero entry.
-    auto ptr = LLVM::LLVMPointerType::get(ctx);
-    auto i32 = b.getI32Type();
+    // {name, launch, known block size, shared buffers}[], ending in a zero
+    // entry.
     auto entryType = LLVM::LLVMStructType::getLiteral(
-        ctx, {ptr, ptr, LLVM::LLVMArrayType::get(i32, 3)});
+        ctx, {ptr, ptr, LLVM::LLVMArrayType::get(i32, 3), ptr});
     auto tableType = LLVM::LLVMArrayType::get(entryType, entries.size() + 1);
     auto table = LLVM::GlobalOp::create(
         b, loc, tableType, /*isConstant=*/true, LLVM::Linkage::External,
@@ -344,6 +387,9 @@ struct SwanEmitKernelLaunchers
             b, loc, value,
             LLVM::ConstantOp::create(b, loc, i32, entry.blockSize[d]),
             ArrayRef<int64_t>{at, 2, d});
+      value = LLVM::InsertValueOp::create(
+          b, loc, value, LLVM::AddressOfOp::create(b, loc, entry.shared),
+          ArrayRef<int64_t>{at, 3});
     }
     LLVM::ReturnOp::create(b, loc, value);
   }

@@ -41,10 +41,17 @@ inline constexpr const char *kLauncherSuffix = "_launch";
 /// EmulatedKernel ending in {nullptr, nullptr}.
 inline constexpr const char *kKernelTable = "kernels";
 
+/// One of a kernel's shared-memory buffers (a workgroup attribution).
+struct SharedBuffer {
+  void *data;
+  int64_t bytes;
+};
+
 struct EmulatedKernel {
   const char *name; ///< the kernel's name in the gpu.module
   void (*launch)(void **params);
   int32_t knownBlockSize[3]; ///< the kernel's known_block_size; 0: none
+  const SharedBuffer *shared; ///< ends in {nullptr, 0}; may be null
 };
 
 } // namespace swan::emulator_abi

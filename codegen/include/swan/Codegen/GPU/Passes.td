@@ -74,8 +74,10 @@ def SwanEmitKernelLaunchers
     arguments `cuLaunchKernel` passes (one pointer per scalar of the
     expanded memref ABI), gives the kernel itself internal linkage, and
     adds the null-terminated table `<symbol-prefix>kernels` of
-    `{const char *name, void (*launch)(void **)}` (the names without the
-    prefix) through which the emulator finds a module's kernels.
+    `swan::emulator_abi::EmulatedKernel` (the name without the prefix, the
+    launcher, the known block size and the kernel's shared buffers, which
+    the emulator poisons before each block) through which the emulator
+    finds a module's kernels.
   }];
   let options = [
     Option<"symbolPrefix", "symbol-prefix", "std::string", "\"\"",
