@@ -315,6 +315,32 @@ template <typename Function> Function fakeDriverFunction(const char *name) {
   return driver ? reinterpret_cast<Function>(dlsym(driver, name)) : nullptr;
 }
 
+// The stand-in's device memory is fenced by inaccessible pages and starts
+// undefined, so that the emulated kernels and the cache can neither read
+// past a buffer nor count on zeroed memory without a test noticing.
+TEST(FakeDeviceMemoryTest, BuffersAreFencedAndStartUndefined) {
+  std::unique_ptr<Device> device;
+  if (Status s = Device::open(device); !s.isOk())
+    GTEST_SKIP() << "no CUDA driver here: " << s.message();
+  if (!fakeDriverFunction<decltype(&swanFakeCudaAllocations)>(
+          "swanFakeCudaAllocations"))
+    GTEST_SKIP() << "this is the stand-in driver's memory";
+  auto allocate = fakeDriverFunction<int (*)(unsigned long long *, size_t)>(
+      "cuMemAlloc_v2");
+  auto release =
+      fakeDriverFunction<int (*)(unsigned long long)>("cuMemFree_v2");
+  unsigned long long address = 0;
+  ASSERT_EQ(allocate(&address, 1000), 0);
+  EXPECT_EQ(address % 256, 0u);
+  auto *bytes = reinterpret_cast<volatile unsigned char *>(address);
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(bytes[i], 0xff) << "byte " << i;
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(bytes[1024] = 0, "");
+  ASSERT_EQ(release(address), 0);
+  EXPECT_DEATH((void)bytes[0], "");
+}
+
 TEST_P(CudaCacheTest, DecodeStepsAllocateNoDeviceMemory) {
   auto allocations = fakeDriverFunction<decltype(&swanFakeCudaAllocations)>(
       "swanFakeCudaAllocations");

@@ -9,7 +9,8 @@
 // (the NVPTX back end, timing) is left to scripts/gpu-check.
 //
 // A module is recognised by its PTX: the runtime loads the PTX it embeds,
-// and each embedded specialisation has its emulated twin.
+// and each embedded specialisation has its emulated twin. Device memory is
+// fenced by inaccessible pages and starts undefined (deviceAllocate).
 // The library also counts allocations and can fail a chosen call
 // (FakeCudaDriver.h).
 //
@@ -18,11 +19,17 @@
 #include "FakeCudaDriver.h"
 #include "KernelEmulator.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace {
 
@@ -44,6 +51,51 @@ const swan::emulator_abi::EmulatedKernel *emulatedModule(const char *image) {
         return m.kernels;
   }
   return nullptr;
+}
+
+/// "Device" memory. Each allocation starts 256-byte aligned (as
+/// cuMemAlloc's do) and ends within 256 bytes of an inaccessible page, so
+/// that a kernel reading or writing past a buffer faults here instead of
+/// reading a neighbour (the host-compiled kernels are not instrumented); it
+/// starts filled with 0xff (NaN as floats), as a real allocation starts
+/// undefined, not zeroed; and freeing it unmaps it, so a later access
+/// faults too.
+struct Mapping {
+  char *base;
+  size_t length;
+};
+std::mutex memoryMutex;
+std::unordered_map<const void *, Mapping> mappings;
+// The stand-in device's memory: bigger requests fail as out of memory
+// instead of filling the host's.
+constexpr size_t kDeviceBytes = size_t(4) << 30;
+
+void *deviceAllocate(size_t bytes) {
+  if (bytes > kDeviceBytes)
+    return nullptr;
+  const size_t page = sysconf(_SC_PAGESIZE);
+  const size_t size = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  const size_t length = (size + page - 1) / page * page + page;
+  void *map = mmap(nullptr, length, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED)
+    return nullptr;
+  char *base = static_cast<char *>(map);
+  mprotect(base + length - page, page, PROT_NONE);
+  char *p = base + length - page - size;
+  std::memset(p, 0xff, size);
+  std::lock_guard<std::mutex> lock(memoryMutex);
+  mappings[p] = {base, length};
+  return p;
+}
+
+void deviceFree(void *p) {
+  std::lock_guard<std::mutex> lock(memoryMutex);
+  auto found = mappings.find(p);
+  if (found == mappings.end())
+    return;
+  munmap(found->second.base, found->second.length);
+  mappings.erase(found);
 }
 
 uint64_t allocations = 0;
@@ -103,15 +155,15 @@ void swanFakeCudaFailAfter(int64_t calls, unsigned kinds) {
 CUresult cuMemAlloc_v2(unsigned long long *address, size_t bytes) {
   if (fault(swan::test::kFakeAllocation))
     return kOutOfMemory;
-  ++allocations;
-  void *p = std::malloc(bytes ? bytes : 1);
+  void *p = deviceAllocate(bytes);
   if (!p)
     return kOutOfMemory;
+  ++allocations;
   *address = reinterpret_cast<uintptr_t>(p);
   return kSuccess;
 }
 CUresult cuMemFree_v2(unsigned long long address) {
-  std::free(reinterpret_cast<void *>(address));
+  deviceFree(reinterpret_cast<void *>(address));
   return kSuccess;
 }
 CUresult cuMemcpyHtoD_v2(unsigned long long dst, const void *src,
