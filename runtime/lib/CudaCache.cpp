@@ -611,60 +611,47 @@ Status DeviceCache::attention(const int32_t *seqs, int64_t count,
   const int64_t heads = shape_.kvHeads, d = shape_.dim;
   const size_t rowBytes = heads * shape_.group * d * sizeof(float);
   for (Status st : {growWorkspace(query_, count * rowBytes),
-                    growWorkspace(out_, count * rowBytes),
-                    growWorkspace(lengths_, 2 * count * sizeof(int32_t))})
+                    growWorkspace(out_, count * rowBytes)})
     if (!st.isOk())
       return st;
-  std::vector<const Sequence *> batch;
-  std::vector<int32_t> lengths(2 * count);
+  // Every sequence keeps its own store and ring; the paged kernel reads
+  // them all in one launch pair.
+  std::vector<DecodeSequence> batch(count);
   for (int64_t i = 0; i < count; ++i) {
     const Sequence &s = sequences_.at(seqs[i]);
     if (Status st = whole(s); !st.isOk())
       return st;
-    batch.push_back(&s);
-    lengths[i] = static_cast<int32_t>(s.used);
-    lengths[count + i] = static_cast<int32_t>(s.ringCount);
+    DecodeSequence &q = batch[i];
+    // A sequence that never winnowed a token has no store allocation: its
+    // capacity is 0, and empty blocks need none.
+    q.keyValues = s.store.keyValues;
+    q.keyIndices = s.store.keyIndices;
+    q.valueValues = s.store.valueValues;
+    q.valueIndices = s.store.valueIndices;
+    q.bufferKeys = s.ringKeys;
+    q.bufferValues = s.ringValues;
+    q.capacity = s.store.capacity;
+    // An empty store reads nothing; the kernels still need k >= 1.
+    q.keyK = std::max<int64_t>(1, s.store.keyStride);
+    q.valueK = std::max<int64_t>(1, s.store.valueStride);
+    q.bufferCapacity = shape_.bufferTokens;
+    q.sparseLength = s.used;
+    q.bufferLength = s.ringCount;
   }
   if (Status st = device_->copyToDevice(query_, q, count * rowBytes);
       !st.isOk())
     return st;
-  if (Status st = device_->copyToDevice(lengths_, lengths.data(),
-                                        lengths.size() * sizeof(int32_t));
+  PagedDecodeStep step;
+  step.kvHeads = heads;
+  step.scale = scale;
+  step.rotatedOutput = shape_.outputRotated;
+  step.query = query_;
+  step.keyRotation = rotK_;
+  step.valueRotation = rotV_;
+  step.out = out_;
+  if (Status st = kernels_->decodeAttention(step, batch.data(), count);
       !st.isOk())
     return st;
-  // One launch pair per sequence: each has its own capacity and strides.
-  for (int64_t i = 0; i < count; ++i) {
-    const Sequence &s = *batch[i];
-    DecodeProblem problem;
-    problem.batch = 1;
-    problem.kvHeads = heads;
-    problem.sparseCapacity = s.store.capacity;
-    // An empty store reads nothing; the kernels still need k >= 1.
-    problem.keyK = std::max<int64_t>(1, s.store.keyStride);
-    problem.valueK = std::max<int64_t>(1, s.store.valueStride);
-    problem.bufferCapacity = shape_.bufferTokens;
-    problem.scale = scale;
-    problem.rotatedOutput = shape_.outputRotated;
-    DecodeBuffers buffers;
-    buffers.query = query_.slice(i * rowBytes, rowBytes);
-    buffers.keyRotation = rotK_;
-    buffers.valueRotation = rotV_;
-    // A sequence that never winnowed a token has no store allocation: its
-    // capacity is 0, and empty arrays need none.
-    buffers.keyValues = s.store.keyValues;
-    buffers.keyIndices = s.store.keyIndices;
-    buffers.valueValues = s.store.valueValues;
-    buffers.valueIndices = s.store.valueIndices;
-    buffers.bufferKeys = s.ringKeys;
-    buffers.bufferValues = s.ringValues;
-    buffers.sparseLengths =
-        lengths_.slice(i * sizeof(int32_t), sizeof(int32_t));
-    buffers.bufferLengths =
-        lengths_.slice((count + i) * sizeof(int32_t), sizeof(int32_t));
-    buffers.out = out_.slice(i * rowBytes, rowBytes);
-    if (Status st = kernels_->decodeAttention(problem, buffers); !st.isOk())
-      return st;
-  }
   return device_->copyToHost(out, out_, count * rowBytes);
 }
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 using namespace swan::cuda;
 namespace abi = swan::gpu_abi;
@@ -210,17 +212,6 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
       return s;
 
   const int64_t splits = p.splits > 0 ? p.splits : chooseSplits(p);
-  const int64_t blocks = splits + 1; // + the dense buffer's block
-  if (blocks > abi::kMaxPartialBlocks)
-    return invalid("at most " + std::to_string(abi::kMaxPartialBlocks - 1) +
-                   " splits");
-  if (Status s = ensureWorkspace(size_t(B * H * blocks * G) * f32,
-                                 size_t(B * H * blocks * G * D) * f32);
-      !s.isOk())
-    return s;
-
-  const char *name =
-      p.rotatedOutput ? "decode_attention_rotated" : "decode_attention";
   KernelArguments partial;
   partial.addMemRef(b.query.address, {B, H * G, D});
   partial.addF32(p.scale);
@@ -233,6 +224,126 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   partial.addMemRef(b.bufferValues.address, {B, H, bufferSlots, D});
   partial.addMemRef(b.sparseLengths.address, {B});
   partial.addMemRef(b.bufferLengths.address, {B});
+  return launchDecode(p.rotatedOutput ? "decode_attention_rotated"
+                                      : "decode_attention",
+                      abi::kPartialSuffix, partial, B, H, splits,
+                      p.rotatedOutput, b.valueRotation, b.out, stages);
+}
+
+Status KernelSet::decodeAttention(const PagedDecodeStep &step,
+                                  const DecodeSequence *sequences,
+                                  int64_t count, unsigned stages) {
+  const int64_t D = dim_, G = group_, H = step.kvHeads;
+  if (count < 1 || H < 1)
+    return invalid("decode attention needs at least one sequence and H >= 1");
+  const size_t elem = storageBytes(storage_), f32 = sizeof(float);
+  if (Status s =
+          checkSize(step.query, size_t(count * H * G * D) * f32, "query");
+      !s.isOk())
+    return s;
+  if (Status s = checkSize(step.out, size_t(count * H * G * D) * f32, "output");
+      !s.isOk())
+    return s;
+  if (Status s =
+          checkSize(step.keyRotation, size_t(H * D * D) * f32, "key rotation");
+      !s.isOk())
+    return s;
+  if (!step.rotatedOutput)
+    if (Status s = checkSize(step.valueRotation, size_t(H * D * D) * f32,
+                             "value rotation");
+        !s.isOk())
+      return s;
+
+  std::vector<int64_t> table(count * abi::kSequenceFields);
+  int64_t longest = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const DecodeSequence &q = sequences[i];
+    const std::string which = "sequence " + std::to_string(i) + ": ";
+    if (q.capacity < 0 || q.bufferCapacity < 0 || q.sparseLength < 0 ||
+        q.sparseLength > q.capacity || q.bufferLength < 0 ||
+        q.bufferLength > q.bufferCapacity)
+      return invalid(which + "lengths must lie in [0, capacity]");
+    if (q.keyK < 1 || q.keyK > D || q.valueK < 1 || q.valueK > D)
+      return invalid(which + "k outside [1, D]");
+    const size_t keySlots = size_t(H * q.capacity * q.keyK);
+    const size_t valueSlots = size_t(H * q.capacity * q.valueK);
+    const size_t bufferSlots = size_t(H * q.bufferCapacity * D);
+    struct Check {
+      DeviceRange range;
+      size_t bytes;
+      const char *what;
+    } checks[] = {
+        {q.keyValues, keySlots * elem, "sparse key values"},
+        {q.keyIndices, keySlots, "sparse key indices"},
+        {q.valueValues, valueSlots * elem, "sparse value values"},
+        {q.valueIndices, valueSlots, "sparse value indices"},
+        {q.bufferKeys, bufferSlots * elem, "buffer keys"},
+        {q.bufferValues, bufferSlots * elem, "buffer values"},
+    };
+    for (const Check &c : checks)
+      if (Status s = checkSize(c.range, c.bytes, c.what); !s.isOk())
+        return invalid(which + s.message());
+    int64_t *row = &table[i * abi::kSequenceFields];
+    row[abi::kKeyValues] = q.keyValues.address;
+    row[abi::kKeyIndices] = q.keyIndices.address;
+    row[abi::kValueValues] = q.valueValues.address;
+    row[abi::kValueIndices] = q.valueIndices.address;
+    row[abi::kBufferKeys] = q.bufferKeys.address;
+    row[abi::kBufferValues] = q.bufferValues.address;
+    row[abi::kCapacity] = q.capacity;
+    row[abi::kKeyK] = q.keyK;
+    row[abi::kValueK] = q.valueK;
+    row[abi::kBufferCapacity] = q.bufferCapacity;
+    row[abi::kSparseLength] = q.sparseLength;
+    row[abi::kBufferLength] = q.bufferLength;
+    longest = std::max(longest, q.sparseLength);
+  }
+
+  const size_t tableBytes = table.size() * sizeof(int64_t);
+  if (sequenceTable_.bytes() < tableBytes) {
+    // Launches already enqueued may still read the table it replaces.
+    if (sequenceTable_.address())
+      if (Status s = device_.synchronize(); !s.isOk())
+        return s;
+    if (Status s = device_.allocate(tableBytes, sequenceTable_); !s.isOk())
+      return s;
+  }
+  if (Status s = device_.copyToDevice(sequenceTable_, table.data(), tableBytes);
+      !s.isOk())
+    return s;
+
+  DecodeProblem shape;
+  shape.batch = count;
+  shape.kvHeads = H;
+  shape.sparseCapacity = longest;
+  const int64_t splits = step.splits > 0 ? step.splits : chooseSplits(shape);
+  KernelArguments partial;
+  partial.addMemRef(step.query.address, {count, H * G, D});
+  partial.addF32(step.scale);
+  partial.addMemRef(step.keyRotation.address, {H, D, D});
+  partial.addMemRef(sequenceTable_.address(), {count, abi::kSequenceFields});
+  return launchDecode(step.rotatedOutput ? "decode_attention_rotated"
+                                         : "decode_attention",
+                      abi::kPagedPartialSuffix, partial, count, H, splits,
+                      step.rotatedOutput, step.valueRotation, step.out, stages);
+}
+
+Status KernelSet::launchDecode(const char *name, const char *partialSuffix,
+                               KernelArguments &partial, int64_t B, int64_t H,
+                               int64_t splits, bool rotatedOutput,
+                               DeviceRange valueRotation, DeviceRange out,
+                               unsigned stages) {
+  const int64_t D = dim_, G = group_;
+  const int64_t blocks = splits + 1; // + the dense buffer's block
+  if (blocks > abi::kMaxPartialBlocks)
+    return invalid("at most " + std::to_string(abi::kMaxPartialBlocks - 1) +
+                   " splits");
+  const size_t f32 = sizeof(float);
+  if (Status s = ensureWorkspace(size_t(B * H * blocks * G) * f32,
+                                 size_t(B * H * blocks * G * D) * f32);
+      !s.isOk())
+    return s;
+
   partial.addMemRef(partialMax_.address(), {B, H, blocks, G});
   partial.addMemRef(partialSum_.address(), {B, H, blocks, G});
   partial.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
@@ -242,9 +353,9 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   partialShape.grid[2] = static_cast<unsigned>(B);
   partialShape.block[0] = static_cast<unsigned>(abi::kPartialThreads);
   if (stages & kPartials)
-    if (Status s = device_.launch(
-            module_, (std::string(name) + abi::kPartialSuffix).c_str(),
-            partialShape, partial);
+    if (Status s =
+            device_.launch(module_, (std::string(name) + partialSuffix).c_str(),
+                           partialShape, partial);
         !s.isOk())
       return s;
 
@@ -252,9 +363,9 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   merge.addMemRef(partialMax_.address(), {B, H, blocks, G});
   merge.addMemRef(partialSum_.address(), {B, H, blocks, G});
   merge.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
-  if (!p.rotatedOutput)
-    merge.addMemRef(b.valueRotation.address, {H, D, D});
-  merge.addMemRef(b.out.address, {B, H * G, D});
+  if (!rotatedOutput)
+    merge.addMemRef(valueRotation.address, {H, D, D});
+  merge.addMemRef(out.address, {B, H * G, D});
   LaunchShape mergeShape;
   mergeShape.grid[0] = static_cast<unsigned>(H * G);
   mergeShape.grid[1] = static_cast<unsigned>(B);

@@ -54,12 +54,30 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK: gpu.barrier
 // The softmax uses ex2.approx directly (no libdevice).
 // CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.f32"
+// Each warp rescales its accumulator once per chunk, then syncs: lanes
+// scatter into entries other lanes rescaled.
+// CHECK: vector.load %[[ACC]]{{.*}} vector<4xf32>
+// CHECK: arith.mulf
+// CHECK: vector.store %{{.*}}, %[[ACC]]
+// CHECK: nvvm.bar.warp.sync
 // Values: scattered into the warp's accumulator by index, a warp sync
 // between tokens.
 // CHECK: vector.load %[[ACC]]{{.*}} vector<4xf32>
 // CHECK: vector.store %{{.*}}, %[[ACC]]
 // CHECK: nvvm.bar.warp.sync
 // CHECK-NOT: memref.alloc
+// CHECK: gpu.return
+
+// The paged partials: the same blocks, each sequence's store and buffer at
+// the device addresses of its row of the sequence table, read through
+// global-space pointers.
+// CHECK-LABEL: gpu.func @decode_attention_paged_partial
+// CHECK-SAME: %{{.*}}: memref<?x32x128xf32>, %{{.*}}: f32, %{{.*}}: memref<8x128x128xf32>, %[[TABLE:.*]]: memref<?x12xi64>,
+// CHECK: memref.load %[[TABLE]]
+// CHECK: llvm.inttoptr %{{.*}} : i64 to !llvm.ptr<1>
+// CHECK: llvm.getelementptr %{{.*}} : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, i8
+// CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> i8
+// CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> f16
 // CHECK: gpu.return
 
 // Merge: one block per (query head, sequence), rotating back by R_V.

@@ -51,3 +51,22 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// Global-space pointers (the paged kernel's) are plain pointers on the host.
+// CHECK-LABEL: func.func @emu_load
+// CHECK: llvm.inttoptr %{{.*}} : i64 to !llvm.ptr{{$}}
+// CHECK-NEXT: llvm.load %{{.*}} : !llvm.ptr -> f32
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @load(%a: memref<?xi64>, %x: memref<?xf32>) kernel {
+      %c0 = arith.constant 0 : index
+      %address = memref.load %a[%c0] : memref<?xi64>
+      %p = llvm.inttoptr %address : i64 to !llvm.ptr<1>
+      %v = llvm.load %p : !llvm.ptr<1> -> f32
+      memref.store %v, %x[%c0] : memref<?xf32>
+      gpu.return
+    }
+  }
+}

@@ -13,9 +13,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <random>
 
@@ -450,10 +452,62 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
   buffers.bufferLengths = dbl;
   buffers.out = dout;
 
-  // Twice: the second run reuses the workspace of the first.
-  for (int run = 0; run < 2; ++run) {
+  // The paged layout of the same tokens: each sequence in blocks of its
+  // own with more slots than it uses, as the GPU cache keeps them; the
+  // unused slots are poisoned.
+  const int64_t capacity = L + 3, slots = bufferSlots + 2;
+  const size_t elem = c.storage == Storage::F16 ? 2 : 4;
+  auto carve = [&](const std::vector<uint8_t> &from, int64_t s,
+                   int64_t fromSlots, int64_t toSlots, size_t rowBytes,
+                   Buffer &to) {
+    std::vector<uint8_t> block(H * toSlots * rowBytes, 0xFF);
+    for (int64_t h = 0; h < H; ++h)
+      std::memcpy(&block[h * toSlots * rowBytes],
+                  &from[(s * H + h) * fromSlots * rowBytes],
+                  fromSlots * rowBytes);
+    upload(*device, block, to);
+  };
+  std::vector<std::array<Buffer, 6>> blocks(B);
+  std::vector<DecodeSequence> sequences(B);
+  for (int64_t s = 0; s < B; ++s) {
+    std::array<Buffer, 6> &own = blocks[s];
+    carve(keyValues.bytes, s, L, capacity, c.keyK * elem, own[0]);
+    carve(keyIndices, s, L, capacity, c.keyK, own[1]);
+    carve(valueValues.bytes, s, L, capacity, c.valueK * elem, own[2]);
+    carve(valueIndices, s, L, capacity, c.valueK, own[3]);
+    carve(bufferKeys.bytes, s, bufferSlots, slots, D * elem, own[4]);
+    carve(bufferValues.bytes, s, bufferSlots, slots, D * elem, own[5]);
+    DecodeSequence &q = sequences[s];
+    q.keyValues = own[0];
+    q.keyIndices = own[1];
+    q.valueValues = own[2];
+    q.valueIndices = own[3];
+    q.bufferKeys = own[4];
+    q.bufferValues = own[5];
+    q.capacity = capacity;
+    q.keyK = c.keyK;
+    q.valueK = c.valueK;
+    q.bufferCapacity = slots;
+    q.sparseLength = c.sparseLengths[s];
+    q.bufferLength = c.bufferLengths[s];
+  }
+  PagedDecodeStep step;
+  step.kvHeads = H;
+  step.scale = scale;
+  step.rotatedOutput = c.rotatedOutput;
+  step.splits = c.splits;
+  step.query = dq;
+  step.keyRotation = drk;
+  step.valueRotation = drv;
+  step.out = dout;
+
+  // The batch layout twice (the second run reuses the workspace of the
+  // first), then the paged one.
+  for (int run = 0; run < 3; ++run) {
+    SCOPED_TRACE(run < 2 ? "batch layout" : "paged layout");
     poison(*device, dout, 0xFF);
-    ASSERT_OK(set->decodeAttention(problem, buffers));
+    ASSERT_OK(run < 2 ? set->decodeAttention(problem, buffers)
+                      : set->decodeAttention(step, sequences.data(), B));
     ASSERT_OK(device->synchronize());
     std::vector<float> out(want.size());
     ASSERT_OK(
@@ -500,6 +554,75 @@ const DecodeCase kDecodeCases[] = {
     {"k1_D64_G1_f16", 64, 1, 1, {90}, {3}, 1, 1, Storage::F16, false, 3,
      false},
 };
+
+// A paged step checks every sequence before it launches anything, and says
+// which sequence is at fault.
+TEST(CudaPagedDecodeTest, BadSequencesAreRefusedNamingThem) {
+  REQUIRE_GPU(device);
+  const int64_t D = 64, H = 2, capacity = 10, k = 8, slots = 4;
+  auto set = loadKernels(*device, D, 1, Storage::F32);
+  ASSERT_NE(set, nullptr);
+  Buffer dq, drk, dout, store, indices, ring;
+  ASSERT_OK(device->allocate(2 * H * D * 4, dq));
+  ASSERT_OK(device->allocate(H * D * D * 4, drk));
+  ASSERT_OK(device->allocate(2 * H * D * 4, dout));
+  ASSERT_OK(device->allocate(H * capacity * k * 4, store));
+  ASSERT_OK(device->allocate(H * capacity * k, indices));
+  ASSERT_OK(device->allocate(H * slots * D * 4, ring));
+  PagedDecodeStep step;
+  step.kvHeads = H;
+  step.rotatedOutput = true;
+  step.query = dq;
+  step.keyRotation = drk;
+  step.out = dout;
+  DecodeSequence good;
+  good.keyValues = good.valueValues = store;
+  good.keyIndices = good.valueIndices = indices;
+  good.bufferKeys = good.bufferValues = ring;
+  good.capacity = capacity;
+  good.keyK = good.valueK = k;
+  good.bufferCapacity = slots;
+  good.sparseLength = capacity;
+  good.bufferLength = slots;
+
+  struct Case {
+    const char *what;
+    std::function<void(DecodeSequence &)> spoil;
+    const char *message;
+  } cases[] = {
+      {"k", [](DecodeSequence &q) { q.valueK = 65; },
+       "sequence 1: k outside [1, D]"},
+      {"length", [](DecodeSequence &q) { q.sparseLength = 11; },
+       "sequence 1: lengths must lie in [0, capacity]"},
+      {"buffer length", [](DecodeSequence &q) { q.bufferLength = -1; },
+       "sequence 1: lengths must lie in [0, capacity]"},
+      {"store", [](DecodeSequence &q) { q.capacity = 11; },
+       "sequence 1: sparse key values holds 640 bytes, needs 704"},
+      {"missing ring", [](DecodeSequence &q) { q.bufferKeys = {}; },
+       "sequence 1: buffer keys is missing"},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.what);
+    DecodeSequence sequences[2] = {good, good};
+    c.spoil(sequences[1]);
+    poison(*device, dout, 0xAB);
+    Status st = set->decodeAttention(step, sequences, 2);
+    EXPECT_EQ(st.code(), StatusCode::InvalidArgument);
+    EXPECT_EQ(st.message(), c.message);
+    std::vector<uint8_t> out(dout.bytes());
+    ASSERT_OK(device->copyToHost(out.data(), dout, out.size()));
+    EXPECT_EQ(std::count(out.begin(), out.end(), 0xAB),
+              static_cast<long>(out.size()))
+        << "a refused step wrote its output";
+  }
+  DecodeSequence sequences[2] = {good, good};
+  EXPECT_EQ(set->decodeAttention(step, sequences, 0).code(),
+            StatusCode::InvalidArgument);
+  // The unspoilt pair is accepted (the blocks hold no tokens worth reading).
+  for (DecodeSequence &q : sequences)
+    q.sparseLength = q.bufferLength = 0;
+  ASSERT_OK(set->decodeAttention(step, sequences, 2));
+}
 
 /// One case per embedded specialisation, so that every module's kernels
 /// run (over the stand-in driver, in the kernel emulator, on any machine).

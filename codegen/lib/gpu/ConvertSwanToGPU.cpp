@@ -30,6 +30,7 @@ namespace abi = swan::gpu_abi;
 namespace {
 
 constexpr double kLog2E = 1.4426950408889634;
+constexpr unsigned kGlobalSpace = 1; // NVPTX's global address space
 constexpr double kLn2 = 0.6931471805599453;
 
 /// The handful of IR idioms every kernel body is made of.
@@ -344,10 +345,40 @@ struct PartialKernelShape {
   int64_t group;
 };
 
+/// One array of a token source, rows of `width` elements per (head,
+/// token): either a memref [B, H, tokens, width] of the op's form, or, in
+/// the paged kernel, one sequence's [H, capacity, width] block at a device
+/// address read from the sequence table.
+struct TokenArray {
+  Value memref;
+  Value address; // !llvm.ptr<1>
+  Value capacity, rowWidth;
+  Type element;
+
+  bool present() const { return memref || address; }
+
+  Value width(KernelBuilder &kb) const {
+    return memref ? kb.dim(memref, 3) : rowWidth;
+  }
+
+  Value load(KernelBuilder &kb, Value seq, Value head, Value token,
+             Value j) const {
+    if (memref)
+      return kb.load(memref, {seq, head, token, j});
+    ImplicitLocOpBuilder &b = kb.builder();
+    Value at =
+        kb.add(kb.mul(kb.add(kb.mul(head, capacity), token), rowWidth), j);
+    Value offset = arith::IndexCastOp::create(b, b.getI64Type(), at);
+    Value p = LLVM::GEPOp::create(b, address.getType(), element, address,
+                                  ValueRange{offset});
+    return LLVM::LoadOp::create(b, element, p);
+  }
+};
+
 /// Where one kind of token lives: winnowed (values + indices) or dense.
 struct TokenSource {
-  Value keyValues, keyIndices; // keyIndices null: dense keys [B,H,b,D]
-  Value valueValues, valueIndices;
+  TokenArray keyValues, keyIndices; // no keyIndices: dense keys, width D
+  TokenArray valueValues, valueIndices;
 };
 
 /// Sums `values` (a power of two, at most 32 per lane) over the 32 lanes of
@@ -410,10 +441,11 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
   Value chunk = kb.index(abi::kTokensPerChunk);
   Value span = kb.index(abi::kPartialWarps * U);
   Value firstToken = kb.mul(warp, kb.index(U));
-  bool denseKeys = !src.keyIndices, denseValues = !src.valueIndices;
-  Value keyCount = denseKeys ? kb.index(shape.dim) : kb.dim(src.keyValues, 3);
+  bool denseKeys = !src.keyIndices.present(),
+       denseValues = !src.valueIndices.present();
+  Value keyCount = denseKeys ? kb.index(shape.dim) : src.keyValues.width(kb);
   Value valueCount =
-      denseValues ? kb.index(shape.dim) : kb.dim(src.valueValues, 3);
+      denseValues ? kb.index(shape.dim) : src.valueValues.width(kb);
   auto andI = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y); };
 
   kb.loop(start, end, chunk, [&](Value chunkStart) {
@@ -433,12 +465,12 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
           [&](Value j, ValueRange sums) -> SmallVector<Value> {
             SmallVector<Value> components, keys;
             for (int64_t u = 0; u < U; ++u) {
-              components.push_back(
-                  denseKeys ? j
-                            : kb.toIndex(kb.load(src.keyIndices,
-                                                 {seq, head, tokens[u], j})));
-              keys.push_back(kb.toF32(
-                  kb.load(src.keyValues, {seq, head, tokens[u], j})));
+              components.push_back(denseKeys
+                                       ? j
+                                       : kb.toIndex(src.keyIndices.load(
+                                             kb, seq, head, tokens[u], j)));
+              keys.push_back(
+                  kb.toF32(src.keyValues.load(kb, seq, head, tokens[u], j)));
             }
             SmallVector<Value> next(sums.begin(), sums.end());
             for (int64_t u = 0; u < U; ++u) {
@@ -522,12 +554,12 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
         Value jc = kb.minIndex(j, kb.sub(valueCount, one));
         SmallVector<Value> components, values;
         for (int64_t u = 0; u < U; ++u) {
-          components.push_back(
-              denseValues ? jc
-                          : kb.toIndex(kb.load(src.valueIndices,
-                                               {seq, head, tokens[u], jc})));
-          values.push_back(kb.toF32(
-              kb.load(src.valueValues, {seq, head, tokens[u], jc})));
+          components.push_back(denseValues
+                                   ? jc
+                                   : kb.toIndex(src.valueIndices.load(
+                                         kb, seq, head, tokens[u], jc)));
+          values.push_back(
+              kb.toF32(src.valueValues.load(kb, seq, head, tokens[u], jc)));
         }
         for (int64_t u = 0; u < U; ++u) {
           kb.ifThen(andI(valid[u], inRow), [&] {
@@ -576,6 +608,124 @@ Value unrolledSum(KernelBuilder &kb, Value count, int64_t ways,
   return total;
 }
 
+/// What a partial kernel reads and writes, from its arguments; lengths are
+/// those of sequence `seq`.
+struct PartialInputs {
+  Value query, scale, keyRotation;
+  TokenSource sparse, buffer;
+  Value sparseLength, bufferLength; // index
+  Value outMax, outSum, outAcc;
+};
+
+/// The partial kernel: blocks over (split, KV head, sequence); `inputs`
+/// says where its arguments put the tokens.
+void emitPartialKernel(
+    ImplicitLocOpBuilder &b, gpu::GPUModuleOp module, StringRef name,
+    TypeRange argTypes, const PartialKernelShape &shape,
+    llvm::function_ref<PartialInputs(KernelBuilder &, ValueRange, Value)>
+        inputs) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type();
+  const int64_t dim = shape.dim, G = shape.group;
+  SmallVector<Type> workgroup = {
+      workgroupMemRef(ctx, {dim, G}, f32),
+      workgroupMemRef(ctx, {G, abi::kTokensPerChunk}, f32),
+      workgroupMemRef(ctx, {abi::kPartialWarps, dim, G}, f32),
+      workgroupMemRef(ctx, {3, G}, f32)};
+  gpu::GPUFuncOp kernel =
+      createKernel(b, module, name, argTypes, workgroup, abi::kPartialThreads);
+  enterKernel(b, kernel);
+  KernelBuilder kb(b);
+  Value seq = kb.blockId(gpu::Dimension::z);
+  PartialInputs in = inputs(kb, kernel.getArguments(), seq);
+  auto shared = kernel.getWorkgroupAttributions();
+  Value qs = shared[0], scores = shared[1], acc = shared[2], state = shared[3];
+
+  Value zero = kb.index(0), one = kb.index(1);
+  Value threads = kb.index(abi::kPartialThreads);
+  Value tid = kb.threadId();
+  Value warp = kb.div(tid, kb.index(abi::kWarpSize));
+  Value lane = kb.rem(tid, kb.index(abi::kWarpSize));
+  Value split = kb.blockId(gpu::Dimension::x);
+  Value head = kb.blockId(gpu::Dimension::y);
+  Value splits = kb.sub(kb.gridDim(gpu::Dimension::x), one);
+  Value dimV = kb.index(dim), groupV = kb.index(G);
+
+  // q' = q · R_K for the G query heads, pre-scaled into log2 units, into
+  // shared memory as [D][G]: every cache load then serves all G heads.
+  // Every split recomputes it (D² · G multiply-adds, R_K from L2): cheaper
+  // than a kernel launch of its own. Thread e owns column e of R_K
+  // (coalesced), 16 rows in flight per step; query rows are broadcast.
+  Value qScale = kb.mul(in.scale, kb.f32(kLog2E));
+  const int64_t kUnroll = std::min<int64_t>(dim, 16);
+  kb.loop(tid, dimV, threads, [&](Value e) {
+    SmallVector<Value> init(G, kb.f32(0));
+    SmallVector<Value> dots = kb.loop(
+        zero, dimV, kb.index(kUnroll), init,
+        [&](Value d0, ValueRange sums) -> SmallVector<Value> {
+          SmallVector<Value> r;
+          for (int64_t i = 0; i < kUnroll; ++i)
+            r.push_back(kb.toF32(
+                kb.load(in.keyRotation, {head, kb.add(d0, kb.index(i)), e})));
+          SmallVector<Value> next(sums.begin(), sums.end());
+          for (int64_t i = 0; i < kUnroll; ++i)
+            for (int64_t g = 0; g < G; ++g) {
+              Value row = kb.add(kb.mul(head, groupV), kb.index(g));
+              next[g] =
+                  kb.fma(next[g],
+                         kb.toF32(kb.load(in.query,
+                                          {seq, row, kb.add(d0, kb.index(i))})),
+                         r[i]);
+            }
+          return next;
+        });
+    for (Value &dot : dots)
+      dot = kb.mul(dot, qScale);
+    kb.storeVector(dots, qs, {e, zero});
+  });
+  kb.loop(tid, kb.index(abi::kPartialWarps * dim * G), threads, [&](Value o) {
+    Value w = kb.div(o, kb.index(dim * G));
+    Value d = kb.rem(kb.div(o, groupV), dimV);
+    Value g = kb.rem(o, groupV);
+    kb.store(kb.f32(0), acc, {w, d, g});
+  });
+  kb.ifThen(kb.ult(tid, groupV), [&] {
+    kb.store(kb.negInf(), state, {zero, tid});
+    kb.store(kb.f32(0), state, {one, tid});
+  });
+  kb.barrier();
+
+  kb.ifThenElse(
+      kb.eq(split, splits),
+      [&] {
+        emitTokenLoop(kb, shape, in.buffer, seq, head, zero, in.bufferLength,
+                      warp, lane, qs, scores, acc, state);
+      },
+      [&] {
+        // Contiguous splits of ceil(length / splits) tokens.
+        Value length = in.sparseLength;
+        Value per = kb.div(kb.add(length, kb.sub(splits, one)), splits);
+        Value start = kb.minIndex(kb.mul(split, per), length);
+        Value end = kb.minIndex(kb.add(start, per), length);
+        emitTokenLoop(kb, shape, in.sparse, seq, head, start, end, warp, lane,
+                      qs, scores, acc, state);
+      });
+  kb.barrier();
+
+  kb.loop(tid, kb.index(G * dim), threads, [&](Value o) {
+    Value g = kb.div(o, dimV), d = kb.rem(o, dimV);
+    Value total = kb.f32(0);
+    for (int64_t w = 0; w < abi::kPartialWarps; ++w)
+      total = kb.add(total, kb.load(acc, {kb.index(w), d, g}));
+    kb.store(total, in.outAcc, {seq, head, split, g, d});
+  });
+  kb.ifThen(kb.ult(tid, groupV), [&] {
+    kb.store(kb.mul(kb.load(state, {zero, tid}), kb.f32(kLn2)), in.outMax,
+             {seq, head, split, tid});
+    kb.store(kb.load(state, {one, tid}), in.outSum, {seq, head, split, tid});
+  });
+}
+
 struct DecodeOperands {
   Value query, scale, keyRotation, valueRotation;
   Value sparseKeyValues, sparseKeyIndices, sparseValueValues,
@@ -596,123 +746,92 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   PartialKernelShape shape{dim, group};
   const int64_t G = group;
 
-  // --- partial kernel ---
+  // --- partial kernels: the op's batch layout, and the paged one ---
+  const SmallVector<Type> outputs = {dynamic(4), dynamic(4), dynamic(5)};
   {
-    SmallVector<Type> argTypes = {
-        ops.query.getType(),             ops.scale.getType(),
-        ops.keyRotation.getType(),
-        ops.sparseKeyValues.getType(),   ops.sparseKeyIndices.getType(),
-        ops.sparseValueValues.getType(), ops.sparseValueIndices.getType(),
-        ops.bufferKeys.getType(),        ops.bufferValues.getType(),
-        ops.sparseLengths.getType(),     ops.bufferLengths.getType(),
-        dynamic(4),                      dynamic(4),
-        dynamic(5)};
-    SmallVector<Type> workgroup = {
-        workgroupMemRef(ctx, {dim, G}, f32),
-        workgroupMemRef(ctx, {G, abi::kTokensPerChunk}, f32),
-        workgroupMemRef(ctx, {abi::kPartialWarps, dim, G}, f32),
-        workgroupMemRef(ctx, {3, G}, f32)};
-    gpu::GPUFuncOp kernel =
-        createKernel(b, module, (name + abi::kPartialSuffix).str(), argTypes,
-                     workgroup, abi::kPartialThreads);
-    enterKernel(b, kernel);
-    KernelBuilder kb(b);
-    auto a = kernel.getArguments();
-    Value query = a[0], scale = a[1], keyRotation = a[2];
-    TokenSource sparse{a[3], a[4], a[5], a[6]};
-    TokenSource buffer{a[7], nullptr, a[8], nullptr};
-    Value sparseLengths = a[9], bufferLengths = a[10];
-    Value outMax = a[11], outSum = a[12], outAcc = a[13];
-    auto shared = kernel.getWorkgroupAttributions();
-    Value qs = shared[0], scores = shared[1], acc = shared[2],
-          state = shared[3];
-
-    Value zero = kb.index(0), one = kb.index(1);
-    Value threads = kb.index(abi::kPartialThreads);
-    Value tid = kb.threadId();
-    Value warp = kb.div(tid, kb.index(abi::kWarpSize));
-    Value lane = kb.rem(tid, kb.index(abi::kWarpSize));
-    Value split = kb.blockId(gpu::Dimension::x);
-    Value head = kb.blockId(gpu::Dimension::y);
-    Value seq = kb.blockId(gpu::Dimension::z);
-    Value splits = kb.sub(kb.gridDim(gpu::Dimension::x), one);
-    Value dimV = kb.index(dim), groupV = kb.index(G);
-
-    // q' = q · R_K for the G query heads, pre-scaled into log2 units, into
-    // shared memory as [D][G]: every cache load then serves all G heads.
-    // Every split recomputes it (D² · G multiply-adds, R_K from L2): cheaper
-    // than a kernel launch of its own. Thread e owns column e of R_K
-    // (coalesced), 16 rows in flight per step; query rows are broadcast.
-    Value qScale = kb.mul(scale, kb.f32(kLog2E));
-    const int64_t kUnroll = std::min<int64_t>(dim, 16);
-    kb.loop(tid, dimV, threads, [&](Value e) {
-      SmallVector<Value> init(G, kb.f32(0));
-      SmallVector<Value> dots = kb.loop(
-          zero, dimV, kb.index(kUnroll), init,
-          [&](Value d0, ValueRange sums) -> SmallVector<Value> {
-            SmallVector<Value> r;
-            for (int64_t i = 0; i < kUnroll; ++i)
-              r.push_back(kb.toF32(
-                  kb.load(keyRotation, {head, kb.add(d0, kb.index(i)), e})));
-            SmallVector<Value> next(sums.begin(), sums.end());
-            for (int64_t i = 0; i < kUnroll; ++i)
-              for (int64_t g = 0; g < G; ++g) {
-                Value row = kb.add(kb.mul(head, groupV), kb.index(g));
-                next[g] = kb.fma(
-                    next[g],
-                    kb.toF32(kb.load(query,
-                                     {seq, row, kb.add(d0, kb.index(i))})),
-                    r[i]);
-              }
-            return next;
-          });
-      for (Value &dot : dots)
-        dot = kb.mul(dot, qScale);
-      kb.storeVector(dots, qs, {e, zero});
-    });
-    kb.loop(tid, kb.index(abi::kPartialWarps * dim * G), threads,
-            [&](Value o) {
-              Value w = kb.div(o, kb.index(dim * G));
-              Value d = kb.rem(kb.div(o, groupV), dimV);
-              Value g = kb.rem(o, groupV);
-              kb.store(kb.f32(0), acc, {w, d, g});
-            });
-    kb.ifThen(kb.ult(tid, groupV), [&] {
-      kb.store(kb.negInf(), state, {zero, tid});
-      kb.store(kb.f32(0), state, {one, tid});
-    });
-    kb.barrier();
-
-    kb.ifThenElse(
-        kb.eq(split, splits),
-        [&] {
-          Value length = kb.toIndex(kb.load(bufferLengths, {seq}));
-          emitTokenLoop(kb, shape, buffer, seq, head, zero, length, warp,
-                        lane, qs, scores, acc, state);
-        },
-        [&] {
-          // Contiguous splits of ceil(length / splits) tokens.
-          Value length = kb.toIndex(kb.load(sparseLengths, {seq}));
-          Value per = kb.div(kb.add(length, kb.sub(splits, one)), splits);
-          Value start = kb.minIndex(kb.mul(split, per), length);
-          Value end = kb.minIndex(kb.add(start, per), length);
-          emitTokenLoop(kb, shape, sparse, seq, head, start, end, warp, lane,
-                        qs, scores, acc, state);
+    SmallVector<Type> argTypes = {ops.query.getType(),
+                                  ops.scale.getType(),
+                                  ops.keyRotation.getType(),
+                                  ops.sparseKeyValues.getType(),
+                                  ops.sparseKeyIndices.getType(),
+                                  ops.sparseValueValues.getType(),
+                                  ops.sparseValueIndices.getType(),
+                                  ops.bufferKeys.getType(),
+                                  ops.bufferValues.getType(),
+                                  ops.sparseLengths.getType(),
+                                  ops.bufferLengths.getType()};
+    argTypes.append(outputs);
+    emitPartialKernel(b, module, (name + abi::kPartialSuffix).str(), argTypes,
+                      shape, [](KernelBuilder &kb, ValueRange a, Value seq) {
+                        PartialInputs in;
+                        in.query = a[0];
+                        in.scale = a[1];
+                        in.keyRotation = a[2];
+                        in.sparse = {{a[3]}, {a[4]}, {a[5]}, {a[6]}};
+                        in.buffer = {{a[7]}, {}, {a[8]}, {}};
+                        in.sparseLength = kb.toIndex(kb.load(a[9], {seq}));
+                        in.bufferLength = kb.toIndex(kb.load(a[10], {seq}));
+                        in.outMax = a[11];
+                        in.outSum = a[12];
+                        in.outAcc = a[13];
+                        return in;
+                      });
+  }
+  {
+    auto table = MemRefType::get({ShapedType::kDynamic, abi::kSequenceFields},
+                                 b.getI64Type());
+    SmallVector<Type> argTypes = {ops.query.getType(), ops.scale.getType(),
+                                  ops.keyRotation.getType(), table};
+    argTypes.append(outputs);
+    auto elementOf = [](Value memref) {
+      return cast<MemRefType>(memref.getType()).getElementType();
+    };
+    emitPartialKernel(
+        b, module, (name + abi::kPagedPartialSuffix).str(), argTypes, shape,
+        [&](KernelBuilder &kb, ValueRange a, Value seq) {
+          ImplicitLocOpBuilder &ib = kb.builder();
+          auto field = [&](abi::SequenceField f) {
+            return kb.load(a[3], {seq, kb.index(f)});
+          };
+          // Global-space pointers, so that the loads are ld.global as
+          // they are through the memref arguments.
+          auto address = [&](abi::SequenceField f) -> Value {
+            return LLVM::IntToPtrOp::create(
+                ib, LLVM::LLVMPointerType::get(ib.getContext(), kGlobalSpace),
+                field(f));
+          };
+          auto count = [&](abi::SequenceField f) {
+            return kb.toIndex(field(f));
+          };
+          Value capacity = count(abi::kCapacity);
+          Value keyK = count(abi::kKeyK), valueK = count(abi::kValueK);
+          Value slots = count(abi::kBufferCapacity), width = kb.index(dim);
+          auto sparseArray = [&](abi::SequenceField f, Value k, Value like) {
+            return TokenArray{{}, address(f), capacity, k, elementOf(like)};
+          };
+          auto bufferArray = [&](abi::SequenceField f, Value like) {
+            return TokenArray{{}, address(f), slots, width, elementOf(like)};
+          };
+          PartialInputs in;
+          in.query = a[0];
+          in.scale = a[1];
+          in.keyRotation = a[2];
+          in.sparse = {
+              sparseArray(abi::kKeyValues, keyK, ops.sparseKeyValues),
+              sparseArray(abi::kKeyIndices, keyK, ops.sparseKeyIndices),
+              sparseArray(abi::kValueValues, valueK, ops.sparseValueValues),
+              sparseArray(abi::kValueIndices, valueK, ops.sparseValueIndices)};
+          in.buffer = {bufferArray(abi::kBufferKeys, ops.bufferKeys),
+                       {},
+                       bufferArray(abi::kBufferValues, ops.bufferValues),
+                       {}};
+          in.sparseLength = count(abi::kSparseLength);
+          in.bufferLength = count(abi::kBufferLength);
+          in.outMax = a[4];
+          in.outSum = a[5];
+          in.outAcc = a[6];
+          return in;
         });
-    kb.barrier();
-
-    kb.loop(tid, kb.index(G * dim), threads, [&](Value o) {
-      Value g = kb.div(o, dimV), d = kb.rem(o, dimV);
-      Value total = kb.f32(0);
-      for (int64_t w = 0; w < abi::kPartialWarps; ++w)
-        total = kb.add(total, kb.load(acc, {kb.index(w), d, g}));
-      kb.store(total, outAcc, {seq, head, split, g, d});
-    });
-    kb.ifThen(kb.ult(tid, groupV), [&] {
-      kb.store(kb.mul(kb.load(state, {zero, tid}), kb.f32(kLn2)), outMax,
-               {seq, head, split, tid});
-      kb.store(kb.load(state, {one, tid}), outSum, {seq, head, split, tid});
-    });
   }
 
   // --- merge kernel: one block per (query head, sequence) ---

@@ -37,6 +37,8 @@ constexpr const char *kSharedAttr = "swan.shared_memory";
 
 /// On the host all memory is one address space.
 Type hostType(Type type) {
+  if (auto ptr = dyn_cast<LLVM::LLVMPointerType>(type))
+    return LLVM::LLVMPointerType::get(type.getContext());
   auto memref = dyn_cast<MemRefType>(type);
   if (!memref || !memref.getMemorySpace())
     return type;

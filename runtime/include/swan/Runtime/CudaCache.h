@@ -151,7 +151,7 @@ private:
   Buffer rotK_, rotV_, identity_;
   std::map<int32_t, Sequence> sequences_;
   /// Reused between calls; not token storage.
-  Buffer scratchValues_, scratchIndices_, query_, out_, lengths_;
+  Buffer scratchValues_, scratchIndices_, query_, out_;
   /// An append's device staging, kept between calls while it needs at most
   /// kKeptStagingBytes (decode steps); larger appends stage in buffers of
   /// their own.

@@ -53,6 +53,30 @@ struct DecodeBuffers {
   DeviceRange out;
 };
 
+/// One sequence of a paged decode step, in device blocks of its own: sparse
+/// key values/indices [H, capacity, keyK] (storage / uint8), sparse value
+/// values/indices [H, capacity, valueK], buffer keys/values
+/// [H, bufferCapacity, D] (storage). A block of no bytes may be empty.
+struct DecodeSequence {
+  DeviceRange keyValues, keyIndices, valueValues, valueIndices;
+  DeviceRange bufferKeys, bufferValues;
+  int64_t capacity = 0;
+  int64_t keyK = 1, valueK = 1;
+  int64_t bufferCapacity = 0;
+  int64_t sparseLength = 0; ///< winnowed tokens, at most capacity
+  int64_t bufferLength = 0; ///< dense tokens, at most bufferCapacity
+};
+
+/// What a paged decode step shares across its sequences: query and out
+/// [count, H·G, D] f32, rotations [H, D, D] f32.
+struct PagedDecodeStep {
+  int64_t kvHeads = 1;
+  float scale = 1.0f;
+  bool rotatedOutput = false;
+  int64_t splits = 0; ///< 0 chooses
+  DeviceRange query, keyRotation, valueRotation, out;
+};
+
 class KernelSet {
 public:
   /// Whether swan was built with kernels for this specialisation.
@@ -91,6 +115,14 @@ public:
                          const DecodeBuffers &buffers,
                          unsigned stages = kAllStages);
 
+  /// One decode step over `count` sequences that each live in blocks of
+  /// their own (the GPU cache's layout): still one launch pair for the
+  /// whole batch, through a table of the sequences' addresses and sizes
+  /// that this call uploads. Every range and size is checked first.
+  Status decodeAttention(const PagedDecodeStep &step,
+                         const DecodeSequence *sequences, int64_t count,
+                         unsigned stages = kAllStages);
+
   /// The split count decodeAttention uses when DecodeProblem::splits is 0:
   /// enough blocks to fill every multiprocessor a few times over.
   int64_t chooseSplits(const DecodeProblem &problem) const;
@@ -101,12 +133,20 @@ private:
                         int64_t rows, DeviceRange rotation, int64_t k,
                         DeviceRange values, DeviceRange indices);
   Status ensureWorkspace(size_t maxBytes, size_t accBytes);
+  /// Launches `partial` (its inputs added, the partial outputs appended
+  /// here) over (splits + 1, H, B), then the merge into `out`.
+  Status launchDecode(const char *name, const char *partialSuffix,
+                      KernelArguments &partial, int64_t batch, int64_t heads,
+                      int64_t splits, bool rotatedOutput,
+                      DeviceRange valueRotation, DeviceRange out,
+                      unsigned stages);
 
   Device &device_;
   Module module_;
   int64_t dim_ = 0, group_ = 0;
   Storage storage_ = Storage::F16;
   Buffer partialMax_, partialSum_, partialAcc_;
+  Buffer sequenceTable_; ///< the paged step's, [count, kSequenceFields]
 };
 
 } // namespace swan::cuda

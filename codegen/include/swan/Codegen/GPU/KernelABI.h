@@ -1,4 +1,5 @@
-//===- KernelABI.h - launch contract of the generated GPU kernels -*- C++ -*-===//
+//===- KernelABI.h - launch contract of the generated GPU kernels -*- C++
+//-*-===//
 //
 // What `swan-convert-to-gpu` generates and what the CUDA runtime launches
 // must agree on kernel names, argument order and launch shapes. Both sides
@@ -27,6 +28,14 @@
 //             rotates its G query rows, blocks 0..S-1 each take one
 //             contiguous split of the sparse tokens, block S takes the
 //             dense buffer; S + 1 <= kMaxPartialBlocks.
+//     `@f_paged_partial`    (query, scale, key_rotation as above,
+//                            sequences [B, kSequenceFields] i64, partial
+//                            max, sum and accumulator as above)
+//             the same blocks, but each sequence's tokens live in blocks of
+//             their own, given by its row of the table (SequenceField): a
+//             store [H, capacity, kK / kV] per array and a dense buffer
+//             [H, buffer capacity, D], at device addresses; the GPU cache
+//             runs a whole batch with one launch.
 //     `@f_merge`            (partial max, sum, accumulator as above,
 //                            [value_rotation [H,D,D]], out [B,H*G,D])
 //             grid (H*G, B), block (D); value_rotation is absent when the op
@@ -61,7 +70,26 @@ inline constexpr int64_t kMaxPartialBlocks = 512;
 /// The gpu.module every entry point's kernels go into.
 inline constexpr const char *kKernelModuleName = "swan_kernels";
 inline constexpr const char *kPartialSuffix = "_partial";
+inline constexpr const char *kPagedPartialSuffix = "_paged_partial";
 inline constexpr const char *kMergeSuffix = "_merge";
+
+/// The columns of the paged partial kernel's sequence table, one row per
+/// sequence: device addresses, then sizes in elements or tokens.
+enum SequenceField : int64_t {
+  kKeyValues,      ///< [H, capacity, kK] storage type
+  kKeyIndices,     ///< [H, capacity, kK] uint8
+  kValueValues,    ///< [H, capacity, kV] storage type
+  kValueIndices,   ///< [H, capacity, kV] uint8
+  kBufferKeys,     ///< [H, buffer capacity, D] storage type
+  kBufferValues,   ///< [H, buffer capacity, D] storage type
+  kCapacity,       ///< token slots per head of the store
+  kKeyK,           ///< kK: kept components per key
+  kValueK,         ///< kV: kept components per value
+  kBufferCapacity, ///< token slots per head of the dense buffer
+  kSparseLength,   ///< winnowed tokens
+  kBufferLength,   ///< dense tokens
+  kSequenceFields
+};
 
 } // namespace swan::gpu_abi
 
