@@ -47,6 +47,20 @@ Status checkSize(DeviceRange range, size_t bytes, const char *what) {
                    " bytes, needs " + std::to_string(bytes));
   return Status::ok();
 }
+struct SizeCheck {
+  DeviceRange range;
+  size_t bytes;
+  const char *what;
+};
+
+/// The first range too small for its bytes, as an error prefixed by `who`.
+Status checkSizes(std::initializer_list<SizeCheck> checks,
+                  const std::string &who = "") {
+  for (const SizeCheck &c : checks)
+    if (Status s = checkSize(c.range, c.bytes, c.what); !s.isOk())
+      return invalid(who + s.message());
+  return Status::ok();
+}
 } // namespace
 
 bool KernelSet::available(int64_t dim, int64_t group, Storage storage) {
@@ -183,33 +197,26 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
     return invalid("k outside [1, D]");
   const size_t elem = storageBytes(storage_);
   const size_t f32 = sizeof(float);
-  struct Check {
-    DeviceRange range;
-    size_t bytes;
-    const char *what;
-  } checks[] = {
-      {b.query, size_t(B * H * G * D) * f32, "query"},
-      {b.keyRotation, size_t(H * D * D) * f32, "key rotation"},
-      {b.keyValues, size_t(B * H * L * p.keyK) * elem, "sparse key values"},
-      {b.keyIndices, size_t(B * H * L * p.keyK), "sparse key indices"},
-      {b.valueValues, size_t(B * H * L * p.valueK) * elem,
-       "sparse value values"},
-      {b.valueIndices, size_t(B * H * L * p.valueK), "sparse value indices"},
-      {b.bufferKeys, size_t(B * H * bufferSlots * D) * elem, "buffer keys"},
-      {b.bufferValues, size_t(B * H * bufferSlots * D) * elem,
-       "buffer values"},
-      {b.sparseLengths, size_t(B) * 4, "sparse lengths"},
-      {b.bufferLengths, size_t(B) * 4, "buffer lengths"},
-      {b.out, size_t(B * H * G * D) * f32, "output"},
-  };
-  for (const Check &c : checks)
-    if (Status s = checkSize(c.range, c.bytes, c.what); !s.isOk())
-      return s;
-  if (!p.rotatedOutput)
-    if (Status s = checkSize(b.valueRotation, size_t(H * D * D) * f32,
-                             "value rotation");
-        !s.isOk())
-      return s;
+  if (Status s = checkSizes({
+          {b.query, size_t(B * H * G * D) * f32, "query"},
+          {b.keyRotation, size_t(H * D * D) * f32, "key rotation"},
+          {b.valueRotation, p.rotatedOutput ? 0 : size_t(H * D * D) * f32,
+           "value rotation"},
+          {b.keyValues, size_t(B * H * L * p.keyK) * elem, "sparse key values"},
+          {b.keyIndices, size_t(B * H * L * p.keyK), "sparse key indices"},
+          {b.valueValues, size_t(B * H * L * p.valueK) * elem,
+           "sparse value values"},
+          {b.valueIndices, size_t(B * H * L * p.valueK),
+           "sparse value indices"},
+          {b.bufferKeys, size_t(B * H * bufferSlots * D) * elem, "buffer keys"},
+          {b.bufferValues, size_t(B * H * bufferSlots * D) * elem,
+           "buffer values"},
+          {b.sparseLengths, size_t(B) * 4, "sparse lengths"},
+          {b.bufferLengths, size_t(B) * 4, "buffer lengths"},
+          {b.out, size_t(B * H * G * D) * f32, "output"},
+      });
+      !s.isOk())
+    return s;
 
   const int64_t splits = p.splits > 0 ? p.splits : chooseSplits(p);
   KernelArguments partial;
@@ -237,22 +244,16 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
   if (count < 1 || H < 1)
     return invalid("decode attention needs at least one sequence and H >= 1");
   const size_t elem = storageBytes(storage_), f32 = sizeof(float);
-  if (Status s =
-          checkSize(step.query, size_t(count * H * G * D) * f32, "query");
+  const size_t rows = size_t(count * H * G * D) * f32;
+  if (Status s = checkSizes({
+          {step.query, rows, "query"},
+          {step.out, rows, "output"},
+          {step.keyRotation, size_t(H * D * D) * f32, "key rotation"},
+          {step.valueRotation, step.rotatedOutput ? 0 : size_t(H * D * D) * f32,
+           "value rotation"},
+      });
       !s.isOk())
     return s;
-  if (Status s = checkSize(step.out, size_t(count * H * G * D) * f32, "output");
-      !s.isOk())
-    return s;
-  if (Status s =
-          checkSize(step.keyRotation, size_t(H * D * D) * f32, "key rotation");
-      !s.isOk())
-    return s;
-  if (!step.rotatedOutput)
-    if (Status s = checkSize(step.valueRotation, size_t(H * D * D) * f32,
-                             "value rotation");
-        !s.isOk())
-      return s;
 
   std::vector<int64_t> table(count * abi::kSequenceFields);
   int64_t longest = 0;
@@ -268,21 +269,18 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
     const size_t keySlots = size_t(H * q.capacity * q.keyK);
     const size_t valueSlots = size_t(H * q.capacity * q.valueK);
     const size_t bufferSlots = size_t(H * q.bufferCapacity * D);
-    struct Check {
-      DeviceRange range;
-      size_t bytes;
-      const char *what;
-    } checks[] = {
-        {q.keyValues, keySlots * elem, "sparse key values"},
-        {q.keyIndices, keySlots, "sparse key indices"},
-        {q.valueValues, valueSlots * elem, "sparse value values"},
-        {q.valueIndices, valueSlots, "sparse value indices"},
-        {q.bufferKeys, bufferSlots * elem, "buffer keys"},
-        {q.bufferValues, bufferSlots * elem, "buffer values"},
-    };
-    for (const Check &c : checks)
-      if (Status s = checkSize(c.range, c.bytes, c.what); !s.isOk())
-        return invalid(which + s.message());
+    if (Status s = checkSizes(
+            {
+                {q.keyValues, keySlots * elem, "sparse key values"},
+                {q.keyIndices, keySlots, "sparse key indices"},
+                {q.valueValues, valueSlots * elem, "sparse value values"},
+                {q.valueIndices, valueSlots, "sparse value indices"},
+                {q.bufferKeys, bufferSlots * elem, "buffer keys"},
+                {q.bufferValues, bufferSlots * elem, "buffer values"},
+            },
+            which);
+        !s.isOk())
+      return s;
     int64_t *row = &table[i * abi::kSequenceFields];
     row[abi::kKeyValues] = q.keyValues.address;
     row[abi::kKeyIndices] = q.keyIndices.address;

@@ -447,6 +447,15 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
   Value valueCount =
       denseValues ? kb.index(shape.dim) : src.valueValues.width(kb);
   auto andI = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y); };
+  // Slot j of a token's key or value row: its dimension (j itself in a
+  // dense row) and its value as f32.
+  auto slot = [&](const TokenArray &values, const TokenArray &indices,
+                  Value token, Value j) -> std::pair<Value, Value> {
+    Value component = indices.present()
+                          ? kb.toIndex(indices.load(kb, seq, head, token, j))
+                          : j;
+    return {component, kb.toF32(values.load(kb, seq, head, token, j))};
+  };
 
   kb.loop(start, end, chunk, [&](Value chunkStart) {
     Value count = kb.minIndex(chunk, kb.sub(end, chunkStart));
@@ -465,12 +474,10 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
           [&](Value j, ValueRange sums) -> SmallVector<Value> {
             SmallVector<Value> components, keys;
             for (int64_t u = 0; u < U; ++u) {
-              components.push_back(denseKeys
-                                       ? j
-                                       : kb.toIndex(src.keyIndices.load(
-                                             kb, seq, head, tokens[u], j)));
-              keys.push_back(
-                  kb.toF32(src.keyValues.load(kb, seq, head, tokens[u], j)));
+              auto [component, key] =
+                  slot(src.keyValues, src.keyIndices, tokens[u], j);
+              components.push_back(component);
+              keys.push_back(key);
             }
             SmallVector<Value> next(sums.begin(), sums.end());
             for (int64_t u = 0; u < U; ++u) {
@@ -554,12 +561,10 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
         Value jc = kb.minIndex(j, kb.sub(valueCount, one));
         SmallVector<Value> components, values;
         for (int64_t u = 0; u < U; ++u) {
-          components.push_back(denseValues
-                                   ? jc
-                                   : kb.toIndex(src.valueIndices.load(
-                                         kb, seq, head, tokens[u], jc)));
-          values.push_back(
-              kb.toF32(src.valueValues.load(kb, seq, head, tokens[u], jc)));
+          auto [component, value] =
+              slot(src.valueValues, src.valueIndices, tokens[u], jc);
+          components.push_back(component);
+          values.push_back(value);
         }
         for (int64_t u = 0; u < U; ++u) {
           kb.ifThen(andI(valid[u], inRow), [&] {
