@@ -190,10 +190,12 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   return true;
 }
 
-/// The GPU cache at one sequence of `tokens` tokens: the prompt appended at
-/// once (winnowed on the GPU), then per decode step one token appended and
-/// attention from host query to host output, as a serving loop calls them.
-bool benchCache(int64_t tokens) {
+/// The GPU cache at `batch` sequences of `tokens` tokens each: the prompt
+/// appended at once (winnowed on the GPU), then per decode step one token
+/// appended and attention over the batch from host queries to host outputs,
+/// as a serving loop calls them (the prefill and append times are the first
+/// sequence's).
+bool benchCache(int64_t tokens, int64_t batch) {
   const int64_t H = 8, G = 4, D = 128;
   const int32_t k = 32;
   CacheShape shape;
@@ -223,37 +225,49 @@ bool benchCache(int64_t tokens) {
                                          begin)
         .count();
   };
-  auto begin = std::chrono::steady_clock::now();
-  if (!report(cache->append(0, tokens - 1, keys.data(), values.data(), k, k),
-              "prefill"))
-    return false;
-  const double prefill = seconds(begin);
+  // Every sequence holds the same tokens: the timing does not depend on
+  // their values.
   const int64_t lastRow = (tokens - 1) * H * D;
-  begin = std::chrono::steady_clock::now();
-  if (!report(cache->append(0, 1, keys.data() + lastRow,
-                            values.data() + lastRow, k, k),
-              "append"))
-    return false;
-  const double append = seconds(begin);
-  std::vector<float> q(H * G * D, 0.01f), out(H * G * D);
-  const int32_t seq = 0;
+  double prefill = 0, append = 0;
+  std::vector<int32_t> seqs;
+  for (int32_t seq = 0; seq < batch; ++seq) {
+    auto begin = std::chrono::steady_clock::now();
+    if (!report(
+            cache->append(seq, tokens - 1, keys.data(), values.data(), k, k),
+            "prefill"))
+      return false;
+    if (seq == 0)
+      prefill = seconds(begin);
+    begin = std::chrono::steady_clock::now();
+    if (!report(cache->append(seq, 1, keys.data() + lastRow,
+                              values.data() + lastRow, k, k),
+                "append"))
+      return false;
+    if (seq == 0)
+      append = seconds(begin);
+    seqs.push_back(seq);
+  }
+  std::vector<float> q(batch * H * G * D, 0.01f), out(batch * H * G * D);
   const int reps = 200;
   for (int i = 0; i < 5; ++i)
-    if (!report(cache->attention(&seq, 1, q.data(), 0.088f, out.data()),
-                "attention"))
+    if (!report(
+            cache->attention(seqs.data(), batch, q.data(), 0.088f, out.data()),
+            "attention"))
       return false;
-  begin = std::chrono::steady_clock::now();
+  auto begin = std::chrono::steady_clock::now();
   for (int i = 0; i < reps; ++i)
-    if (!report(cache->attention(&seq, 1, q.data(), 0.088f, out.data()),
-                "attention"))
+    if (!report(
+            cache->attention(seqs.data(), batch, q.data(), 0.088f, out.data()),
+            "attention"))
       return false;
   const double attention = seconds(begin) / reps;
-  SequenceInfo info = cache->info(0);
-  std::printf("cache B=1 H=%lld G=%lld D=%lld tokens=%lld k=%d: prefill "
+  std::printf("cache B=%lld H=%lld G=%lld D=%lld tokens=%lld k=%d: prefill "
               "append %.2f ms, one-token append %.1f us, attention (host "
-              "query to host output) %.2f us; %.2f MB of device memory\n",
-              (long long)H, (long long)G, (long long)D, (long long)tokens, k,
-              prefill * 1e3, append * 1e6, attention * 1e6, info.bytes / 1e6);
+              "query to host output, one launch pair) %.2f us; %.2f MB of "
+              "device memory\n",
+              (long long)batch, (long long)H, (long long)G, (long long)D,
+              (long long)tokens, k, prefill * 1e3, append * 1e6,
+              attention * 1e6, cache->bytes() / 1e6);
   return true;
 }
 
@@ -264,8 +278,9 @@ constexpr const char *kUsage = R"(USAGE: swan-gpu-bench [--sweep]
 Times one decode step of SWAN attention on a CUDA GPU at the Llama-3.1-8B
 layer shape (8 KV heads, G = 4, D = 128, fp16, k = 32 unless stated), after
 measuring the device-to-device copy bandwidth of the same GPU, then the GPU
-cache's prefill, one-token append and attention at 16512 tokens. Needs an
-NVIDIA GPU and its driver (libcuda.so.1); exits with 77 where there is none.
+cache's prefill, one-token append and attention at 16512 tokens, for one
+sequence and for a batch of 8. Needs an NVIDIA GPU and its driver
+(libcuda.so.1); exits with 77 where there is none.
 
   --sweep   the first shape over split counts, and with an empty cache
   --help    this text
@@ -319,6 +334,7 @@ int main(int argc, char **argv) {
   for (const Shape &shape : shapes)
     ok &= benchDecode(*device, shape, bandwidth);
   if (!sweep)
-    ok &= benchCache(16384 + 128);
+    for (int64_t batch : {1, 8})
+      ok &= benchCache(16384 + 128, batch);
   return ok ? 0 : 1;
 }
