@@ -37,7 +37,7 @@ constexpr const char *kSharedAttr = "swan.shared_memory";
 
 /// On the host all memory is one address space.
 Type hostType(Type type) {
-  if (auto ptr = dyn_cast<LLVM::LLVMPointerType>(type))
+  if (isa<LLVM::LLVMPointerType>(type))
     return LLVM::LLVMPointerType::get(type.getContext());
   auto memref = dyn_cast<MemRefType>(type);
   if (!memref || !memref.getMemorySpace())
