@@ -1,7 +1,7 @@
 //===- FakeCudaDriver.cpp - a CUDA driver stand-in for the tests ----------===//
 //
 // A shared library with the driver entry points swan::cuda::Device opens,
-// backed by host memory: "device" pointers are malloc'd, copies are
+// backed by host memory: "device" allocations are host pages, copies are
 // memcpy, and a launch runs the generated kernel itself, compiled for the
 // host by the build (swan-ptx --host-object), in the kernel emulator
 // (KernelEmulator.h). The GPU cache, the CUDA runtime's launches and the
