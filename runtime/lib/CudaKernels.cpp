@@ -67,6 +67,15 @@ bool KernelSet::available(int64_t dim, int64_t group, Storage storage) {
   return findPtx(dim, group, storage) != nullptr;
 }
 
+std::vector<Specialisation> KernelSet::specialisations() {
+  std::vector<Specialisation> all;
+  for (const EmbeddedPtx &entry : kEmbeddedPtx)
+    all.push_back(
+        {entry.dim, entry.group,
+         std::strcmp(entry.storage, "f16") == 0 ? Storage::F16 : Storage::F32});
+  return all;
+}
+
 Status KernelSet::load(Device &device, int64_t dim, int64_t group,
                        Storage storage, std::unique_ptr<KernelSet> &out) {
   const EmbeddedPtx *entry = findPtx(dim, group, storage);

@@ -629,27 +629,23 @@ TEST(CudaPagedDecodeTest, BadSequencesAreRefusedNamingThem) {
 std::vector<DecodeCase> everySpecialisation() {
   static std::deque<std::string> names;
   std::vector<DecodeCase> cases;
-  for (int64_t dim : {32, 64, 80, 96, 128, 160, 256})
-    for (int64_t group : {1, 2, 4, 8, 16, 32})
-      for (Storage storage : {Storage::F16, Storage::F32}) {
-        if (!KernelSet::available(dim, group, storage))
-          continue;
-        names.push_back("D" + std::to_string(dim) + "_G" +
-                        std::to_string(group) +
-                        (storage == Storage::F16 ? "_f16" : "_f32"));
-        cases.push_back({names.back().c_str(),
-                         dim,
-                         group,
-                         2,
-                         {150, 7},
-                         {9, 0},
-                         dim / 4 + 1,
-                         dim / 8,
-                         storage,
-                         /*rotatedOutput=*/group == 4,
-                         0,
-                         false});
-      }
+  for (const Specialisation &s : KernelSet::specialisations()) {
+    names.push_back("D" + std::to_string(s.dim) + "_G" +
+                    std::to_string(s.group) +
+                    (s.storage == Storage::F16 ? "_f16" : "_f32"));
+    cases.push_back({names.back().c_str(),
+                     s.dim,
+                     s.group,
+                     2,
+                     {150, 7},
+                     {9, 0},
+                     s.dim / 4 + 1,
+                     s.dim / 8,
+                     s.storage,
+                     /*rotatedOutput=*/s.group == 4,
+                     0,
+                     false});
+  }
   return cases;
 }
 

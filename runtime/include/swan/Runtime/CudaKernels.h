@@ -13,6 +13,8 @@
 
 #include "swan/Runtime/CudaDriver.h"
 
+#include <vector>
+
 namespace swan::cuda {
 
 /// Element type of cached values (keys/values and winnowed values).
@@ -77,10 +79,18 @@ struct PagedDecodeStep {
   DeviceRange query, keyRotation, valueRotation, out;
 };
 
+/// One (head dim, group size, storage type) swan has CUDA kernels for.
+struct Specialisation {
+  int64_t dim = 0, group = 0;
+  Storage storage = Storage::F16;
+};
+
 class KernelSet {
 public:
   /// Whether swan was built with kernels for this specialisation.
   static bool available(int64_t dim, int64_t group, Storage storage);
+  /// Every specialisation swan was built with (runtime/lib/CudaKernels.cmake).
+  static std::vector<Specialisation> specialisations();
 
   /// Loads one specialisation's module on `device` (the driver JIT-compiles
   /// the PTX for the GPU at hand).
