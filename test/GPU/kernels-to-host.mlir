@@ -9,6 +9,9 @@
 // CHECK-DAG: func.func private @swan_emu_syncwarp(i32)
 // CHECK-DAG: func.func private @swan_emu_shuffle(i32, i32, i32, i32) -> i32
 // CHECK-DAG: func.func private @swan_emu_shuffle_valid(i32, i32, i32) -> i32
+// CHECK-DAG: func.func private @swan_emu_out_of_bounds(!llvm.ptr, i32, i64, i64)
+// CHECK-DAG: llvm.mlir.global private constant @[[$LOADX:.*]]("memref.load of memref<?xf32> (argument 0)\00")
+// CHECK-DAG: llvm.mlir.global private constant @[[$STORESHARED:.*]]("memref.store of memref<32xf32> (workgroup attribution 0)\00")
 // CHECK-LABEL: func.func @emu_scale(%{{.*}}: memref<?xf32>)
 // CHECK-SAME: swan.emulated_kernel = "scale"
 // CHECK-SAME: swan.known_block_size = array<i32: 32, 1, 1>
@@ -16,6 +19,16 @@
 // CHECK: %[[SHARED:.*]] = memref.get_global @emu_scale_shared0 : memref<32xf32>
 // CHECK: call @swan_emu_thread_id(%{{.*}}) : (i32) -> i64
 // CHECK: call @swan_emu_block_id(%{{.*}}) : (i32) -> i64
+// Each access is first checked against its memref's shape.
+// CHECK: %[[DIM:.*]] = memref.dim %[[X:.*]], %{{.*}} : memref<?xf32>
+// CHECK: %[[OUT:.*]] = arith.cmpi uge, %[[BID:.*]], %[[DIM]] : index
+// CHECK: scf.if %[[OUT]] {
+// CHECK: %[[TEXT:.*]] = llvm.mlir.addressof @[[$LOADX]] : !llvm.ptr
+// CHECK: func.call @swan_emu_out_of_bounds(%[[TEXT]], %{{.*}}, %{{.*}}, %{{.*}}) : (!llvm.ptr, i32, i64, i64) -> ()
+// CHECK: }
+// CHECK: memref.load %[[X]][%[[BID]]] : memref<?xf32>
+// CHECK: arith.cmpi uge, %{{.*}}, %{{.*}} : index
+// CHECK: llvm.mlir.addressof @[[$STORESHARED]] : !llvm.ptr
 // CHECK: memref.store %{{.*}}, %[[SHARED]][%{{.*}}] : memref<32xf32>
 // CHECK: call @swan_emu_barrier() : () -> ()
 // CHECK: arith.bitcast %{{.*}} : f32 to i32
@@ -66,6 +79,37 @@ module attributes {gpu.container_module} {
       %p = llvm.inttoptr %address : i64 to !llvm.ptr<1>
       %v = llvm.load %p : !llvm.ptr<1> -> f32
       memref.store %v, %x[%c0] : memref<?xf32>
+      gpu.return
+    }
+  }
+}
+
+// -----
+
+// A vector access is checked at its first and its last element.
+// CHECK-DAG: llvm.mlir.global private constant @[[$LOADP:.*]]("vector.load of memref<16xf32> (private attribution 0)\00")
+// CHECK-DAG: llvm.mlir.global private constant @[[$STOREX:.*]]("vector.store of memref<?xf32> (argument 1)\00")
+// CHECK-LABEL: func.func @emu_vector
+// CHECK: %[[P:.*]] = memref.alloca() : memref<16xf32>
+// CHECK: %[[I:.*]] = memref.load
+// CHECK: %[[SIZE:.*]] = memref.dim %[[P]]
+// CHECK: arith.cmpi uge, %[[I]], %[[SIZE]] : index
+// CHECK: addressof @[[$LOADP]]
+// CHECK: %[[THREE:.*]] = arith.constant 3 : index
+// CHECK: %[[LAST:.*]] = arith.addi %[[I]], %[[THREE]] : index
+// CHECK: arith.cmpi uge, %[[LAST]], %[[SIZE]] : index
+// CHECK: addressof @[[$LOADP]]
+// CHECK: vector.load %[[P]][%[[I]]] : memref<16xf32>, vector<4xf32>
+// CHECK-COUNT-2: addressof @[[$STOREX]]
+// CHECK: vector.store
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @vector(%a: memref<?xindex>, %x: memref<?xf32>)
+        private(%p : memref<16xf32, #gpu.address_space<private>>) kernel {
+      %c0 = arith.constant 0 : index
+      %i = memref.load %a[%c0] : memref<?xindex>
+      %v = vector.load %p[%i] : memref<16xf32, #gpu.address_space<private>>, vector<4xf32>
+      vector.store %v, %x[%c0] : memref<?xf32>, vector<4xf32>
       gpu.return
     }
   }

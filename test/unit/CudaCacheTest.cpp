@@ -22,10 +22,7 @@
 
 #include <gtest/gtest.h>
 
-#include <dlfcn.h>
-
 #include <cmath>
-#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <map>
@@ -305,14 +302,6 @@ TEST_P(CudaCacheTest, ALifeOfAppendsKChangesAndRewinnowing) {
   EXPECT_EQ(cache->bytes(), cache->info(0).bytes);
   checkContents(0);
   EXPECT_LT(checkAttention({0}), kTolerance);
-}
-
-/// A function of the stand-in driver's, or null under a real driver (which
-/// has no such functions).
-template <typename Function> Function fakeDriverFunction(const char *name) {
-  const char *path = std::getenv("SWAN_CUDA_DRIVER");
-  void *driver = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
-  return driver ? reinterpret_cast<Function>(dlsym(driver, name)) : nullptr;
 }
 
 // The stand-in's device memory is fenced by inaccessible pages and starts

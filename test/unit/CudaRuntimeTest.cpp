@@ -1,14 +1,18 @@
 //===- CudaRuntimeTest.cpp - the CUDA backend against the reference -------===//
 //
-// Without a driver or GPU (the development machines) only the "no CUDA"
-// paths run and the numeric cases skip, saying why; with one (scripts/
-// gpu-check) every case runs the generated kernels against swan::reference
-// on fresh random inputs, outputs poisoned with NaN first.
+// Every case runs the generated kernels against swan::reference on fresh
+// random inputs, outputs poisoned with NaN first: on a GPU (scripts/
+// gpu-check) and, as `FakeDriver.*`, over the stand-in driver, whose kernel
+// emulator runs them on any machine (docs/EMULATOR.md). Against the real
+// driver without a GPU only the "no CUDA" paths run and the rest skip,
+// saying why.
 //
 //===----------------------------------------------------------------------===//
 
 #include "swan/Runtime/CudaKernels.h"
 #include "swan/Runtime/Reference.h"
+
+#include "FakeCudaDriver.h"
 
 #include <gtest/gtest.h>
 
@@ -555,36 +559,51 @@ const DecodeCase kDecodeCases[] = {
      false},
 };
 
+/// A paged step over two sequences at D = 64, G = 1, f32, their blocks of
+/// `capacity` tokens at k = 8 and rings of 4 slots shared between them and
+/// between keys and values (what they hold is each test's).
+class CudaPagedDecodeTest : public ::testing::Test {
+protected:
+  static constexpr int64_t D = 64, H = 2, capacity = 10, k = 8, slots = 4;
+
+  void SetUp() override {
+    std::string why;
+    device = gpu(why);
+    if (!device)
+      GTEST_SKIP() << "no CUDA GPU here: " << why;
+    set = loadKernels(*device, D, 1, Storage::F32);
+    ASSERT_NE(set, nullptr);
+    ASSERT_OK(device->allocate(2 * H * D * 4, dq));
+    ASSERT_OK(device->allocate(H * D * D * 4, drk));
+    ASSERT_OK(device->allocate(2 * H * D * 4, dout));
+    ASSERT_OK(device->allocate(H * capacity * k * 4, store));
+    ASSERT_OK(device->allocate(H * capacity * k, indices));
+    ASSERT_OK(device->allocate(H * slots * D * 4, ring));
+    step.kvHeads = H;
+    step.rotatedOutput = true;
+    step.query = dq;
+    step.keyRotation = drk;
+    step.out = dout;
+    good.keyValues = good.valueValues = store;
+    good.keyIndices = good.valueIndices = indices;
+    good.bufferKeys = good.bufferValues = ring;
+    good.capacity = capacity;
+    good.keyK = good.valueK = k;
+    good.bufferCapacity = slots;
+    good.sparseLength = capacity;
+    good.bufferLength = slots;
+  }
+
+  Device *device = nullptr;
+  std::unique_ptr<KernelSet> set;
+  Buffer dq, drk, dout, store, indices, ring;
+  PagedDecodeStep step;
+  DecodeSequence good;
+};
+
 // A paged step checks every sequence before it launches anything, and says
 // which sequence is at fault.
-TEST(CudaPagedDecodeTest, BadSequencesAreRefusedNamingThem) {
-  REQUIRE_GPU(device);
-  const int64_t D = 64, H = 2, capacity = 10, k = 8, slots = 4;
-  auto set = loadKernels(*device, D, 1, Storage::F32);
-  ASSERT_NE(set, nullptr);
-  Buffer dq, drk, dout, store, indices, ring;
-  ASSERT_OK(device->allocate(2 * H * D * 4, dq));
-  ASSERT_OK(device->allocate(H * D * D * 4, drk));
-  ASSERT_OK(device->allocate(2 * H * D * 4, dout));
-  ASSERT_OK(device->allocate(H * capacity * k * 4, store));
-  ASSERT_OK(device->allocate(H * capacity * k, indices));
-  ASSERT_OK(device->allocate(H * slots * D * 4, ring));
-  PagedDecodeStep step;
-  step.kvHeads = H;
-  step.rotatedOutput = true;
-  step.query = dq;
-  step.keyRotation = drk;
-  step.out = dout;
-  DecodeSequence good;
-  good.keyValues = good.valueValues = store;
-  good.keyIndices = good.valueIndices = indices;
-  good.bufferKeys = good.bufferValues = ring;
-  good.capacity = capacity;
-  good.keyK = good.valueK = k;
-  good.bufferCapacity = slots;
-  good.sparseLength = capacity;
-  good.bufferLength = slots;
-
+TEST_F(CudaPagedDecodeTest, BadSequencesAreRefusedNamingThem) {
   struct Case {
     const char *what;
     std::function<void(DecodeSequence &)> spoil;
@@ -622,6 +641,39 @@ TEST(CudaPagedDecodeTest, BadSequencesAreRefusedNamingThem) {
   for (DecodeSequence &q : sequences)
     q.sparseLength = q.bufferLength = 0;
   ASSERT_OK(set->decodeAttention(step, sequences, 2));
+}
+
+// The kernels trust the stored indices to be below D (the cache writes no
+// other); on a GPU one that is not reads or writes a neighbour unannounced.
+// The emulator checks every access against its memref's shape and fails
+// the launch naming it.
+TEST_F(CudaPagedDecodeTest, AStoredIndexOutsideTheHeadFailsInTheEmulator) {
+  auto lastFailure =
+      swan::test::fakeDriverFunction<decltype(&swanFakeCudaLastLaunchFailure)>(
+          "swanFakeCudaLastLaunchFailure");
+  if (!lastFailure)
+    GTEST_SKIP() << "the stand-in driver's emulator checks bounds; a GPU "
+                    "does not";
+  std::vector<float> zeros(H * D * D, 0.0f);
+  ASSERT_OK(device->copyToDevice(dq, zeros.data(), dq.bytes()));
+  ASSERT_OK(device->copyToDevice(drk, zeros.data(), drk.bytes()));
+  ASSERT_OK(device->copyToDevice(store, zeros.data(), store.bytes()));
+  ASSERT_OK(device->copyToDevice(ring, zeros.data(), ring.bytes()));
+  std::vector<uint8_t> stored(H * capacity * k);
+  for (size_t i = 0; i < stored.size(); ++i)
+    stored[i] = static_cast<uint8_t>(i % k);
+  stored[(1 * capacity + 6) * k + 3] = D; // head 1, token 6
+  ASSERT_OK(device->copyToDevice(indices, stored.data(), stored.size()));
+
+  DecodeSequence sequences[2] = {good, good};
+  Status st = set->decodeAttention(step, sequences, 2);
+  if (st.isOk())
+    st = device->synchronize();
+  EXPECT_FALSE(st.isOk());
+  const std::string why = lastFailure();
+  EXPECT_NE(why.find("_paged_partial: thread ("), std::string::npos) << why;
+  EXPECT_NE(why.find("index 64 of dimension"), std::string::npos) << why;
+  EXPECT_NE(why.find("is outside [0, 64)"), std::string::npos) << why;
 }
 
 /// One case per embedded specialisation, so that every module's kernels

@@ -105,6 +105,9 @@ uint64_t allocations = 0;
 int64_t callsBeforeFault = -1;
 unsigned faultKinds = 0;
 
+/// The emulator's reason for the last launch that failed.
+std::string lastLaunchFailure;
+
 /// Whether this call, of `kind`, is the one to fail.
 bool fault(swan::test::FakeCudaCall kind) {
   if (callsBeforeFault < 0 || !(faultKinds & kind))
@@ -150,6 +153,10 @@ uint64_t swanFakeCudaAllocations() { return allocations; }
 void swanFakeCudaFailAfter(int64_t calls, unsigned kinds) {
   callsBeforeFault = calls;
   faultKinds = kinds;
+}
+
+const char *swanFakeCudaLastLaunchFailure() {
+  return lastLaunchFailure.c_str();
 }
 
 CUresult cuMemAlloc_v2(unsigned long long *address, size_t bytes) {
@@ -221,6 +228,7 @@ CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
   if (error.empty())
     return kSuccess;
   std::fprintf(stderr, "swan fake CUDA driver: %s\n", error.c_str());
+  lastLaunchFailure = error;
   return kLaunchFailed;
 }
 

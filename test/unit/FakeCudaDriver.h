@@ -11,6 +11,9 @@
 #define SWAN_TEST_FAKECUDADRIVER_H
 
 #include <cstdint>
+#include <cstdlib>
+
+#include <dlfcn.h>
 
 namespace swan::test {
 
@@ -24,6 +27,14 @@ enum FakeCudaCall : unsigned {
   kFakeSynchronize = 32, ///< cuCtxSynchronize
 };
 
+/// A function of the stand-in driver's (SWAN_CUDA_DRIVER, opened by the
+/// runtime), or null under a real driver, which has no such functions.
+template <typename Function> Function fakeDriverFunction(const char *name) {
+  const char *path = std::getenv("SWAN_CUDA_DRIVER");
+  void *driver = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
+  return driver ? reinterpret_cast<Function>(dlsym(driver, name)) : nullptr;
+}
+
 } // namespace swan::test
 
 extern "C" {
@@ -34,6 +45,9 @@ uint64_t swanFakeCudaAllocations();
 /// a failed launch (the fault a kernel leaves behind); negative `calls`:
 /// none.
 void swanFakeCudaFailAfter(int64_t calls, unsigned kinds);
+/// Why the emulator failed the last launch it failed ("" if none has
+/// failed): a hang, a refusal or an access out of bounds, naming it.
+const char *swanFakeCudaLastLaunchFailure();
 }
 
 #endif // SWAN_TEST_FAKECUDADRIVER_H

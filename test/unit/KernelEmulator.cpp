@@ -5,9 +5,11 @@
 // synchronisation or a shuffle) or returns, then releases whatever can go
 // on: a warp whose 32 lanes all wait at a warp operation, or the block once
 // every thread waits at the barrier. When nothing can, the launch would
-// hang on a GPU, and the emulator says so. Threads run in a new random order
-// each round, and shared memory starts each block poisoned, so that a kernel
-// that counts on an order or an initial value CUDA does not promise fails.
+// hang on a GPU, and the emulator says so. A thread about to access a
+// memref out of bounds stops there and fails the launch. Threads run in a new
+// random order each round, and shared memory starts each block poisoned, so
+// that a kernel that counts on an order or an initial value CUDA does not
+// promise fails.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +34,7 @@
 #endif
 #endif
 #ifdef SWAN_EMULATOR_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -45,7 +48,8 @@ constexpr int64_t kMaxThreads = 1024;
 // frames the rest.
 constexpr size_t kStackBytes = 256 * 1024;
 
-enum class Wait { None, Barrier, SyncWarp, Shuffle, Done };
+// Faulted: stopped at an access out of bounds, never resumed.
+enum class Wait { None, Barrier, SyncWarp, Shuffle, Done, Faulted };
 
 struct Thread {
   ucontext_t context;
@@ -87,6 +91,17 @@ void finishSwitch(void *fakeStack, const void **bottom, size_t *bytes) {
 #ifdef SWAN_EMULATOR_ASAN
   __sanitizer_finish_switch_fiber(fakeStack, bottom, bytes);
 #endif
+}
+
+/// Abandons the fibers of a failed block that never returned: their frames'
+/// redzones would stay poisoned on stacks the next launch reuses.
+void abandon(Launch &l) {
+#ifdef SWAN_EMULATOR_ASAN
+  for (Thread &t : l.threads)
+    if (t.wait != Wait::Done)
+      __asan_unpoison_memory_region(t.stack, kStackBytes);
+#endif
+  (void)l;
 }
 
 /// Scheduler side: runs `t` until it suspends or returns.
@@ -298,6 +313,7 @@ std::string swan::test::emulateLaunch(const abi::EmulatedKernel &kernel,
     for (l.blockId[1] = 0; l.blockId[1] < l.grid[1]; ++l.blockId[1])
       for (l.blockId[0] = 0; l.blockId[0] < l.grid[0]; ++l.blockId[0])
         if (!runBlock(l)) {
+          abandon(l);
           active = nullptr;
           return name + ": " + l.error;
         }
@@ -329,6 +345,17 @@ int32_t swan_emu_shuffle(int32_t value, int32_t offset, int32_t width,
   t.mode = mode;
   suspend(Wait::Shuffle);
   return t.result;
+}
+
+void swan_emu_out_of_bounds(const char *access, int32_t dimension,
+                            int64_t index, int64_t size) {
+  Launch &l = *active;
+  Thread &t = *l.current;
+  fail(l, "thread " + dims(t.id) + " of block " + dims(l.blockId) + ": " +
+              access + ": index " + std::to_string(index) + " of dimension " +
+              std::to_string(dimension) + " is outside [0, " +
+              std::to_string(size) + ")");
+  suspend(Wait::Faulted);
 }
 
 int32_t swan_emu_shuffle_valid(int32_t offset, int32_t width, int32_t mode) {

@@ -1,9 +1,9 @@
-//===- KernelEmulatorTest.cpp - the kernel emulator's own semantics
-//--------===//
+//===- KernelEmulatorTest.cpp - the kernel emulator's own semantics -------===//
 //
 // Kernels written by hand against the emulator's entry points, as the
 // host-lowered kernels call them: what a launch computes (ids, barriers,
-// shuffles) and what it refuses (a hang, a mismatched block size).
+// shuffles) and what it refuses (a hang, a mismatched block size, an
+// access out of bounds).
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,6 +26,7 @@ void swan_emu_barrier();
 void swan_emu_syncwarp(int32_t);
 int32_t swan_emu_shuffle(int32_t, int32_t, int32_t, int32_t);
 int32_t swan_emu_shuffle_valid(int32_t, int32_t, int32_t);
+void swan_emu_out_of_bounds(const char *, int32_t, int64_t, int64_t);
 }
 
 namespace {
@@ -183,6 +184,31 @@ TEST(KernelEmulatorTest, WhatItCannotEmulateIsRefused) {
   EXPECT_EQ(error, "test: a block of 2048 threads");
 }
 
+/// Each thread stores 1 at its global id, but thread 13 of block 1 past the
+/// end of the 64 elements, guarded as swan-gpu-kernels-to-host guards every
+/// access; the other threads wait at a barrier meanwhile.
+void storePastTheEnd(void **params) {
+  const int64_t t = globalThread(), size = 64;
+  const int64_t at = t == 45 ? 100 : t;
+  if (at >= size)
+    swan_emu_out_of_bounds("memref.store of memref<64xi32> (argument 0)", 0, at,
+                           size);
+  output(params)[at] = 1;
+  swan_emu_barrier();
+}
+
+TEST(KernelEmulatorTest, AnAccessOutOfBoundsFailsTheLaunchBeforeItRuns) {
+  std::vector<int32_t> out(128, 0);
+  std::string error = launch(storePastTheEnd, out, 2, 32);
+  EXPECT_EQ(error, "test: thread (13, 0, 0) of block (1, 0, 0): memref.store "
+                   "of memref<64xi32> (argument 0): index 100 of dimension 0 "
+                   "is outside [0, 64)");
+  EXPECT_EQ(std::count(out.begin(), out.begin() + 32, 1), 32);
+  // The faulting thread stored nothing, in bounds or out.
+  EXPECT_EQ(out[100], 0);
+  EXPECT_EQ(out[45], 0);
+}
+
 TEST(KernelEmulatorTest, AFailedLaunchLeavesTheNextOneWhole) {
   std::vector<int32_t> out(64, 0);
   ASSERT_NE(launch(barrierAgainstShuffle, out, 1, 64), "");
@@ -190,6 +216,10 @@ TEST(KernelEmulatorTest, AFailedLaunchLeavesTheNextOneWhole) {
   ASSERT_EQ(launch(neighbour, again, 2, 96), "");
   EXPECT_EQ(again[95], 0);
   EXPECT_EQ(again[96], 1001);
+  std::vector<int32_t> bounds(128, 0);
+  ASSERT_NE(launch(storePastTheEnd, bounds, 2, 32), "");
+  ASSERT_EQ(launch(neighbour, again, 2, 96), "");
+  EXPECT_EQ(again[190], 1095);
 }
 
 } // namespace

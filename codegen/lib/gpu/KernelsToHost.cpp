@@ -16,6 +16,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Interfaces/DataLayoutInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace swan {
 #define GEN_PASS_DEF_SWANGPUKERNELSTOHOST
@@ -74,8 +75,25 @@ public:
     return arith::IndexCastOp::create(b, loc, b.getIndexType(), id);
   }
 
+  /// The address of a NUL-terminated constant string, one global per text.
+  Value text(OpBuilder &b, Location loc, StringRef value) {
+    LLVM::GlobalOp &global = texts[value];
+    if (!global) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      std::string bytes = (value + StringRef("\0", 1)).str();
+      global = LLVM::GlobalOp::create(
+          b, loc, LLVM::LLVMArrayType::get(b.getI8Type(), bytes.size()),
+          /*isConstant=*/true, LLVM::Linkage::Private,
+          "swan_emu_text" + std::to_string(texts.size()),
+          b.getStringAttr(bytes));
+    }
+    return LLVM::AddressOfOp::create(b, loc, global);
+  }
+
 private:
   ModuleOp module;
+  llvm::StringMap<LLVM::GlobalOp> texts;
 };
 
 abi::ShuffleMode shuffleMode(gpu::ShuffleMode mode) {
@@ -173,6 +191,110 @@ LogicalResult toHost(Operation *op, EmulatorCalls &emulator) {
   return success();
 }
 
+/// A memref read or write the emulator checks against the memref's shape:
+/// its indices, and the shape of the vector it moves (none: one element),
+/// which spans the innermost dimensions.
+struct Access {
+  Value memref;
+  ValueRange indices;
+  ArrayRef<int64_t> vectorShape;
+};
+
+std::optional<Access> accessOf(Operation *op) {
+  if (auto o = dyn_cast<memref::LoadOp>(op))
+    return Access{o.getMemRef(), o.getIndices(), {}};
+  if (auto o = dyn_cast<memref::StoreOp>(op))
+    return Access{o.getMemRef(), o.getIndices(), {}};
+  if (auto o = dyn_cast<vector::LoadOp>(op))
+    return Access{o.getBase(), o.getIndices(), o.getVectorType().getShape()};
+  if (auto o = dyn_cast<vector::StoreOp>(op))
+    return Access{o.getBase(), o.getIndices(), o.getVectorType().getShape()};
+  return std::nullopt;
+}
+
+/// Whether `op` reads or writes a memref.
+bool touchesMemRef(Operation *op) {
+  auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+  if (!effects)
+    return false;
+  SmallVector<MemoryEffects::EffectInstance> instances;
+  effects.getEffects(instances);
+  return llvm::any_of(instances, [](const MemoryEffects::EffectInstance &e) {
+    return isa<MemoryEffects::Read, MemoryEffects::Write>(e.getEffect()) &&
+           e.getValue() && isa<MemRefType>(e.getValue().getType());
+  });
+}
+
+/// Precedes one access by a check of each index (and, for a vector, of the
+/// last element's) against the memref's extent: outside it, the thread
+/// calls the emulator, which fails the launch and does not return. The
+/// kernels trust their indices (stored ones included); a GPU would read a
+/// neighbour, or nothing, without a word.
+void guardAccess(Operation *op, const Access &access, StringRef memory,
+                 EmulatorCalls &emulator) {
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  int64_t rank = access.indices.size();
+  int64_t vectorFrom = rank - access.vectorShape.size();
+  std::string description;
+  llvm::raw_string_ostream os(description);
+  os << op->getName() << " of " << access.memref.getType() << " (" << memory
+     << ")";
+  auto check = [&](int64_t d, Value index, Value size) {
+    Value outside =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, index, size);
+    auto ifOutside = scf::IfOp::create(b, loc, outside,
+                                       /*withElseRegion=*/false);
+    OpBuilder then = ifOutside.getThenBodyBuilder();
+    Type i64 = then.getI64Type();
+    emulator.call(then, loc, abi::kOutOfBounds,
+                  {emulator.text(then, loc, description),
+                   arith::ConstantIntOp::create(then, loc, d, 32),
+                   arith::IndexCastOp::create(then, loc, i64, index),
+                   arith::IndexCastOp::create(then, loc, i64, size)},
+                  {});
+  };
+  for (int64_t d = 0; d < rank; ++d) {
+    Value index = access.indices[d];
+    Value size = memref::DimOp::create(b, loc, access.memref, d);
+    check(d, index, size);
+    int64_t extent = d < vectorFrom ? 1 : access.vectorShape[d - vectorFrom];
+    if (extent > 1) {
+      Value last = arith::AddIOp::create(
+          b, loc, index, arith::ConstantIndexOp::create(b, loc, extent - 1));
+      check(d, last, size);
+    }
+  }
+}
+
+/// Guards every memref access of `fn`; `memories` names the memrefs the
+/// kernel starts from. Fails on an op that touches a memref some other way.
+LogicalResult guardAccesses(func::FuncOp fn,
+                            const DenseMap<Value, std::string> &memories,
+                            EmulatorCalls &emulator) {
+  SmallVector<std::pair<Operation *, Access>> accesses;
+  WalkResult walk = fn.walk([&](Operation *op) {
+    if (std::optional<Access> access = accessOf(op)) {
+      accesses.push_back({op, *access});
+      return WalkResult::advance();
+    }
+    if (touchesMemRef(op)) {
+      op->emitError("the kernel emulator cannot bounds-check ")
+          << op->getName();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  for (auto &[op, access] : accesses) {
+    auto memory = memories.find(access.memref);
+    guardAccess(op, access,
+                memory == memories.end() ? "a view" : memory->second, emulator);
+  }
+  return success();
+}
+
 /// One kernel as `func.func @<prefix><name>`, the body of one GPU thread.
 LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
                             StringRef prefix, EmulatorCalls &emulator) {
@@ -201,6 +323,9 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
   // be one global per kernel; private memory is each fiber's own stack.
   OpBuilder body = OpBuilder::atBlockBegin(&entry);
   SmallVector<Attribute> shared;
+  DenseMap<Value, std::string> memories;
+  for (unsigned i = 0; i < numInputs; ++i)
+    memories[entry.getArgument(i)] = "argument " + std::to_string(i);
   for (unsigned i = 0; i < numWorkgroup + numPrivate; ++i) {
     BlockArgument arg = entry.getArgument(numInputs + i);
     auto type = cast<MemRefType>(hostType(arg.getType()));
@@ -215,8 +340,11 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
                                b.getI64IntegerAttr(16));
       memory = memref::GetGlobalOp::create(body, loc, type, global);
       shared.push_back(FlatSymbolRefAttr::get(ctx, global));
+      memories[memory] = "workgroup attribution " + std::to_string(i);
     } else {
       memory = memref::AllocaOp::create(body, loc, type);
+      memories[memory] =
+          "private attribution " + std::to_string(i - numWorkgroup);
     }
     arg.replaceAllUsesWith(memory);
   }
@@ -233,7 +361,7 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
   for (Operation *op : ops)
     if (failed(toHost(op, emulator)))
       return failure();
-  return success();
+  return guardAccesses(fn, memories, emulator);
 }
 
 struct SwanGPUKernelsToHost
@@ -344,6 +472,12 @@ struct SwanEmitKernelLaunchers
       SmallVector<int32_t, 3> blockSize;
       LLVM::GlobalOp shared;
     };
+    // The emulator never returns from a fault: what follows the guard may
+    // assume the index in bounds, and the fault path is cold.
+    if (auto fault = module.lookupSymbol<LLVM::LLVMFuncOp>(abi::kOutOfBounds))
+      fault.setPassthroughAttr(
+          b.getStrArrayAttr({"noreturn", "cold", "nounwind"}));
+
     SmallVector<Entry> entries;
     for (auto kernel : llvm::to_vector(module.getOps<LLVM::LLVMFuncOp>())) {
       auto kernelName = kernel->getAttrOfType<StringAttr>(kKernelNameAttr);

@@ -31,6 +31,12 @@ inline constexpr const char *kShuffle = "swan_emu_shuffle";
 /// calling lane's source lane lies inside the shuffle's width (0 or 1).
 inline constexpr const char *kShuffleValid = "swan_emu_shuffle_valid";
 
+/// `void f(const char *access, int32_t dimension, int64_t index, int64_t
+/// size)`: the calling thread's memref access (described by `access`) is
+/// about to use `index` in a dimension of extent `size`. The emulator fails
+/// the launch and never returns, so the access does not run.
+inline constexpr const char *kOutOfBounds = "swan_emu_out_of_bounds";
+
 /// gpu.shuffle's modes as the emulator receives them.
 enum ShuffleMode : int32_t { kXor = 0, kUp = 1, kDown = 2, kIdx = 3 };
 

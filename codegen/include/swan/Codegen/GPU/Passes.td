@@ -51,7 +51,13 @@ def SwanGPUKernelsToHost
     `memref.global` per kernel (the emulator runs one block at a time) and
     `llvm.nvvm.ex2.approx.f32` becomes `math.exp2`. Any other GPU-only
     operation is an error naming it, so a kernel never runs differently
-    from what the emulator checked. The `gpu.module`s are erased.
+    from what the emulator checked. Every `memref.load`, `memref.store`,
+    `vector.load` and `vector.store` is preceded by a check of its indices
+    against the memref's shape: an index outside it calls the emulator,
+    which fails the launch naming the access, the index and the extent (a
+    GPU would read or write a neighbour unannounced); any other operation
+    that reads or writes a memref is an error. The `gpu.module`s are
+    erased.
   }];
   let options = [
     Option<"symbolPrefix", "symbol-prefix", "std::string", "\"\"",
@@ -61,7 +67,9 @@ def SwanGPUKernelsToHost
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::math::MathDialect",
                            "::mlir::memref::MemRefDialect",
-                           "::mlir::arith::ArithDialect"];
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::LLVM::LLVMDialect"];
 }
 
 def SwanEmitKernelLaunchers
