@@ -37,7 +37,7 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK-LABEL: gpu.func @decode_attention_partial
 // CHECK-SAME: %{{.*}}: memref<?x32x128xf32>, %{{.*}}: f32, %{{.*}}: memref<8x128x128xf32>,
 // CHECK-SAME: memref<?x8x?x?xf16>, %{{.*}}: memref<?x8x?x?xi8>
-// CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<3x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[STATE:.*]] : memref<3x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK-DAG: gpu.block_id x
 // CHECK-DAG: gpu.block_id y
@@ -52,8 +52,15 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK: gpu.shuffle xor
 // CHECK: memref.store %{{.*}}, %[[SCORES]]
 // CHECK: gpu.barrier
-// The softmax uses ex2.approx directly (no libdevice).
+// The softmax uses ex2.approx directly (no libdevice). Every lane reads
+// the running max; a warp sync (shuffles order no memory) comes before
+// lane 0 overwrites it.
+// CHECK: memref.load %[[STATE]]
 // CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.f32"
+// CHECK: gpu.shuffle xor
+// CHECK: nvvm.bar.warp.sync
+// CHECK: scf.if
+// CHECK: memref.store %{{.*}}, %[[STATE]]
 // Each warp rescales its accumulator once per chunk, then syncs: lanes
 // scatter into entries other lanes rescaled.
 // CHECK: vector.load %[[ACC]]{{.*}} vector<4xf32>

@@ -72,3 +72,19 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// The race check follows shared memory in 32-bit words.
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @half(%x: memref<?xf16>)
+        workgroup(%s : memref<32xf16, #gpu.address_space<workgroup>>) kernel {
+      %c0 = arith.constant 0 : index
+      %v = memref.load %x[%c0] : memref<?xf16>
+      // expected-error @+1 {{the kernel emulator race-checks 32-bit shared memory only}}
+      memref.store %v, %s[%c0] : memref<32xf16, #gpu.address_space<workgroup>>
+      gpu.return
+    }
+  }
+}

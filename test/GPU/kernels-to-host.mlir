@@ -10,6 +10,7 @@
 // CHECK-DAG: func.func private @swan_emu_shuffle(i32, i32, i32, i32) -> i32
 // CHECK-DAG: func.func private @swan_emu_shuffle_valid(i32, i32, i32) -> i32
 // CHECK-DAG: func.func private @swan_emu_out_of_bounds(!llvm.ptr, i32, i64, i64)
+// CHECK-DAG: func.func private @swan_emu_shared_access(i64, i64, i32, !llvm.ptr)
 // CHECK-DAG: llvm.mlir.global private constant @[[$LOADX:.*]]("memref.load of memref<?xf32> (argument 0)\00")
 // CHECK-DAG: llvm.mlir.global private constant @[[$STORESHARED:.*]]("memref.store of memref<32xf32> (workgroup attribution 0)\00")
 // CHECK-LABEL: func.func @emu_scale(%{{.*}}: memref<?xf32>)
@@ -29,6 +30,14 @@
 // CHECK: memref.load %[[X]][%[[BID]]] : memref<?xf32>
 // CHECK: arith.cmpi uge, %{{.*}}, %{{.*}} : index
 // CHECK: llvm.mlir.addressof @[[$STORESHARED]] : !llvm.ptr
+// A shared access is then reported to the race check: its address, its
+// 32-bit words, whether it writes.
+// CHECK: %[[BASE:.*]] = memref.extract_aligned_pointer_as_index %[[SHARED]] : memref<32xf32> -> index
+// CHECK: %[[ADDRESS:.*]] = arith.addi %[[BASE]], %{{.*}} : index
+// CHECK: %[[A64:.*]] = arith.index_cast %[[ADDRESS]] : index to i64
+// CHECK: %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK: %[[WRITE:.*]] = arith.constant 1 : i32
+// CHECK: call @swan_emu_shared_access(%[[A64]], %[[ONE]], %[[WRITE]], %{{.*}}) : (i64, i64, i32, !llvm.ptr) -> ()
 // CHECK: memref.store %{{.*}}, %[[SHARED]][%{{.*}}] : memref<32xf32>
 // CHECK: call @swan_emu_barrier() : () -> ()
 // CHECK: arith.bitcast %{{.*}} : f32 to i32

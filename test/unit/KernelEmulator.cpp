@@ -6,10 +6,12 @@
 // on: a warp whose 32 lanes all wait at a warp operation, or the block once
 // every thread waits at the barrier. When nothing can, the launch would
 // hang on a GPU, and the emulator says so. A thread about to access a
-// memref out of bounds stops there and fails the launch. Threads run in a new
-// random order each round, and shared memory starts each block poisoned, so
-// that a kernel that counts on an order or an initial value CUDA does not
-// promise fails.
+// memref out of bounds stops there and fails the launch, as does one about
+// to access a word of shared memory that another thread accessed, one of
+// the two accesses a write, with no barrier or warp sync between them. Threads
+// run in a new random order each round, and shared memory starts each block
+// poisoned, so that a kernel that counts on an order or an initial value CUDA
+// does not promise fails.
 //
 //===----------------------------------------------------------------------===//
 
@@ -48,7 +50,7 @@ constexpr int64_t kMaxThreads = 1024;
 // frames the rest.
 constexpr size_t kStackBytes = 256 * 1024;
 
-// Faulted: stopped at an access out of bounds, never resumed.
+// Faulted: stopped at an access out of bounds or a race, never resumed.
 enum class Wait { None, Barrier, SyncWarp, Shuffle, Done, Faulted };
 
 struct Thread {
@@ -56,10 +58,26 @@ struct Thread {
   char *stack = nullptr;
   Wait wait = Wait::None;
   int64_t id[3] = {0, 0, 0};
+  int32_t index = 0; // in the block, x fastest
   int64_t lane = 0;
   // The pending warp operation and its result.
   int32_t value = 0, offset = 0, width = 0, mode = 0, mask = 0, result = 0;
   void *fakeStack = nullptr; // ASan's, while the fiber is switched out
+};
+
+/// One thread's access to a word of shared memory, with the barriers and
+/// its warp's syncs released before it.
+struct WordAccess {
+  int32_t thread = -1; // none
+  uint32_t barriers = 0, warpSyncs = 0;
+  const char *what = nullptr;
+};
+
+/// A word's last write and up to two reads since, all of the block
+/// `block`; an older block's are forgotten.
+struct SharedWord {
+  uint32_t block = 0;
+  WordAccess write, reads[2];
 };
 
 struct Launch {
@@ -73,6 +91,12 @@ struct Launch {
   const void *schedulerStack = nullptr;
   size_t schedulerStackBytes = 0;
   std::string error;
+  // The race check: the block's barriers and each warp's syncs so far, and
+  // the accesses to each word of each shared buffer.
+  uint32_t blockSerial = 0;
+  uint32_t barriers = 0;
+  std::vector<uint32_t> warpSyncs;
+  std::vector<std::vector<SharedWord>> shadow;
 };
 
 /// The launch in progress; launches are serialised.
@@ -167,6 +191,7 @@ bool releaseWarps(Launch &l) {
       continue;
     const std::string where = "warp " + std::to_string(base / kWarpSize);
     if (wait == Wait::SyncWarp) {
+      ++l.warpSyncs[base / kWarpSize];
       for (int64_t i = base; i < end; ++i)
         if (l.threads[i].mask != -1)
           fail(l, where + ": bar.warp.sync with a partial mask; the "
@@ -212,6 +237,7 @@ bool releaseBarrier(Launch &l) {
   }
   if (!any)
     return false;
+  ++l.barriers;
   for (Thread &t : l.threads)
     if (t.wait == Wait::Barrier)
       t.wait = Wait::None;
@@ -243,6 +269,9 @@ bool runBlock(Launch &l) {
   // NaN as f32, -1 as an integer.
   for (const abi::SharedBuffer *s = l.kernel->shared; s && s->data; ++s)
     std::memset(s->data, 0xff, s->bytes);
+  ++l.blockSerial;
+  l.barriers = 0;
+  l.warpSyncs.assign((l.threads.size() + kWarpSize - 1) / kWarpSize, 0);
   std::vector<size_t> order(l.threads.size());
   std::iota(order.begin(), order.end(), 0);
   for (size_t i = 0; i < l.threads.size(); ++i) {
@@ -252,6 +281,7 @@ bool runBlock(Launch &l) {
     t.id[0] = i % l.block[0];
     t.id[1] = (i / l.block[0]) % l.block[1];
     t.id[2] = i / (l.block[0] * l.block[1]);
+    t.index = static_cast<int32_t>(i);
     t.lane = i % kWarpSize;
     getcontext(&t.context);
     t.context.uc_stack.ss_sp = t.stack;
@@ -274,6 +304,29 @@ bool runBlock(Launch &l) {
     fail(l, describeHang(l));
     return false;
   }
+}
+
+/// Fails the launch at the current thread's shared access and never
+/// returns to it. Out of line: the access check is the emulator's hottest
+/// path.
+[[gnu::noinline]] void sharedFault(Launch &l, const char *access,
+                                   const std::string &why) {
+  const Thread &t = *l.current;
+  fail(l, "thread " + dims(t.id) + " of block " + dims(l.blockId) + ": " +
+              access + ": " + why);
+  suspend(Wait::Faulted);
+}
+
+[[gnu::noinline]] void raceFault(Launch &l, const char *access, bool write,
+                                 int64_t word, size_t buffer,
+                                 const WordAccess &earlier, const char *did) {
+  sharedFault(l, access,
+              std::string(write ? "writes" : "reads") + " word " +
+                  std::to_string(word) + " of shared buffer " +
+                  std::to_string(buffer) + ", which thread " +
+                  dims(l.threads[earlier.thread].id) + " " + did + " (" +
+                  earlier.what +
+                  ") with no barrier or warp sync between them: a race");
 }
 
 } // namespace
@@ -307,6 +360,8 @@ std::string swan::test::emulateLaunch(const abi::EmulatedKernel &kernel,
   while (stacks.size() < static_cast<size_t>(threads))
     stacks.push_back(std::make_unique<char[]>(kStackBytes));
   l.threads.resize(threads);
+  for (const abi::SharedBuffer *s = kernel.shared; s && s->data; ++s)
+    l.shadow.emplace_back(s->bytes / 4);
 
   active = &l;
   for (l.blockId[2] = 0; l.blockId[2] < l.grid[2]; ++l.blockId[2])
@@ -356,6 +411,51 @@ void swan_emu_out_of_bounds(const char *access, int32_t dimension,
               std::to_string(dimension) + " is outside [0, " +
               std::to_string(size) + ")");
   suspend(Wait::Faulted);
+}
+
+void swan_emu_shared_access(int64_t address, int64_t words, int32_t write,
+                            const char *access) {
+  Launch &l = *active;
+  const Thread &t = *l.current;
+  size_t buffer = 0;
+  int64_t begin = 0;
+  const abi::SharedBuffer *s = l.kernel->shared;
+  for (; s && s->data; ++s, ++buffer) {
+    begin = reinterpret_cast<int64_t>(s->data);
+    if (address >= begin && address + 4 * words <= begin + s->bytes)
+      break;
+  }
+  if (!s || !s->data)
+    sharedFault(l, access, "outside every shared buffer");
+  const uint32_t warpSyncs = l.warpSyncs[t.index / kWarpSize];
+  // Whether `a` happened before this access: the same thread, a barrier
+  // since, or a sync of the same warp since.
+  auto ordered = [&](const WordAccess &a) {
+    return a.thread < 0 || a.thread == t.index || l.barriers > a.barriers ||
+           (a.thread / kWarpSize == t.index / kWarpSize &&
+            warpSyncs > a.warpSyncs);
+  };
+  const WordAccess now{t.index, l.barriers, warpSyncs, access};
+  const int64_t first = (address - begin) / 4;
+  for (int64_t w = first; w < first + words; ++w) {
+    SharedWord &word = l.shadow[buffer][w];
+    if (word.block != l.blockSerial)
+      word = SharedWord{l.blockSerial, {}, {}};
+    if (!ordered(word.write))
+      raceFault(l, access, write, w, buffer, word.write, "wrote");
+    if (write) {
+      for (const WordAccess &read : word.reads)
+        if (!ordered(read))
+          raceFault(l, access, write, w, buffer, read, "read");
+      word.write = now;
+      word.reads[0] = word.reads[1] = WordAccess();
+    } else if (ordered(word.reads[0])) {
+      word.reads[0] = now;
+    } else if (ordered(word.reads[1])) {
+      word.reads[1] = now;
+    }
+    // Else a third unordered reader: the word keeps the first two.
+  }
 }
 
 int32_t swan_emu_shuffle_valid(int32_t offset, int32_t width, int32_t mode) {

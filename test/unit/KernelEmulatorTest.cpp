@@ -27,6 +27,7 @@ void swan_emu_syncwarp(int32_t);
 int32_t swan_emu_shuffle(int32_t, int32_t, int32_t, int32_t);
 int32_t swan_emu_shuffle_valid(int32_t, int32_t, int32_t);
 void swan_emu_out_of_bounds(const char *, int32_t, int64_t, int64_t);
+void swan_emu_shared_access(int64_t, int64_t, int32_t, const char *);
 }
 
 namespace {
@@ -207,6 +208,105 @@ TEST(KernelEmulatorTest, AnAccessOutOfBoundsFailsTheLaunchBeforeItRuns) {
   // The faulting thread stored nothing, in bounds or out.
   EXPECT_EQ(out[100], 0);
   EXPECT_EQ(out[45], 0);
+}
+
+/// How thread `from` hands a word of shared memory to thread `to`, as the
+/// host-lowered kernels report their shared accesses.
+enum class Handover { None, Barrier, SyncWarp, Shuffle };
+struct HandoverCase {
+  int64_t from, to;
+  Handover between;
+  bool reads; // `to` reads the word (else it overwrites it)
+};
+HandoverCase handover;
+
+void report(int64_t word, bool write) {
+  swan_emu_shared_access(reinterpret_cast<int64_t>(&shared[word]), 1, write,
+                         write ? "store" : "load");
+}
+
+void handOver(void **) {
+  const int64_t t = swan_emu_thread_id(0);
+  if (t == handover.from) {
+    report(0, true);
+    shared[0] = 42;
+  }
+  // Every thread of the block takes part in the synchronisation.
+  if (handover.between == Handover::Barrier)
+    swan_emu_barrier();
+  if (handover.between == Handover::SyncWarp)
+    swan_emu_syncwarp(-1);
+  if (handover.between == Handover::Shuffle)
+    swan_emu_shuffle(0, 1, 32, emu::kXor);
+  if (t == handover.to) {
+    report(0, !handover.reads);
+    if (!handover.reads)
+      shared[0] = 7;
+  }
+}
+
+TEST(KernelEmulatorTest, SharedAccessesThatNoSyncOrdersAreARace) {
+  std::vector<int32_t> out(64, 0);
+  // A barrier orders a block, a warp sync a warp; a shuffle orders no
+  // memory, and different warps are not ordered by a warp sync.
+  const struct {
+    HandoverCase c;
+    bool race;
+  } cases[] = {
+      {{0, 40, Handover::Barrier, true}, false},
+      {{0, 40, Handover::Barrier, false}, false},
+      {{3, 5, Handover::SyncWarp, true}, false},
+      {{3, 5, Handover::SyncWarp, false}, false},
+      {{0, 40, Handover::SyncWarp, true}, true},
+      {{3, 5, Handover::Shuffle, true}, true},
+      {{3, 5, Handover::None, false}, true},
+      {{3, 3, Handover::None, false}, false},
+  };
+  for (const auto &[c, race] : cases) {
+    SCOPED_TRACE("from " + std::to_string(c.from) + " to " +
+                 std::to_string(c.to) + ", sync " +
+                 std::to_string(static_cast<int>(c.between)));
+    handover = c;
+    std::string error = launch(handOver, out, 2, 64);
+    if (!race) {
+      EXPECT_EQ(error, "");
+      continue;
+    }
+    // Which of the two threads finds it depends on the order they ran in.
+    EXPECT_NE(error.find("with no barrier or warp sync between them: a race"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find("thread (" + std::to_string(c.from) + ", 0, 0)"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find("thread (" + std::to_string(c.to) + ", 0, 0)"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find("word 0 of shared buffer 0"), std::string::npos)
+        << error;
+  }
+}
+
+/// Every thread reads word 0; then thread `lateWriter` (if any) writes it
+/// with no barrier in between.
+int64_t lateWriter = -1;
+void readsThenWrite(void **) {
+  report(0, false);
+  if (swan_emu_thread_id(0) == lateWriter)
+    report(0, true);
+}
+
+TEST(KernelEmulatorTest, ReadsAloneNeverRace) {
+  std::vector<int32_t> out(64, 0);
+  lateWriter = -1;
+  EXPECT_EQ(launch(readsThenWrite, out, 2, 64), "");
+  lateWriter = 33;
+  // Thread 33 finds it at its write, or a reader after it at its read.
+  std::string error = launch(readsThenWrite, out, 2, 64);
+  EXPECT_NE(error.find("thread (33, 0, 0)"), std::string::npos) << error;
+  EXPECT_NE(error.find("with no barrier or warp sync between them: a race"),
+            std::string::npos)
+      << error;
 }
 
 TEST(KernelEmulatorTest, AFailedLaunchLeavesTheNextOneWhole) {

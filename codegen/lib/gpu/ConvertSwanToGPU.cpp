@@ -516,6 +516,9 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
             return {kb.add(s[0], p)};
           })[0];
       chunkSum = kb.warpReduce(chunkSum, /*isMax=*/false);
+      // Every lane read the old max that lane 0 now overwrites; shuffles
+      // do not order memory, a warp sync does.
+      kb.warpSync();
       kb.ifThen(kb.eq(lane, zero), [&] {
         kb.store(newMax, state, {zero, g});
         kb.store(kb.fma(chunkSum, kb.load(state, {one, g}), alpha), state,

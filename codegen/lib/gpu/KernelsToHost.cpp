@@ -225,21 +225,65 @@ bool touchesMemRef(Operation *op) {
   });
 }
 
+/// A memref a kernel starts from: an argument or an attribution.
+struct Memory {
+  std::string name;
+  bool shared = false; // a workgroup attribution
+};
+
+/// Tells the emulator which 32-bit words of shared memory the access at
+/// `op` reads or writes, so that it can find two threads' accesses to one
+/// word that no barrier or warp sync orders.
+LogicalResult reportSharedAccess(Operation *op, const Access &access,
+                                 Value description, EmulatorCalls &emulator) {
+  auto type = cast<MemRefType>(access.memref.getType());
+  if (type.getElementTypeBitWidth() != 32)
+    return op->emitError("the kernel emulator race-checks 32-bit shared "
+                         "memory only");
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  auto [strides, offset] = type.getStridesAndOffset();
+  Value element = arith::ConstantIndexOp::create(b, loc, offset);
+  for (auto [index, stride] : llvm::zip(access.indices, strides))
+    element = arith::AddIOp::create(
+        b, loc, element,
+        arith::MulIOp::create(b, loc, index,
+                              arith::ConstantIndexOp::create(b, loc, stride)));
+  Value base =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, access.memref);
+  Value address = arith::AddIOp::create(
+      b, loc, base,
+      arith::MulIOp::create(b, loc, element,
+                            arith::ConstantIndexOp::create(b, loc, 4)));
+  int64_t words = 1;
+  for (int64_t extent : access.vectorShape)
+    words *= extent;
+  bool write = isa<memref::StoreOp, vector::StoreOp>(op);
+  Type i64 = b.getI64Type();
+  emulator.call(b, loc, abi::kSharedAccess,
+                {arith::IndexCastOp::create(b, loc, i64, address),
+                 arith::ConstantIntOp::create(b, loc, words, 64),
+                 arith::ConstantIntOp::create(b, loc, write, 32), description},
+                {});
+  return success();
+}
+
 /// Precedes one access by a check of each index (and, for a vector, of the
 /// last element's) against the memref's extent: outside it, the thread
 /// calls the emulator, which fails the launch and does not return. The
 /// kernels trust their indices (stored ones included); a GPU would read a
-/// neighbour, or nothing, without a word.
-void guardAccess(Operation *op, const Access &access, StringRef memory,
-                 EmulatorCalls &emulator) {
+/// neighbour, or nothing, without a word. A shared-memory access is then
+/// reported to the emulator's race check.
+LogicalResult guardAccess(Operation *op, const Access &access,
+                          const Memory &memory, EmulatorCalls &emulator) {
   OpBuilder b(op);
   Location loc = op->getLoc();
   int64_t rank = access.indices.size();
   int64_t vectorFrom = rank - access.vectorShape.size();
   std::string description;
   llvm::raw_string_ostream os(description);
-  os << op->getName() << " of " << access.memref.getType() << " (" << memory
-     << ")";
+  os << op->getName() << " of " << access.memref.getType() << " ("
+     << memory.name << ")";
   auto check = [&](int64_t d, Value index, Value size) {
     Value outside =
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, index, size);
@@ -265,12 +309,16 @@ void guardAccess(Operation *op, const Access &access, StringRef memory,
       check(d, last, size);
     }
   }
+  if (!memory.shared)
+    return success();
+  return reportSharedAccess(op, access, emulator.text(b, loc, description),
+                            emulator);
 }
 
 /// Guards every memref access of `fn`; `memories` names the memrefs the
 /// kernel starts from. Fails on an op that touches a memref some other way.
 LogicalResult guardAccesses(func::FuncOp fn,
-                            const DenseMap<Value, std::string> &memories,
+                            const DenseMap<Value, Memory> &memories,
                             EmulatorCalls &emulator) {
   SmallVector<std::pair<Operation *, Access>> accesses;
   WalkResult walk = fn.walk([&](Operation *op) {
@@ -289,8 +337,11 @@ LogicalResult guardAccesses(func::FuncOp fn,
     return failure();
   for (auto &[op, access] : accesses) {
     auto memory = memories.find(access.memref);
-    guardAccess(op, access,
-                memory == memories.end() ? "a view" : memory->second, emulator);
+    if (failed(guardAccess(op, access,
+                           memory == memories.end() ? Memory{"a view"}
+                                                    : memory->second,
+                           emulator)))
+      return failure();
   }
   return success();
 }
@@ -323,9 +374,9 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
   // be one global per kernel; private memory is each fiber's own stack.
   OpBuilder body = OpBuilder::atBlockBegin(&entry);
   SmallVector<Attribute> shared;
-  DenseMap<Value, std::string> memories;
+  DenseMap<Value, Memory> memories;
   for (unsigned i = 0; i < numInputs; ++i)
-    memories[entry.getArgument(i)] = "argument " + std::to_string(i);
+    memories[entry.getArgument(i)] = {"argument " + std::to_string(i)};
   for (unsigned i = 0; i < numWorkgroup + numPrivate; ++i) {
     BlockArgument arg = entry.getArgument(numInputs + i);
     auto type = cast<MemRefType>(hostType(arg.getType()));
@@ -340,11 +391,12 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
                                b.getI64IntegerAttr(16));
       memory = memref::GetGlobalOp::create(body, loc, type, global);
       shared.push_back(FlatSymbolRefAttr::get(ctx, global));
-      memories[memory] = "workgroup attribution " + std::to_string(i);
+      memories[memory] = {"workgroup attribution " + std::to_string(i),
+                          /*shared=*/true};
     } else {
       memory = memref::AllocaOp::create(body, loc, type);
-      memories[memory] =
-          "private attribution " + std::to_string(i - numWorkgroup);
+      memories[memory] = {"private attribution " +
+                          std::to_string(i - numWorkgroup)};
     }
     arg.replaceAllUsesWith(memory);
   }

@@ -37,6 +37,13 @@ inline constexpr const char *kShuffleValid = "swan_emu_shuffle_valid";
 /// the launch and never returns, so the access does not run.
 inline constexpr const char *kOutOfBounds = "swan_emu_out_of_bounds";
 
+/// `void f(int64_t address, int64_t words, int32_t write, const char
+/// *access)`: the calling thread reads (write 0) or writes `words` 32-bit
+/// words of shared memory from `address`. The emulator fails the launch,
+/// without returning, when another thread accessed one of them, one of the
+/// two accesses a write, with no barrier or warp sync between.
+inline constexpr const char *kSharedAccess = "swan_emu_shared_access";
+
 /// gpu.shuffle's modes as the emulator receives them.
 enum ShuffleMode : int32_t { kXor = 0, kUp = 1, kDown = 2, kIdx = 3 };
 

@@ -55,9 +55,11 @@ def SwanGPUKernelsToHost
     `vector.load` and `vector.store` is preceded by a check of its indices
     against the memref's shape: an index outside it calls the emulator,
     which fails the launch naming the access, the index and the extent (a
-    GPU would read or write a neighbour unannounced); any other operation
-    that reads or writes a memref is an error. The `gpu.module`s are
-    erased.
+    GPU would read or write a neighbour unannounced). Each access to a
+    workgroup attribution is then reported to the emulator's race check
+    (its address, its 32-bit words, whether it writes; shared memory of
+    other element widths is an error). Any other operation that reads or
+    writes a memref is an error. The `gpu.module`s are erased.
   }];
   let options = [
     Option<"symbolPrefix", "symbol-prefix", "std::string", "\"\"",
