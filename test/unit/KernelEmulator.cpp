@@ -306,15 +306,15 @@ bool runBlock(Launch &l) {
   }
 }
 
-/// Fails the launch at the current thread's shared access and never
-/// returns to it. Out of line: the access check is the emulator's hottest
-/// path.
+/// Fails the launch at the current thread's shared access; the caller
+/// then suspends the thread for good (after these strings are gone: an
+/// abandoned fiber destroys nothing). Out of line: the access check is the
+/// emulator's hottest path.
 [[gnu::noinline]] void sharedFault(Launch &l, const char *access,
                                    const std::string &why) {
   const Thread &t = *l.current;
   fail(l, "thread " + dims(t.id) + " of block " + dims(l.blockId) + ": " +
               access + ": " + why);
-  suspend(Wait::Faulted);
 }
 
 [[gnu::noinline]] void raceFault(Launch &l, const char *access, bool write,
@@ -425,8 +425,10 @@ void swan_emu_shared_access(int64_t address, int64_t words, int32_t write,
     if (address >= begin && address + 4 * words <= begin + s->bytes)
       break;
   }
-  if (!s || !s->data)
+  if (!s || !s->data) {
     sharedFault(l, access, "outside every shared buffer");
+    suspend(Wait::Faulted);
+  }
   const uint32_t warpSyncs = l.warpSyncs[t.index / kWarpSize];
   // Whether `a` happened before this access: the same thread, a barrier
   // since, or a sync of the same warp since.
@@ -441,12 +443,16 @@ void swan_emu_shared_access(int64_t address, int64_t words, int32_t write,
     SharedWord &word = l.shadow[buffer][w];
     if (word.block != l.blockSerial)
       word = SharedWord{l.blockSerial, {}, {}};
-    if (!ordered(word.write))
+    if (!ordered(word.write)) {
       raceFault(l, access, write, w, buffer, word.write, "wrote");
+      suspend(Wait::Faulted);
+    }
     if (write) {
       for (const WordAccess &read : word.reads)
-        if (!ordered(read))
+        if (!ordered(read)) {
           raceFault(l, access, write, w, buffer, read, "read");
+          suspend(Wait::Faulted);
+        }
       word.write = now;
       word.reads[0] = word.reads[1] = WordAccess();
     } else if (ordered(word.reads[0])) {
