@@ -306,11 +306,11 @@ bool runBlock(Launch &l) {
   }
 }
 
-/// Fails the launch at the current thread's shared access; the caller
+/// Fails the launch at the current thread's memory access; the caller
 /// then suspends the thread for good (after these strings are gone: an
 /// abandoned fiber destroys nothing). Out of line: the access check is the
 /// emulator's hottest path.
-[[gnu::noinline]] void sharedFault(Launch &l, const char *access,
+[[gnu::noinline]] void accessFault(Launch &l, const char *access,
                                    const std::string &why) {
   const Thread &t = *l.current;
   fail(l, "thread " + dims(t.id) + " of block " + dims(l.blockId) + ": " +
@@ -320,7 +320,7 @@ bool runBlock(Launch &l) {
 [[gnu::noinline]] void raceFault(Launch &l, const char *access, bool write,
                                  int64_t word, size_t buffer,
                                  const WordAccess &earlier, const char *did) {
-  sharedFault(l, access,
+  accessFault(l, access,
               std::string(write ? "writes" : "reads") + " word " +
                   std::to_string(word) + " of shared buffer " +
                   std::to_string(buffer) + ", which thread " +
@@ -404,12 +404,10 @@ int32_t swan_emu_shuffle(int32_t value, int32_t offset, int32_t width,
 
 void swan_emu_out_of_bounds(const char *access, int32_t dimension,
                             int64_t index, int64_t size) {
-  Launch &l = *active;
-  Thread &t = *l.current;
-  fail(l, "thread " + dims(t.id) + " of block " + dims(l.blockId) + ": " +
-              access + ": index " + std::to_string(index) + " of dimension " +
-              std::to_string(dimension) + " is outside [0, " +
-              std::to_string(size) + ")");
+  accessFault(*active, access,
+              "index " + std::to_string(index) + " of dimension " +
+                  std::to_string(dimension) + " is outside [0, " +
+                  std::to_string(size) + ")");
   suspend(Wait::Faulted);
 }
 
@@ -426,7 +424,7 @@ void swan_emu_shared_access(int64_t address, int64_t words, int32_t write,
       break;
   }
   if (!s || !s->data) {
-    sharedFault(l, access, "outside every shared buffer");
+    accessFault(l, access, "outside every shared buffer");
     suspend(Wait::Faulted);
   }
   const uint32_t warpSyncs = l.warpSyncs[t.index / kWarpSize];
