@@ -16,6 +16,7 @@ set(swan_cuda_keys)
 set(swan_emulated_declarations "")
 set(swan_emulated_table "")
 foreach(SWAN_D ${SWAN_CUDA_HEAD_DIMS})
+  math(EXPR SWAN_MASK_BYTES "${SWAN_D} / 8") # an occupancy mask row
   foreach(SWAN_G ${SWAN_CUDA_GROUPS})
     foreach(SWAN_T ${SWAN_CUDA_STORAGE})
       set(key ${SWAN_D}_${SWAN_G}_${SWAN_T})

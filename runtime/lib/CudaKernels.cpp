@@ -31,6 +31,14 @@ size_t storageBytes(Storage storage) {
   return storage == Storage::F16 ? 2 : 4;
 }
 
+/// The entry point (CudaKernels.mlir.in) of a decode step's kernels.
+const char *decodeEntry(Encoding encoding, bool rotatedOutput) {
+  if (encoding == Encoding::Masks)
+    return rotatedOutput ? "decode_attention_masks_rotated"
+                         : "decode_attention_masks";
+  return rotatedOutput ? "decode_attention_rotated" : "decode_attention";
+}
+
 Status invalid(const std::string &message) {
   return Status::error(StatusCode::InvalidArgument, message);
 }
@@ -118,25 +126,40 @@ Status KernelSet::rotate(DeviceRange x, int64_t rows, DeviceRange rotation,
 }
 
 Status KernelSet::compress(DeviceRange x, int64_t rows, DeviceRange rotation,
-                           int64_t k, DeviceRange values, DeviceRange indices) {
-  return launchCompress("compress", x, rows * dim_ * sizeof(float), rows,
-                        rotation, k, values, indices);
+                           int64_t k, DeviceRange values, DeviceRange indices,
+                           Encoding encoding, int64_t width) {
+  return launchCompress(encoding == Encoding::Masks ? "compress_mask"
+                                                    : "compress",
+                        x, rows * dim_ * sizeof(float), rows, rotation, k,
+                        values, indices, encoding, width);
 }
 
 Status KernelSet::compressStored(DeviceRange x, int64_t rows,
                                  DeviceRange rotation, int64_t k,
-                                 DeviceRange values, DeviceRange indices) {
-  return launchCompress("compress_stored", x,
-                        rows * dim_ * storageBytes(storage_), rows, rotation, k,
-                        values, indices);
+                                 DeviceRange values, DeviceRange indices,
+                                 Encoding encoding, int64_t width) {
+  return launchCompress(encoding == Encoding::Masks ? "compress_stored_mask"
+                                                    : "compress_stored",
+                        x, rows * dim_ * storageBytes(storage_), rows, rotation,
+                        k, values, indices, encoding, width);
 }
 
 Status KernelSet::launchCompress(const char *kernel, DeviceRange x,
                                  size_t xBytes, int64_t rows,
                                  DeviceRange rotation, int64_t k,
-                                 DeviceRange values, DeviceRange indices) {
+                                 DeviceRange values, DeviceRange indices,
+                                 Encoding encoding, int64_t width) {
   if (k < 1 || k > dim_)
     return invalid("k = " + std::to_string(k) + " is outside [1, D]");
+  if (width == 0)
+    width = k;
+  // Index rows are exactly k wide: every slot names a dimension.
+  if (encoding == Encoding::Indices && width != k)
+    return invalid("index rows are k = " + std::to_string(k) + " wide, not " +
+                   std::to_string(width));
+  if (width < k || width > dim_)
+    return invalid("row width " + std::to_string(width) +
+                   " is outside [k, D] for k = " + std::to_string(k));
   if (rows <= 0)
     return rows == 0 ? Status::ok() : invalid("negative row count");
   if (Status s = checkSize(x, xBytes, "compress input"); !s.isOk())
@@ -144,18 +167,22 @@ Status KernelSet::launchCompress(const char *kernel, DeviceRange x,
   if (Status s = checkSize(rotation, dim_ * dim_ * sizeof(float), "rotation");
       !s.isOk())
     return s;
-  if (Status s = checkSize(values, rows * k * storageBytes(storage_),
+  const int64_t positions = positionBytes(encoding, dim_, k);
+  if (Status s = checkSize(values, rows * width * storageBytes(storage_),
                            "compressed values");
       !s.isOk())
     return s;
-  if (Status s = checkSize(indices, rows * k, "compressed indices"); !s.isOk())
+  if (Status s = checkSize(indices, rows * positions,
+                           encoding == Encoding::Masks ? "compressed masks"
+                                                       : "compressed indices");
+      !s.isOk())
     return s;
   KernelArguments args;
   args.addMemRef(x.address, {rows, dim_});
   args.addMemRef(rotation.address, {dim_, dim_});
   args.addIndex(k);
-  args.addMemRef(values.address, {rows, k});
-  args.addMemRef(indices.address, {rows, k});
+  args.addMemRef(values.address, {rows, width});
+  args.addMemRef(indices.address, {rows, positions});
   LaunchShape shape;
   shape.grid[0] = static_cast<unsigned>(rows);
   shape.block[0] = static_cast<unsigned>(dim_);
@@ -206,17 +233,21 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
     return invalid("k outside [1, D]");
   const size_t elem = storageBytes(storage_);
   const size_t f32 = sizeof(float);
+  const bool masks = p.encoding == Encoding::Masks;
+  const int64_t keyPositions = positionBytes(p.encoding, D, p.keyK);
+  const int64_t valuePositions = positionBytes(p.encoding, D, p.valueK);
   if (Status s = checkSizes({
           {b.query, size_t(B * H * G * D) * f32, "query"},
           {b.keyRotation, size_t(H * D * D) * f32, "key rotation"},
           {b.valueRotation, p.rotatedOutput ? 0 : size_t(H * D * D) * f32,
            "value rotation"},
           {b.keyValues, size_t(B * H * L * p.keyK) * elem, "sparse key values"},
-          {b.keyIndices, size_t(B * H * L * p.keyK), "sparse key indices"},
+          {b.keyIndices, size_t(B * H * L * keyPositions),
+           masks ? "sparse key masks" : "sparse key indices"},
           {b.valueValues, size_t(B * H * L * p.valueK) * elem,
            "sparse value values"},
-          {b.valueIndices, size_t(B * H * L * p.valueK),
-           "sparse value indices"},
+          {b.valueIndices, size_t(B * H * L * valuePositions),
+           masks ? "sparse value masks" : "sparse value indices"},
           {b.bufferKeys, size_t(B * H * bufferSlots * D) * elem, "buffer keys"},
           {b.bufferValues, size_t(B * H * bufferSlots * D) * elem,
            "buffer values"},
@@ -233,15 +264,14 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   partial.addF32(p.scale);
   partial.addMemRef(b.keyRotation.address, {H, D, D});
   partial.addMemRef(b.keyValues.address, {B, H, L, p.keyK});
-  partial.addMemRef(b.keyIndices.address, {B, H, L, p.keyK});
+  partial.addMemRef(b.keyIndices.address, {B, H, L, keyPositions});
   partial.addMemRef(b.valueValues.address, {B, H, L, p.valueK});
-  partial.addMemRef(b.valueIndices.address, {B, H, L, p.valueK});
+  partial.addMemRef(b.valueIndices.address, {B, H, L, valuePositions});
   partial.addMemRef(b.bufferKeys.address, {B, H, bufferSlots, D});
   partial.addMemRef(b.bufferValues.address, {B, H, bufferSlots, D});
   partial.addMemRef(b.sparseLengths.address, {B});
   partial.addMemRef(b.bufferLengths.address, {B});
-  return launchDecode(p.rotatedOutput ? "decode_attention_rotated"
-                                      : "decode_attention",
+  return launchDecode(decodeEntry(p.encoding, p.rotatedOutput),
                       abi::kPartialSuffix, partial, B, H, splits,
                       p.rotatedOutput, b.valueRotation, b.out, stages);
 }
@@ -278,12 +308,19 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
     const size_t keySlots = size_t(H * q.capacity * q.keyK);
     const size_t valueSlots = size_t(H * q.capacity * q.valueK);
     const size_t bufferSlots = size_t(H * q.bufferCapacity * D);
+    const bool masks = step.encoding == Encoding::Masks;
+    const size_t keyPositions =
+        size_t(H * q.capacity * positionBytes(step.encoding, D, q.keyK));
+    const size_t valuePositions =
+        size_t(H * q.capacity * positionBytes(step.encoding, D, q.valueK));
     if (Status s = checkSizes(
             {
                 {q.keyValues, keySlots * elem, "sparse key values"},
-                {q.keyIndices, keySlots, "sparse key indices"},
+                {q.keyIndices, keyPositions,
+                 masks ? "sparse key masks" : "sparse key indices"},
                 {q.valueValues, valueSlots * elem, "sparse value values"},
-                {q.valueIndices, valueSlots, "sparse value indices"},
+                {q.valueIndices, valuePositions,
+                 masks ? "sparse value masks" : "sparse value indices"},
                 {q.bufferKeys, bufferSlots * elem, "buffer keys"},
                 {q.bufferValues, bufferSlots * elem, "buffer values"},
             },
@@ -329,8 +366,7 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
   partial.addF32(step.scale);
   partial.addMemRef(step.keyRotation.address, {H, D, D});
   partial.addMemRef(sequenceTable_.address(), {count, abi::kSequenceFields});
-  return launchDecode(step.rotatedOutput ? "decode_attention_rotated"
-                                         : "decode_attention",
+  return launchDecode(decodeEntry(step.encoding, step.rotatedOutput),
                       abi::kPagedPartialSuffix, partial, count, H, splits,
                       step.rotatedOutput, step.valueRotation, step.out, stages);
 }

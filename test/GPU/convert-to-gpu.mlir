@@ -121,3 +121,99 @@ func.func @decode_attention(%q: memref<?x32x128xf32>, %scale: f32,
       : (tensor<?x32x128xf32>, memref<?x32x128xf32>) -> ()
   return
 }
+
+// With occupancy masks, compress also gathers each byte's 8 keep flags,
+// one thread per byte.
+// CHECK-LABEL: gpu.func @compress_mask
+// CHECK-SAME: %{{.*}}: index, %{{.*}}: memref<?x?xf16>, %[[MASKS:.*]]: memref<?x16xi8>
+// CHECK: memref.store %{{.*}} : memref<?x?xf16>
+// CHECK-NOT: memref.store %{{.*}}, %[[MASKS]]
+// CHECK: arith.ori
+// CHECK: arith.trunci %{{.*}} : i32 to i8
+// CHECK: memref.store %{{.*}}, %[[MASKS]]
+// CHECK: gpu.return
+func.func @compress_mask(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
+    %values: memref<?x?xf16>, %masks: memref<?x16xi8>) {
+  %xt = bufferization.to_tensor %x restrict : memref<?x128xf32> to tensor<?x128xf32>
+  %rt = bufferization.to_tensor %r restrict : memref<128x128xf32> to tensor<128x128xf32>
+  %v, %m = swan.compress %xt by %rt keep %k encoding = mask
+      : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x?xf16>, tensor<?x16xi8>
+  bufferization.materialize_in_destination %v in restrict writable %values
+      : (tensor<?x?xf16>, memref<?x?xf16>) -> ()
+  bufferization.materialize_in_destination %m in restrict writable %masks
+      : (tensor<?x16xi8>, memref<?x16xi8>) -> ()
+  return
+}
+
+// Keys and values as masks: lane l owns dimensions l, l + 32, l + 64 and
+// l + 96. The block of the dense buffer is the same as above; a block of
+// winnowed tokens keeps the lane's rotated query entries and its 4 x G
+// accumulator entries in registers, reads a token's mask as four words in
+// one access, finds each owned value's slot with popcounts, and writes the
+// accumulator to shared memory once, after its last chunk: no scatter, no
+// warp sync per token.
+// CHECK-LABEL: gpu.func @decode_attention_masks_partial
+// CHECK-SAME: %{{.*}}: memref<?x8x?x?xf16>, %[[KM:.*]]: memref<?x8x?x16xi8>, %[[VV:.*]]: memref<?x8x?x?xf16>, %[[VM:.*]]: memref<?x8x?x16xi8>
+// CHECK-SAME: workgroup(%[[MQS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[MSCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[MACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// CHECK: } else {
+// CHECK-COUNT-4: vector.load %[[MQS]]
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK: vector.load %[[KM]][{{.*}}] {alignment = 16 : i64} : memref<?x8x?x16xi8>, vector<16xi8>
+// CHECK: vector.bitcast %{{.*}} : vector<16xi8> to vector<4xi32>
+// CHECK: llvm.intr.ctpop
+// CHECK: arith.select
+// CHECK: gpu.shuffle xor
+// CHECK: memref.store %{{.*}}, %[[MSCORES]]
+// CHECK: gpu.barrier
+// CHECK: nvvm.bar.warp.sync
+// CHECK: gpu.barrier
+// The value pass carries the 16 accumulator entries.
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK-NOT: nvvm.bar.warp.sync
+// CHECK-NOT: %[[MACC]]
+// CHECK: vector.load %[[VM]]
+// CHECK: llvm.intr.ctpop
+// CHECK: memref.load %[[VV]]
+// CHECK: memref.load %[[MSCORES]]
+// CHECK-NOT: %[[MACC]]
+// CHECK: scf.yield
+// CHECK: gpu.barrier
+// CHECK: scf.yield
+// CHECK-COUNT-4: vector.store %{{.*}}, %[[MACC]]
+// CHECK: gpu.barrier
+
+// The paged partials read the masks through global-space pointers, four
+// words per access.
+// CHECK-LABEL: gpu.func @decode_attention_masks_paged_partial
+// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xi32>
+// CHECK: llvm.intr.ctpop
+// CHECK: gpu.return
+func.func @decode_attention_masks(%q: memref<?x32x128xf32>, %scale: f32,
+    %rk: memref<8x128x128xf32>, %rv: memref<8x128x128xf32>,
+    %kv: memref<?x8x?x?xf16>, %km: memref<?x8x?x16xi8>,
+    %vv: memref<?x8x?x?xf16>, %vm: memref<?x8x?x16xi8>,
+    %bk: memref<?x8x?x128xf16>, %bv: memref<?x8x?x128xf16>,
+    %sl: memref<?xi32>, %bl: memref<?xi32>, %out: memref<?x32x128xf32>) {
+  %qt = bufferization.to_tensor %q restrict : memref<?x32x128xf32> to tensor<?x32x128xf32>
+  %rkt = bufferization.to_tensor %rk restrict : memref<8x128x128xf32> to tensor<8x128x128xf32>
+  %rvt = bufferization.to_tensor %rv restrict : memref<8x128x128xf32> to tensor<8x128x128xf32>
+  %kvt = bufferization.to_tensor %kv restrict : memref<?x8x?x?xf16> to tensor<?x8x?x?xf16>
+  %kmt = bufferization.to_tensor %km restrict : memref<?x8x?x16xi8> to tensor<?x8x?x16xi8>
+  %vvt = bufferization.to_tensor %vv restrict : memref<?x8x?x?xf16> to tensor<?x8x?x?xf16>
+  %vmt = bufferization.to_tensor %vm restrict : memref<?x8x?x16xi8> to tensor<?x8x?x16xi8>
+  %bkt = bufferization.to_tensor %bk restrict : memref<?x8x?x128xf16> to tensor<?x8x?x128xf16>
+  %bvt = bufferization.to_tensor %bv restrict : memref<?x8x?x128xf16> to tensor<?x8x?x128xf16>
+  %slt = bufferization.to_tensor %sl restrict : memref<?xi32> to tensor<?xi32>
+  %blt = bufferization.to_tensor %bl restrict : memref<?xi32> to tensor<?xi32>
+  %o = swan.decode_attention %qt, scale %scale
+      rotations(%rkt, %rvt : tensor<8x128x128xf32>)
+      sparse_keys(%kvt, %kmt : tensor<?x8x?x?xf16>, tensor<?x8x?x16xi8>)
+      sparse_values(%vvt, %vmt : tensor<?x8x?x?xf16>, tensor<?x8x?x16xi8>)
+      buffer(%bkt, %bvt : tensor<?x8x?x128xf16>)
+      lengths(%slt, %blt : tensor<?xi32>)
+      group_size = 4 key_encoding = mask value_encoding = mask
+      : tensor<?x32x128xf32> -> tensor<?x32x128xf32>
+  bufferization.materialize_in_destination %o in restrict writable %out
+      : (tensor<?x32x128xf32>, memref<?x32x128xf32>) -> ()
+  return
+}

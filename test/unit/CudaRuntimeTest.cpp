@@ -289,6 +289,42 @@ TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
       exactRows += exact;
     }
     EXPECT_GE(exactRows, rows - 2) << "too many rows differ from the reference";
+
+    // The mask encoding of the same rows, into wider value rows: the same
+    // values in the same order, the bits of the same indices, and the
+    // slots past k untouched.
+    const int64_t width = std::min<int64_t>(dim, k + 3), maskBytes = dim / 8;
+    Buffer dwide, dmasks;
+    StoredArray wide(storage, rows * width);
+    ASSERT_OK(device->allocate(wide.bytes.size(), dwide));
+    ASSERT_OK(device->allocate(rows * maskBytes, dmasks));
+    poison(*device, dwide, 0xFF);
+    poison(*device, dmasks, 0xFF);
+    ASSERT_OK(stored ? set->compressStored(dx, rows, dr, k, dwide, dmasks,
+                                           Encoding::Masks, width)
+                     : set->compress(dx, rows, dr, k, dwide, dmasks,
+                                     Encoding::Masks, width));
+    ASSERT_OK(device->synchronize());
+    std::vector<uint8_t> masks(rows * maskBytes);
+    ASSERT_OK(device->copyToHost(wide.bytes.data(), dwide, wide.bytes.size()));
+    ASSERT_OK(device->copyToHost(masks.data(), dmasks, masks.size()));
+    const size_t elementBytes = values.bytes.size() / (rows * k);
+    for (int64_t row = 0; row < rows; ++row) {
+      std::vector<uint8_t> want(maskBytes, 0);
+      for (int64_t j = 0; j < k; ++j) {
+        uint8_t d = indices[row * k + j];
+        want[d / 8] |= uint8_t(1u << (d % 8));
+        ASSERT_EQ(wide.get(row * width + j), values.get(row * k + j))
+            << "row " << row << " slot " << j;
+      }
+      ASSERT_TRUE(
+          std::equal(want.begin(), want.end(), masks.begin() + row * maskBytes))
+          << "row " << row;
+      for (int64_t j = k; j < width; ++j)
+        for (size_t byte = 0; byte < elementBytes; ++byte)
+          ASSERT_EQ(wide.bytes[(row * width + j) * elementBytes + byte], 0xFF)
+              << "row " << row << " slot " << j << " was written";
+    }
   }
 }
 
@@ -471,8 +507,26 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
                   fromSlots * rowBytes);
     upload(*device, block, to);
   };
-  std::vector<std::array<Buffer, 6>> blocks(B);
-  std::vector<DecodeSequence> sequences(B);
+  // The same rows with occupancy masks instead of indices (the values are
+  // in dimension order in both).
+  const int64_t maskBytes = D / 8;
+  auto masksOf = [&](const std::vector<uint8_t> &indices, int64_t k) {
+    std::vector<uint8_t> masks(B * H * L * maskBytes, 0);
+    for (int64_t row = 0; row < B * H * L; ++row)
+      for (int64_t j = 0; j < k; ++j) {
+        uint8_t d = indices[row * k + j];
+        masks[row * maskBytes + d / 8] |= uint8_t(1u << (d % 8));
+      }
+    return masks;
+  };
+  const std::vector<uint8_t> keyMasks = masksOf(keyIndices, c.keyK);
+  const std::vector<uint8_t> valueMasks = masksOf(valueIndices, c.valueK);
+  Buffer dkm, dvm;
+  upload(*device, keyMasks, dkm);
+  upload(*device, valueMasks, dvm);
+
+  std::vector<std::array<Buffer, 6>> blocks(B), maskBlocks(B);
+  std::vector<DecodeSequence> sequences(B), maskSequences(B);
   for (int64_t s = 0; s < B; ++s) {
     std::array<Buffer, 6> &own = blocks[s];
     carve(keyValues.bytes, s, L, capacity, c.keyK * elem, own[0]);
@@ -481,6 +535,8 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
     carve(valueIndices, s, L, capacity, c.valueK, own[3]);
     carve(bufferKeys.bytes, s, bufferSlots, slots, D * elem, own[4]);
     carve(bufferValues.bytes, s, bufferSlots, slots, D * elem, own[5]);
+    carve(keyMasks, s, L, capacity, maskBytes, maskBlocks[s][1]);
+    carve(valueMasks, s, L, capacity, maskBytes, maskBlocks[s][3]);
     DecodeSequence &q = sequences[s];
     q.keyValues = own[0];
     q.keyIndices = own[1];
@@ -494,6 +550,9 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
     q.bufferCapacity = slots;
     q.sparseLength = c.sparseLengths[s];
     q.bufferLength = c.bufferLengths[s];
+    maskSequences[s] = q;
+    maskSequences[s].keyIndices = maskBlocks[s][1];
+    maskSequences[s].valueIndices = maskBlocks[s][3];
   }
   PagedDecodeStep step;
   step.kvHeads = H;
@@ -505,13 +564,35 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
   step.valueRotation = drv;
   step.out = dout;
 
-  // The batch layout twice (the second run reuses the workspace of the
-  // first), then the paged one.
-  for (int run = 0; run < 3; ++run) {
-    SCOPED_TRACE(run < 2 ? "batch layout" : "paged layout");
+  DecodeProblem maskProblem = problem;
+  maskProblem.encoding = Encoding::Masks;
+  DecodeBuffers maskBuffers = buffers;
+  maskBuffers.keyIndices = dkm;
+  maskBuffers.valueIndices = dvm;
+  PagedDecodeStep maskStep = step;
+  maskStep.encoding = Encoding::Masks;
+
+  // With indices, the batch layout twice (the second run reuses the
+  // workspace of the first), then the paged one; with masks, each once.
+  const char *runs[] = {"batch layout", "batch layout again", "paged layout",
+                        "batch layout, masks", "paged layout, masks"};
+  for (int run = 0; run < 5; ++run) {
+    SCOPED_TRACE(runs[run]);
     poison(*device, dout, 0xFF);
-    ASSERT_OK(run < 2 ? set->decodeAttention(problem, buffers)
-                      : set->decodeAttention(step, sequences.data(), B));
+    switch (run) {
+    case 0:
+    case 1:
+      ASSERT_OK(set->decodeAttention(problem, buffers));
+      break;
+    case 2:
+      ASSERT_OK(set->decodeAttention(step, sequences.data(), B));
+      break;
+    case 3:
+      ASSERT_OK(set->decodeAttention(maskProblem, maskBuffers));
+      break;
+    default:
+      ASSERT_OK(set->decodeAttention(maskStep, maskSequences.data(), B));
+    }
     ASSERT_OK(device->synchronize());
     std::vector<float> out(want.size());
     ASSERT_OK(

@@ -261,11 +261,11 @@ void enterKernel(ImplicitLocOpBuilder &b, gpu::GPUFuncOp kernel) {
 // rotate and compress: one block per token, one thread per dimension
 //===----------------------------------------------------------------------===//
 
-/// x [n, D], r [D, D], then for compress k, values [n, k], indices [n, k],
-/// or for rotate out [n, D].
+/// x [n, D], r [D, D], then for compress k, values [n, k] and indices
+/// [n, k] or occupancy masks [n, D/8] (`masks`), or for rotate out [n, D].
 void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                           StringRef name, ArrayRef<Value> sources,
-                          bool compress, int64_t dim) {
+                          bool compress, bool masks, int64_t dim) {
   MLIRContext *ctx = b.getContext();
   SmallVector<Type> argTypes =
       llvm::map_to_vector(sources, [](Value v) { return v.getType(); });
@@ -330,9 +330,29 @@ void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                                           flags, {d})))};
                              })[0];
     auto valueType = cast<MemRefType>(values.getType()).getElementType();
-    auto indexType = cast<MemRefType>(indices.getType()).getElementType();
     kb.store(kb.fromF32(y, valueType), values, {token, position});
-    kb.store(kb.fromIndex(e, indexType), indices, {token, position});
+    if (!masks) {
+      auto indexType = cast<MemRefType>(indices.getType()).getElementType();
+      kb.store(kb.fromIndex(e, indexType), indices, {token, position});
+    }
+  });
+  if (!masks)
+    return;
+  // Thread 8 i gathers the keep flags of dimensions 8 i .. 8 i + 7 into
+  // byte i of the mask (D is a multiple of 8).
+  Value eight = kb.index(8);
+  kb.ifThen(kb.eq(kb.rem(e, eight), zero), [&] {
+    Type i32 = b.getI32Type();
+    Value byte = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
+    for (int64_t i = 0; i < 8; ++i) {
+      Value flag = kb.load(flags, {kb.add(e, kb.index(i))});
+      byte = arith::OrIOp::create(
+          b, byte,
+          arith::ShLIOp::create(
+              b, flag, arith::ConstantOp::create(b, IntegerAttr::get(i32, i))));
+    }
+    kb.store(arith::TruncIOp::create(b, b.getI8Type(), byte), indices,
+             {token, kb.div(e, eight)});
   });
 }
 
@@ -343,6 +363,7 @@ void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 struct PartialKernelShape {
   int64_t dim;
   int64_t group;
+  bool keyMasks = false, valueMasks = false; // of the winnowed tokens
 };
 
 /// One array of a token source, rows of `width` elements per (head,
@@ -350,10 +371,10 @@ struct PartialKernelShape {
 /// the paged kernel, one sequence's [H, capacity, width] block at a device
 /// address read from the sequence table.
 struct TokenArray {
-  Value memref;
-  Value address; // !llvm.ptr<1>
-  Value capacity, rowWidth;
-  Type element;
+  Value memref = {};
+  Value address = {}; // !llvm.ptr<1>
+  Value capacity = {}, rowWidth = {};
+  Type element = {};
 
   bool present() const { return memref || address; }
 
@@ -373,13 +394,73 @@ struct TokenArray {
                                   ValueRange{offset});
     return LLVM::LoadOp::create(b, element, p);
   }
+
+  /// A row of occupancy bytes as `words` 32-bit words (bit d % 32 of word
+  /// d / 32 is dimension d), in one access: every lane of a warp reads the
+  /// same row, so the load is a broadcast.
+  SmallVector<Value> loadWords(KernelBuilder &kb, Value seq, Value head,
+                               Value token, int64_t words) const {
+    ImplicitLocOpBuilder &b = kb.builder();
+    auto wordType = VectorType::get({words}, b.getI32Type());
+    uint64_t alignment = std::min<uint64_t>(16, 4 * words);
+    Value row;
+    if (memref) {
+      auto byteType = VectorType::get({4 * words}, b.getI8Type());
+      Value bytes = vector::LoadOp::create(
+          b, byteType, memref, ValueRange{seq, head, token, kb.index(0)},
+          /*nontemporal=*/false, llvm::MaybeAlign(alignment));
+      row = vector::BitCastOp::create(b, wordType, bytes);
+    } else {
+      Value at = kb.mul(kb.add(kb.mul(head, capacity), token), rowWidth);
+      Value offset = arith::IndexCastOp::create(b, b.getI64Type(), at);
+      Value p = LLVM::GEPOp::create(b, address.getType(), b.getI8Type(),
+                                    address, ValueRange{offset});
+      row = LLVM::LoadOp::create(b, wordType, p, alignment);
+    }
+    SmallVector<Value> result;
+    for (int64_t w = 0; w < words; ++w)
+      result.push_back(vector::ExtractOp::create(b, row, w));
+    return result;
+  }
 };
 
-/// Where one kind of token lives: winnowed (values + indices) or dense.
+/// Where one kind of token lives: winnowed (values + indices or masks) or
+/// dense.
 struct TokenSource {
   TokenArray keyValues, keyIndices; // no keyIndices: dense keys, width D
   TokenArray valueValues, valueIndices;
+  // keyIndices / valueIndices hold occupancy masks, [.., D/8] bytes.
+  bool keyMasks = false, valueMasks = false;
 };
+
+/// Dimensions lane l owns in the mask-encoded passes: l, l + 32, ...; for
+/// each, whether the row kept it and where its value sits in the row
+/// (the kept dimensions below it: the words before, and the word's bits
+/// below the lane).
+struct OwnedSlots {
+  SmallVector<Value> kept;     // i1
+  SmallVector<Value> position; // index
+};
+
+OwnedSlots ownedSlots(KernelBuilder &kb, ArrayRef<Value> words, Value laneI32,
+                      Value belowLane) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value zero = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
+  Value one = arith::ConstantOp::create(b, b.getI32IntegerAttr(1));
+  OwnedSlots slots;
+  Value before = zero;
+  for (Value word : words) {
+    Value bit =
+        arith::AndIOp::create(b, arith::ShRUIOp::create(b, word, laneI32), one);
+    slots.kept.push_back(
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ne, bit, zero));
+    Value below =
+        LLVM::CtPopOp::create(b, arith::AndIOp::create(b, word, belowLane));
+    slots.position.push_back(kb.toIndex(kb.add(before, below)));
+    before = kb.add(before, LLVM::CtPopOp::create(b, word));
+  }
+  return slots;
+}
 
 /// Sums `values` (a power of two, at most 32 per lane) over the 32 lanes of
 /// a warp. While a lane holds fewer values than twice the shuffle distance,
@@ -421,17 +502,21 @@ Value transposeReduce(KernelBuilder &kb, SmallVector<Value> values,
 
 /// Emits the chunked online-softmax loop over tokens [start, end) of
 /// sequence `seq`, KV head `head`. A warp takes U = min(8, 32 / G) tokens
-/// at a time
-/// (all their loads in flight together), lanes spread over each token's
-/// components; scores live in shared memory per chunk; each warp
-/// accumulates its tokens' values into its own shared accumulator, so no
-/// atomics are needed.
+/// at a time (all their loads in flight together); scores live in shared
+/// memory per chunk. Rows with indices spread their components over the
+/// lanes: each warp scatter-adds its tokens' values into its own shared
+/// accumulator, so no atomics are needed. Rows with occupancy masks give
+/// lane l the dimensions l, l + 32, ... instead: its rotated query entries
+/// and, for mask-encoded values, its accumulator entries stay in registers
+/// for the whole loop, and the values reach the shared accumulator once, at
+/// the end.
 void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
                    const TokenSource &src, Value seq, Value head, Value start,
                    Value end, Value warp, Value lane, Value qs, Value scores,
                    Value acc, Value state) {
   ImplicitLocOpBuilder &b = kb.builder();
   const int64_t G = shape.group;
+  const int64_t words = shape.dim / abi::kWarpSize; // owned dims per lane
   // G * U sums per warp step, a power of two (G is); 8 tokens keep enough
   // loads in flight without spilling registers.
   const int64_t U = std::clamp<int64_t>(abi::kWarpSize / G, 1, 8);
@@ -457,133 +542,222 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
     return {component, kb.toF32(values.load(kb, seq, head, token, j))};
   };
 
-  kb.loop(start, end, chunk, [&](Value chunkStart) {
-    Value count = kb.minIndex(chunk, kb.sub(end, chunkStart));
-    Value last = kb.sub(count, one);
+  // The mask-encoded passes: lane bits, and each owned dimension's value
+  // of a token (zero where the row did not keep it; the position is
+  // clamped so that the load stays inside the row either way).
+  Value laneI32 = arith::IndexCastOp::create(b, b.getI32Type(), lane);
+  Value belowLane = kb.sub(
+      arith::ShLIOp::create(
+          b, arith::ConstantOp::create(b, b.getI32IntegerAttr(1)), laneI32),
+      arith::ConstantOp::create(b, b.getI32IntegerAttr(1)));
+  auto ownedValues = [&](const TokenArray &values, const TokenArray &masks,
+                         Value count, Value token) {
+    OwnedSlots slots = ownedSlots(
+        kb, masks.loadWords(kb, seq, head, token, words), laneI32, belowLane);
+    Value lastSlot = kb.sub(count, one);
+    SmallVector<Value> owned;
+    for (int64_t w = 0; w < words; ++w) {
+      Value v = kb.toF32(values.load(kb, seq, head, token,
+                                     kb.minIndex(slots.position[w], lastSlot)));
+      owned.push_back(arith::SelectOp::create(b, slots.kept[w], v, kb.f32(0)));
+    }
+    return owned;
+  };
+  // Lane l's entries of the rotated query, [w][g] for dimension l + 32 w.
+  SmallVector<SmallVector<Value>> ownedQuery;
+  if (src.keyMasks)
+    for (int64_t w = 0; w < words; ++w)
+      ownedQuery.push_back(kb.loadVector(
+          qs, {kb.add(lane, kb.index(w * abi::kWarpSize)), zero}, G));
+  // Lane l's accumulator entries, flattened [w][g], for mask-encoded values.
+  SmallVector<Value> ownedAcc;
+  if (src.valueMasks)
+    ownedAcc.assign(words * G, kb.f32(0));
 
-    // Scores of U tokens per warp step; out-of-range tokens re-read the
-    // last one and are never stored.
-    kb.loop(firstToken, count, span, [&](Value base) {
-      SmallVector<Value> tokens;
-      for (int64_t u = 0; u < U; ++u)
-        tokens.push_back(
-            kb.add(chunkStart, kb.minIndex(kb.add(base, kb.index(u)), last)));
-      SmallVector<Value> init(G * U, kb.f32(0));
-      SmallVector<Value> partial = kb.loop(
-          lane, keyCount, warpSize, init,
-          [&](Value j, ValueRange sums) -> SmallVector<Value> {
-            SmallVector<Value> components, keys;
+  ownedAcc = kb.loop(
+      start, end, chunk, ownedAcc,
+      [&](Value chunkStart, ValueRange carried) -> SmallVector<Value> {
+        Value count = kb.minIndex(chunk, kb.sub(end, chunkStart));
+        Value last = kb.sub(count, one);
+
+        // Scores of U tokens per warp step; out-of-range tokens re-read the
+        // last one and are never stored.
+        kb.loop(firstToken, count, span, [&](Value base) {
+          SmallVector<Value> tokens;
+          for (int64_t u = 0; u < U; ++u)
+            tokens.push_back(kb.add(
+                chunkStart, kb.minIndex(kb.add(base, kb.index(u)), last)));
+          SmallVector<Value> partial(G * U, kb.f32(0));
+          if (src.keyMasks) {
             for (int64_t u = 0; u < U; ++u) {
-              auto [component, key] =
-                  slot(src.keyValues, src.keyIndices, tokens[u], j);
-              components.push_back(component);
-              keys.push_back(key);
+              SmallVector<Value> keys = ownedValues(
+                  src.keyValues, src.keyIndices, keyCount, tokens[u]);
+              for (int64_t w = 0; w < words; ++w)
+                for (int64_t g = 0; g < G; ++g)
+                  partial[g * U + u] =
+                      kb.fma(partial[g * U + u], ownedQuery[w][g], keys[w]);
             }
-            SmallVector<Value> next(sums.begin(), sums.end());
-            for (int64_t u = 0; u < U; ++u) {
-              SmallVector<Value> q =
-                  kb.loadVector(qs, {components[u], zero}, G);
-              for (int64_t g = 0; g < G; ++g)
-                next[g * U + u] = kb.fma(sums[g * U + u], q[g], keys[u]);
-            }
-            return next;
+          } else {
+            partial = kb.loop(
+                lane, keyCount, warpSize, partial,
+                [&](Value j, ValueRange sums) -> SmallVector<Value> {
+                  SmallVector<Value> components, keys;
+                  for (int64_t u = 0; u < U; ++u) {
+                    auto [component, key] =
+                        slot(src.keyValues, src.keyIndices, tokens[u], j);
+                    components.push_back(component);
+                    keys.push_back(key);
+                  }
+                  SmallVector<Value> next(sums.begin(), sums.end());
+                  for (int64_t u = 0; u < U; ++u) {
+                    SmallVector<Value> q =
+                        kb.loadVector(qs, {components[u], zero}, G);
+                    for (int64_t g = 0; g < G; ++g)
+                      next[g * U + u] = kb.fma(sums[g * U + u], q[g], keys[u]);
+                  }
+                  return next;
+                });
+          }
+          Value total = transposeReduce(kb, partial, lane);
+          // Lane l < G * U holds (g, u) = (l / U, l % U).
+          Value uLane = kb.rem(lane, kb.index(U));
+          Value t = kb.add(base, uLane);
+          kb.ifThen(andI(kb.ult(lane, kb.index(G * U)), kb.ult(t, count)), [&] {
+            kb.store(total, scores, {kb.div(lane, kb.index(U)), t});
           });
-      Value total = transposeReduce(kb, partial, lane);
-      // Lane l < G * U holds (g, u) = (l / U, l % U).
-      Value uLane = kb.rem(lane, kb.index(U));
-      Value t = kb.add(base, uLane);
-      kb.ifThen(andI(kb.ult(lane, kb.index(G * U)), kb.ult(t, count)), [&] {
-        kb.store(total, scores, {kb.div(lane, kb.index(U)), t});
-      });
-    });
-    kb.barrier();
+        });
+        kb.barrier();
 
-    // Online softmax, one warp per query head: new running max, the factor
-    // that rescales what came before, and the chunk's weights in place.
-    kb.loop(warp, kb.index(G), warps, [&](Value g) {
-      Value oldMax = kb.load(state, {zero, g});
-      Value chunkMax = kb.loop(lane, count, warpSize, {kb.negInf()},
-                               [&](Value t, ValueRange m) -> SmallVector<Value> {
-                                 return {kb.maxF(m[0], kb.load(scores, {g, t}))};
-                               })[0];
-      Value newMax = kb.maxF(oldMax, kb.warpReduce(chunkMax, /*isMax=*/true));
-      Value alpha = kb.exp2(kb.sub(oldMax, newMax));
-      Value chunkSum = kb.loop(
-          lane, count, warpSize, {kb.f32(0)},
-          [&](Value t, ValueRange s) -> SmallVector<Value> {
-            Value p = kb.exp2(kb.sub(kb.load(scores, {g, t}), newMax));
-            kb.store(p, scores, {g, t});
-            return {kb.add(s[0], p)};
-          })[0];
-      chunkSum = kb.warpReduce(chunkSum, /*isMax=*/false);
-      // Every lane read the old max that lane 0 now overwrites; shuffles
-      // do not order memory, a warp sync does.
-      kb.warpSync();
-      kb.ifThen(kb.eq(lane, zero), [&] {
-        kb.store(newMax, state, {zero, g});
-        kb.store(kb.fma(chunkSum, kb.load(state, {one, g}), alpha), state,
-                 {one, g});
-        kb.store(alpha, state, {two, g});
-      });
-    });
-    kb.barrier();
-
-    // Each warp rescales its own accumulator once per chunk.
-    SmallVector<Value> alphas;
-    for (int64_t g = 0; g < G; ++g)
-      alphas.push_back(kb.load(state, {two, kb.index(g)}));
-    kb.loop(lane, kb.index(shape.dim), warpSize, [&](Value d) {
-      SmallVector<Value> a = kb.loadVector(acc, {warp, d, zero}, G);
-      for (int64_t g = 0; g < G; ++g)
-        a[g] = kb.mul(a[g], alphas[g]);
-      kb.storeVector(a, acc, {warp, d, zero});
-    });
-    // A lane's scatter below may add to an entry another lane rescales
-    // here: without the sync, nothing orders the two.
-    kb.warpSync();
-
-    // Values: lanes scatter-add a token's kept components into the warp's
-    // accumulator by index. A token's indices are distinct, so lanes never
-    // collide within a token; the warp syncs between tokens. The component
-    // loop has the same trip count on every lane so that the syncs are
-    // reached together.
-    kb.loop(firstToken, count, span, [&](Value base) {
-      SmallVector<Value> tokens, valid;
-      SmallVector<SmallVector<Value>> weights(U);
-      for (int64_t u = 0; u < U; ++u) {
-        Value t = kb.add(base, kb.index(u));
-        Value clamped = kb.minIndex(t, last);
-        valid.push_back(kb.ult(t, count));
-        tokens.push_back(kb.add(chunkStart, clamped));
-        for (int64_t g = 0; g < G; ++g)
-          weights[u].push_back(kb.load(scores, {kb.index(g), clamped}));
-      }
-      kb.loop(zero, valueCount, warpSize, [&](Value j0) {
-        Value j = kb.add(j0, lane);
-        Value inRow = kb.ult(j, valueCount);
-        Value jc = kb.minIndex(j, kb.sub(valueCount, one));
-        SmallVector<Value> components, values;
-        for (int64_t u = 0; u < U; ++u) {
-          auto [component, value] =
-              slot(src.valueValues, src.valueIndices, tokens[u], jc);
-          components.push_back(component);
-          values.push_back(value);
-        }
-        for (int64_t u = 0; u < U; ++u) {
-          kb.ifThen(andI(valid[u], inRow), [&] {
-            SmallVector<Value> a =
-                kb.loadVector(acc, {warp, components[u], zero}, G);
-            for (int64_t g = 0; g < G; ++g)
-              a[g] = kb.fma(a[g], weights[u][g], values[u]);
-            kb.storeVector(a, acc, {warp, components[u], zero});
-          });
+        // Online softmax, one warp per query head: new running max, the
+        // factor that rescales what came before, and the chunk's weights in
+        // place.
+        kb.loop(warp, kb.index(G), warps, [&](Value g) {
+          Value oldMax = kb.load(state, {zero, g});
+          Value chunkMax =
+              kb.loop(lane, count, warpSize, {kb.negInf()},
+                      [&](Value t, ValueRange m) -> SmallVector<Value> {
+                        return {kb.maxF(m[0], kb.load(scores, {g, t}))};
+                      })[0];
+          Value newMax =
+              kb.maxF(oldMax, kb.warpReduce(chunkMax, /*isMax=*/true));
+          Value alpha = kb.exp2(kb.sub(oldMax, newMax));
+          Value chunkSum = kb.loop(
+              lane, count, warpSize, {kb.f32(0)},
+              [&](Value t, ValueRange s) -> SmallVector<Value> {
+                Value p = kb.exp2(kb.sub(kb.load(scores, {g, t}), newMax));
+                kb.store(p, scores, {g, t});
+                return {kb.add(s[0], p)};
+              })[0];
+          chunkSum = kb.warpReduce(chunkSum, /*isMax=*/false);
+          // Every lane read the old max that lane 0 now overwrites; shuffles
+          // do not order memory, a warp sync does.
           kb.warpSync();
+          kb.ifThen(kb.eq(lane, zero), [&] {
+            kb.store(newMax, state, {zero, g});
+            kb.store(kb.fma(chunkSum, kb.load(state, {one, g}), alpha), state,
+                     {one, g});
+            kb.store(alpha, state, {two, g});
+          });
+        });
+        kb.barrier();
+
+        // Each warp rescales its own accumulator once per chunk.
+        SmallVector<Value> alphas;
+        for (int64_t g = 0; g < G; ++g)
+          alphas.push_back(kb.load(state, {two, kb.index(g)}));
+
+        if (src.valueMasks) {
+          // Values in registers: every lane takes every token of the warp's
+          // step, for the dimensions it owns; no shared memory, no syncs.
+          SmallVector<Value> rescaled(carried.begin(), carried.end());
+          for (int64_t i = 0; i < words * G; ++i)
+            rescaled[i] = kb.mul(rescaled[i], alphas[i % G]);
+          SmallVector<Value> next = kb.loop(
+              firstToken, count, span, rescaled,
+              [&](Value base, ValueRange sums) -> SmallVector<Value> {
+                SmallVector<Value> out(sums.begin(), sums.end());
+                for (int64_t u = 0; u < U; ++u) {
+                  Value t = kb.add(base, kb.index(u));
+                  Value clamped = kb.minIndex(t, last);
+                  Value valid = kb.ult(t, count);
+                  Value token = kb.add(chunkStart, clamped);
+                  SmallVector<Value> values = ownedValues(
+                      src.valueValues, src.valueIndices, valueCount, token);
+                  for (int64_t g = 0; g < G; ++g) {
+                    Value weight = arith::SelectOp::create(
+                        b, valid, kb.load(scores, {kb.index(g), clamped}),
+                        kb.f32(0));
+                    for (int64_t w = 0; w < words; ++w)
+                      out[w * G + g] =
+                          kb.fma(out[w * G + g], weight, values[w]);
+                  }
+                }
+                return out;
+              });
+          // The next chunk overwrites the weights.
+          kb.barrier();
+          return next;
         }
+
+        kb.loop(lane, kb.index(shape.dim), warpSize, [&](Value d) {
+          SmallVector<Value> a = kb.loadVector(acc, {warp, d, zero}, G);
+          for (int64_t g = 0; g < G; ++g)
+            a[g] = kb.mul(a[g], alphas[g]);
+          kb.storeVector(a, acc, {warp, d, zero});
+        });
+        // A lane's scatter below may add to an entry another lane rescales
+        // here: without the sync, nothing orders the two.
+        kb.warpSync();
+
+        // Values: lanes scatter-add a token's kept components into the
+        // warp's accumulator by index. A token's indices are distinct, so
+        // lanes never collide within a token; the warp syncs between
+        // tokens. The component loop has the same trip count on every lane
+        // so that the syncs are reached together.
+        kb.loop(firstToken, count, span, [&](Value base) {
+          SmallVector<Value> tokens, valid;
+          SmallVector<SmallVector<Value>> weights(U);
+          for (int64_t u = 0; u < U; ++u) {
+            Value t = kb.add(base, kb.index(u));
+            Value clamped = kb.minIndex(t, last);
+            valid.push_back(kb.ult(t, count));
+            tokens.push_back(kb.add(chunkStart, clamped));
+            for (int64_t g = 0; g < G; ++g)
+              weights[u].push_back(kb.load(scores, {kb.index(g), clamped}));
+          }
+          kb.loop(zero, valueCount, warpSize, [&](Value j0) {
+            Value j = kb.add(j0, lane);
+            Value inRow = kb.ult(j, valueCount);
+            Value jc = kb.minIndex(j, kb.sub(valueCount, one));
+            SmallVector<Value> components, values;
+            for (int64_t u = 0; u < U; ++u) {
+              auto [component, value] =
+                  slot(src.valueValues, src.valueIndices, tokens[u], jc);
+              components.push_back(component);
+              values.push_back(value);
+            }
+            for (int64_t u = 0; u < U; ++u) {
+              kb.ifThen(andI(valid[u], inRow), [&] {
+                SmallVector<Value> a =
+                    kb.loadVector(acc, {warp, components[u], zero}, G);
+                for (int64_t g = 0; g < G; ++g)
+                  a[g] = kb.fma(a[g], weights[u][g], values[u]);
+                kb.storeVector(a, acc, {warp, components[u], zero});
+              });
+              kb.warpSync();
+            }
+          });
+        });
+        // The next chunk overwrites the weights.
+        kb.barrier();
+        return {};
       });
-    });
-    // The next chunk overwrites the weights.
-    kb.barrier();
-  });
+
+  // Mask-encoded values reach the warp's shared accumulator, which nothing
+  // else wrote, once.
+  for (int64_t w = 0; w < static_cast<int64_t>(ownedAcc.size()) / G; ++w)
+    kb.storeVector(ArrayRef<Value>(ownedAcc).slice(w * G, G), acc,
+                   {warp, kb.add(lane, kb.index(w * abi::kWarpSize)), zero});
 }
 
 /// sum over i in [0, count) of term(i), with `ways` independent partial
@@ -744,15 +918,14 @@ struct DecodeOperands {
 
 void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                          StringRef name, const DecodeOperands &ops,
-                         int64_t dim, int64_t group, bool rotateBack) {
+                         const PartialKernelShape &shape, bool rotateBack) {
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type();
   auto dynamic = [&](int64_t rank) {
     return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic),
                            f32);
   };
-  PartialKernelShape shape{dim, group};
-  const int64_t G = group;
+  const int64_t dim = shape.dim, G = shape.group;
 
   // --- partial kernels: the op's batch layout, and the paged one ---
   const SmallVector<Type> outputs = {dynamic(4), dynamic(4), dynamic(5)};
@@ -770,12 +943,14 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                   ops.bufferLengths.getType()};
     argTypes.append(outputs);
     emitPartialKernel(b, module, (name + abi::kPartialSuffix).str(), argTypes,
-                      shape, [](KernelBuilder &kb, ValueRange a, Value seq) {
+                      shape, [&](KernelBuilder &kb, ValueRange a, Value seq) {
                         PartialInputs in;
                         in.query = a[0];
                         in.scale = a[1];
                         in.keyRotation = a[2];
                         in.sparse = {{a[3]}, {a[4]}, {a[5]}, {a[6]}};
+                        in.sparse.keyMasks = shape.keyMasks;
+                        in.sparse.valueMasks = shape.valueMasks;
                         in.buffer = {{a[7]}, {}, {a[8]}, {}};
                         in.sparseLength = kb.toIndex(kb.load(a[9], {seq}));
                         in.bufferLength = kb.toIndex(kb.load(a[10], {seq}));
@@ -817,6 +992,8 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
           auto sparseArray = [&](abi::SequenceField f, Value k, Value like) {
             return TokenArray{{}, address(f), capacity, k, elementOf(like)};
           };
+          // An occupancy mask row is D/8 bytes whatever k.
+          Value maskBytes = kb.index(dim / 8);
           auto bufferArray = [&](abi::SequenceField f, Value like) {
             return TokenArray{{}, address(f), slots, width, elementOf(like)};
           };
@@ -826,9 +1003,14 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
           in.keyRotation = a[2];
           in.sparse = {
               sparseArray(abi::kKeyValues, keyK, ops.sparseKeyValues),
-              sparseArray(abi::kKeyIndices, keyK, ops.sparseKeyIndices),
+              sparseArray(abi::kKeyIndices, shape.keyMasks ? maskBytes : keyK,
+                          ops.sparseKeyIndices),
               sparseArray(abi::kValueValues, valueK, ops.sparseValueValues),
-              sparseArray(abi::kValueIndices, valueK, ops.sparseValueIndices)};
+              sparseArray(abi::kValueIndices,
+                          shape.valueMasks ? maskBytes : valueK,
+                          ops.sparseValueIndices)};
+          in.sparse.keyMasks = shape.keyMasks;
+          in.sparse.valueMasks = shape.valueMasks;
           in.buffer = {bufferArray(abi::kBufferKeys, ops.bufferKeys),
                        {},
                        bufferArray(abi::kBufferValues, ops.bufferValues),
@@ -955,6 +1137,11 @@ FailureOr<SmallVector<Value>> sourceArguments(Operation *op) {
   return sources;
 }
 
+// Lane l of a warp owns dimensions l, l + 32, ... of a mask-encoded row.
+constexpr const char *kMaskDimError =
+    "the GPU kernels read occupancy masks as 32-bit words, one dimension per "
+    "lane: the head dim must be a multiple of 32; got ";
+
 int64_t staticDim(Value v, unsigned i) {
   return cast<ShapedType>(v.getType()).getDimSize(i);
 }
@@ -1014,30 +1201,30 @@ struct SwanConvertToGPUPass
       if (ShapedType::isDynamic(dim))
         return rotate.emitError("the GPU kernel needs a static head dim");
       emitRotateOrCompress(b, kernels, name, *sources, /*compress=*/false,
-                           dim);
+                           /*masks=*/false, dim);
       return success();
     }
     if (auto compress = dyn_cast<CompressOp>(swanOp)) {
       int64_t dim = staticDim(compress.getInput(), 1);
       if (ShapedType::isDynamic(dim))
         return compress.emitError("the GPU kernel needs a static head dim");
-      if (compress.getEncoding() != Encoding::indices)
-        return compress.emitError(
-            "the GPU kernels store winnowed rows as indices; the mask "
-            "encoding is CPU-only");
-      emitRotateOrCompress(b, kernels, name, *sources, /*compress=*/true, dim);
+      bool masks = compress.getEncoding() == Encoding::mask;
+      if (masks && dim % abi::kWarpSize != 0)
+        return compress.emitError(kMaskDimError) << dim;
+      emitRotateOrCompress(b, kernels, name, *sources, /*compress=*/true, masks,
+                           dim);
       return success();
     }
     auto decode = cast<DecodeAttentionOp>(swanOp);
     int64_t dim = staticDim(decode.getQuery(), 2);
     if (ShapedType::isDynamic(dim))
       return decode.emitError("the GPU kernel needs a static head dim");
-    if (decode.getKeyEncoding() != Encoding::indices ||
-        decode.getValueEncoding() != Encoding::indices)
-      return decode.emitError(
-          "the GPU kernels read winnowed keys and values as indices; the mask "
-          "encoding is CPU-only");
-    int64_t group = decode.getGroupSize();
+    PartialKernelShape shape{dim, static_cast<int64_t>(decode.getGroupSize()),
+                             decode.getKeyEncoding() == Encoding::mask,
+                             decode.getValueEncoding() == Encoding::mask};
+    if ((shape.keyMasks || shape.valueMasks) && dim % abi::kWarpSize != 0)
+      return decode.emitError(kMaskDimError) << dim;
+    int64_t group = shape.group;
     // The warp reductions split a warp's 32 lanes evenly among the group.
     if (!llvm::isPowerOf2_64(group) || group > abi::kWarpSize)
       return decode.emitError("the GPU kernels need a group size that is a "
@@ -1055,7 +1242,7 @@ struct SwanConvertToGPUPass
     const SmallVector<Value> &s = *sources;
     DecodeOperands ops{s[0], s[1], s[2], s[3], s[4],  s[5], s[6],
                        s[7], s[8], s[9], s[10], s[11], s[12]};
-    emitDecodeAttention(b, kernels, name, ops, dim, group,
+    emitDecodeAttention(b, kernels, name, ops, shape,
                         !decode.getRotatedOutput());
     return success();
   }

@@ -20,6 +20,17 @@ namespace swan::cuda {
 /// Element type of cached values (keys/values and winnowed values).
 enum class Storage { F16, F32 };
 
+/// How winnowed keys and values record the components they kept: uint8
+/// indices, [.., k], ascending, or occupancy masks, [.., D/8] bytes (bit
+/// d % 8 of byte d / 8 is dimension d), with the kept values in dimension
+/// order either way. One encoding serves keys and values of a call.
+enum class Encoding { Indices, Masks };
+
+/// Bytes per row of the positions of `k` kept components out of `dim`.
+inline int64_t positionBytes(Encoding encoding, int64_t dim, int64_t k) {
+  return encoding == Encoding::Masks ? dim / 8 : k;
+}
+
 /// Shapes of one decode-attention step over B sequences and H KV heads.
 struct DecodeProblem {
   int64_t batch = 1;
@@ -33,13 +44,15 @@ struct DecodeProblem {
   bool rotatedOutput = false;
   /// Token splits of the sparse cache per (sequence, head); 0 chooses.
   int64_t splits = 0;
+  Encoding encoding = Encoding::Indices; ///< of the sparse keys and values
 };
 
 /// Device memory of one decode step, shapes as in swan.decode_attention:
 /// query and out [B, H·G, D] f32; rotations [H, D, D] f32; sparse key
 /// values/indices [B, H, L, keyK] (storage / uint8), sparse value
-/// values/indices [B, H, L, valueK]; buffer keys/values [B, H, b, D]
-/// (storage); lengths [B] int32.
+/// values/indices [B, H, L, valueK] (with Encoding::Masks the indices are
+/// masks, [B, H, L, D/8]); buffer keys/values [B, H, b, D] (storage);
+/// lengths [B] int32.
 struct DecodeBuffers {
   DeviceRange query;
   DeviceRange keyRotation;
@@ -57,8 +70,10 @@ struct DecodeBuffers {
 
 /// One sequence of a paged decode step, in device blocks of its own: sparse
 /// key values/indices [H, capacity, keyK] (storage / uint8), sparse value
-/// values/indices [H, capacity, valueK], buffer keys/values
-/// [H, bufferCapacity, D] (storage). A block of no bytes may be empty.
+/// values/indices [H, capacity, valueK] (masks [H, capacity, D/8] with
+/// Encoding::Masks), buffer keys/values [H, bufferCapacity, D] (storage).
+/// keyK and valueK are the row widths of the values; a masked row keeps at
+/// most that many. A block of no bytes may be empty.
 struct DecodeSequence {
   DeviceRange keyValues, keyIndices, valueValues, valueIndices;
   DeviceRange bufferKeys, bufferValues;
@@ -76,6 +91,7 @@ struct PagedDecodeStep {
   float scale = 1.0f;
   bool rotatedOutput = false;
   int64_t splits = 0; ///< 0 chooses
+  Encoding encoding = Encoding::Indices; ///< of every sequence's store
   DeviceRange query, keyRotation, valueRotation, out;
 };
 
@@ -106,14 +122,20 @@ public:
                 DeviceRange out);
 
   /// Rotates then winnows each row of x [rows, D] (f32): values
-  /// [rows, k] (storage) and indices [rows, k] (uint8, ascending).
+  /// [rows, k] (storage) and indices [rows, k] (uint8, ascending). With
+  /// Encoding::Masks, `indices` takes masks [rows, D/8] and the values rows
+  /// may be wider: [rows, width], width >= k (0 means k), the slots past k
+  /// left as they were.
   Status compress(DeviceRange x, int64_t rows, DeviceRange rotation, int64_t k,
-                  DeviceRange values, DeviceRange indices);
+                  DeviceRange values, DeviceRange indices,
+                  Encoding encoding = Encoding::Indices, int64_t width = 0);
 
   /// compress on rows already in the storage type (x [rows, D]): how the
   /// cache winnows the rows that leave its dense buffer, with R = I.
   Status compressStored(DeviceRange x, int64_t rows, DeviceRange rotation,
-                        int64_t k, DeviceRange values, DeviceRange indices);
+                        int64_t k, DeviceRange values, DeviceRange indices,
+                        Encoding encoding = Encoding::Indices,
+                        int64_t width = 0);
 
   /// The two launches of a decode step, as a mask for decodeAttention.
   enum DecodeStage : unsigned { kPartials = 1, kMerge = 2, kAllStages = 3 };
@@ -141,7 +163,8 @@ private:
   KernelSet(Device &device) : device_(device) {}
   Status launchCompress(const char *kernel, DeviceRange x, size_t xBytes,
                         int64_t rows, DeviceRange rotation, int64_t k,
-                        DeviceRange values, DeviceRange indices);
+                        DeviceRange values, DeviceRange indices,
+                        Encoding encoding, int64_t width);
   Status ensureWorkspace(size_t maxBytes, size_t accBytes);
   /// Launches `partial` (its inputs added, the partial outputs appended
   /// here) over (splits + 1, H, B), then the merge into `out`.

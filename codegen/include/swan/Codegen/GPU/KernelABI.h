@@ -15,7 +15,9 @@
 //   rotate    `@f`          (x [n,D], r [D,D], out [n,D])
 //             grid (n), block (D)
 //   compress  `@f`          (x [n,D], r [D,D], k, values [n,k], indices [n,k])
-//             grid (n), block (D); x is f32 or already in the storage type
+//             grid (n), block (D); x is f32 or already in the storage type.
+//             With `encoding = mask`: masks [n,D/8] instead of indices, and
+//             values [n,w] for any w >= k (slots past k are not written).
 //   decode_attention: two kernels, flash-decoding form
 //     `@f_partial`          (query [B,H*G,D], scale, key_rotation [H,D,D],
 //                            sparse key values/indices [B,H,L,kK],
@@ -40,6 +42,12 @@
 //                            [value_rotation [H,D,D]], out [B,H*G,D])
 //             grid (H*G, B), block (D); value_rotation is absent when the op
 //             has `rotated_output`.
+//
+// With key_encoding = value_encoding = mask the sparse key and value
+// indices are occupancy masks, [B,H,L,D/8] (and in the sequence table's
+// kKeyIndices / kValueIndices, [H, capacity, D/8]); kK and kV are then the
+// widths of the value rows, of which a row uses as many slots as its mask
+// has bits. D must be a multiple of 32.
 //
 // Partial max is in natural score units; an empty split leaves max = -inf,
 // sum = 0 and a zero accumulator, which the merge ignores.
@@ -77,9 +85,9 @@ inline constexpr const char *kMergeSuffix = "_merge";
 /// sequence: device addresses, then sizes in elements or tokens.
 enum SequenceField : int64_t {
   kKeyValues,      ///< [H, capacity, kK] storage type
-  kKeyIndices,     ///< [H, capacity, kK] uint8
+  kKeyIndices,     ///< [H, capacity, kK] uint8, or masks [H, capacity, D/8]
   kValueValues,    ///< [H, capacity, kV] storage type
-  kValueIndices,   ///< [H, capacity, kV] uint8
+  kValueIndices,   ///< [H, capacity, kV] uint8, or masks [H, capacity, D/8]
   kBufferKeys,     ///< [H, buffer capacity, D] storage type
   kBufferValues,   ///< [H, buffer capacity, D] storage type
   kCapacity,       ///< token slots per head of the store
