@@ -433,12 +433,18 @@ cpuKernels(const CacheConfig &c) {
 /// the rotations in device memory.
 static Expected<std::unique_ptr<cuda::DeviceCache>>
 cudaCache(const CacheConfig &c, ArrayRef<float> rotK, ArrayRef<float> rotV) {
-  if (c.keyEncoding == ValueEncoding::Mask ||
-      c.valueEncoding == ValueEncoding::Mask)
+  // The GPU kernels read keys and values in one encoding; AUTO follows
+  // the other choice, and indices when both are AUTO.
+  const bool masks = c.keyEncoding == ValueEncoding::Mask ||
+                     c.valueEncoding == ValueEncoding::Mask;
+  if (masks && (c.keyEncoding == ValueEncoding::Indices ||
+                c.valueEncoding == ValueEncoding::Indices))
     return fail(CacheErrorCode::Unsupported,
                 "device = SWAN_DEVICE_CUDA stores winnowed keys and values "
-                "as indices; SWAN_ENCODING_MASK is CPU-only");
+                "in one encoding: key_encoding and value_encoding cannot be "
+                "SWAN_ENCODING_INDICES and SWAN_ENCODING_MASK");
   cuda::CacheShape shape;
+  shape.encoding = masks ? cuda::Encoding::Masks : cuda::Encoding::Indices;
   shape.dim = c.headDim;
   shape.kvHeads = c.numKvHeads;
   shape.group = c.groupSize;

@@ -56,6 +56,20 @@ void padRow(char *values, uint8_t *indices, int64_t k, int64_t stride,
       indices[j++] = static_cast<uint8_t>(d);
 }
 
+/// The ascending dimensions an occupancy mask keeps, into `indices`.
+void maskIndices(const uint8_t *mask, int64_t dim, uint8_t *indices) {
+  for (int64_t d = 0, j = 0; d < dim; ++d)
+    if (mask[d / 8] >> (d % 8) & 1)
+      indices[j++] = static_cast<uint8_t>(d);
+}
+
+void indicesMask(const uint8_t *indices, int32_t k, int64_t dim,
+                 uint8_t *mask) {
+  std::memset(mask, 0, dim / 8);
+  for (int32_t j = 0; j < k; ++j)
+    mask[indices[j] / 8] |= uint8_t(1u << (indices[j] % 8));
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -106,6 +120,10 @@ size_t DeviceCache::element() const {
   return shape_.storage == Storage::F16 ? 2 : 4;
 }
 
+int64_t DeviceCache::positions(int64_t stride) const {
+  return positionBytes(shape_.encoding, shape_.dim, stride);
+}
+
 DeviceRange DeviceCache::ringRows(const Buffer &ring, int64_t head,
                                   int64_t slot, int64_t rows) const {
   const size_t rowBytes = shape_.dim * element();
@@ -122,9 +140,9 @@ Status DeviceCache::allocateStore(int64_t capacity, int64_t keyStride,
   store.valueStride = valueStride;
   for (Status s :
        {device_->allocate(rows * keyStride * element(), store.keyValues),
-        device_->allocate(rows * keyStride, store.keyIndices),
+        device_->allocate(rows * positions(keyStride), store.keyIndices),
         device_->allocate(rows * valueStride * element(), store.valueValues),
-        device_->allocate(rows * valueStride, store.valueIndices)})
+        device_->allocate(rows * positions(valueStride), store.valueIndices)})
     if (!s.isOk())
       return s;
   out = std::move(store);
@@ -132,45 +150,56 @@ Status DeviceCache::allocateStore(int64_t capacity, int64_t keyStride,
 }
 
 /// The first `used` rows of every head of `from`, each lowered to
-/// keyKeep[t] / valueKeep[t] components (at most the token's k) and padded
-/// to `to`'s strides, written into `to`. Runs on the host: it serves the
-/// rare calls that change a stride.
+/// keyKeep[t] / valueKeep[t] components (at most the token's k) and, with
+/// indices, padded to `to`'s strides, written into `to`. Runs on the host:
+/// it serves the rare calls that change a stride.
 Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
                              const std::vector<int32_t> &keyKeep,
                              const std::vector<int32_t> &valueKeep) const {
-  const int64_t heads = shape_.kvHeads, used = s.used;
+  const int64_t heads = shape_.kvHeads, used = s.used, d = shape_.dim;
   const size_t e = element();
+  const bool masks = shape_.encoding == Encoding::Masks;
   for (bool isKey : {true, false}) {
     const int64_t oldStride = isKey ? from.keyStride : from.valueStride;
     const int64_t newStride = isKey ? to.keyStride : to.valueStride;
+    const int64_t oldPositions = positions(oldStride);
+    const int64_t newPositions = positions(newStride);
+    const int64_t widest = std::max(oldStride, newStride);
     const std::vector<int32_t> &k = isKey ? s.keyK : s.valueK;
     const std::vector<int32_t> &keep = isKey ? keyKeep : valueKeep;
     const Buffer &oldValues = isKey ? from.keyValues : from.valueValues;
     const Buffer &oldIndices = isKey ? from.keyIndices : from.valueIndices;
     Buffer &newValues = isKey ? to.keyValues : to.valueValues;
     Buffer &newIndices = isKey ? to.keyIndices : to.valueIndices;
-    auto values = allocateArray<char>(used * std::max(oldStride, newStride) * e);
-    auto indices = allocateArray<uint8_t>(used * std::max(oldStride, newStride));
+    auto values = allocateArray<char>(used * widest * e);
+    auto indices = allocateArray<uint8_t>(used * positions(widest));
     if (!values || !indices)
-      return outOfMemory(used * std::max(oldStride, newStride) * (e + 1),
+      return outOfMemory(used * (widest * e + positions(widest)),
                          "re-laying out winnowed tokens");
     for (int64_t h = 0; h < heads; ++h) {
-      const size_t oldRow = h * from.capacity * oldStride;
+      const size_t oldRow = h * from.capacity;
       if (Status st = device_->copyToHost(
-              values.get(), oldValues.slice(oldRow * e, used * oldStride * e),
+              values.get(),
+              oldValues.slice(oldRow * oldStride * e, used * oldStride * e),
               used * oldStride * e);
           !st.isOk())
         return st;
       if (Status st = device_->copyToHost(
-              indices.get(), oldIndices.slice(oldRow, used * oldStride),
-              used * oldStride);
+              indices.get(),
+              oldIndices.slice(oldRow * oldPositions, used * oldPositions),
+              used * oldPositions);
           !st.isOk())
         return st;
       // Rows move to a new stride; going up they are spread from the last,
-      // going down packed from the first, so none is overwritten unread.
+      // going down packed from the first, so none is overwritten unread. A
+      // mask row keeps its place and is lowered as the indices it encodes.
       auto relayoutRow = [&](int64_t t) {
         char *rowValues = values.get() + t * oldStride * e;
-        uint8_t *rowIndices = indices.get() + t * oldStride;
+        uint8_t expanded[256];
+        uint8_t *rowIndices =
+            masks ? expanded : indices.get() + t * oldPositions;
+        if (masks)
+          maskIndices(indices.get() + t * oldPositions, d, expanded);
         if (keep[t] < k[t]) {
           if (shape_.storage == Storage::F16)
             keepLargest(reinterpret_cast<_Float16 *>(rowValues), rowIndices,
@@ -180,8 +209,12 @@ Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
                         keep[t]);
         }
         char *outValues = values.get() + t * newStride * e;
-        uint8_t *outIndices = indices.get() + t * newStride;
         std::memmove(outValues, rowValues, keep[t] * e);
+        if (masks) {
+          indicesMask(rowIndices, keep[t], d, indices.get() + t * newPositions);
+          return;
+        }
+        uint8_t *outIndices = indices.get() + t * newStride;
         std::memmove(outIndices, rowIndices, keep[t]);
         padRow(outValues, outIndices, keep[t], newStride, e);
       };
@@ -191,15 +224,15 @@ Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
       else
         for (int64_t t = 0; t < used; ++t)
           relayoutRow(t);
-      const size_t newRow = h * to.capacity * newStride;
+      const size_t newRow = h * to.capacity;
       if (Status st = device_->copyToDevice(
-              newValues.slice(newRow * e, used * newStride * e), values.get(),
-              used * newStride * e);
+              newValues.slice(newRow * newStride * e, used * newStride * e),
+              values.get(), used * newStride * e);
           !st.isOk())
         return st;
-      if (Status st =
-              device_->copyToDevice(newIndices.slice(newRow, used * newStride),
-                                    indices.get(), used * newStride);
+      if (Status st = device_->copyToDevice(
+              newIndices.slice(newRow * newPositions, used * newPositions),
+              indices.get(), used * newPositions);
           !st.isOk())
         return st;
     }
@@ -220,8 +253,8 @@ Status DeviceCache::growWorkspace(Buffer &buffer, size_t bytes) {
 
 /// Winnows `rows` rows of `input` ([rows][D], f32 or, with `stored`, the
 /// storage type) to k components into store rows [row, row + rows) of
-/// `head`. At the store's stride the kernel writes in place; below it the
-/// rows are padded on the host.
+/// `head`. With masks, or at the store's stride, the kernel writes in
+/// place; index rows below it are padded on the host.
 Status DeviceCache::winnowInto(Store &store, bool isKey, int64_t head,
                                int64_t row, int64_t rows, DeviceRange input,
                                bool stored, DeviceRange rotation, int32_t k) {
@@ -232,8 +265,14 @@ Status DeviceCache::winnowInto(Store &store, bool isKey, int64_t head,
   const size_t first = head * store.capacity + row;
   DeviceRange values = (isKey ? store.keyValues : store.valueValues)
                            .slice(first * stride * e, rows * stride * e);
-  DeviceRange indices = (isKey ? store.keyIndices : store.valueIndices)
-                            .slice(first * stride, rows * stride);
+  DeviceRange indices =
+      (isKey ? store.keyIndices : store.valueIndices)
+          .slice(first * positions(stride), rows * positions(stride));
+  if (shape_.encoding == Encoding::Masks)
+    return stored ? kernels_->compressStored(input, rows, rotation, k, values,
+                                             indices, Encoding::Masks, stride)
+                  : kernels_->compress(input, rows, rotation, k, values,
+                                       indices, Encoding::Masks, stride);
   auto launch = [&](DeviceRange v, DeviceRange i) {
     return stored ? kernels_->compressStored(input, rows, rotation, k, v, i)
                   : kernels_->compress(input, rows, rotation, k, v, i);
@@ -388,21 +427,21 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
         for (int64_t h = 0; h < heads; ++h)
           for (bool isKey : {true, false}) {
             const int64_t stride = isKey ? keyStride : valueStride;
-            const size_t from = h * s.store.capacity * stride;
-            const size_t to = h * capacity * stride;
-            const size_t count = s.used * stride;
+            const int64_t p = positions(stride);
             const Buffer &oldV =
                 isKey ? s.store.keyValues : s.store.valueValues;
             const Buffer &oldI =
                 isKey ? s.store.keyIndices : s.store.valueIndices;
             Buffer &newV = isKey ? fresh.keyValues : fresh.valueValues;
             Buffer &newI = isKey ? fresh.keyIndices : fresh.valueIndices;
+            const size_t from = h * s.store.capacity, to = h * capacity;
+            const size_t count = s.used * stride * e, countP = s.used * p;
             for (Status st :
-                 {device_->copyOnDevice(newV.slice(to * e, count * e),
-                                        oldV.slice(from * e, count * e),
-                                        count * e),
-                  device_->copyOnDevice(newI.slice(to, count),
-                                        oldI.slice(from, count), count)})
+                 {device_->copyOnDevice(newV.slice(to * stride * e, count),
+                                        oldV.slice(from * stride * e, count),
+                                        count),
+                  device_->copyOnDevice(newI.slice(to * p, countP),
+                                        oldI.slice(from * p, countP), countP)})
               if (!st.isOk())
                 return st;
           }
@@ -471,8 +510,11 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
     const char *limit = shape_.storage == Storage::F16
                             ? "fp16 storage (|x·R| > 65504)"
                             : "f32 storage (|x·R| > FLT_MAX)";
-    auto check = [&](DeviceRange range, size_t count, bool isKey,
-                     int64_t h) -> Status {
+    // The first `kept` of each row of `width`: a masked row's later slots
+    // hold whatever was there.
+    auto check = [&](DeviceRange range, int64_t rows, int64_t width,
+                     int64_t kept, bool isKey, int64_t h) -> Status {
+      const size_t count = rows * width;
       auto host = allocateArray<char>(count * e);
       if (!host)
         return outOfMemory(count * e, "the overflow check");
@@ -480,7 +522,8 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
           !st.isOk())
         return st;
       for (size_t i = 0; i < count; ++i)
-        if (!std::isfinite(loadElement(host.get(), i, shape_.storage)))
+        if (int64_t(i % width) < kept &&
+            !std::isfinite(loadElement(host.get(), i, shape_.storage)))
           return Status::error(StatusCode::InvalidArgument,
                                std::string(isKey ? "keys" : "values") +
                                    " of head " + std::to_string(h) +
@@ -493,12 +536,12 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
         const int64_t stride = isKey ? target.keyStride : target.valueStride;
         const Buffer &v = isKey ? target.keyValues : target.valueValues;
         const size_t first = (h * target.capacity + s.used + fromOld) * stride;
-        if (Status st = check(v.slice(first * e, fromNew * stride * e),
-                              fromNew * stride, isKey, h);
+        if (Status st = check(v.slice(first * e, fromNew * stride * e), fromNew,
+                              stride, isKey ? kKey : kValue, isKey, h);
             !st.isOk())
           return st;
-        if (Status st = check(stagedRange(isKey, h, 0, toBuffer), toBuffer * d,
-                              isKey, h);
+        if (Status st = check(stagedRange(isKey, h, 0, toBuffer), toBuffer, d,
+                              d, isKey, h);
             !st.isOk())
           return st;
       }
@@ -649,6 +692,7 @@ Status DeviceCache::attention(const int32_t *seqs, int64_t count,
   step.keyRotation = rotK_;
   step.valueRotation = rotV_;
   step.out = out_;
+  step.encoding = shape_.encoding;
   if (Status st = kernels_->decodeAttention(step, batch.data(), count);
       !st.isOk())
     return st;
@@ -702,33 +746,41 @@ Status DeviceCache::decompress(int32_t seq, SequenceRows &out) const {
   rows.values.assign(rows.tokens * heads * d, 0.0f);
   for (bool isKey : {true, false}) {
     const int64_t stride = isKey ? s.store.keyStride : s.store.valueStride;
+    const int64_t p = positions(stride);
     std::vector<char> values(s.used * stride * e);
-    std::vector<uint8_t> indices(s.used * stride);
+    std::vector<uint8_t> indices(s.used * p);
     std::vector<char> ring(b * d * e);
     std::vector<float> &dense = isKey ? rows.keys : rows.values;
     const std::vector<int32_t> &k = isKey ? s.keyK : s.valueK;
     for (int64_t h = 0; h < heads; ++h) {
-      const size_t first = h * s.store.capacity * stride;
+      const size_t first = h * s.store.capacity;
       if (s.used > 0) {
         if (Status st = device_->copyToHost(
                 values.data(),
                 (isKey ? s.store.keyValues : s.store.valueValues)
-                    .slice(first * e, values.size()),
+                    .slice(first * stride * e, values.size()),
                 values.size());
             !st.isOk())
           return st;
         if (Status st = device_->copyToHost(
                 indices.data(),
                 (isKey ? s.store.keyIndices : s.store.valueIndices)
-                    .slice(first, indices.size()),
+                    .slice(first * p, indices.size()),
                 indices.size());
             !st.isOk())
           return st;
       }
-      for (int64_t t = 0; t < s.used; ++t)
+      for (int64_t t = 0; t < s.used; ++t) {
+        uint8_t expanded[256];
+        const uint8_t *rowIndices = indices.data() + t * p;
+        if (shape_.encoding == Encoding::Masks) {
+          maskIndices(rowIndices, d, expanded);
+          rowIndices = expanded;
+        }
         for (int32_t j = 0; j < k[t]; ++j)
-          dense[(t * heads + h) * d + indices[t * stride + j]] =
+          dense[(t * heads + h) * d + rowIndices[j]] =
               loadElement(values.data() + t * stride * e, j, shape_.storage);
+      }
       if (s.ringCount > 0)
         if (Status st = device_->copyToHost(
                 ring.data(),

@@ -248,8 +248,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c.config.k_value = 1 + in.byte() % c.config.head_dim;
   c.config.device = SWAN_DEVICE_CPU;
   if (cuda) {
-    // The GPU kernels exist for D = 64, G = 1 or 4, winnowed rows as
-    // indices.
+    // The GPU kernels exist for D = 64, G = 1 or 4, keys and values in one
+    // encoding (AUTO follows the other).
     c.config.device = SWAN_DEVICE_CUDA;
     c.config.head_dim = 64;
     c.config.group_size = c.config.group_size == 1 ? 1 : 4;
@@ -257,8 +257,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     c.config.k_value = 1 + c.config.k_value * 4 % 64;
     for (swan_value_encoding *e :
          {&c.config.value_encoding, &c.config.key_encoding})
-      if (*e == SWAN_ENCODING_MASK)
-        *e = SWAN_ENCODING_INDICES;
+      if (*e == SWAN_ENCODING_MASK &&
+          (c.config.value_encoding == SWAN_ENCODING_INDICES ||
+           c.config.key_encoding == SWAN_ENCODING_INDICES))
+        *e = SWAN_ENCODING_AUTO;
     setenv("SWAN_CUDA_DRIVER", SWAN_TEST_CUDA_DRIVER, 1);
   }
   c.rng.seed(in.byte());

@@ -438,9 +438,13 @@ TEST(CacheApiCreateTest, CreateErrors) {
   // Checked before the driver is opened, so on every machine.
   expectFails(with([](C &c) {
                 c.device = SWAN_DEVICE_CUDA;
+                c.key_encoding = SWAN_ENCODING_INDICES;
                 c.value_encoding = SWAN_ENCODING_MASK;
               }),
-              SWAN_ERR_UNSUPPORTED, "SWAN_ENCODING_MASK is CPU-only", rk, rv);
+              SWAN_ERR_UNSUPPORTED,
+              "key_encoding and value_encoding cannot be "
+              "SWAN_ENCODING_INDICES and SWAN_ENCODING_MASK",
+              rk, rv);
 
   auto skewed = rotV;
   skewed[kDim * kDim + 5] += 0.1f; // head 1 is no longer orthogonal

@@ -5,7 +5,8 @@
 // cache fed the same tokens: the same calls must give the same attention
 // (within f16 storage), the same token counts, memory that shrinks on
 // re-winnowing on both, and for bad arguments the same status and the same
-// message.
+// message. Each test runs with the default encodings and with keys and
+// values as occupancy masks on both devices.
 //
 //===----------------------------------------------------------------------===//
 
@@ -42,13 +43,14 @@ swan_cache_config configFor(swan_device device) {
   return c;
 }
 
-class CacheDeviceTest : public ::testing::Test {
+class CacheDeviceTest : public ::testing::TestWithParam<swan_value_encoding> {
 protected:
   void SetUp() override {
     std::mt19937_64 setup(0xdec0de);
     rotK = randomOrthogonal(kHeads, kDim, setup);
     rotV = randomOrthogonal(kHeads, kDim, setup);
     swan_cache_config c = configFor(SWAN_DEVICE_CPU);
+    c.key_encoding = c.value_encoding = GetParam();
     ASSERT_EQ(swan_cache_create(&c, rotK.data(), rotV.data(), &cpu), SWAN_OK)
         << swan_last_error();
     c.device = SWAN_DEVICE_CUDA;
@@ -119,7 +121,7 @@ protected:
 // component on a near tie: rare, and a small change to one token of many.
 constexpr double kTolerance = 5e-4;
 
-TEST_F(CacheDeviceTest, SameCallsSameResults) {
+TEST_P(CacheDeviceTest, SameCallsSameResults) {
   append(0, 30);
   append(1, 3);
   for (int i = 0; i < 10; ++i)
@@ -148,7 +150,7 @@ TEST_F(CacheDeviceTest, SameCallsSameResults) {
   EXPECT_LT(compareAttention({0}), kTolerance);
 }
 
-TEST_F(CacheDeviceTest, SameRefusalsSameMessages) {
+TEST_P(CacheDeviceTest, SameRefusalsSameMessages) {
   append(0, 12);
   auto keys = randomFloats(kHeads * kDim, rng);
   auto values = randomFloats(kHeads * kDim, rng);
@@ -184,16 +186,29 @@ TEST_F(CacheDeviceTest, SameRefusalsSameMessages) {
   EXPECT_LT(compareAttention({0}), kTolerance);
 }
 
-// Masks are CPU-only: a CUDA cache that asks for them is refused up front.
-TEST_F(CacheDeviceTest, MaskEncodingIsCpuOnly) {
+INSTANTIATE_TEST_SUITE_P(
+    Encodings, CacheDeviceTest,
+    ::testing::Values(SWAN_ENCODING_AUTO, SWAN_ENCODING_MASK),
+    [](const auto &info) {
+      return std::string(info.param == SWAN_ENCODING_MASK ? "Masks" : "Auto");
+    });
+
+// The GPU kernels read keys and values in one encoding: a CUDA cache that
+// asks for indices and masks at once is refused up front.
+TEST(CacheDeviceConfigTest, MixedEncodingsAreRefusedOnCuda) {
+  std::mt19937_64 setup(0xdec0de);
+  auto rotK = randomOrthogonal(kHeads, kDim, setup);
+  auto rotV = randomOrthogonal(kHeads, kDim, setup);
   swan_cache_config c = configFor(SWAN_DEVICE_CUDA);
-  c.key_encoding = SWAN_ENCODING_MASK;
+  c.key_encoding = SWAN_ENCODING_INDICES;
+  c.value_encoding = SWAN_ENCODING_MASK;
   setenv("SWAN_CUDA_DRIVER", SWAN_TEST_CUDA_DRIVER, 1);
   swan_cache *refused = nullptr;
   EXPECT_EQ(swan_cache_create(&c, rotK.data(), rotV.data(), &refused),
             SWAN_ERR_UNSUPPORTED);
   unsetenv("SWAN_CUDA_DRIVER");
-  EXPECT_NE(std::string(swan_last_error()).find("CPU-only"), std::string::npos)
+  EXPECT_NE(std::string(swan_last_error()).find("in one encoding"),
+            std::string::npos)
       << swan_last_error();
   EXPECT_EQ(refused, nullptr);
 }

@@ -45,12 +45,14 @@ struct Shape {
   int64_t dim, group;
   Storage storage;
   int32_t kKey, kValue;
+  Encoding encoding = Encoding::Indices;
 };
 
 std::ostream &operator<<(std::ostream &os, const Shape &s) {
   return os << "D" << s.dim << "_G" << s.group
             << (s.storage == Storage::F16 ? "_f16" : "_f32") << "_k" << s.kKey
-            << "_" << s.kValue;
+            << "_" << s.kValue
+            << (s.encoding == Encoding::Masks ? "_masks" : "");
 }
 
 constexpr int64_t kHeads = 2;
@@ -65,6 +67,7 @@ protected:
     shape.group = p.group;
     shape.bufferTokens = kBuffer;
     shape.storage = p.storage;
+    shape.encoding = p.encoding;
     rotK = randomOrthogonal(kHeads, p.dim, rng);
     rotV = randomOrthogonal(kHeads, p.dim, rng);
     Status s = DeviceCache::create(shape, rotK.data(), rotV.data(), cache);
@@ -175,7 +178,9 @@ protected:
     const size_t e = shape.storage == Storage::F16 ? 2 : 4;
     const size_t ring = 2 * kHeads * kBuffer * d * e;
     const size_t perToken =
-        kHeads * (info.keyStride + info.valueStride) * (e + 1);
+        kHeads * ((info.keyStride + info.valueStride) * e +
+                  positionBytes(shape.encoding, d, info.keyStride) +
+                  positionBytes(shape.encoding, d, info.valueStride));
     EXPECT_GE(info.bytes, ring + winnowed * perToken);
     EXPECT_EQ((info.bytes - ring) % std::max<size_t>(perToken, 1), 0u);
   }
@@ -553,15 +558,18 @@ TEST_P(CudaCacheTest, KEqualToDIsDenseAttention) {
   EXPECT_LT(checkAttention({3}), kTolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaCacheTest,
-                         ::testing::Values(Shape{64, 1, Storage::F32, 16, 24},
-                                           Shape{128, 4, Storage::F16, 32, 32},
-                                           Shape{128, 8, Storage::F16, 20, 48},
-                                           Shape{256, 4, Storage::F32, 40, 24}),
-                         [](const ::testing::TestParamInfo<Shape> &info) {
-                           std::ostringstream name;
-                           name << info.param;
-                           return name.str();
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaCacheTest,
+    ::testing::Values(Shape{64, 1, Storage::F32, 16, 24},
+                      Shape{128, 4, Storage::F16, 32, 32},
+                      Shape{128, 8, Storage::F16, 20, 48},
+                      Shape{256, 4, Storage::F32, 40, 24},
+                      Shape{64, 1, Storage::F32, 16, 24, Encoding::Masks},
+                      Shape{128, 8, Storage::F16, 20, 48, Encoding::Masks}),
+    [](const ::testing::TestParamInfo<Shape> &info) {
+      std::ostringstream name;
+      name << info.param;
+      return name.str();
+    });
 
 } // namespace

@@ -42,8 +42,10 @@ typedef enum { SWAN_DTYPE_F32 = 0, SWAN_DTYPE_F16 = 1 } swan_dtype;
 /* Where the tokens live and the kernels run. SWAN_DEVICE_CUDA keeps them in
  * GPU memory (GPU 0; the driver, libcuda.so.1 or the library the
  * SWAN_CUDA_DRIVER environment variable names, is opened when the cache is
- * created): winnowed rows as indices only, for head_dim 64, 128 or 256 and
- * group_size 1, 4 or 8. Without a driver or GPU, creation returns
+ * created), for head_dim 64, 128 or 256 and group_size 1, 4 or 8. Keys and
+ * values share one encoding there: masks when either encoding is
+ * SWAN_ENCODING_MASK (the other AUTO or MASK), else indices; INDICES with
+ * MASK is SWAN_ERR_UNSUPPORTED. Without a driver or GPU, creation returns
  * SWAN_ERR_UNSUPPORTED saying why. One exception to "a failed call leaves
  * the cache as it was": a driver fault reported while an append is being
  * committed (its last device copies; the GPU context is broken by then)

@@ -15,7 +15,9 @@
 //     stored with fewer than the stride's components has zero-valued entries
 //     at unused dimensions after its own: they add nothing to a score or an
 //     output, and the kernels, which need one k per launch and distinct
-//     indices within a token, read every row alike.
+//     indices within a token, read every row alike. With Encoding::Masks
+//     the indices are masks [H][capacity][D/8] and a row simply uses as
+//     many of its value slots as its mask has bits: nothing is padded.
 // The stride is the largest k among the sequence's winnowed tokens: setK to
 // a lower k pads new tokens (rewinnow then shrinks the stride and the
 // memory); a higher k re-lays the store out once.
@@ -43,6 +45,7 @@ struct CacheShape {
   Storage storage = Storage::F16;
   bool valuesPrerotated = false;
   bool outputRotated = false;
+  Encoding encoding = Encoding::Indices; ///< of the winnowed keys and values
 };
 
 /// What one sequence holds.
@@ -130,6 +133,8 @@ private:
   DeviceCache() = default;
 
   size_t element() const;
+  /// Position bytes of a store row of `stride` values.
+  int64_t positions(int64_t stride) const;
   /// Rows [slot, slot + rows) of `head` in a ring buffer.
   DeviceRange ringRows(const Buffer &ring, int64_t head, int64_t slot,
                        int64_t rows) const;
