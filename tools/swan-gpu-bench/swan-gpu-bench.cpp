@@ -44,13 +44,15 @@ Status fill(Device &device, Buffer &buffer, size_t bytes,
   return device.copyToDevice(buffer, host.data(), bytes);
 }
 
-double copyBandwidth(Device &device) {
-  const size_t bytes = size_t(1) << 30;
+/// Timed repetitions of each figure; --smoke runs every path twice.
+int gReps = 200;
+
+double copyBandwidth(Device &device, size_t bytes) {
   Buffer a, b;
   if (!report(device.allocate(bytes, a), "allocate") ||
       !report(device.allocate(bytes, b), "allocate"))
     return 0;
-  const int reps = 20;
+  const int reps = std::min(20, gReps);
   float ms = 0;
   device.copyOnDevice(b, a, bytes); // warm-up
   if (!report(device.time(
@@ -71,7 +73,12 @@ double copyBandwidth(Device &device) {
 struct Shape {
   int64_t batch, kvHeads, group, dim, sparseTokens, bufferTokens, k;
   int64_t splits = 0; // 0: the runtime chooses
+  Encoding encoding = Encoding::Indices;
 };
+
+const char *encodingName(Encoding encoding) {
+  return encoding == Encoding::Masks ? "masks" : "indices";
+}
 
 bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   const int64_t B = shape.batch, H = shape.kvHeads, G = shape.group,
@@ -87,10 +94,17 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
         std::uniform_real_distribution<float>(-1, 1)(rng));
     std::memcpy(&halfPattern[i], &h, 2);
   }
-  // Ascending, distinct indices per token: k components spread over D.
-  std::vector<uint8_t> indexPattern(k);
-  for (int64_t j = 0; j < k; ++j)
-    indexPattern[j] = static_cast<uint8_t>(j * D / k);
+  // Ascending, distinct indices per token: k components spread over D; or
+  // the mask of the same components.
+  const int64_t positions = positionBytes(shape.encoding, D, k);
+  std::vector<uint8_t> indexPattern(positions, 0);
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t d = j * D / k;
+    if (shape.encoding == Encoding::Masks)
+      indexPattern[d / 8] |= uint8_t(1u << (d % 8));
+    else
+      indexPattern[j] = static_cast<uint8_t>(d);
+  }
   std::vector<uint8_t> floatPattern(4096);
   for (size_t i = 0; i < floatPattern.size(); i += 4) {
     float f = std::uniform_real_distribution<float>(-0.1f, 0.1f)(rng);
@@ -108,9 +122,9 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
       report(fill(device, rk, H * D * D * 4, floatPattern), "rk") &&
       report(fill(device, rv, H * D * D * 4, floatPattern), "rv") &&
       report(fill(device, kv, B * H * L * k * 2, halfPattern), "kv") &&
-      report(fill(device, ki, B * H * L * k, indexPattern), "ki") &&
+      report(fill(device, ki, B * H * L * positions, indexPattern), "ki") &&
       report(fill(device, vv, B * H * L * k * 2, halfPattern), "vv") &&
-      report(fill(device, vi, B * H * L * k, indexPattern), "vi") &&
+      report(fill(device, vi, B * H * L * positions, indexPattern), "vi") &&
       report(fill(device, bk, B * H * b * D * 2, halfPattern), "bk") &&
       report(fill(device, bv, B * H * b * D * 2, halfPattern), "bv") &&
       report(fill(device, sl, B * 4, sparseBytes), "sl") &&
@@ -128,13 +142,14 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   problem.bufferCapacity = b;
   problem.scale = 1.0f / 11.3137f;
   problem.splits = shape.splits;
+  problem.encoding = shape.encoding;
   DecodeBuffers buffers{q, rk, rv, kv, ki, vv, vi, bk, bv, sl, bl, out};
   for (int i = 0; i < 5; ++i)
     if (!report(set->decodeAttention(problem, buffers), "warm-up"))
       return false;
   if (!report(device.synchronize(), "warm-up"))
     return false;
-  const int reps = 200;
+  const int reps = gReps;
   auto timeStages = [&](unsigned stages, float &ms) {
     return report(device.time(
                       [&] {
@@ -168,25 +183,26 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   if (!report(device.synchronize(), "sync"))
     return false;
   double seconds = ms * 1e-3 / reps;
-  // Bytes a decode step must read: the compressed cache (fp16 value +
-  // uint8 index per kept component) and the dense fp16 buffer. Rotations,
-  // query and the partials are small and stay in L2.
-  double cacheBytes = double(B) * H * (L * 3.0 * (2 * k) + b * 4.0 * D);
+  // Bytes a decode step must read: the compressed cache (an fp16 value per
+  // kept component, and a uint8 index per component or a D-bit mask per
+  // row) and the dense fp16 buffer. Rotations, query and the partials are
+  // small and stay in L2.
+  double cacheBytes =
+      double(B) * H * (L * 2.0 * (2 * k + positions) + b * 4.0 * D);
   double denseBytes = double(B) * H * (L + b) * 4.0 * D;
-  std::printf("decode B=%lld H=%lld G=%lld D=%lld L_sparse=%lld b=%lld "
-              "k=%lld splits=%lld: %.2f us, compressed cache %.2f MB "
-              "(dense fp16 would be %.2f MB), %.0f GB/s = %.1f %% of copy "
-              "bandwidth; alone: partials %.2f us, merge %.2f "
-              "us; host enqueue %.2f us\n",
-              (long long)B, (long long)H, (long long)G, (long long)D,
-              (long long)L, (long long)b, (long long)k,
-              (long long)(shape.splits ? shape.splits
-                                       : set->chooseSplits(problem)),
-              seconds * 1e6,
-              cacheBytes / 1e6, denseBytes / 1e6, cacheBytes / seconds / 1e9,
-              100.0 * cacheBytes / seconds / copyBytesPerSec,
-              partialMs * 1e3 / reps,
-              mergeMs * 1e3 / reps, enqueueUs);
+  std::printf(
+      "decode B=%lld H=%lld G=%lld D=%lld L_sparse=%lld b=%lld "
+      "k=%lld %s splits=%lld: %.2f us, compressed cache %.2f MB "
+      "(dense fp16 would be %.2f MB), %.0f GB/s = %.1f %% of copy "
+      "bandwidth; alone: partials %.2f us, merge %.2f "
+      "us; host enqueue %.2f us\n",
+      (long long)B, (long long)H, (long long)G, (long long)D, (long long)L,
+      (long long)b, (long long)k, encodingName(shape.encoding),
+      (long long)(shape.splits ? shape.splits : set->chooseSplits(problem)),
+      seconds * 1e6, cacheBytes / 1e6, denseBytes / 1e6,
+      cacheBytes / seconds / 1e9,
+      100.0 * cacheBytes / seconds / copyBytesPerSec, partialMs * 1e3 / reps,
+      mergeMs * 1e3 / reps, enqueueUs);
   return true;
 }
 
@@ -195,7 +211,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
 /// appended and attention over the batch from host queries to host outputs,
 /// as a serving loop calls them (the prefill and append times are the first
 /// sequence's).
-bool benchCache(int64_t tokens, int64_t batch) {
+bool benchCache(int64_t tokens, int64_t batch, Encoding encoding) {
   const int64_t H = 8, G = 4, D = 128;
   const int32_t k = 32;
   CacheShape shape;
@@ -203,6 +219,7 @@ bool benchCache(int64_t tokens, int64_t batch) {
   shape.kvHeads = H;
   shape.group = G;
   shape.bufferTokens = 128;
+  shape.encoding = encoding;
   // Any orthogonal matrix serves a timing: the identity.
   std::vector<float> rotation(H * D * D, 0.0f);
   for (int64_t h = 0; h < H; ++h)
@@ -248,7 +265,7 @@ bool benchCache(int64_t tokens, int64_t batch) {
     seqs.push_back(seq);
   }
   std::vector<float> q(batch * H * G * D, 0.01f), out(batch * H * G * D);
-  const int reps = 200;
+  const int reps = gReps;
   for (int i = 0; i < 5; ++i)
     if (!report(
             cache->attention(seqs.data(), batch, q.data(), 0.088f, out.data()),
@@ -261,46 +278,54 @@ bool benchCache(int64_t tokens, int64_t batch) {
             "attention"))
       return false;
   const double attention = seconds(begin) / reps;
-  std::printf("cache B=%lld H=%lld G=%lld D=%lld tokens=%lld k=%d: prefill "
+  std::printf("cache B=%lld H=%lld G=%lld D=%lld tokens=%lld k=%d %s: prefill "
               "append %.2f ms, one-token append %.1f us, attention (host "
               "query to host output, one launch pair) %.2f us; %.2f MB of "
               "device memory\n",
               (long long)batch, (long long)H, (long long)G, (long long)D,
-              (long long)tokens, k, prefill * 1e3, append * 1e6,
-              attention * 1e6, cache->bytes() / 1e6);
+              (long long)tokens, k, encodingName(encoding), prefill * 1e3,
+              append * 1e6, attention * 1e6, cache->bytes() / 1e6);
   return true;
 }
 
 } // namespace
 
-constexpr const char *kUsage = R"(USAGE: swan-gpu-bench [--sweep]
+constexpr const char *kUsage = R"(USAGE: swan-gpu-bench [--sweep | --smoke]
 
 Times one decode step of SWAN attention on a CUDA GPU at the Llama-3.1-8B
-layer shape (8 KV heads, G = 4, D = 128, fp16, k = 32 unless stated), after
+layer shape (8 KV heads, G = 4, D = 128, fp16, k = 32 unless stated), with
+the winnowed keys and values as indices and as occupancy masks, after
 measuring the device-to-device copy bandwidth of the same GPU, then the GPU
 cache's prefill, one-token append and attention at 16512 tokens, for one
-sequence and for a batch of 8. Needs an NVIDIA GPU and its driver
-(libcuda.so.1); exits with 77 where there is none.
+sequence and for a batch of 8, in both encodings. Needs an NVIDIA GPU and
+its driver (libcuda.so.1); exits with 77 where there is none.
 
   --sweep   the first shape over split counts, and with an empty cache
+  --smoke   every row at a tiny size, twice: checks that the benchmark
+            runs (the test suite runs it over the stand-in driver)
   --help    this text
 )";
 
 int main(int argc, char **argv) {
-  bool sweep = false;
+  bool sweep = false, smoke = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 ||
         std::strcmp(argv[i], "-h") == 0) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (std::strcmp(argv[i], "--sweep") != 0) {
+    if (std::strcmp(argv[i], "--sweep") == 0) {
+      sweep = true;
+    } else if (std::strcmp(argv[i], "--smoke") == 0) {
+      smoke = true;
+    } else {
       std::fprintf(stderr, "swan-gpu-bench: unknown option '%s'\n%s",
                    argv[i], kUsage);
       return 2;
     }
-    sweep = true;
   }
+  if (smoke)
+    gReps = 2;
   std::unique_ptr<Device> device;
   Status s = Device::open(device);
   if (!s.isOk()) {
@@ -311,7 +336,8 @@ int main(int argc, char **argv) {
               device->name().c_str(), device->computeCapabilityMajor(),
               device->computeCapabilityMinor(),
               device->multiprocessorCount());
-  double bandwidth = copyBandwidth(*device);
+  double bandwidth =
+      copyBandwidth(*device, smoke ? size_t(1) << 20 : size_t(1) << 30);
   if (bandwidth <= 0)
     return 1;
   std::printf("copy bandwidth (device-to-device, read + write): %.0f GB/s\n",
@@ -322,6 +348,12 @@ int main(int argc, char **argv) {
       {8, 8, 4, 128, 16384, 128, 32},  {1, 8, 4, 128, 16384, 128, 64},
       {16, 8, 4, 128, 16384, 128, 32},
   };
+  if (smoke)
+    shapes = {{1, 2, 4, 128, 150, 16, 32}, {2, 2, 4, 128, 100, 16, 64}};
+  for (size_t i = 0, n = shapes.size(); i < n; ++i) {
+    shapes.push_back(shapes[i]);
+    shapes.back().encoding = Encoding::Masks;
+  }
   // --sweep: the first shape over split counts, and with an empty cache
   // (what the query rotation, the merge and the launches cost alone).
   if (sweep) {
@@ -334,7 +366,8 @@ int main(int argc, char **argv) {
   for (const Shape &shape : shapes)
     ok &= benchDecode(*device, shape, bandwidth);
   if (!sweep)
-    for (int64_t batch : {1, 8})
-      ok &= benchCache(16384 + 128, batch);
+    for (Encoding encoding : {Encoding::Indices, Encoding::Masks})
+      for (int64_t batch : {1, smoke ? 2 : 8})
+        ok &= benchCache(smoke ? 140 : 16384 + 128, batch, encoding);
   return ok ? 0 : 1;
 }
