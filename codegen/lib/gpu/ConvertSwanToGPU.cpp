@@ -518,8 +518,11 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
   const int64_t G = shape.group;
   const int64_t words = shape.dim / abi::kWarpSize; // owned dims per lane
   // G * U sums per warp step, a power of two (G is); 8 tokens keep enough
-  // loads in flight without spilling registers.
-  const int64_t U = std::clamp<int64_t>(abi::kWarpSize / G, 1, 8);
+  // loads in flight without spilling registers. A mask-encoded row costs
+  // every lane D/32 loads per token: at D = 256, 4 tokens do.
+  const bool masked = src.keyMasks || src.valueMasks;
+  const int64_t U = std::clamp<int64_t>(
+      abi::kWarpSize / std::max(G, masked ? words : 1), 1, 8);
   Value zero = kb.index(0), one = kb.index(1), two = kb.index(2);
   Value warps = kb.index(abi::kPartialWarps);
   Value warpSize = kb.index(abi::kWarpSize);
