@@ -53,6 +53,8 @@ struct swan::cuda::DriverApi {
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned,
                              unsigned, unsigned, unsigned, unsigned, CUstream,
                              void **, void **);
+  CUresult (*cuOccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction,
+                                                          int, size_t);
   CUresult (*cuEventCreate)(CUevent *, unsigned);
   CUresult (*cuEventRecord)(CUevent, CUstream);
   CUresult (*cuEventSynchronize)(CUevent);
@@ -195,8 +197,7 @@ Status Device::open(std::unique_ptr<Device> &out, int ordinal,
       resolve(lib, "cuDeviceGetCount", api.cuDeviceGetCount, missing) &&
       resolve(lib, "cuDeviceGet", api.cuDeviceGet, missing) &&
       resolve(lib, "cuDeviceGetName", api.cuDeviceGetName, missing) &&
-      resolve(lib, "cuDeviceGetAttribute", api.cuDeviceGetAttribute,
-              missing) &&
+      resolve(lib, "cuDeviceGetAttribute", api.cuDeviceGetAttribute, missing) &&
       resolve(lib, "cuDevicePrimaryCtxRetain", api.cuDevicePrimaryCtxRetain,
               missing) &&
       resolve(lib, "cuDevicePrimaryCtxRelease_v2",
@@ -210,9 +211,10 @@ Status Device::open(std::unique_ptr<Device> &out, int ordinal,
       resolve(lib, "cuMemcpyDtoD_v2", api.cuMemcpyDtoD, missing) &&
       resolve(lib, "cuModuleLoadDataEx", api.cuModuleLoadDataEx, missing) &&
       resolve(lib, "cuModuleUnload", api.cuModuleUnload, missing) &&
-      resolve(lib, "cuModuleGetFunction", api.cuModuleGetFunction,
-              missing) &&
+      resolve(lib, "cuModuleGetFunction", api.cuModuleGetFunction, missing) &&
       resolve(lib, "cuLaunchKernel", api.cuLaunchKernel, missing) &&
+      resolve(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+              api.cuOccupancyMaxActiveBlocksPerMultiprocessor, missing) &&
       resolve(lib, "cuEventCreate", api.cuEventCreate, missing) &&
       resolve(lib, "cuEventRecord", api.cuEventRecord, missing) &&
       resolve(lib, "cuEventSynchronize", api.cuEventSynchronize, missing) &&
@@ -348,22 +350,42 @@ Status Device::loadModule(const std::string &ptx, Module &out) {
   return Status::ok();
 }
 
-Status Device::launch(Module &module, const char *kernel,
-                      const LaunchShape &shape, KernelArguments &arguments) {
+Status Device::function(Module &module, const char *kernel, void *&out) {
   if (!module.isLoaded())
     return Status::error(StatusCode::InvalidArgument, "module not loaded");
-  CUfunction function = nullptr;
   for (const auto &[name, handle] : module.functions_)
-    if (name == kernel)
-      function = handle;
-  if (!function) {
-    if (Status s = check(
-            api_->cuModuleGetFunction(&function, module.handle_, kernel),
-            "cuModuleGetFunction");
-        !s.isOk())
-      return Status::error(s.code(), s.message() + " for " + kernel);
-    module.functions_.emplace_back(kernel, function);
-  }
+    if (name == kernel) {
+      out = handle;
+      return Status::ok();
+    }
+  CUfunction function = nullptr;
+  if (Status s =
+          check(api_->cuModuleGetFunction(&function, module.handle_, kernel),
+                "cuModuleGetFunction");
+      !s.isOk())
+    return Status::error(s.code(), s.message() + " for " + kernel);
+  module.functions_.emplace_back(kernel, function);
+  out = function;
+  return Status::ok();
+}
+
+Status Device::residentBlocks(Module &module, const char *kernel, int blockSize,
+                              int &out) {
+  void *handle = nullptr;
+  if (Status s = function(module, kernel, handle); !s.isOk())
+    return s;
+  return check(api_->cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                   &out, static_cast<CUfunction>(handle), blockSize,
+                   /*dynamicSMemSize=*/0),
+               "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+}
+
+Status Device::launch(Module &module, const char *kernel,
+                      const LaunchShape &shape, KernelArguments &arguments) {
+  void *handle = nullptr;
+  if (Status s = function(module, kernel, handle); !s.isOk())
+    return s;
+  CUfunction function = static_cast<CUfunction>(handle);
   return check(api_->cuLaunchKernel(function, shape.grid[0], shape.grid[1],
                                     shape.grid[2], shape.block[0],
                                     shape.block[1], shape.block[2],

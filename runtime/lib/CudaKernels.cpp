@@ -100,6 +100,19 @@ Status KernelSet::load(Device &device, int64_t dim, int64_t group,
   set->storage_ = storage;
   if (Status s = device.loadModule(entry->ptx, set->module_); !s.isOk())
     return s;
+  for (Encoding encoding : {Encoding::Indices, Encoding::Masks})
+    for (bool rotated : {false, true})
+      for (bool paged : {false, true}) {
+        std::string kernel =
+            std::string(decodeEntry(encoding, rotated)) +
+            (paged ? abi::kPagedPartialSuffix : abi::kPartialSuffix);
+        if (Status s = device.residentBlocks(
+                set->module_, kernel.c_str(), abi::kPartialThreads,
+                set->residentPartials_[encoding == Encoding::Masks][rotated]
+                                      [paged]);
+            !s.isOk())
+          return s;
+      }
   out = std::move(set);
   return Status::ok();
 }
@@ -190,14 +203,21 @@ Status KernelSet::launchCompress(const char *kernel, DeviceRange x,
 }
 
 int64_t KernelSet::chooseSplits(const DecodeProblem &problem) const {
-  int64_t units = std::max<int64_t>(1, problem.batch * problem.kvHeads);
-  // Four partial blocks fit on a multiprocessor at once; one more block
-  // than fits would cost a whole extra wave.
-  int64_t wanted = 4 * device_.multiprocessorCount() / units - 1;
+  return chooseSplits(problem.batch * problem.kvHeads, problem.sparseCapacity,
+                      residentPartials(problem.encoding, problem.rotatedOutput,
+                                       /*paged=*/false));
+}
+
+int64_t KernelSet::chooseSplits(int64_t units, int64_t sparseCapacity,
+                                int resident) const {
+  units = std::max<int64_t>(1, units);
+  // One more block than fits would cost a whole extra wave; each (sequence,
+  // head) also has its buffer's block.
+  int64_t wanted =
+      std::max(1, resident) * device_.multiprocessorCount() / units - 1;
   // A split shorter than one chunk wastes its block's setup.
   int64_t most = std::max<int64_t>(
-      1, (problem.sparseCapacity + abi::kTokensPerChunk - 1) /
-             abi::kTokensPerChunk);
+      1, (sparseCapacity + abi::kTokensPerChunk - 1) / abi::kTokensPerChunk);
   return std::clamp<int64_t>(std::min(wanted, most), 1,
                              abi::kMaxPartialBlocks - 1);
 }
@@ -356,11 +376,12 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
       !s.isOk())
     return s;
 
-  DecodeProblem shape;
-  shape.batch = count;
-  shape.kvHeads = H;
-  shape.sparseCapacity = longest;
-  const int64_t splits = step.splits > 0 ? step.splits : chooseSplits(shape);
+  const int64_t splits =
+      step.splits > 0
+          ? step.splits
+          : chooseSplits(count * H, longest,
+                         residentPartials(step.encoding, step.rotatedOutput,
+                                          /*paged=*/true));
   KernelArguments partial;
   partial.addMemRef(step.query.address, {count, H * G, D});
   partial.addF32(step.scale);

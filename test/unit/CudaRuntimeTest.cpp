@@ -333,6 +333,40 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(64, 128), ::testing::Values(1, 32, 64),
                        ::testing::Values(Storage::F16, Storage::F32)));
 
+// A long cache gets one wave of partial blocks: as many as the driver says
+// fit on the multiprocessors at once, the buffers' blocks included (over
+// the stand-in, whose answer the test sets, the split count follows it).
+TEST(CudaKernels, SplitsFillOneWaveOfResidentBlocks) {
+  REQUIRE_GPU(device);
+  auto setResident =
+      swan::test::fakeDriverFunction<decltype(&swanFakeCudaSetResidentBlocks)>(
+          "swanFakeCudaSetResidentBlocks");
+  std::vector<int> answers = {0}; // 0: the real driver's
+  if (setResident)
+    answers = {2, 6};
+  for (int answer : answers) {
+    if (setResident)
+      setResident(answer);
+    auto set = loadKernels(*device, 128, 4, Storage::F16);
+    ASSERT_NE(set, nullptr);
+    for (Encoding encoding : {Encoding::Indices, Encoding::Masks}) {
+      DecodeProblem problem;
+      problem.kvHeads = 2;
+      problem.sparseCapacity = 1 << 20;
+      problem.encoding = encoding;
+      const int resident = set->residentPartials(encoding, false, false);
+      if (setResident)
+        EXPECT_EQ(resident, answer);
+      const int64_t wave = resident * device->multiprocessorCount();
+      const int64_t blocks = (set->chooseSplits(problem) + 1) * 2;
+      EXPECT_LE(blocks, wave) << "resident " << resident;
+      EXPECT_GT(blocks, wave - 2) << "resident " << resident;
+    }
+  }
+  if (setResident)
+    setResident(4);
+}
+
 //===----------------------------------------------------------------------===//
 // Decode attention
 //===----------------------------------------------------------------------===//

@@ -108,6 +108,9 @@ unsigned faultKinds = 0;
 /// The emulator's reason for the last launch that failed.
 std::string lastLaunchFailure;
 
+/// cuOccupancyMaxActiveBlocksPerMultiprocessor's answer.
+int residentBlocks = 4;
+
 /// Whether this call, of `kind`, is the one to fail.
 bool fault(swan::test::FakeCudaCall kind) {
   if (callsBeforeFault < 0 || !(faultKinds & kind))
@@ -158,6 +161,8 @@ void swanFakeCudaFailAfter(int64_t calls, unsigned kinds) {
 const char *swanFakeCudaLastLaunchFailure() {
   return lastLaunchFailure.c_str();
 }
+
+void swanFakeCudaSetResidentBlocks(int blocks) { residentBlocks = blocks; }
 
 CUresult cuMemAlloc_v2(unsigned long long *address, size_t bytes) {
   if (fault(swan::test::kFakeAllocation))
@@ -230,6 +235,12 @@ CUresult cuLaunchKernel(void *function, unsigned gridX, unsigned gridY,
   std::fprintf(stderr, "swan fake CUDA driver: %s\n", error.c_str());
   lastLaunchFailure = error;
   return kLaunchFailed;
+}
+
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, void *, int,
+                                                     size_t) {
+  *blocks = residentBlocks;
+  return kSuccess;
 }
 
 CUresult cuEventCreate(void **event, unsigned) {

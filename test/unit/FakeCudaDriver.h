@@ -48,6 +48,9 @@ void swanFakeCudaFailAfter(int64_t calls, unsigned kinds);
 /// Why the emulator failed the last launch it failed ("" if none has
 /// failed): a hang, a refusal or an access out of bounds, naming it.
 const char *swanFakeCudaLastLaunchFailure();
+/// What cuOccupancyMaxActiveBlocksPerMultiprocessor answers for every
+/// kernel (the stand-in has no registers to count); 4 until set.
+void swanFakeCudaSetResidentBlocks(int blocks);
 }
 
 #endif // SWAN_TEST_FAKECUDADRIVER_H

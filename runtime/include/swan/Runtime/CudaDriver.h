@@ -167,6 +167,10 @@ public:
   Status loadModule(const std::string &ptx, Module &out);
   Status launch(Module &module, const char *kernel,
                 const LaunchShape &shape, KernelArguments &arguments);
+  /// How many blocks of `blockSize` threads of `kernel` fit on one
+  /// multiprocessor at once (its registers and shared memory decide).
+  Status residentBlocks(Module &module, const char *kernel, int blockSize,
+                        int &out);
   Status synchronize();
 
   /// Runs `work` (launches on the default stream) between two events and
@@ -176,6 +180,8 @@ public:
 private:
   Device() = default;
   Status check(int result, const char *what) const;
+  /// The kernel's handle, looked up once per module.
+  Status function(Module &module, const char *kernel, void *&out);
 
   std::unique_ptr<DriverApi> api_;
   void *library_ = nullptr;

@@ -156,8 +156,16 @@ public:
                          unsigned stages = kAllStages);
 
   /// The split count decodeAttention uses when DecodeProblem::splits is 0:
-  /// enough blocks to fill every multiprocessor a few times over.
+  /// one wave of partial blocks, as many as the driver says fit on all
+  /// multiprocessors at once (the kernels' registers differ by shape and
+  /// encoding).
   int64_t chooseSplits(const DecodeProblem &problem) const;
+  /// Blocks of a partial kernel that fit on one multiprocessor at once, as
+  /// the driver said when the module was loaded.
+  int residentPartials(Encoding encoding, bool rotatedOutput,
+                       bool paged) const {
+    return residentPartials_[encoding == Encoding::Masks][rotatedOutput][paged];
+  }
 
 private:
   KernelSet(Device &device) : device_(device) {}
@@ -166,6 +174,8 @@ private:
                         DeviceRange values, DeviceRange indices,
                         Encoding encoding, int64_t width);
   Status ensureWorkspace(size_t maxBytes, size_t accBytes);
+  int64_t chooseSplits(int64_t units, int64_t sparseCapacity,
+                       int resident) const;
   /// Launches `partial` (its inputs added, the partial outputs appended
   /// here) over (splits + 1, H, B), then the merge into `out`.
   Status launchDecode(const char *name, const char *partialSuffix,
@@ -180,6 +190,9 @@ private:
   Storage storage_ = Storage::F16;
   Buffer partialMax_, partialSum_, partialAcc_;
   Buffer sequenceTable_; ///< the paged step's, [count, kSequenceFields]
+  /// Blocks of each partial kernel that fit on a multiprocessor at once,
+  /// [masks][rotated output][paged], asked of the driver at load.
+  int residentPartials_[2][2][2] = {};
 };
 
 } // namespace swan::cuda
