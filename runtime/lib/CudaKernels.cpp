@@ -55,6 +55,18 @@ Status checkSize(DeviceRange range, size_t bytes, const char *what) {
                    " bytes, needs " + std::to_string(bytes));
   return Status::ok();
 }
+/// Mask rows are read as D/32 words in one access (KernelABI.h): their
+/// ranges must start on a multiple of that access, as cuMemAlloc's do.
+Status checkMaskAlignment(std::initializer_list<DeviceRange> masks, int64_t dim,
+                          const std::string &who = "") {
+  const uint64_t alignment = std::min<uint64_t>(16, dim / 8);
+  for (DeviceRange range : masks)
+    if (range.address % alignment != 0)
+      return invalid(who + "sparse masks must start on a multiple of " +
+                     std::to_string(alignment) + " bytes");
+  return Status::ok();
+}
+
 struct SizeCheck {
   DeviceRange range;
   size_t bytes;
@@ -278,6 +290,10 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
       !s.isOk())
     return s;
 
+  if (masks)
+    if (Status s = checkMaskAlignment({b.keyIndices, b.valueIndices}, D);
+        !s.isOk())
+      return s;
   const int64_t splits = p.splits > 0 ? p.splits : chooseSplits(p);
   KernelArguments partial;
   partial.addMemRef(b.query.address, {B, H * G, D});
@@ -347,6 +363,11 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
             which);
         !s.isOk())
       return s;
+    if (masks)
+      if (Status s =
+              checkMaskAlignment({q.keyIndices, q.valueIndices}, D, which);
+          !s.isOk())
+        return s;
     int64_t *row = &table[i * abi::kSequenceFields];
     row[abi::kKeyValues] = q.keyValues.address;
     row[abi::kKeyIndices] = q.keyIndices.address;

@@ -758,6 +758,20 @@ TEST_F(CudaPagedDecodeTest, BadSequencesAreRefusedNamingThem) {
   ASSERT_OK(set->decodeAttention(step, sequences, 2));
 }
 
+// Mask rows are read a row at a time, in one access: a range that does not
+// start on its multiple would fault on a GPU (the emulator's host loads
+// would not notice), so it is refused.
+TEST_F(CudaPagedDecodeTest, MisalignedMasksAreRefusedNamingThem) {
+  step.encoding = Encoding::Masks;
+  DecodeSequence sequences[2] = {good, good};
+  ASSERT_OK(set->decodeAttention(step, sequences, 2));
+  sequences[1].valueIndices = store.slice(4, store.bytes() - 4);
+  Status st = set->decodeAttention(step, sequences, 2);
+  EXPECT_EQ(st.code(), StatusCode::InvalidArgument);
+  EXPECT_EQ(st.message(),
+            "sequence 1: sparse masks must start on a multiple of 8 bytes");
+}
+
 // The kernels trust the stored indices to be below D (the cache writes no
 // other); on a GPU one that is not reads or writes a neighbour unannounced.
 // The emulator checks every access against its memref's shape and fails
