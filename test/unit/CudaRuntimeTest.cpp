@@ -805,6 +805,38 @@ TEST_F(CudaPagedDecodeTest, AStoredIndexOutsideTheHeadFailsInTheEmulator) {
   EXPECT_NE(why.find("is outside [0, 64)"), std::string::npos) << why;
 }
 
+// The value scatter relies on a token's indices being distinct (the cache
+// pads with unused dimensions for that): two lanes adding into one
+// accumulator entry with no sync between them lose one of the sums on a
+// GPU. The emulator's race check names it.
+TEST_F(CudaPagedDecodeTest, ARepeatedStoredIndexIsARaceInTheEmulator) {
+  auto lastFailure =
+      swan::test::fakeDriverFunction<decltype(&swanFakeCudaLastLaunchFailure)>(
+          "swanFakeCudaLastLaunchFailure");
+  if (!lastFailure)
+    GTEST_SKIP() << "the stand-in driver's emulator checks races; a GPU "
+                    "does not";
+  std::vector<float> zeros(H * D * D, 0.0f);
+  ASSERT_OK(device->copyToDevice(dq, zeros.data(), dq.bytes()));
+  ASSERT_OK(device->copyToDevice(drk, zeros.data(), drk.bytes()));
+  ASSERT_OK(device->copyToDevice(store, zeros.data(), store.bytes()));
+  ASSERT_OK(device->copyToDevice(ring, zeros.data(), ring.bytes()));
+  std::vector<uint8_t> stored(H * capacity * k);
+  for (size_t i = 0; i < stored.size(); ++i)
+    stored[i] = static_cast<uint8_t>(i % k);
+  stored[(1 * capacity + 6) * k + 3] = 2; // head 1, token 6: slots 2 and 3
+  ASSERT_OK(device->copyToDevice(indices, stored.data(), stored.size()));
+
+  DecodeSequence sequences[2] = {good, good};
+  Status st = set->decodeAttention(step, sequences, 2);
+  if (st.isOk())
+    st = device->synchronize();
+  EXPECT_FALSE(st.isOk());
+  const std::string why = lastFailure();
+  EXPECT_NE(why.find("_paged_partial: thread ("), std::string::npos) << why;
+  EXPECT_NE(why.find("a race"), std::string::npos) << why;
+}
+
 /// One case per embedded specialisation, so that every module's kernels
 /// run (over the stand-in driver, in the kernel emulator, on any machine).
 std::vector<DecodeCase> everySpecialisation() {
