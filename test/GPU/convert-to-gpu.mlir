@@ -87,12 +87,19 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> f16
 // CHECK: gpu.return
 
-// Merge: one block per (query head, sequence), rotating back by R_V.
+// Merge: one block per (query head, sequence), rotating back by R_V: each
+// warp reads rows of R_V whole (its lanes over a row's columns, coalesced)
+// and a transposing shuffle reduction leaves each lane its output.
 // CHECK-LABEL: gpu.func @decode_attention_merge
 // CHECK-SAME: %{{.*}}: memref<8x128x128xf32>, %{{.*}}: memref<?x32x128xf32>)
 // CHECK-SAME: workgroup(%{{.*}} : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK: gpu.shuffle xor
 // CHECK: gpu.barrier
+// CHECK: gpu.barrier
+// CHECK: memref.load %{{.*}} : memref<8x128x128xf32>
+// CHECK: gpu.shuffle xor
+// CHECK: memref.store %{{.*}} : memref<?x32x128xf32>
+// CHECK: gpu.return
 func.func @decode_attention(%q: memref<?x32x128xf32>, %scale: f32,
     %rk: memref<8x128x128xf32>, %rv: memref<8x128x128xf32>,
     %kv: memref<?x8x?x?xf16>, %ki: memref<?x8x?x?xi8>,

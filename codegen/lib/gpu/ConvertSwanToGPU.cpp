@@ -1090,11 +1090,39 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     } else {
       kb.store(o, merged, {e});
       kb.barrier();
-      // o · R_Vᵀ: out[e] = Σ_d o'[d] · R_V[e][d].
-      Value y = unrolledSum(kb, kb.index(dim), std::min<int64_t>(dim, 64), [&](Value d) {
-        return kb.mul(kb.load(merged, {d}),
-                      kb.toF32(kb.load(valueRotation, {head, e, d})));
-      });
+      // o · R_Vᵀ: out[e] = Σ_d o'[d] · R_V[e][d], a dot product with row
+      // e of R_V. Thread e reading its own row would make each warp load
+      // touch 32 rows; instead warp w reads its 32 rows w·32 + i one at a
+      // time, lane l taking dimensions l, l + 32, ... (coalesced), and one
+      // transposing reduction leaves lane l with row w·32 + l. With D not a
+      // multiple of 32, thread e sums its row.
+      Value y;
+      if (dim % abi::kWarpSize == 0) {
+        const int64_t words = dim / abi::kWarpSize;
+        Value firstRow = kb.mul(kb.div(e, warpSize), warpSize);
+        SmallVector<Value> columns, owned;
+        for (int64_t j = 0; j < words; ++j) {
+          columns.push_back(kb.add(lane, kb.index(j * abi::kWarpSize)));
+          owned.push_back(kb.load(merged, {columns.back()}));
+        }
+        SmallVector<Value> partial;
+        for (int64_t i = 0; i < abi::kWarpSize; ++i) {
+          Value row = kb.add(firstRow, kb.index(i));
+          Value sum = kb.f32(0);
+          for (int64_t j = 0; j < words; ++j)
+            sum = kb.fma(
+                sum, owned[j],
+                kb.toF32(kb.load(valueRotation, {head, row, columns[j]})));
+          partial.push_back(sum);
+        }
+        y = transposeReduce(kb, partial, lane);
+      } else {
+        y = unrolledSum(
+            kb, kb.index(dim), std::min<int64_t>(dim, 64), [&](Value d) {
+              return kb.mul(kb.load(merged, {d}),
+                            kb.toF32(kb.load(valueRotation, {head, e, d})));
+            });
+      }
       kb.store(kb.fromF32(y, outType), out, {seq, queryHead, e});
     }
     (void)zero;
