@@ -709,6 +709,33 @@ protected:
     good.bufferLength = slots;
   }
 
+  /// Why the stand-in's emulator failed a step over zero inputs whose
+  /// stored indices (each token's 0..k-1) `spoil` changed; "" when the
+  /// step succeeded.
+  std::string
+  emulatorFailure(const std::function<void(std::vector<uint8_t> &)> &spoil) {
+    std::vector<float> zeros(H * D * D, 0.0f);
+    for (Buffer *b : {&dq, &drk, &store, &ring})
+      EXPECT_TRUE(device->copyToDevice(*b, zeros.data(), b->bytes()).isOk());
+    std::vector<uint8_t> stored(H * capacity * k);
+    for (size_t i = 0; i < stored.size(); ++i)
+      stored[i] = static_cast<uint8_t>(i % k);
+    spoil(stored);
+    EXPECT_TRUE(
+        device->copyToDevice(indices, stored.data(), stored.size()).isOk());
+    DecodeSequence sequences[2] = {good, good};
+    Status st = set->decodeAttention(step, sequences, 2);
+    if (st.isOk())
+      st = device->synchronize();
+    return st.isOk() ? "" : lastFailure()();
+  }
+  /// The stand-in's swanFakeCudaLastLaunchFailure; null under a real driver.
+  static decltype(&swanFakeCudaLastLaunchFailure) lastFailure() {
+    return swan::test::fakeDriverFunction<
+        decltype(&swanFakeCudaLastLaunchFailure)>(
+        "swanFakeCudaLastLaunchFailure");
+  }
+
   Device *device = nullptr;
   std::unique_ptr<KernelSet> set;
   Buffer dq, drk, dout, store, indices, ring;
@@ -777,29 +804,12 @@ TEST_F(CudaPagedDecodeTest, MisalignedMasksAreRefusedNamingThem) {
 // The emulator checks every access against its memref's shape and fails
 // the launch naming it.
 TEST_F(CudaPagedDecodeTest, AStoredIndexOutsideTheHeadFailsInTheEmulator) {
-  auto lastFailure =
-      swan::test::fakeDriverFunction<decltype(&swanFakeCudaLastLaunchFailure)>(
-          "swanFakeCudaLastLaunchFailure");
-  if (!lastFailure)
+  if (!lastFailure())
     GTEST_SKIP() << "the stand-in driver's emulator checks bounds; a GPU "
                     "does not";
-  std::vector<float> zeros(H * D * D, 0.0f);
-  ASSERT_OK(device->copyToDevice(dq, zeros.data(), dq.bytes()));
-  ASSERT_OK(device->copyToDevice(drk, zeros.data(), drk.bytes()));
-  ASSERT_OK(device->copyToDevice(store, zeros.data(), store.bytes()));
-  ASSERT_OK(device->copyToDevice(ring, zeros.data(), ring.bytes()));
-  std::vector<uint8_t> stored(H * capacity * k);
-  for (size_t i = 0; i < stored.size(); ++i)
-    stored[i] = static_cast<uint8_t>(i % k);
-  stored[(1 * capacity + 6) * k + 3] = D; // head 1, token 6
-  ASSERT_OK(device->copyToDevice(indices, stored.data(), stored.size()));
-
-  DecodeSequence sequences[2] = {good, good};
-  Status st = set->decodeAttention(step, sequences, 2);
-  if (st.isOk())
-    st = device->synchronize();
-  EXPECT_FALSE(st.isOk());
-  const std::string why = lastFailure();
+  const std::string why = emulatorFailure([](std::vector<uint8_t> &stored) {
+    stored[(1 * capacity + 6) * k + 3] = D; // head 1, token 6
+  });
   EXPECT_NE(why.find("_paged_partial: thread ("), std::string::npos) << why;
   EXPECT_NE(why.find("index 64 of dimension"), std::string::npos) << why;
   EXPECT_NE(why.find("is outside [0, 64)"), std::string::npos) << why;
@@ -810,29 +820,12 @@ TEST_F(CudaPagedDecodeTest, AStoredIndexOutsideTheHeadFailsInTheEmulator) {
 // accumulator entry with no sync between them lose one of the sums on a
 // GPU. The emulator's race check names it.
 TEST_F(CudaPagedDecodeTest, ARepeatedStoredIndexIsARaceInTheEmulator) {
-  auto lastFailure =
-      swan::test::fakeDriverFunction<decltype(&swanFakeCudaLastLaunchFailure)>(
-          "swanFakeCudaLastLaunchFailure");
-  if (!lastFailure)
+  if (!lastFailure())
     GTEST_SKIP() << "the stand-in driver's emulator checks races; a GPU "
                     "does not";
-  std::vector<float> zeros(H * D * D, 0.0f);
-  ASSERT_OK(device->copyToDevice(dq, zeros.data(), dq.bytes()));
-  ASSERT_OK(device->copyToDevice(drk, zeros.data(), drk.bytes()));
-  ASSERT_OK(device->copyToDevice(store, zeros.data(), store.bytes()));
-  ASSERT_OK(device->copyToDevice(ring, zeros.data(), ring.bytes()));
-  std::vector<uint8_t> stored(H * capacity * k);
-  for (size_t i = 0; i < stored.size(); ++i)
-    stored[i] = static_cast<uint8_t>(i % k);
-  stored[(1 * capacity + 6) * k + 3] = 2; // head 1, token 6: slots 2 and 3
-  ASSERT_OK(device->copyToDevice(indices, stored.data(), stored.size()));
-
-  DecodeSequence sequences[2] = {good, good};
-  Status st = set->decodeAttention(step, sequences, 2);
-  if (st.isOk())
-    st = device->synchronize();
-  EXPECT_FALSE(st.isOk());
-  const std::string why = lastFailure();
+  const std::string why = emulatorFailure([](std::vector<uint8_t> &stored) {
+    stored[(1 * capacity + 6) * k + 3] = 2; // head 1, token 6: slots 2 and 3
+  });
   EXPECT_NE(why.find("_paged_partial: thread ("), std::string::npos) << why;
   EXPECT_NE(why.find("a race"), std::string::npos) << why;
 }
