@@ -544,6 +544,17 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
                           : j;
     return {component, kb.toF32(values.load(kb, seq, head, token, j))};
   };
+  // Slot j of each of the step's tokens.
+  auto slots = [&](const TokenArray &values, const TokenArray &indices,
+                   ArrayRef<Value> tokens, Value j) {
+    std::pair<SmallVector<Value>, SmallVector<Value>> out;
+    for (Value token : tokens) {
+      auto [component, value] = slot(values, indices, token, j);
+      out.first.push_back(component);
+      out.second.push_back(value);
+    }
+    return out;
+  };
 
   // The mask-encoded passes: lane bits, and each owned dimension's value
   // of a token (zero where the row did not keep it; the position is
@@ -604,13 +615,8 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
             partial = kb.loop(
                 lane, keyCount, warpSize, partial,
                 [&](Value j, ValueRange sums) -> SmallVector<Value> {
-                  SmallVector<Value> components, keys;
-                  for (int64_t u = 0; u < U; ++u) {
-                    auto [component, key] =
-                        slot(src.keyValues, src.keyIndices, tokens[u], j);
-                    components.push_back(component);
-                    keys.push_back(key);
-                  }
+                  auto [components, keys] =
+                      slots(src.keyValues, src.keyIndices, tokens, j);
                   SmallVector<Value> next(sums.begin(), sums.end());
                   for (int64_t u = 0; u < U; ++u) {
                     SmallVector<Value> q =
@@ -732,13 +738,11 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
             Value j = kb.add(j0, lane);
             Value inRow = kb.ult(j, valueCount);
             Value jc = kb.minIndex(j, kb.sub(valueCount, one));
-            SmallVector<Value> components, values;
-            for (int64_t u = 0; u < U; ++u) {
-              auto [component, value] =
-                  slot(src.valueValues, src.valueIndices, tokens[u], jc);
-              components.push_back(component);
-              values.push_back(value);
-            }
+            // Not a structured binding: the lambda below captures them.
+            std::pair<SmallVector<Value>, SmallVector<Value>> row =
+                slots(src.valueValues, src.valueIndices, tokens, jc);
+            const SmallVector<Value> &components = row.first;
+            const SmallVector<Value> &values = row.second;
             for (int64_t u = 0; u < U; ++u) {
               kb.ifThen(andI(valid[u], inRow), [&] {
                 SmallVector<Value> a =
