@@ -56,20 +56,6 @@ void padRow(char *values, uint8_t *indices, int64_t k, int64_t stride,
       indices[j++] = static_cast<uint8_t>(d);
 }
 
-/// The ascending dimensions an occupancy mask keeps, into `indices`.
-void maskIndices(const uint8_t *mask, int64_t dim, uint8_t *indices) {
-  for (int64_t d = 0, j = 0; d < dim; ++d)
-    if (mask[d / 8] >> (d % 8) & 1)
-      indices[j++] = static_cast<uint8_t>(d);
-}
-
-void indicesMask(const uint8_t *indices, int32_t k, int64_t dim,
-                 uint8_t *mask) {
-  std::memset(mask, 0, dim / 8);
-  for (int32_t j = 0; j < k; ++j)
-    mask[indices[j] / 8] |= uint8_t(1u << (indices[j] % 8));
-}
-
 } // namespace
 
 //===----------------------------------------------------------------------===//

@@ -44,15 +44,11 @@ Status fill(Device &device, Buffer &buffer, size_t bytes,
   return device.copyToDevice(buffer, host.data(), bytes);
 }
 
-/// Timed repetitions of each figure; --smoke runs every path twice.
-int gReps = 200;
-
-double copyBandwidth(Device &device, size_t bytes) {
+double copyBandwidth(Device &device, size_t bytes, int reps) {
   Buffer a, b;
   if (!report(device.allocate(bytes, a), "allocate") ||
       !report(device.allocate(bytes, b), "allocate"))
     return 0;
-  const int reps = std::min(20, gReps);
   float ms = 0;
   device.copyOnDevice(b, a, bytes); // warm-up
   if (!report(device.time(
@@ -80,7 +76,9 @@ const char *encodingName(Encoding encoding) {
   return encoding == Encoding::Masks ? "masks" : "indices";
 }
 
-bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
+/// `reps` timed steps per figure, after 5 warm-up steps.
+bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec,
+                 int reps) {
   const int64_t B = shape.batch, H = shape.kvHeads, G = shape.group,
                 D = shape.dim, L = shape.sparseTokens,
                 b = shape.bufferTokens, k = shape.k;
@@ -97,13 +95,13 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
   // Ascending, distinct indices per token: k components spread over D; or
   // the mask of the same components.
   const int64_t positions = positionBytes(shape.encoding, D, k);
-  std::vector<uint8_t> indexPattern(positions, 0);
-  for (int64_t j = 0; j < k; ++j) {
-    const int64_t d = j * D / k;
-    if (shape.encoding == Encoding::Masks)
-      indexPattern[d / 8] |= uint8_t(1u << (d % 8));
-    else
-      indexPattern[j] = static_cast<uint8_t>(d);
+  std::vector<uint8_t> indexPattern(k);
+  for (int64_t j = 0; j < k; ++j)
+    indexPattern[j] = static_cast<uint8_t>(j * D / k);
+  if (shape.encoding == Encoding::Masks) {
+    std::vector<uint8_t> mask(positions);
+    indicesMask(indexPattern.data(), k, D, mask.data());
+    indexPattern = mask;
   }
   std::vector<uint8_t> floatPattern(4096);
   for (size_t i = 0; i < floatPattern.size(); i += 4) {
@@ -149,7 +147,6 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
       return false;
   if (!report(device.synchronize(), "warm-up"))
     return false;
-  const int reps = gReps;
   auto timeStages = [&](unsigned stages, float &ms) {
     return report(device.time(
                       [&] {
@@ -211,7 +208,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec) {
 /// appended and attention over the batch from host queries to host outputs,
 /// as a serving loop calls them (the prefill and append times are the first
 /// sequence's).
-bool benchCache(int64_t tokens, int64_t batch, Encoding encoding) {
+bool benchCache(int64_t tokens, int64_t batch, Encoding encoding, int reps) {
   const int64_t H = 8, G = 4, D = 128;
   const int32_t k = 32;
   CacheShape shape;
@@ -265,7 +262,6 @@ bool benchCache(int64_t tokens, int64_t batch, Encoding encoding) {
     seqs.push_back(seq);
   }
   std::vector<float> q(batch * H * G * D, 0.01f), out(batch * H * G * D);
-  const int reps = gReps;
   for (int i = 0; i < 5; ++i)
     if (!report(
             cache->attention(seqs.data(), batch, q.data(), 0.088f, out.data()),
@@ -324,8 +320,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (smoke)
-    gReps = 2;
+  // Timed repetitions of each figure; --smoke runs every path twice.
+  const int reps = smoke ? 2 : 200;
   std::unique_ptr<Device> device;
   Status s = Device::open(device);
   if (!s.isOk()) {
@@ -336,8 +332,8 @@ int main(int argc, char **argv) {
               device->name().c_str(), device->computeCapabilityMajor(),
               device->computeCapabilityMinor(),
               device->multiprocessorCount());
-  double bandwidth =
-      copyBandwidth(*device, smoke ? size_t(1) << 20 : size_t(1) << 30);
+  double bandwidth = copyBandwidth(
+      *device, smoke ? size_t(1) << 20 : size_t(1) << 30, std::min(20, reps));
   if (bandwidth <= 0)
     return 1;
   std::printf("copy bandwidth (device-to-device, read + write): %.0f GB/s\n",
@@ -364,10 +360,10 @@ int main(int argc, char **argv) {
   }
   bool ok = true;
   for (const Shape &shape : shapes)
-    ok &= benchDecode(*device, shape, bandwidth);
+    ok &= benchDecode(*device, shape, bandwidth, reps);
   if (!sweep)
     for (Encoding encoding : {Encoding::Indices, Encoding::Masks})
       for (int64_t batch : {1, smoke ? 2 : 8})
-        ok &= benchCache(smoke ? 140 : 16384 + 128, batch, encoding);
+        ok &= benchCache(smoke ? 140 : 16384 + 128, batch, encoding, reps);
   return ok ? 0 : 1;
 }

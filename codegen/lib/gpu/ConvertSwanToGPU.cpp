@@ -449,7 +449,7 @@ OwnedSlots ownedSlots(KernelBuilder &kb, ArrayRef<Value> words, Value laneI32,
   Value one = arith::ConstantOp::create(b, b.getI32IntegerAttr(1));
   OwnedSlots slots;
   Value before = zero;
-  for (Value word : words) {
+  for (auto [w, word] : llvm::enumerate(words)) {
     Value bit =
         arith::AndIOp::create(b, arith::ShRUIOp::create(b, word, laneI32), one);
     slots.kept.push_back(
@@ -457,7 +457,8 @@ OwnedSlots ownedSlots(KernelBuilder &kb, ArrayRef<Value> words, Value laneI32,
     Value below =
         LLVM::CtPopOp::create(b, arith::AndIOp::create(b, word, belowLane));
     slots.position.push_back(kb.toIndex(kb.add(before, below)));
-    before = kb.add(before, LLVM::CtPopOp::create(b, word));
+    if (w + 1 < words.size()) // no later word needs the last one's count
+      before = kb.add(before, LLVM::CtPopOp::create(b, word));
   }
   return slots;
 }

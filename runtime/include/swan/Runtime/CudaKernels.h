@@ -31,6 +31,23 @@ inline int64_t positionBytes(Encoding encoding, int64_t dim, int64_t k) {
   return encoding == Encoding::Masks ? dim / 8 : k;
 }
 
+/// The ascending dimensions an occupancy mask of `dim` bits keeps, into
+/// `indices` (room for as many as it keeps).
+inline void maskIndices(const uint8_t *mask, int64_t dim, uint8_t *indices) {
+  for (int64_t d = 0, j = 0; d < dim; ++d)
+    if (mask[d / 8] >> (d % 8) & 1)
+      indices[j++] = static_cast<uint8_t>(d);
+}
+
+/// The occupancy mask (dim / 8 bytes) of `k` indices.
+inline void indicesMask(const uint8_t *indices, int64_t k, int64_t dim,
+                        uint8_t *mask) {
+  for (int64_t i = 0; i < dim / 8; ++i)
+    mask[i] = 0;
+  for (int64_t j = 0; j < k; ++j)
+    mask[indices[j] / 8] |= uint8_t(1u << (indices[j] % 8));
+}
+
 /// Shapes of one decode-attention step over B sequences and H KV heads.
 struct DecodeProblem {
   int64_t batch = 1;
