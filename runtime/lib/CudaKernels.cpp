@@ -234,12 +234,14 @@ int64_t KernelSet::chooseSplits(int64_t units, int64_t sparseCapacity,
                              abi::kMaxPartialBlocks - 1);
 }
 
-Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes) {
+Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes,
+                                  size_t countBytes) {
   // Each buffer is checked on its own: an allocation that failed last time
   // may have left one grown and the next not.
   const std::pair<Buffer *, size_t> wanted[] = {{&partialMax_, maxBytes},
                                                 {&partialSum_, maxBytes},
-                                                {&partialAcc_, accBytes}};
+                                                {&partialAcc_, accBytes},
+                                                {&finished_, countBytes}};
   // A larger workspace replaces one that launches already enqueued may still
   // use, and freeing device memory is not guaranteed to wait for them.
   for (auto [buffer, bytes] : wanted)
@@ -249,14 +251,25 @@ Status KernelSet::ensureWorkspace(size_t maxBytes, size_t accBytes) {
       break;
     }
   for (auto [buffer, bytes] : wanted)
-    if (buffer->bytes() < bytes)
+    if (buffer->bytes() < bytes) {
+      if (buffer == &finished_)
+        finishedCleared_ = false;
       if (Status s = device_.allocate(bytes, *buffer); !s.isOk())
         return s;
+    }
+  // The counts start at zero; each launch's merging blocks leave them so.
+  if (!finishedCleared_) {
+    std::vector<uint8_t> zeros(finished_.bytes(), 0);
+    if (Status s = device_.copyToDevice(finished_, zeros.data(), zeros.size());
+        !s.isOk())
+      return s;
+    finishedCleared_ = true;
+  }
   return Status::ok();
 }
 
 Status KernelSet::decodeAttention(const DecodeProblem &p,
-                                  const DecodeBuffers &b, unsigned stages) {
+                                  const DecodeBuffers &b) {
   const int64_t D = dim_, G = group_, B = p.batch, H = p.kvHeads;
   const int64_t L = p.sparseCapacity, bufferSlots = p.bufferCapacity;
   if (B < 1 || H < 1 || L < 0 || bufferSlots < 0)
@@ -309,12 +322,12 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
   partial.addMemRef(b.bufferLengths.address, {B});
   return launchDecode(decodeEntry(p.encoding, p.rotatedOutput),
                       abi::kPartialSuffix, partial, B, H, splits,
-                      p.rotatedOutput, b.valueRotation, b.out, stages);
+                      p.rotatedOutput, b.valueRotation, b.out);
 }
 
 Status KernelSet::decodeAttention(const PagedDecodeStep &step,
                                   const DecodeSequence *sequences,
-                                  int64_t count, unsigned stages) {
+                                  int64_t count) {
   const int64_t D = dim_, G = group_, H = step.kvHeads;
   if (count < 1 || H < 1)
     return invalid("decode attention needs at least one sequence and H >= 1");
@@ -410,14 +423,13 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
   partial.addMemRef(sequenceTable_.address(), {count, abi::kSequenceFields});
   return launchDecode(decodeEntry(step.encoding, step.rotatedOutput),
                       abi::kPagedPartialSuffix, partial, count, H, splits,
-                      step.rotatedOutput, step.valueRotation, step.out, stages);
+                      step.rotatedOutput, step.valueRotation, step.out);
 }
 
 Status KernelSet::launchDecode(const char *name, const char *partialSuffix,
                                KernelArguments &partial, int64_t B, int64_t H,
                                int64_t splits, bool rotatedOutput,
-                               DeviceRange valueRotation, DeviceRange out,
-                               unsigned stages) {
+                               DeviceRange valueRotation, DeviceRange out) {
   const int64_t D = dim_, G = group_;
   const int64_t blocks = splits + 1; // + the dense buffer's block
   if (blocks > abi::kMaxPartialBlocks)
@@ -425,39 +437,27 @@ Status KernelSet::launchDecode(const char *name, const char *partialSuffix,
                    " splits");
   const size_t f32 = sizeof(float);
   if (Status s = ensureWorkspace(size_t(B * H * blocks * G) * f32,
-                                 size_t(B * H * blocks * G * D) * f32);
+                                 size_t(B * H * blocks * G * D) * f32,
+                                 size_t(B * H) * sizeof(int32_t));
       !s.isOk())
     return s;
 
   partial.addMemRef(partialMax_.address(), {B, H, blocks, G});
   partial.addMemRef(partialSum_.address(), {B, H, blocks, G});
   partial.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
-  LaunchShape partialShape;
-  partialShape.grid[0] = static_cast<unsigned>(blocks);
-  partialShape.grid[1] = static_cast<unsigned>(H);
-  partialShape.grid[2] = static_cast<unsigned>(B);
-  partialShape.block[0] = static_cast<unsigned>(abi::kPartialThreads);
-  if (stages & kPartials)
-    if (Status s =
-            device_.launch(module_, (std::string(name) + partialSuffix).c_str(),
-                           partialShape, partial);
-        !s.isOk())
-      return s;
-
-  KernelArguments merge;
-  merge.addMemRef(partialMax_.address(), {B, H, blocks, G});
-  merge.addMemRef(partialSum_.address(), {B, H, blocks, G});
-  merge.addMemRef(partialAcc_.address(), {B, H, blocks, G, D});
+  partial.addMemRef(finished_.address(), {B, H});
   if (!rotatedOutput)
-    merge.addMemRef(valueRotation.address, {H, D, D});
-  merge.addMemRef(out.address, {B, H * G, D});
-  LaunchShape mergeShape;
-  mergeShape.grid[0] = static_cast<unsigned>(H * G);
-  mergeShape.grid[1] = static_cast<unsigned>(B);
-  mergeShape.block[0] = static_cast<unsigned>(D);
-  if (!(stages & kMerge))
-    return Status::ok();
-  return device_.launch(module_,
-                        (std::string(name) + abi::kMergeSuffix).c_str(),
-                        mergeShape, merge);
+    partial.addMemRef(valueRotation.address, {H, D, D});
+  partial.addMemRef(out.address, {B, H * G, D});
+  LaunchShape shape;
+  shape.grid[0] = static_cast<unsigned>(blocks);
+  shape.grid[1] = static_cast<unsigned>(H);
+  shape.grid[2] = static_cast<unsigned>(B);
+  shape.block[0] = static_cast<unsigned>(abi::kPartialThreads);
+  Status s = device_.launch(
+      module_, (std::string(name) + partialSuffix).c_str(), shape, partial);
+  // A launch that failed may have stopped with some counts taken.
+  if (!s.isOk())
+    finishedCleared_ = false;
+  return s;
 }

@@ -29,15 +29,16 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
   return
 }
 
-// decode attention. Partials: blocks over (split, KV head, sequence), 4
-// warps; each rotates its G query rows (q · R_K) into shared memory
-// [D][G]; that, the chunk's scores [G][128], one accumulator [D][G] per
-// warp and the running state are the only shared buffers: nothing holds a
-// dense copy of a winnowed token.
+// decode attention, one kernel. Partials: blocks over (split, KV head,
+// sequence), 4 warps; each rotates its G query rows (q · R_K) into shared
+// memory [D][G]; that, the chunk's scores [G][128], one accumulator [D][G]
+// per warp, the running state and whether the block merges are the only
+// shared buffers: nothing holds a dense copy of a winnowed token.
 // CHECK-LABEL: gpu.func @decode_attention_partial
-// CHECK-SAME: %{{.*}}: memref<?x32x128xf32>, %{{.*}}: f32, %{{.*}}: memref<8x128x128xf32>,
-// CHECK-SAME: memref<?x8x?x?xf16>, %{{.*}}: memref<?x8x?x?xi8>
-// CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[STATE:.*]] : memref<3x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// CHECK-SAME: %{{[^ ]*}}: memref<?x32x128xf32>, %{{[^ ]*}}: f32, %{{[^ ]*}}: memref<8x128x128xf32>,
+// CHECK-SAME: memref<?x8x?x?xf16>, %{{[^ ]*}}: memref<?x8x?x?xi8>
+// CHECK-SAME: %{{[^ ]*}}: memref<?x?x?x?x?xf32>, %[[FINISHED:[^ ]*]]: memref<?x?xi32>, %[[RV:[^ ]*]]: memref<8x128x128xf32>, %[[OUT:[^ ]*]]: memref<?x32x128xf32>)
+// CHECK-SAME: workgroup(%[[QS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[ACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[STATE:.*]] : memref<3x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[LAST:.*]] : memref<1xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK-DAG: gpu.block_id x
 // CHECK-DAG: gpu.block_id y
@@ -72,6 +73,27 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK: vector.load %[[ACC]]{{.*}} vector<4xf32>
 // CHECK: vector.store %{{.*}}, %[[ACC]]
 // CHECK: nvvm.bar.warp.sync
+// The merge: each block makes its partials visible device-wide and counts
+// itself done; the one whose count is the last merges them all, after a
+// fence of its own, and clears the count. The splits' weights pass through
+// the scores buffer; the rotation back by R_V reads rows of R_V whole (a
+// warp's lanes over a row's columns, coalesced), and a transposing shuffle
+// reduction leaves each lane one output.
+// CHECK: nvvm.memory.barrier <gpu>
+// CHECK-NEXT: gpu.barrier
+// CHECK: memref.atomic_rmw addi %{{.*}}, %[[FINISHED]]
+// CHECK: memref.store %{{.*}}, %[[LAST]]
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[LAST]]
+// CHECK: scf.if
+// CHECK-NEXT: nvvm.memory.barrier <gpu>
+// CHECK: memref.store %{{.*}}, %[[FINISHED]]
+// CHECK: gpu.shuffle xor
+// CHECK: memref.store %{{.*}}, %[[SCORES]]
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[RV]]
+// CHECK: gpu.shuffle xor
+// CHECK: memref.store %{{.*}}, %[[OUT]]
 // CHECK-NOT: memref.alloc
 // CHECK: gpu.return
 
@@ -87,19 +109,6 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> f16
 // CHECK: gpu.return
 
-// Merge: one block per (query head, sequence), rotating back by R_V: each
-// warp reads rows of R_V whole (its lanes over a row's columns, coalesced)
-// and a transposing shuffle reduction leaves each lane its output.
-// CHECK-LABEL: gpu.func @decode_attention_merge
-// CHECK-SAME: %{{.*}}: memref<8x128x128xf32>, %{{.*}}: memref<?x32x128xf32>)
-// CHECK-SAME: workgroup(%{{.*}} : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
-// CHECK: gpu.shuffle xor
-// CHECK: gpu.barrier
-// CHECK: gpu.barrier
-// CHECK: memref.load %{{.*}} : memref<8x128x128xf32>
-// CHECK: gpu.shuffle xor
-// CHECK: memref.store %{{.*}} : memref<?x32x128xf32>
-// CHECK: gpu.return
 func.func @decode_attention(%q: memref<?x32x128xf32>, %scale: f32,
     %rk: memref<8x128x128xf32>, %rv: memref<8x128x128xf32>,
     %kv: memref<?x8x?x?xf16>, %ki: memref<?x8x?x?xi8>,

@@ -123,3 +123,24 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// An atomic is checked like any access; a fence has nothing to order when
+// blocks run one after another on one host thread.
+// CHECK-LABEL: func.func @emu_count
+// CHECK-NOT: nvvm.memory.barrier
+// CHECK: arith.cmpi uge
+// CHECK: func.call @swan_emu_out_of_bounds
+// CHECK: memref.atomic_rmw addi
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @count(%n: memref<?xi32>) kernel {
+      %c0 = arith.constant 0 : index
+      %one = arith.constant 1 : i32
+      nvvm.memory.barrier #nvvm.mem_scope<gpu>
+      %old = memref.atomic_rmw addi %one, %n[%c0] : (i32, memref<?xi32>) -> i32
+      gpu.return
+    }
+  }
+}

@@ -10,7 +10,8 @@
 // CHECK-DAG: .visible .entry rotate(
 // CHECK-DAG: .visible .entry compress(
 // CHECK-DAG: .visible .entry decode_attention_partial(
-// CHECK-DAG: .visible .entry decode_attention_merge(
+// CHECK-DAG: membar.gl;
+// CHECK-DAG: atom.{{.*}}add.u32
 // CHECK-DAG: .shared .align {{[0-9]+}} .b8 __wg_decode_attention_partial_2[4096];
 // CHECK-DAG: shfl.sync.bfly.b32
 // CHECK-DAG: bar.sync 0;

@@ -649,6 +649,8 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
   }
 }
 
+// clang-format would give every field of every case a line of its own.
+// clang-format off
 const DecodeCase kDecodeCases[] = {
     {"one_sparse_token_D128_G4_f16", 128, 4, 2, {1}, {0}, 32, 32,
      Storage::F16, false, 0, false},
@@ -672,7 +674,10 @@ const DecodeCase kDecodeCases[] = {
      false},
     {"k1_D64_G1_f16", 64, 1, 1, {90}, {3}, 1, 1, Storage::F16, false, 3,
      false},
+    {"more_splits_than_a_merge_chunk_D64_G1_f32", 64, 1, 1, {500}, {4}, 8, 8,
+     Storage::F32, false, 200, false},
 };
+// clang-format on
 
 /// A paged step over two sequences at D = 64, G = 1, f32, their blocks of
 /// `capacity` tokens at k = 8 and rings of 4 slots shared between them and
@@ -828,6 +833,26 @@ TEST_F(CudaPagedDecodeTest, ARepeatedStoredIndexIsARaceInTheEmulator) {
   });
   EXPECT_NE(why.find("_paged_partial: thread ("), std::string::npos) << why;
   EXPECT_NE(why.find("a race"), std::string::npos) << why;
+}
+
+// The last block of each (sequence, head) to finish merges, counted in
+// device memory; a launch that faulted part-way leaves counts taken, which
+// must not decide who merges next time.
+TEST_F(CudaPagedDecodeTest, AStepAfterAFaultedOneMergesAgain) {
+  if (!lastFailure())
+    GTEST_SKIP() << "only the stand-in driver's emulator stops a kernel "
+                    "part-way and lets the context go on";
+  ASSERT_NE(emulatorFailure([](std::vector<uint8_t> &stored) {
+              stored[(1 * capacity + 6) * k + 3] = D;
+            }),
+            "");
+  poison(*device, dout, 0xAB);
+  // Zero queries, keys and values: every output is exactly 0.
+  ASSERT_EQ(emulatorFailure([](std::vector<uint8_t> &) {}), "");
+  std::vector<float> out(dout.bytes() / 4);
+  ASSERT_OK(device->copyToHost(out.data(), dout, dout.bytes()));
+  EXPECT_EQ(std::count(out.begin(), out.end(), 0.0f),
+            static_cast<long>(out.size()));
 }
 
 /// One case per embedded specialisation, so that every module's kernels

@@ -9,9 +9,9 @@
 // memref out of bounds stops there and fails the launch, as does one about
 // to access a word of shared memory that another thread accessed, one of
 // the two accesses a write, with no barrier or warp sync between them. Threads
-// run in a new random order each round, and shared memory starts each block
-// poisoned, so that a kernel that counts on an order or an initial value CUDA
-// does not promise fails.
+// run in a new random order each round, blocks in a random order, and shared
+// memory starts each block poisoned, so that a kernel that counts on an order
+// or an initial value CUDA does not promise fails.
 //
 //===----------------------------------------------------------------------===//
 
@@ -363,15 +363,22 @@ std::string swan::test::emulateLaunch(const abi::EmulatedKernel &kernel,
   for (const abi::SharedBuffer *s = kernel.shared; s && s->data; ++s)
     l.shadow.emplace_back(s->bytes / 4);
 
+  // Blocks in a random order too: CUDA promises none, and a kernel whose
+  // last block to finish does extra work must not count on which it is.
+  std::vector<int64_t> blocks(l.grid[0] * l.grid[1] * l.grid[2]);
+  std::iota(blocks.begin(), blocks.end(), 0);
+  std::shuffle(blocks.begin(), blocks.end(), l.order);
   active = &l;
-  for (l.blockId[2] = 0; l.blockId[2] < l.grid[2]; ++l.blockId[2])
-    for (l.blockId[1] = 0; l.blockId[1] < l.grid[1]; ++l.blockId[1])
-      for (l.blockId[0] = 0; l.blockId[0] < l.grid[0]; ++l.blockId[0])
-        if (!runBlock(l)) {
-          abandon(l);
-          active = nullptr;
-          return name + ": " + l.error;
-        }
+  for (int64_t b : blocks) {
+    l.blockId[0] = b % l.grid[0];
+    l.blockId[1] = (b / l.grid[0]) % l.grid[1];
+    l.blockId[2] = b / (l.grid[0] * l.grid[1]);
+    if (!runBlock(l)) {
+      abandon(l);
+      active = nullptr;
+      return name + ": " + l.error;
+    }
+  }
   active = nullptr;
   return "";
 }

@@ -147,23 +147,17 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec,
       return false;
   if (!report(device.synchronize(), "warm-up"))
     return false;
-  auto timeStages = [&](unsigned stages, float &ms) {
-    return report(device.time(
-                      [&] {
-                        for (int i = 0; i < reps; ++i)
-                          if (Status s = set->decodeAttention(problem, buffers,
-                                                              stages);
-                              !s.isOk())
-                            return s;
-                        return Status::ok();
-                      },
-                      ms),
-                  "decode");
-  };
-  float ms = 0, partialMs = 0, mergeMs = 0;
-  if (!timeStages(KernelSet::kAllStages, ms) ||
-      !timeStages(KernelSet::kPartials, partialMs) ||
-      !timeStages(KernelSet::kMerge, mergeMs))
+  float ms = 0;
+  if (!report(device.time(
+                  [&] {
+                    for (int i = 0; i < reps; ++i)
+                      if (Status s = set->decodeAttention(problem, buffers);
+                          !s.isOk())
+                        return s;
+                    return Status::ok();
+                  },
+                  ms),
+              "decode"))
     return false;
   // Host time to enqueue one step: when it exceeds the GPU time, the
   // launches, not the kernels, set the pace.
@@ -191,15 +185,13 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec,
       "decode B=%lld H=%lld G=%lld D=%lld L_sparse=%lld b=%lld "
       "k=%lld %s splits=%lld: %.2f us, compressed cache %.2f MB "
       "(dense fp16 would be %.2f MB), %.0f GB/s = %.1f %% of copy "
-      "bandwidth; alone: partials %.2f us, merge %.2f "
-      "us; host enqueue %.2f us\n",
+      "bandwidth; host enqueue %.2f us\n",
       (long long)B, (long long)H, (long long)G, (long long)D, (long long)L,
       (long long)b, (long long)k, encodingName(shape.encoding),
       (long long)(shape.splits ? shape.splits : set->chooseSplits(problem)),
       seconds * 1e6, cacheBytes / 1e6, denseBytes / 1e6,
       cacheBytes / seconds / 1e9,
-      100.0 * cacheBytes / seconds / copyBytesPerSec, partialMs * 1e3 / reps,
-      mergeMs * 1e3 / reps, enqueueUs);
+      100.0 * cacheBytes / seconds / copyBytesPerSec, enqueueUs);
   return true;
 }
 

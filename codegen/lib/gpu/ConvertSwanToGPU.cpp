@@ -805,7 +805,180 @@ struct PartialInputs {
   TokenSource sparse, buffer;
   Value sparseLength, bufferLength; // index
   Value outMax, outSum, outAcc;
+  Value finished;      // [B, H] i32: blocks of each (sequence, head) done
+  Value valueRotation; // [H, D, D]; absent with rotated_output
+  Value out;           // [B, H*G, D]
 };
+
+/// The merge of every partial block of (sequence `seq`, KV head `head`)
+/// into `in.out`, run by the block that finished last (all of a block's
+/// threads): the splits' weights, the weighted sum of their accumulators
+/// and, unless the output stays rotated, the product with R_Vᵀ. `qs`,
+/// `scores` and `state` are the partial kernel's shared buffers, free again.
+void emitMerge(KernelBuilder &kb, const PartialKernelShape &shape,
+               const PartialInputs &in, Value seq, Value head, Value qs,
+               Value scores, Value state) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  const int64_t D = shape.dim, G = shape.group;
+  const int64_t T = abi::kPartialThreads;
+  Value zero = kb.index(0), one = kb.index(1);
+  Value tid = kb.threadId();
+  Value warp = kb.div(tid, kb.index(abi::kWarpSize));
+  Value lane = kb.rem(tid, kb.index(abi::kWarpSize));
+  Value warpSize = kb.index(abi::kWarpSize);
+  Value blocks = kb.gridDim(gpu::Dimension::x);
+
+  // Warp w turns the maxima and sums of heads w, w + 4, ... into the
+  // overall max and 1 / sum; each split's weight is then
+  // exp(max_s - max) / sum.
+  kb.loop(warp, kb.index(G), kb.index(abi::kPartialWarps), [&](Value g) {
+    Value m = kb.loop(
+        lane, blocks, warpSize, {kb.negInf()},
+        [&](Value s, ValueRange mm) -> SmallVector<Value> {
+          return {kb.maxF(mm[0], kb.load(in.outMax, {seq, head, s, g}))};
+        })[0];
+    m = kb.warpReduce(m, /*isMax=*/true);
+    Value l = kb.loop(
+        lane, blocks, warpSize, {kb.f32(0)},
+        [&](Value s, ValueRange ls) -> SmallVector<Value> {
+          Value w =
+              kb.exp2(kb.mul(kb.sub(kb.load(in.outMax, {seq, head, s, g}), m),
+                             kb.f32(kLog2E)));
+          return {kb.fma(ls[0], w, kb.load(in.outSum, {seq, head, s, g}))};
+        })[0];
+    l = kb.warpReduce(l, /*isMax=*/false);
+    kb.ifThen(kb.eq(lane, zero), [&] {
+      kb.store(m, state, {zero, g});
+      kb.store(kb.div(kb.f32(1), l), state, {one, g});
+    });
+  });
+  kb.barrier();
+
+  // Thread t owns the vectors t, t + T, ... of V consecutive dimensions of
+  // the [G][D] output; the splits' weights pass through shared memory a
+  // chunk of splits at a time, and each thread keeps `ways` vector loads
+  // of the accumulators in flight.
+  const int64_t V = D % 4 == 0 ? 4 : D % 2 == 0 ? 2 : 1;
+  const int64_t vectors = G * D / V;
+  const int64_t owned = (vectors + T - 1) / T;
+  const int64_t ways = std::max<int64_t>(1, 8 / owned);
+  Value chunk = kb.index(abi::kTokensPerChunk);
+  SmallVector<Value> sums = kb.loop(
+      zero, blocks, chunk, SmallVector<Value>(owned * V, kb.f32(0)),
+      [&](Value first, ValueRange carried) -> SmallVector<Value> {
+        Value count = kb.minIndex(chunk, kb.sub(blocks, first));
+        kb.loop(
+            tid, kb.index(G * abi::kTokensPerChunk), kb.index(T), [&](Value o) {
+              Value g = kb.div(o, chunk), s = kb.rem(o, chunk);
+              kb.ifThen(kb.ult(s, count), [&] {
+                Value m = kb.load(in.outMax, {seq, head, kb.add(first, s), g});
+                Value w = kb.exp2(kb.mul(kb.sub(m, kb.load(state, {zero, g})),
+                                         kb.f32(kLog2E)));
+                kb.store(kb.mul(w, kb.load(state, {one, g})), scores, {g, s});
+              });
+            });
+        kb.barrier();
+        SmallVector<Value> next(carried.begin(), carried.end());
+        for (int64_t i = 0; i < owned; ++i) {
+          // Threads past the last vector sum a clamped one and drop it.
+          Value v =
+              kb.minIndex(kb.add(tid, kb.index(T * i)), kb.index(vectors - 1));
+          Value g = kb.div(v, kb.index(D / V));
+          Value d = kb.mul(kb.rem(v, kb.index(D / V)), kb.index(V));
+          SmallVector<Value> part(next.begin() + i * V,
+                                  next.begin() + (i + 1) * V);
+          part = kb.loop(
+              zero, count, kb.index(ways), part,
+              [&](Value s0, ValueRange acc) -> SmallVector<Value> {
+                SmallVector<Value> out(acc.begin(), acc.end());
+                Value last = kb.sub(count, one);
+                for (int64_t u = 0; u < ways; ++u) {
+                  Value s = kb.add(s0, kb.index(u));
+                  Value sc = kb.minIndex(s, last);
+                  Value w = arith::SelectOp::create(
+                      b, kb.ult(s, count), kb.load(scores, {g, sc}), kb.f32(0));
+                  SmallVector<Value> x = kb.loadVector(
+                      in.outAcc, {seq, head, kb.add(first, sc), g, d}, V);
+                  for (int64_t e = 0; e < V; ++e)
+                    out[e] = kb.fma(out[e], w, x[e]);
+                }
+                return out;
+              });
+          llvm::copy(part, next.begin() + i * V);
+        }
+        // The next chunk overwrites the weights.
+        kb.barrier();
+        return next;
+      });
+
+  Type outType = cast<MemRefType>(in.out.getType()).getElementType();
+  auto outputRow = [&](Value g) {
+    return kb.add(kb.mul(head, kb.index(G)), g);
+  };
+  for (int64_t i = 0; i < owned; ++i) {
+    Value v = kb.add(tid, kb.index(T * i));
+    kb.ifThen(kb.ult(v, kb.index(vectors)), [&] {
+      Value g = kb.div(v, kb.index(D / V));
+      Value d = kb.mul(kb.rem(v, kb.index(D / V)), kb.index(V));
+      for (int64_t e = 0; e < V; ++e) {
+        Value de = kb.add(d, kb.index(e));
+        if (in.valueRotation)
+          kb.store(sums[i * V + e], qs, {de, g});
+        else
+          kb.store(kb.fromF32(sums[i * V + e], outType), in.out,
+                   {seq, outputRow(g), de});
+      }
+    });
+  }
+  if (!in.valueRotation)
+    return;
+  kb.barrier();
+
+  // out[g][e] = Σ_d o[g][d] · R_V[e][d]: rows of R_V read whole, lanes
+  // over a row's columns (coalesced), each load serving all G heads. A
+  // warp step takes 32 / G rows, so that its G · 32 / G sums are one
+  // transposing reduction that leaves lane l with (head, row) =
+  // (l / rows, l % rows). With D not a multiple of 32, thread t sums its
+  // own rows.
+  if (D % abi::kWarpSize == 0) {
+    const int64_t rows = abi::kWarpSize / G, words = D / abi::kWarpSize;
+    kb.loop(
+        warp, kb.index(D / rows), kb.index(abi::kPartialWarps),
+        [&](Value step) {
+          Value firstRow = kb.mul(step, kb.index(rows));
+          SmallVector<SmallVector<Value>> o;
+          SmallVector<Value> columns;
+          for (int64_t j = 0; j < words; ++j) {
+            columns.push_back(kb.add(lane, kb.index(j * abi::kWarpSize)));
+            o.push_back(kb.loadVector(qs, {columns.back(), zero}, G));
+          }
+          SmallVector<Value> partial(G * rows, kb.f32(0));
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < words; ++j) {
+              Value x = kb.toF32(
+                  kb.load(in.valueRotation,
+                          {head, kb.add(firstRow, kb.index(r)), columns[j]}));
+              for (int64_t g = 0; g < G; ++g)
+                partial[g * rows + r] =
+                    kb.fma(partial[g * rows + r], o[j][g], x);
+            }
+          Value y = transposeReduce(kb, partial, lane);
+          Value g = kb.div(lane, kb.index(rows));
+          Value row = kb.add(firstRow, kb.rem(lane, kb.index(rows)));
+          kb.store(kb.fromF32(y, outType), in.out, {seq, outputRow(g), row});
+        });
+    return;
+  }
+  kb.loop(tid, kb.index(G * D), kb.index(T), [&](Value o) {
+    Value g = kb.div(o, kb.index(D)), e = kb.rem(o, kb.index(D));
+    Value y =
+        unrolledSum(kb, kb.index(D), std::min<int64_t>(D, 16), [&](Value d) {
+          return kb.mul(kb.load(qs, {d, g}),
+                        kb.toF32(kb.load(in.valueRotation, {head, e, d})));
+        });
+    kb.store(kb.fromF32(y, outType), in.out, {seq, outputRow(g), e});
+  });
+}
 
 /// The partial kernel: blocks over (split, KV head, sequence); `inputs`
 /// says where its arguments put the tokens.
@@ -821,15 +994,19 @@ void emitPartialKernel(
       workgroupMemRef(ctx, {dim, G}, f32),
       workgroupMemRef(ctx, {G, abi::kTokensPerChunk}, f32),
       workgroupMemRef(ctx, {abi::kPartialWarps, dim, G}, f32),
-      workgroupMemRef(ctx, {3, G}, f32)};
+      workgroupMemRef(ctx, {3, G}, f32),
+      workgroupMemRef(ctx, {1}, b.getI32Type())};
   gpu::GPUFuncOp kernel =
       createKernel(b, module, name, argTypes, workgroup, abi::kPartialThreads);
   enterKernel(b, kernel);
   KernelBuilder kb(b);
   Value seq = kb.blockId(gpu::Dimension::z);
-  PartialInputs in = inputs(kb, kernel.getArguments(), seq);
+  // The entry block's arguments go on with the workgroup attributions.
+  PartialInputs in =
+      inputs(kb, kernel.getArguments().take_front(argTypes.size()), seq);
   auto shared = kernel.getWorkgroupAttributions();
   Value qs = shared[0], scores = shared[1], acc = shared[2], state = shared[3];
+  Value lastBlock = shared[4];
 
   Value zero = kb.index(0), one = kb.index(1);
   Value threads = kb.index(abi::kPartialThreads);
@@ -914,6 +1091,35 @@ void emitPartialKernel(
              {seq, head, split, tid});
     kb.store(kb.load(state, {one, tid}), in.outSum, {seq, head, split, tid});
   });
+
+  // The block of (sequence, head) that finishes last merges them all, so a
+  // decode step is one launch. Each thread's partials are visible
+  // device-wide before its block counts itself done (__threadfence, then
+  // one atomic per block); the last block's fence orders its reads after
+  // every count, and it clears the count for the next launch.
+  NVVM::MembarOp::create(b, NVVM::MemScopeKind::GPU);
+  kb.barrier();
+  kb.ifThen(kb.eq(tid, zero), [&] {
+    Value before = memref::AtomicRMWOp::create(
+        b, arith::AtomicRMWKind::addi,
+        arith::ConstantOp::create(b, b.getI32IntegerAttr(1)), in.finished,
+        ValueRange{seq, head});
+    Value lastOne = kb.eq(kb.toIndex(before), splits);
+    kb.store(arith::ExtUIOp::create(b, b.getI32Type(), lastOne), lastBlock,
+             {zero});
+  });
+  kb.barrier();
+  Value isLast = arith::CmpIOp::create(
+      b, arith::CmpIPredicate::ne, kb.load(lastBlock, {zero}),
+      arith::ConstantOp::create(b, b.getI32IntegerAttr(0)));
+  kb.ifThen(isLast, [&] {
+    NVVM::MembarOp::create(b, NVVM::MemScopeKind::GPU);
+    kb.ifThen(kb.eq(tid, zero), [&] {
+      kb.store(arith::ConstantOp::create(b, b.getI32IntegerAttr(0)),
+               in.finished, {seq, head});
+    });
+    emitMerge(kb, shape, in, seq, head, qs, scores, state);
+  });
 }
 
 struct DecodeOperands {
@@ -927,16 +1133,30 @@ struct DecodeOperands {
 void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                          StringRef name, const DecodeOperands &ops,
                          const PartialKernelShape &shape, bool rotateBack) {
-  MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type();
   auto dynamic = [&](int64_t rank) {
     return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic),
-                           f32);
+                           b.getF32Type());
   };
-  const int64_t dim = shape.dim, G = shape.group;
+  const int64_t dim = shape.dim;
 
   // --- partial kernels: the op's batch layout, and the paged one ---
-  const SmallVector<Type> outputs = {dynamic(4), dynamic(4), dynamic(5)};
+  // Both end in the partials' workspace, the blocks-finished counts, R_V
+  // (unless the output stays rotated) and the output.
+  SmallVector<Type> outputs = {
+      dynamic(4), dynamic(4), dynamic(5),
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                      b.getI32Type())};
+  if (rotateBack)
+    outputs.push_back(ops.valueRotation.getType());
+  outputs.push_back(ops.result.getType());
+  auto addOutputs = [&](PartialInputs &in, ValueRange rest) {
+    in.outMax = rest[0];
+    in.outSum = rest[1];
+    in.outAcc = rest[2];
+    in.finished = rest[3];
+    in.valueRotation = rotateBack ? rest[4] : Value();
+    in.out = rest.back();
+  };
   {
     SmallVector<Type> argTypes = {ops.query.getType(),
                                   ops.scale.getType(),
@@ -962,9 +1182,7 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                         in.buffer = {{a[7]}, {}, {a[8]}, {}};
                         in.sparseLength = kb.toIndex(kb.load(a[9], {seq}));
                         in.bufferLength = kb.toIndex(kb.load(a[10], {seq}));
-                        in.outMax = a[11];
-                        in.outSum = a[12];
-                        in.outAcc = a[13];
+                        addOutputs(in, a.drop_front(11));
                         return in;
                       });
   }
@@ -1025,112 +1243,9 @@ void emitDecodeAttention(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                        {}};
           in.sparseLength = count(abi::kSparseLength);
           in.bufferLength = count(abi::kBufferLength);
-          in.outMax = a[4];
-          in.outSum = a[5];
-          in.outAcc = a[6];
+          addOutputs(in, a.drop_front(4));
           return in;
         });
-  }
-
-  // --- merge kernel: one block per (query head, sequence) ---
-  {
-    SmallVector<Type> argTypes = {dynamic(4), dynamic(4), dynamic(5)};
-    if (rotateBack)
-      argTypes.push_back(ops.valueRotation.getType());
-    argTypes.push_back(ops.result.getType());
-    SmallVector<Type> workgroup = {
-        workgroupMemRef(ctx, {abi::kMaxPartialBlocks}, f32),
-        workgroupMemRef(ctx, {dim}, f32)};
-    gpu::GPUFuncOp kernel = createKernel(
-        b, module, (name + abi::kMergeSuffix).str(), argTypes, workgroup, dim);
-    enterKernel(b, kernel);
-    KernelBuilder kb(b);
-    auto a = kernel.getArguments();
-    Value inMax = a[0], inSum = a[1], inAcc = a[2];
-    Value valueRotation = rotateBack ? a[3] : Value();
-    Value out = a[argTypes.size() - 1];
-    auto shared = kernel.getWorkgroupAttributions();
-    Value weights = shared[0], merged = shared[1];
-    Type outType = cast<MemRefType>(out.getType()).getElementType();
-
-    Value zero = kb.index(0);
-    Value e = kb.threadId();
-    Value lane = kb.rem(e, kb.index(abi::kWarpSize));
-    Value queryHead = kb.blockId(gpu::Dimension::x);
-    Value seq = kb.blockId(gpu::Dimension::y);
-    Value head = kb.div(queryHead, kb.index(G));
-    Value g = kb.rem(queryHead, kb.index(G));
-    Value splits = kb.dim(inMax, 2);
-    Value warpSize = kb.index(abi::kWarpSize);
-
-    // Warp 0 turns the partial maxima and sums into one weight per split.
-    kb.ifThen(kb.ult(e, warpSize), [&] {
-      Value m = kb.loop(lane, splits, warpSize, {kb.negInf()},
-                        [&](Value s, ValueRange mm) -> SmallVector<Value> {
-                          return {kb.maxF(mm[0],
-                                          kb.load(inMax, {seq, head, s, g}))};
-                        })[0];
-      m = kb.warpReduce(m, /*isMax=*/true);
-      auto scaleOf = [&](Value s) {
-        return kb.exp2(
-            kb.mul(kb.sub(kb.load(inMax, {seq, head, s, g}), m), kb.f32(kLog2E)));
-      };
-      Value l = kb.loop(lane, splits, warpSize, {kb.f32(0)},
-                        [&](Value s, ValueRange ls) -> SmallVector<Value> {
-                          return {kb.fma(ls[0], scaleOf(s),
-                                         kb.load(inSum, {seq, head, s, g}))};
-                        })[0];
-      l = kb.warpReduce(l, /*isMax=*/false);
-      kb.loop(lane, splits, warpSize, [&](Value s) {
-        kb.store(kb.div(scaleOf(s), l), weights, {s});
-      });
-    });
-    kb.barrier();
-    Value o = unrolledSum(kb, splits, 32, [&](Value s) {
-      return kb.mul(kb.load(weights, {s}),
-                    kb.load(inAcc, {seq, head, s, g, e}));
-    });
-    if (!rotateBack) {
-      kb.store(kb.fromF32(o, outType), out, {seq, queryHead, e});
-    } else {
-      kb.store(o, merged, {e});
-      kb.barrier();
-      // o · R_Vᵀ: out[e] = Σ_d o'[d] · R_V[e][d], a dot product with row
-      // e of R_V. Thread e reading its own row would make each warp load
-      // touch 32 rows; instead warp w reads its 32 rows w·32 + i one at a
-      // time, lane l taking dimensions l, l + 32, ... (coalesced), and one
-      // transposing reduction leaves lane l with row w·32 + l. With D not a
-      // multiple of 32, thread e sums its row.
-      Value y;
-      if (dim % abi::kWarpSize == 0) {
-        const int64_t words = dim / abi::kWarpSize;
-        Value firstRow = kb.mul(kb.div(e, warpSize), warpSize);
-        SmallVector<Value> columns, owned;
-        for (int64_t j = 0; j < words; ++j) {
-          columns.push_back(kb.add(lane, kb.index(j * abi::kWarpSize)));
-          owned.push_back(kb.load(merged, {columns.back()}));
-        }
-        SmallVector<Value> partial;
-        for (int64_t i = 0; i < abi::kWarpSize; ++i) {
-          Value row = kb.add(firstRow, kb.index(i));
-          Value sum = kb.f32(0);
-          for (int64_t j = 0; j < words; ++j)
-            sum = kb.fma(
-                sum, owned[j],
-                kb.toF32(kb.load(valueRotation, {head, row, columns[j]})));
-          partial.push_back(sum);
-        }
-        y = transposeReduce(kb, partial, lane);
-      } else {
-        y = unrolledSum(
-            kb, kb.index(dim), std::min<int64_t>(dim, 64), [&](Value d) {
-              return kb.mul(kb.load(merged, {d}),
-                            kb.toF32(kb.load(valueRotation, {head, e, d})));
-            });
-      }
-      kb.store(kb.fromF32(y, outType), out, {seq, queryHead, e});
-    }
-    (void)zero;
   }
 }
 
@@ -1267,10 +1382,10 @@ struct SwanConvertToGPUPass
                               "power of two, at most 32; got ")
              << group;
     // Shared memory per partial block: rotated query, chunk scores, one
-    // accumulator per warp, running state.
+    // accumulator per warp, running state, whether the block merges.
     int64_t sharedBytes =
         4 * (dim * group + group * abi::kTokensPerChunk +
-             abi::kPartialWarps * dim * group + 3 * group);
+             abi::kPartialWarps * dim * group + 3 * group + 1);
     if (sharedBytes > 48 * 1024)
       return decode.emitError("D = ")
              << dim << ", G = " << group

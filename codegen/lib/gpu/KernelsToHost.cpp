@@ -138,6 +138,12 @@ LogicalResult toHost(Operation *op, EmulatorCalls &emulator) {
     op->erase();
     return success();
   }
+  // Blocks run one after another on one host thread, so every write is
+  // visible to every later read without a fence.
+  if (isa<NVVM::MembarOp>(op)) {
+    op->erase();
+    return success();
+  }
   if (auto shuffle = dyn_cast<gpu::ShuffleOp>(op)) {
     Type type = shuffle.getValue().getType();
     if (!type.isIntOrFloat() || type.getIntOrFloatBitWidth() != 32)
@@ -209,6 +215,8 @@ std::optional<Access> accessOf(Operation *op) {
     return Access{o.getBase(), o.getIndices(), o.getVectorType().getShape()};
   if (auto o = dyn_cast<vector::StoreOp>(op))
     return Access{o.getBase(), o.getIndices(), o.getVectorType().getShape()};
+  if (auto o = dyn_cast<memref::AtomicRMWOp>(op))
+    return Access{o.getMemref(), o.getIndices(), {}};
   return std::nullopt;
 }
 
@@ -258,7 +266,7 @@ LogicalResult reportSharedAccess(Operation *op, const Access &access,
   int64_t words = 1;
   for (int64_t extent : access.vectorShape)
     words *= extent;
-  bool write = isa<memref::StoreOp, vector::StoreOp>(op);
+  bool write = isa<memref::StoreOp, vector::StoreOp, memref::AtomicRMWOp>(op);
   Type i64 = b.getI64Type();
   emulator.call(b, loc, abi::kSharedAccess,
                 {arith::IndexCastOp::create(b, loc, i64, address),

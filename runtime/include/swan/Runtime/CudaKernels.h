@@ -154,23 +154,18 @@ public:
                         Encoding encoding = Encoding::Indices,
                         int64_t width = 0);
 
-  /// The two launches of a decode step, as a mask for decodeAttention.
-  enum DecodeStage : unsigned { kPartials = 1, kMerge = 2, kAllStages = 3 };
-
-  /// One decode step (flash-decoding partials, then their merge),
-  /// enqueued on the default stream. `stages` runs a subset, for timing each
-  /// kernel on its own; the output is complete only with kAllStages.
+  /// One decode step, enqueued on the default stream: one launch of the
+  /// flash-decoding partials, whose last block per (sequence, KV head)
+  /// merges them into the output.
   Status decodeAttention(const DecodeProblem &problem,
-                         const DecodeBuffers &buffers,
-                         unsigned stages = kAllStages);
+                         const DecodeBuffers &buffers);
 
   /// One decode step over `count` sequences that each live in blocks of
-  /// their own (the GPU cache's layout): still one launch pair for the
-  /// whole batch, through a table of the sequences' addresses and sizes
-  /// that this call uploads. Every range and size is checked first.
+  /// their own (the GPU cache's layout): still one launch for the whole
+  /// batch, through a table of the sequences' addresses and sizes that this
+  /// call uploads. Every range and size is checked first.
   Status decodeAttention(const PagedDecodeStep &step,
-                         const DecodeSequence *sequences, int64_t count,
-                         unsigned stages = kAllStages);
+                         const DecodeSequence *sequences, int64_t count);
 
   /// The split count decodeAttention uses when DecodeProblem::splits is 0:
   /// one wave of partial blocks, as many as the driver says fit on all
@@ -190,22 +185,25 @@ private:
                         int64_t rows, DeviceRange rotation, int64_t k,
                         DeviceRange values, DeviceRange indices,
                         Encoding encoding, int64_t width);
-  Status ensureWorkspace(size_t maxBytes, size_t accBytes);
+  Status ensureWorkspace(size_t maxBytes, size_t accBytes, size_t countBytes);
   int64_t chooseSplits(int64_t units, int64_t sparseCapacity,
                        int resident) const;
-  /// Launches `partial` (its inputs added, the partial outputs appended
-  /// here) over (splits + 1, H, B), then the merge into `out`.
+  /// Launches `partial` (its inputs added; the workspace, R_V and `out`
+  /// appended here) over (splits + 1, H, B).
   Status launchDecode(const char *name, const char *partialSuffix,
                       KernelArguments &partial, int64_t batch, int64_t heads,
                       int64_t splits, bool rotatedOutput,
-                      DeviceRange valueRotation, DeviceRange out,
-                      unsigned stages);
+                      DeviceRange valueRotation, DeviceRange out);
 
   Device &device_;
   Module module_;
   int64_t dim_ = 0, group_ = 0;
   Storage storage_ = Storage::F16;
   Buffer partialMax_, partialSum_, partialAcc_;
+  /// [B, H] i32: the partial blocks of each (sequence, head) that have
+  /// finished, zero between launches (the merging block clears its count).
+  Buffer finished_;
+  bool finishedCleared_ = false;
   Buffer sequenceTable_; ///< the paged step's, [count, kSequenceFields]
   /// Blocks of each partial kernel that fit on a multiprocessor at once,
   /// [masks][rotated output][paged], asked of the driver at load.

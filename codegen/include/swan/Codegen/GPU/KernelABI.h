@@ -18,30 +18,34 @@
 //             grid (n), block (D); x is f32 or already in the storage type.
 //             With `encoding = mask`: masks [n,D/8] instead of indices, and
 //             values [n,w] for any w >= k (slots past k are not written).
-//   decode_attention: two kernels, flash-decoding form
+//   decode_attention: one kernel, flash-decoding form with the merge in it
 //     `@f_partial`          (query [B,H*G,D], scale, key_rotation [H,D,D],
 //                            sparse key values/indices [B,H,L,kK],
 //                            sparse value values/indices [B,H,L,kV],
 //                            buffer keys/values [B,H,b,D],
 //                            sparse lengths [B], buffer lengths [B],
 //                            partial max [B,H,S+1,G], partial sum
-//                            [B,H,S+1,G], partial accumulator [B,H,S+1,G,D])
+//                            [B,H,S+1,G], partial accumulator [B,H,S+1,G,D],
+//                            finished [B,H] i32, [value_rotation [H,D,D]],
+//                            out [B,H*G,D])
 //             grid (S+1, H, B), block (kPartialThreads): every block
 //             rotates its G query rows, blocks 0..S-1 each take one
 //             contiguous split of the sparse tokens, block S takes the
-//             dense buffer; S + 1 <= kMaxPartialBlocks.
+//             dense buffer; S + 1 <= kMaxPartialBlocks. Each block writes
+//             its partials and counts itself in `finished`; the last of a
+//             (sequence, head) merges them into `out` (rotated back by R_V
+//             unless the op has `rotated_output`, which drops that
+//             argument) and sets the count back to 0. `finished` must be
+//             zero before the first launch.
 //     `@f_paged_partial`    (query, scale, key_rotation as above,
 //                            sequences [B, kSequenceFields] i64, partial
-//                            max, sum and accumulator as above)
+//                            max, sum, accumulator, finished,
+//                            [value_rotation] and out as above)
 //             the same blocks, but each sequence's tokens live in blocks of
 //             their own, given by its row of the table (SequenceField): a
 //             store [H, capacity, kK / kV] per array and a dense buffer
 //             [H, buffer capacity, D], at device addresses; the GPU cache
 //             runs a whole batch with one launch.
-//     `@f_merge`            (partial max, sum, accumulator as above,
-//                            [value_rotation [H,D,D]], out [B,H*G,D])
-//             grid (H*G, B), block (D); value_rotation is absent when the op
-//             has `rotated_output`.
 //
 // With key_encoding = value_encoding = mask the sparse key and value
 // indices are occupancy masks, [B,H,L,D/8] (and in the sequence table's
@@ -71,15 +75,15 @@ inline constexpr int64_t kPartialThreads = kWarpSize * kPartialWarps;
 /// the running max and the accumulators are rescaled once per chunk.
 inline constexpr int64_t kTokensPerChunk = 128;
 
-/// Most partial blocks per (sequence, KV head) the merge kernel takes: it
-/// keeps one weight per block in shared memory.
+/// Most partial blocks per (sequence, KV head): the block that merges
+/// reads every one of them, and one wave of blocks on the largest GPUs
+/// needs fewer.
 inline constexpr int64_t kMaxPartialBlocks = 512;
 
 /// The gpu.module every entry point's kernels go into.
 inline constexpr const char *kKernelModuleName = "swan_kernels";
 inline constexpr const char *kPartialSuffix = "_partial";
 inline constexpr const char *kPagedPartialSuffix = "_paged_partial";
-inline constexpr const char *kMergeSuffix = "_merge";
 
 /// The columns of the paged partial kernel's sequence table, one row per
 /// sequence: device addresses, then sizes in elements or tokens.

@@ -15,10 +15,11 @@ def SwanConvertToGPU : Pass<"swan-convert-to-gpu", "::mlir::ModuleOp"> {
     `gpu.module @swan_kernels`, and the host function is erased: the CUDA
     runtime launches the kernels itself. `swan.rotate` and `swan.compress`
     give one block per token; `swan.decode_attention` gives the
-    flash-decoding pair `<name>_partial` (blocks over token split, KV head
-    and sequence) and `<name>_merge`. Sequence lengths, `k` and the batch
-    stay run-time values. swan/Codegen/GPU/KernelABI.h fixes the launch
-    contract.
+    flash-decoding kernel `<name>_partial` (blocks over token split, KV
+    head and sequence, the last block of each sequence and head to finish
+    merging them) and its twin `<name>_paged_partial` over a table of
+    sequences. Sequence lengths, `k` and the batch stay run-time values.
+    swan/Codegen/GPU/KernelABI.h fixes the launch contract.
 
     ```mlir
     gpu.module @swan_kernels {
@@ -48,11 +49,14 @@ def SwanGPUKernelsToHost
     `gpu.grid_dim` read the emulator's current thread, `gpu.barrier`,
     `nvvm.bar.warp.sync` and `gpu.shuffle` call into the emulator
     (test/unit/KernelEmulator.h), workgroup attributions become one private
-    `memref.global` per kernel (the emulator runs one block at a time) and
-    `llvm.nvvm.ex2.approx.f32` becomes `math.exp2`. Any other GPU-only
+    `memref.global` per kernel (the emulator runs one block at a time),
+    `llvm.nvvm.ex2.approx.f32` becomes `math.exp2` and
+    `nvvm.memory.barrier` goes (one host thread runs the blocks one after
+    another: every write is visible to every later read). Any other GPU-only
     operation is an error naming it, so a kernel never runs differently
     from what the emulator checked. Every `memref.load`, `memref.store`,
-    `vector.load` and `vector.store` is preceded by a check of its indices
+    `vector.load`, `vector.store` and `memref.atomic_rmw` is preceded by a
+    check of its indices
     against the memref's shape: an index outside it calls the emulator,
     which fails the launch naming the access, the index and the extent (a
     GPU would read or write a neighbour unannounced). Each access to a
