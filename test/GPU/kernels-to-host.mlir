@@ -126,19 +126,41 @@ module attributes {gpu.container_module} {
 
 // -----
 
-// An atomic is checked like any access; a fence has nothing to order when
-// blocks run one after another on one host thread.
+// Global memory goes to the emulator's handover check: each access with
+// its element address, count and size, each atomic and each GPU-scope fence
+// as calls (a fence has nothing to order when blocks run one after another
+// on one host thread); an atomic is bounds-checked like any access.
+// CHECK-DAG: func.func private @swan_emu_global_access(i64, i64, i32, i32, !llvm.ptr)
+// CHECK-DAG: func.func private @swan_emu_global_atomic()
+// CHECK-DAG: func.func private @swan_emu_fence()
 // CHECK-LABEL: func.func @emu_count
+// CHECK-NOT: nvvm.memory.barrier
+// CHECK: %[[EIGHT:.*]] = arith.constant 8 : index
+// CHECK: %{{.*}}, %[[OFFSET:.*]], %{{.*}}, %[[STRIDE:.*]] = memref.extract_strided_metadata %[[X:[^ ]*]] : memref<?xf16>
+// CHECK: %[[AT:.*]] = arith.muli %[[EIGHT]], %[[STRIDE]] : index
+// CHECK: %[[ELEMENT:.*]] = arith.addi %[[OFFSET]], %[[AT]] : index
+// CHECK: %[[POINTER:.*]] = memref.extract_aligned_pointer_as_index %[[X]]
+// CHECK: %[[TWO:.*]] = arith.constant 2 : index
+// CHECK: arith.muli %[[ELEMENT]], %[[TWO]] : index
+// CHECK: call @swan_emu_global_access(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) : (i64, i64, i32, i32, !llvm.ptr) -> ()
+// CHECK: memref.store %{{.*}}, %[[X]]
+// CHECK: call @swan_emu_fence() : () -> ()
 // CHECK-NOT: nvvm.memory.barrier
 // CHECK: arith.cmpi uge
 // CHECK: func.call @swan_emu_out_of_bounds
-// CHECK: memref.atomic_rmw addi
+// CHECK: call @swan_emu_global_atomic() : () -> ()
+// CHECK-NEXT: memref.atomic_rmw addi
 module attributes {gpu.container_module} {
   gpu.module @kernels {
-    gpu.func @count(%n: memref<?xi32>) kernel {
+    gpu.func @count(%x: memref<?xf16>, %n: memref<?xi32>) kernel {
       %c0 = arith.constant 0 : index
+      %c8 = arith.constant 8 : index
       %one = arith.constant 1 : i32
+      %h = arith.constant 1.0 : f16
+      memref.store %h, %x[%c8] : memref<?xf16>
       nvvm.memory.barrier #nvvm.mem_scope<gpu>
+      // A fence within the block hands nothing to other blocks.
+      nvvm.memory.barrier #nvvm.mem_scope<cta>
       %old = memref.atomic_rmw addi %one, %n[%c0] : (i32, memref<?xi32>) -> i32
       gpu.return
     }

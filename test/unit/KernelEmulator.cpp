@@ -8,7 +8,9 @@
 // hang on a GPU, and the emulator says so. A thread about to access a
 // memref out of bounds stops there and fails the launch, as does one about
 // to access a word of shared memory that another thread accessed, one of
-// the two accesses a write, with no barrier or warp sync between them. Threads
+// the two accesses a write, with no barrier or warp sync between them, or
+// an element of global memory another block wrote in the launch without
+// the fence, atomic and fence that hand it over. Threads
 // run in a new random order each round, blocks in a random order, and shared
 // memory starts each block poisoned, so that a kernel that counts on an order
 // or an initial value CUDA does not promise fails.
@@ -24,6 +26,7 @@
 #include <mutex>
 #include <numeric>
 #include <random>
+#include <unordered_map>
 #include <vector>
 
 #include <ucontext.h>
@@ -63,6 +66,11 @@ struct Thread {
   // The pending warp operation and its result.
   int32_t value = 0, offset = 0, width = 0, mode = 0, mask = 0, result = 0;
   void *fakeStack = nullptr; // ASan's, while the fiber is switched out
+  // The handover check: global elements written since the thread's last
+  // fence, and whether it fenced after its block counted itself (an
+  // atomic), so that it may read what other blocks released.
+  std::vector<int64_t> unfenced;
+  bool acquired = false;
 };
 
 /// One thread's access to a word of shared memory, with the barriers and
@@ -70,6 +78,15 @@ struct Thread {
 struct WordAccess {
   int32_t thread = -1; // none
   uint32_t barriers = 0, warpSyncs = 0;
+  const char *what = nullptr;
+};
+
+/// The last write of an element of global memory in this launch: which
+/// block and thread, whether that thread fenced it since.
+struct GlobalWrite {
+  int64_t block = 0; // linear, x fastest
+  int32_t thread = 0;
+  bool fenced = false;
   const char *what = nullptr;
 };
 
@@ -97,6 +114,10 @@ struct Launch {
   uint32_t barriers = 0;
   std::vector<uint32_t> warpSyncs;
   std::vector<std::vector<SharedWord>> shadow;
+  // The handover check: each global element written in the launch, by
+  // address, and whether the running block has counted itself.
+  std::unordered_map<int64_t, GlobalWrite> globalWrites;
+  bool counted = false;
 };
 
 /// The launch in progress; launches are serialised.
@@ -270,6 +291,7 @@ bool runBlock(Launch &l) {
   for (const abi::SharedBuffer *s = l.kernel->shared; s && s->data; ++s)
     std::memset(s->data, 0xff, s->bytes);
   ++l.blockSerial;
+  l.counted = false;
   l.barriers = 0;
   l.warpSyncs.assign((l.threads.size() + kWarpSize - 1) / kWarpSize, 0);
   std::vector<size_t> order(l.threads.size());
@@ -327,6 +349,24 @@ bool runBlock(Launch &l) {
                   dims(l.threads[earlier.thread].id) + " " + did + " (" +
                   earlier.what +
                   ") with no barrier or warp sync between them: a race");
+}
+
+[[gnu::noinline]] void handoverFault(Launch &l, const char *access, bool write,
+                                     const GlobalWrite &earlier) {
+  const int64_t block[3] = {earlier.block % l.grid[0],
+                            (earlier.block / l.grid[0]) % l.grid[1],
+                            earlier.block / (l.grid[0] * l.grid[1])};
+  int64_t thread[3] = {earlier.thread % l.block[0],
+                       (earlier.thread / l.block[0]) % l.block[1],
+                       earlier.thread / (l.block[0] * l.block[1])};
+  accessFault(
+      l, access,
+      std::string(write ? "writes" : "reads") + " what thread " + dims(thread) +
+          " of block " + dims(block) + " wrote (" + earlier.what + ") " +
+          (earlier.fenced ? "without a fence of its own after counting "
+                            "its block done (an atomic)"
+                          : "and did not fence") +
+          ": blocks run in no order, so nothing made that write visible");
 }
 
 } // namespace
@@ -467,6 +507,44 @@ void swan_emu_shared_access(int64_t address, int64_t words, int32_t write,
     }
     // Else a third unordered reader: the word keeps the first two.
   }
+}
+
+void swan_emu_global_access(int64_t address, int64_t elements,
+                            int32_t elementBytes, int32_t write,
+                            const char *access) {
+  Launch &l = *active;
+  Thread &t = *l.current;
+  const int64_t block =
+      l.blockId[0] + l.grid[0] * (l.blockId[1] + l.grid[1] * l.blockId[2]);
+  for (int64_t e = 0; e < elements; ++e) {
+    const int64_t at = address + e * elementBytes;
+    auto it = l.globalWrites.find(at);
+    if (it != l.globalWrites.end() && it->second.block != block &&
+        !(it->second.fenced && t.acquired)) {
+      handoverFault(l, access, write, it->second);
+      suspend(Wait::Faulted);
+    }
+    if (write) {
+      l.globalWrites[at] = GlobalWrite{block, t.index, false, access};
+      t.unfenced.push_back(at);
+    }
+  }
+}
+
+void swan_emu_global_atomic() { active->counted = true; }
+
+void swan_emu_fence() {
+  Launch &l = *active;
+  Thread &t = *l.current;
+  const int64_t block =
+      l.blockId[0] + l.grid[0] * (l.blockId[1] + l.grid[1] * l.blockId[2]);
+  for (int64_t at : t.unfenced) {
+    GlobalWrite &w = l.globalWrites[at];
+    if (w.block == block && w.thread == t.index)
+      w.fenced = true;
+  }
+  t.unfenced.clear();
+  t.acquired |= l.counted;
 }
 
 int32_t swan_emu_shuffle_valid(int32_t offset, int32_t width, int32_t mode) {

@@ -29,6 +29,9 @@ int32_t swan_emu_shuffle(int32_t, int32_t, int32_t, int32_t);
 int32_t swan_emu_shuffle_valid(int32_t, int32_t, int32_t);
 void swan_emu_out_of_bounds(const char *, int32_t, int64_t, int64_t);
 void swan_emu_shared_access(int64_t, int64_t, int32_t, const char *);
+void swan_emu_global_access(int64_t, int64_t, int32_t, int32_t, const char *);
+void swan_emu_global_atomic();
+void swan_emu_fence();
 }
 
 namespace {
@@ -233,6 +236,72 @@ TEST(KernelEmulatorTest, BlocksRunInARandomOrder) {
   std::iota(identity.begin(), identity.end(), 0);
   EXPECT_EQ(sorted, identity) << "every block ran once";
   EXPECT_NE(places, identity) << "blocks ran in launch order";
+}
+
+/// The steps of a last-block-merges kernel that may be left out.
+struct MergeSteps {
+  bool releaseFence = true, count = true, acquireFence = true;
+};
+MergeSteps mergeSteps;
+
+/// Each block of two (one thread each) writes out[block], fences, counts
+/// itself in out[2] with an atomic, and the block that counts second fences
+/// again and reads out[1 - block] into out[3 + block]: the pattern of the
+/// decode kernel's merge, as swan-gpu-kernels-to-host reports its global
+/// accesses, with `mergeSteps`' steps left out.
+void lastBlockReads(void **params) {
+  int32_t *out = output(params);
+  const int64_t block = swan_emu_block_id(0);
+  auto access = [&](int64_t i, bool write) {
+    swan_emu_global_access(reinterpret_cast<int64_t>(&out[i]), 1, 4, write,
+                           write ? "memref.store (argument 0)"
+                                 : "memref.load (argument 0)");
+  };
+  access(block, true);
+  out[block] = static_cast<int32_t>(10 + block);
+  if (mergeSteps.releaseFence)
+    swan_emu_fence();
+  int32_t before = 1; // as if the other block had counted first
+  if (mergeSteps.count) {
+    swan_emu_global_atomic();
+    before = out[2]++;
+  }
+  if (before != 1)
+    return;
+  if (mergeSteps.acquireFence)
+    swan_emu_fence();
+  access(1 - block, false);
+  out[3 + block] = out[1 - block];
+}
+
+// Blocks run in no order and nothing orders their memory but a fence: a
+// block reading what another wrote in the same launch must find it handed
+// over (fence, atomic, fence), or the launch fails naming both accesses.
+TEST(KernelEmulatorTest, GlobalWritesPassBetweenBlocksOnlyThroughAHandover) {
+  std::vector<int32_t> out(5, 0);
+  mergeSteps = {};
+  ASSERT_EQ(launch(lastBlockReads, out, 2, 1), "");
+  EXPECT_EQ(out[2], 2);
+  EXPECT_TRUE((out[3] == 11 && out[4] == 0) || (out[3] == 0 && out[4] == 10))
+      << out[3] << " " << out[4];
+
+  const MergeSteps broken[] = {
+      {false, true, true}, {true, false, true}, {true, true, false}};
+  for (const MergeSteps &h : broken) {
+    SCOPED_TRACE(testing::Message()
+                 << h.releaseFence << h.count << h.acquireFence);
+    std::fill(out.begin(), out.end(), 0);
+    mergeSteps = h;
+    std::string error = launch(lastBlockReads, out, 2, 1);
+    EXPECT_NE(error.find(": memref.load (argument 0): reads what thread "
+                         "(0, 0, 0) of block ("),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find("wrote (memref.store (argument 0))"),
+              std::string::npos)
+        << error;
+  }
+  mergeSteps = {};
 }
 
 /// How thread `from` hands a word of shared memory to thread `to`, as the

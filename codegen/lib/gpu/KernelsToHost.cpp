@@ -138,9 +138,13 @@ LogicalResult toHost(Operation *op, EmulatorCalls &emulator) {
     op->erase();
     return success();
   }
-  // Blocks run one after another on one host thread, so every write is
-  // visible to every later read without a fence.
-  if (isa<NVVM::MembarOp>(op)) {
+  // Blocks run one after another on one host thread, so a fence orders
+  // nothing here; the emulator records it for its handover check. A fence
+  // within a block or cluster hands nothing to other blocks.
+  if (auto fence = dyn_cast<NVVM::MembarOp>(op)) {
+    if (fence.getScope() == NVVM::MemScopeKind::GPU ||
+        fence.getScope() == NVVM::MemScopeKind::SYS)
+      emulator.call(b, loc, abi::kFence, {}, {});
     op->erase();
     return success();
   }
@@ -233,10 +237,12 @@ bool touchesMemRef(Operation *op) {
   });
 }
 
-/// A memref a kernel starts from: an argument or an attribution.
+/// A memref a kernel starts from: an argument (global memory) or an
+/// attribution.
 struct Memory {
+  enum Space { Global, Shared, Other };
   std::string name;
-  bool shared = false; // a workgroup attribution
+  Space space = Other; // Other: private memory, or a view of anything
 };
 
 /// Tells the emulator which 32-bit words of shared memory the access at
@@ -276,12 +282,46 @@ LogicalResult reportSharedAccess(Operation *op, const Access &access,
   return success();
 }
 
+/// Tells the emulator which elements of global memory the access at `op`
+/// reads or writes, so that it can find a block reading or overwriting
+/// what another block wrote with no fence and atomic handing it over.
+void reportGlobalAccess(Operation *op, const Access &access, Value description,
+                        EmulatorCalls &emulator) {
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  auto type = cast<MemRefType>(access.memref.getType());
+  auto metadata =
+      memref::ExtractStridedMetadataOp::create(b, loc, access.memref);
+  Value element = metadata.getOffset();
+  for (auto [index, stride] : llvm::zip(access.indices, metadata.getStrides()))
+    element = arith::AddIOp::create(
+        b, loc, element, arith::MulIOp::create(b, loc, index, stride));
+  int64_t bytes = DataLayout::closest(op).getTypeSize(type.getElementType());
+  Value base =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, access.memref);
+  Value address = arith::AddIOp::create(
+      b, loc, base,
+      arith::MulIOp::create(b, loc, element,
+                            arith::ConstantIndexOp::create(b, loc, bytes)));
+  int64_t elements = 1;
+  for (int64_t extent : access.vectorShape)
+    elements *= extent;
+  bool write = isa<memref::StoreOp, vector::StoreOp>(op);
+  emulator.call(b, loc, abi::kGlobalAccess,
+                {arith::IndexCastOp::create(b, loc, b.getI64Type(), address),
+                 arith::ConstantIntOp::create(b, loc, elements, 64),
+                 arith::ConstantIntOp::create(b, loc, bytes, 32),
+                 arith::ConstantIntOp::create(b, loc, write, 32), description},
+                {});
+}
+
 /// Precedes one access by a check of each index (and, for a vector, of the
 /// last element's) against the memref's extent: outside it, the thread
 /// calls the emulator, which fails the launch and does not return. The
 /// kernels trust their indices (stored ones included); a GPU would read a
 /// neighbour, or nothing, without a word. A shared-memory access is then
-/// reported to the emulator's race check.
+/// reported to the emulator's race check, a global one to its handover
+/// check.
 LogicalResult guardAccess(Operation *op, const Access &access,
                           const Memory &memory, EmulatorCalls &emulator) {
   OpBuilder b(op);
@@ -317,10 +357,23 @@ LogicalResult guardAccess(Operation *op, const Access &access,
       check(d, last, size);
     }
   }
-  if (!memory.shared)
+  switch (memory.space) {
+  case Memory::Shared:
+    return reportSharedAccess(op, access, emulator.text(b, loc, description),
+                              emulator);
+  case Memory::Global:
+    // An atomic needs no handover; it tells the emulator the block counted
+    // itself.
+    if (isa<memref::AtomicRMWOp>(op))
+      emulator.call(b, loc, abi::kGlobalAtomic, {}, {});
+    else
+      reportGlobalAccess(op, access, emulator.text(b, loc, description),
+                         emulator);
     return success();
-  return reportSharedAccess(op, access, emulator.text(b, loc, description),
-                            emulator);
+  case Memory::Other:
+    return success();
+  }
+  llvm_unreachable("unknown memory space");
 }
 
 /// Guards every memref access of `fn`; `memories` names the memrefs the
@@ -384,7 +437,8 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
   SmallVector<Attribute> shared;
   DenseMap<Value, Memory> memories;
   for (unsigned i = 0; i < numInputs; ++i)
-    memories[entry.getArgument(i)] = {"argument " + std::to_string(i)};
+    memories[entry.getArgument(i)] = {"argument " + std::to_string(i),
+                                      Memory::Global};
   for (unsigned i = 0; i < numWorkgroup + numPrivate; ++i) {
     BlockArgument arg = entry.getArgument(numInputs + i);
     auto type = cast<MemRefType>(hostType(arg.getType()));
@@ -400,7 +454,7 @@ LogicalResult convertKernel(gpu::GPUFuncOp kernel, ModuleOp module,
       memory = memref::GetGlobalOp::create(body, loc, type, global);
       shared.push_back(FlatSymbolRefAttr::get(ctx, global));
       memories[memory] = {"workgroup attribution " + std::to_string(i),
-                          /*shared=*/true};
+                          Memory::Shared};
     } else {
       memory = memref::AllocaOp::create(body, loc, type);
       memories[memory] = {"private attribution " +

@@ -44,6 +44,20 @@ inline constexpr const char *kOutOfBounds = "swan_emu_out_of_bounds";
 /// two accesses a write, with no barrier or warp sync between.
 inline constexpr const char *kSharedAccess = "swan_emu_shared_access";
 
+/// `void f(int64_t address, int64_t elements, int32_t element_bytes,
+/// int32_t write, const char *access)`: the calling thread reads or writes
+/// `elements` consecutive elements of global memory from `address`. The
+/// emulator fails the launch, without returning, when another block of the
+/// launch wrote one of them and no handover orders the two: the writer
+/// fenced (kFence) after its write, and the reader fenced after its block
+/// counted itself with an atomic (kGlobalAtomic).
+inline constexpr const char *kGlobalAccess = "swan_emu_global_access";
+/// `void f()`: the calling thread is about to perform an atomic on global
+/// memory (which the handover check does not see as an access).
+inline constexpr const char *kGlobalAtomic = "swan_emu_global_atomic";
+/// `void f()`: nvvm.memory.barrier at GPU or system scope.
+inline constexpr const char *kFence = "swan_emu_fence";
+
 /// gpu.shuffle's modes as the emulator receives them.
 enum ShuffleMode : int32_t { kXor = 0, kUp = 1, kDown = 2, kIdx = 3 };
 

@@ -51,8 +51,9 @@ def SwanGPUKernelsToHost
     (test/unit/KernelEmulator.h), workgroup attributions become one private
     `memref.global` per kernel (the emulator runs one block at a time),
     `llvm.nvvm.ex2.approx.f32` becomes `math.exp2` and
-    `nvvm.memory.barrier` goes (one host thread runs the blocks one after
-    another: every write is visible to every later read). Any other GPU-only
+    `nvvm.memory.barrier` at GPU or system scope a call that the
+    emulator's handover check records (one host thread runs the blocks
+    one after another, so a fence orders nothing here). Any other GPU-only
     operation is an error naming it, so a kernel never runs differently
     from what the emulator checked. Every `memref.load`, `memref.store`,
     `vector.load`, `vector.store` and `memref.atomic_rmw` is preceded by a
@@ -62,7 +63,11 @@ def SwanGPUKernelsToHost
     GPU would read or write a neighbour unannounced). Each access to a
     workgroup attribution is then reported to the emulator's race check
     (its address, its 32-bit words, whether it writes; shared memory of
-    other element widths is an error). Any other operation that reads or
+    other element widths is an error), and each access to a kernel
+    argument to its handover check (the address, count and size of its
+    elements, whether it writes; an atomic as a call of its own), which
+    fails a block that touches what another block wrote with no fence and
+    atomic between. Any other operation that reads or
     writes a memref is an error. The `gpu.module`s are erased.
   }];
   let options = [
