@@ -644,7 +644,7 @@ Status DeviceCache::attention(const int32_t *seqs, int64_t count,
     if (!st.isOk())
       return st;
   // Every sequence keeps its own store and ring; the paged kernel reads
-  // them all in one launch pair.
+  // them all in one launch.
   std::vector<DecodeSequence> batch(count);
   for (int64_t i = 0; i < count; ++i) {
     const Sequence &s = sequences_.at(seqs[i]);

@@ -268,7 +268,7 @@ bool benchCache(int64_t tokens, int64_t batch, Encoding encoding, int reps) {
   const double attention = seconds(begin) / reps;
   std::printf("cache B=%lld H=%lld G=%lld D=%lld tokens=%lld k=%d %s: prefill "
               "append %.2f ms, one-token append %.1f us, attention (host "
-              "query to host output, one launch pair) %.2f us; %.2f MB of "
+              "query to host output, one launch) %.2f us; %.2f MB of "
               "device memory\n",
               (long long)batch, (long long)H, (long long)G, (long long)D,
               (long long)tokens, k, encodingName(encoding), prefill * 1e3,
