@@ -285,6 +285,19 @@ std::string dims(const int64_t d[3]) {
          std::to_string(d[2]) + ")";
 }
 
+/// The (x, y, z) of linear index i, x fastest, in a grid or block of
+/// `extent`.
+void unflatten(int64_t i, const int64_t extent[3], int64_t out[3]) {
+  out[0] = i % extent[0];
+  out[1] = (i / extent[0]) % extent[1];
+  out[2] = i / (extent[0] * extent[1]);
+}
+
+/// The running block's linear index, x fastest.
+int64_t linearBlock(const Launch &l) {
+  return l.blockId[0] + l.grid[0] * (l.blockId[1] + l.grid[1] * l.blockId[2]);
+}
+
 /// Runs the block `l.blockId` to its end; false on an error or hang.
 bool runBlock(Launch &l) {
   // NaN as f32, -1 as an integer.
@@ -300,9 +313,7 @@ bool runBlock(Launch &l) {
     Thread &t = l.threads[i];
     t = Thread();
     t.stack = stacks[i].get();
-    t.id[0] = i % l.block[0];
-    t.id[1] = (i / l.block[0]) % l.block[1];
-    t.id[2] = i / (l.block[0] * l.block[1]);
+    unflatten(static_cast<int64_t>(i), l.block, t.id);
     t.index = static_cast<int32_t>(i);
     t.lane = i % kWarpSize;
     getcontext(&t.context);
@@ -353,12 +364,9 @@ bool runBlock(Launch &l) {
 
 [[gnu::noinline]] void handoverFault(Launch &l, const char *access, bool write,
                                      const GlobalWrite &earlier) {
-  const int64_t block[3] = {earlier.block % l.grid[0],
-                            (earlier.block / l.grid[0]) % l.grid[1],
-                            earlier.block / (l.grid[0] * l.grid[1])};
-  int64_t thread[3] = {earlier.thread % l.block[0],
-                       (earlier.thread / l.block[0]) % l.block[1],
-                       earlier.thread / (l.block[0] * l.block[1])};
+  int64_t block[3], thread[3];
+  unflatten(earlier.block, l.grid, block);
+  unflatten(earlier.thread, l.block, thread);
   accessFault(
       l, access,
       std::string(write ? "writes" : "reads") + " what thread " + dims(thread) +
@@ -410,9 +418,7 @@ std::string swan::test::emulateLaunch(const abi::EmulatedKernel &kernel,
   std::shuffle(blocks.begin(), blocks.end(), l.order);
   active = &l;
   for (int64_t b : blocks) {
-    l.blockId[0] = b % l.grid[0];
-    l.blockId[1] = (b / l.grid[0]) % l.grid[1];
-    l.blockId[2] = b / (l.grid[0] * l.grid[1]);
+    unflatten(b, l.grid, l.blockId);
     if (!runBlock(l)) {
       abandon(l);
       active = nullptr;
@@ -514,8 +520,7 @@ void swan_emu_global_access(int64_t address, int64_t elements,
                             const char *access) {
   Launch &l = *active;
   Thread &t = *l.current;
-  const int64_t block =
-      l.blockId[0] + l.grid[0] * (l.blockId[1] + l.grid[1] * l.blockId[2]);
+  const int64_t block = linearBlock(l);
   for (int64_t e = 0; e < elements; ++e) {
     const int64_t at = address + e * elementBytes;
     auto it = l.globalWrites.find(at);
@@ -536,8 +541,7 @@ void swan_emu_global_atomic() { active->counted = true; }
 void swan_emu_fence() {
   Launch &l = *active;
   Thread &t = *l.current;
-  const int64_t block =
-      l.blockId[0] + l.grid[0] * (l.blockId[1] + l.grid[1] * l.blockId[2]);
+  const int64_t block = linearBlock(l);
   for (int64_t at : t.unfenced) {
     GlobalWrite &w = l.globalWrites[at];
     if (w.block == block && w.thread == t.index)

@@ -828,6 +828,12 @@ void emitMerge(KernelBuilder &kb, const PartialKernelShape &shape,
   Value warpSize = kb.index(abi::kWarpSize);
   Value blocks = kb.gridDim(gpu::Dimension::x);
 
+  // exp(max_s - max) for split s and head g (maxima in natural units).
+  auto splitScale = [&](Value s, Value g, Value max) {
+    return kb.exp2(kb.mul(kb.sub(kb.load(in.outMax, {seq, head, s, g}), max),
+                          kb.f32(kLog2E)));
+  };
+
   // Warp w turns the maxima and sums of heads w, w + 4, ... into the
   // overall max and 1 / sum; each split's weight is then
   // exp(max_s - max) / sum.
@@ -838,14 +844,11 @@ void emitMerge(KernelBuilder &kb, const PartialKernelShape &shape,
           return {kb.maxF(mm[0], kb.load(in.outMax, {seq, head, s, g}))};
         })[0];
     m = kb.warpReduce(m, /*isMax=*/true);
-    Value l = kb.loop(
-        lane, blocks, warpSize, {kb.f32(0)},
-        [&](Value s, ValueRange ls) -> SmallVector<Value> {
-          Value w =
-              kb.exp2(kb.mul(kb.sub(kb.load(in.outMax, {seq, head, s, g}), m),
-                             kb.f32(kLog2E)));
-          return {kb.fma(ls[0], w, kb.load(in.outSum, {seq, head, s, g}))};
-        })[0];
+    Value l = kb.loop(lane, blocks, warpSize, {kb.f32(0)},
+                      [&](Value s, ValueRange ls) -> SmallVector<Value> {
+                        return {kb.fma(ls[0], splitScale(s, g, m),
+                                       kb.load(in.outSum, {seq, head, s, g}))};
+                      })[0];
     l = kb.warpReduce(l, /*isMax=*/false);
     kb.ifThen(kb.eq(lane, zero), [&] {
       kb.store(m, state, {zero, g});
@@ -871,9 +874,8 @@ void emitMerge(KernelBuilder &kb, const PartialKernelShape &shape,
             tid, kb.index(G * abi::kTokensPerChunk), kb.index(T), [&](Value o) {
               Value g = kb.div(o, chunk), s = kb.rem(o, chunk);
               kb.ifThen(kb.ult(s, count), [&] {
-                Value m = kb.load(in.outMax, {seq, head, kb.add(first, s), g});
-                Value w = kb.exp2(kb.mul(kb.sub(m, kb.load(state, {zero, g})),
-                                         kb.f32(kLog2E)));
+                Value w =
+                    splitScale(kb.add(first, s), g, kb.load(state, {zero, g}));
                 kb.store(kb.mul(w, kb.load(state, {one, g})), scores, {g, s});
               });
             });

@@ -224,6 +224,18 @@ std::optional<Access> accessOf(Operation *op) {
   return std::nullopt;
 }
 
+/// The elements an access moves: one, or its vector's.
+int64_t elementCount(const Access &access) {
+  int64_t elements = 1;
+  for (int64_t extent : access.vectorShape)
+    elements *= extent;
+  return elements;
+}
+
+bool writes(Operation *op) {
+  return isa<memref::StoreOp, vector::StoreOp, memref::AtomicRMWOp>(op);
+}
+
 /// Whether `op` reads or writes a memref.
 bool touchesMemRef(Operation *op) {
   auto effects = dyn_cast<MemoryEffectOpInterface>(op);
@@ -269,15 +281,12 @@ LogicalResult reportSharedAccess(Operation *op, const Access &access,
       b, loc, base,
       arith::MulIOp::create(b, loc, element,
                             arith::ConstantIndexOp::create(b, loc, 4)));
-  int64_t words = 1;
-  for (int64_t extent : access.vectorShape)
-    words *= extent;
-  bool write = isa<memref::StoreOp, vector::StoreOp, memref::AtomicRMWOp>(op);
   Type i64 = b.getI64Type();
   emulator.call(b, loc, abi::kSharedAccess,
                 {arith::IndexCastOp::create(b, loc, i64, address),
-                 arith::ConstantIntOp::create(b, loc, words, 64),
-                 arith::ConstantIntOp::create(b, loc, write, 32), description},
+                 arith::ConstantIntOp::create(b, loc, elementCount(access), 64),
+                 arith::ConstantIntOp::create(b, loc, writes(op), 32),
+                 description},
                 {});
   return success();
 }
@@ -303,15 +312,12 @@ void reportGlobalAccess(Operation *op, const Access &access, Value description,
       b, loc, base,
       arith::MulIOp::create(b, loc, element,
                             arith::ConstantIndexOp::create(b, loc, bytes)));
-  int64_t elements = 1;
-  for (int64_t extent : access.vectorShape)
-    elements *= extent;
-  bool write = isa<memref::StoreOp, vector::StoreOp>(op);
   emulator.call(b, loc, abi::kGlobalAccess,
                 {arith::IndexCastOp::create(b, loc, b.getI64Type(), address),
-                 arith::ConstantIntOp::create(b, loc, elements, 64),
+                 arith::ConstantIntOp::create(b, loc, elementCount(access), 64),
                  arith::ConstantIntOp::create(b, loc, bytes, 32),
-                 arith::ConstantIntOp::create(b, loc, write, 32), description},
+                 arith::ConstantIntOp::create(b, loc, writes(op), 32),
+                 description},
                 {});
 }
 
