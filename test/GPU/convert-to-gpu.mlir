@@ -45,6 +45,20 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK-DAG: gpu.block_id z
 // CHECK-DAG: gpu.grid_dim x
 // CHECK-NOT: memref.alloc
+// Before the query rotation, the block's first chunk of tokens heads for
+// L2: one prefetch per 128-byte line of each array it reads, the buffer's
+// two or the store's four (inline PTX: NVPTX selects its prefetch
+// intrinsic for sm_90 only). Each chunk then prefetches the next.
+// CHECK: memref.extract_aligned_pointer_as_index %{{.*}} : memref<?x8x?x128xf16>
+// CHECK: arith.ceildivui %{{.*}}, %{{.*}} : index
+// CHECK: scf.for %{{.*}} = %{{.*}} to
+// CHECK: arith.maxui
+// CHECK: llvm.inline_asm has_side_effects "prefetch.L2 [$0];", "l" %{{.*}} : (i64) -> ()
+// CHECK: llvm.inline_asm has_side_effects "prefetch.L2
+// CHECK: } else {
+// CHECK-COUNT-4: llvm.inline_asm has_side_effects "prefetch.L2
+// CHECK: vector.store %{{.*}}, %[[QS]]
+// CHECK: llvm.inline_asm has_side_effects "prefetch.L2
 // Scores: the cache's indices pick rows of the shared rotated query, all G
 // heads of a row in one vector access.
 // CHECK: %[[IDX:.*]] = memref.load %{{.*}} : memref<?x8x?x?xi8>
@@ -104,6 +118,8 @@ func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,
 // CHECK-SAME: %{{.*}}: memref<?x32x128xf32>, %{{.*}}: f32, %{{.*}}: memref<8x128x128xf32>, %[[TABLE:.*]]: memref<?x12xi64>,
 // CHECK: memref.load %[[TABLE]]
 // CHECK: llvm.inttoptr %{{.*}} : i64 to !llvm.ptr<1>
+// CHECK: llvm.ptrtoint %{{.*}} : !llvm.ptr<1> to i64
+// CHECK: llvm.inline_asm has_side_effects "prefetch.L2
 // CHECK: llvm.getelementptr %{{.*}} : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, i8
 // CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> i8
 // CHECK: llvm.load %{{.*}} : !llvm.ptr<1> -> f16
@@ -171,6 +187,7 @@ func.func @compress_mask(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: ind
 // CHECK-LABEL: gpu.func @decode_attention_masks_partial
 // CHECK-SAME: %{{.*}}: memref<?x8x?x?xf16>, %[[KM:.*]]: memref<?x8x?x16xi8>, %[[VV:.*]]: memref<?x8x?x?xf16>, %[[VM:.*]]: memref<?x8x?x16xi8>
 // CHECK-SAME: workgroup(%[[MQS:.*]] : memref<128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[MSCORES:.*]] : memref<4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[MACC:.*]] : memref<4x128x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// CHECK: vector.store %{{.*}}, %[[MQS]]
 // CHECK: } else {
 // CHECK-COUNT-4: vector.load %[[MQS]]
 // CHECK: scf.for {{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {

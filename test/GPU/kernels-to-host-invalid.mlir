@@ -86,3 +86,15 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @fence_asm(%x: memref<?xf32>) kernel {
+      // expected-error @+1 {{the kernel emulator cannot run inline PTX fence.sc.gpu;}}
+      llvm.inline_asm has_side_effects "fence.sc.gpu;", "" : () -> ()
+      gpu.return
+    }
+  }
+}

@@ -166,3 +166,23 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// An L2 prefetch (inline PTX) reads its byte on the host, a volatile load
+// that an address outside every buffer cannot pass unseen.
+// CHECK-LABEL: func.func @emu_prefetch
+// CHECK-NOT: llvm.inline_asm
+// CHECK: %[[AT:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr
+// CHECK-NEXT: llvm.load volatile %[[AT]] {alignment = 1 : i64} : !llvm.ptr -> i8
+// CHECK-NOT: llvm.inline_asm
+module attributes {gpu.container_module} {
+  gpu.module @kernels {
+    gpu.func @prefetch(%x: memref<?xf16>) kernel {
+      %p = memref.extract_aligned_pointer_as_index %x : memref<?xf16> -> index
+      %a = arith.index_cast %p : index to i64
+      llvm.inline_asm has_side_effects "prefetch.L2 [$0];", "l" %a : (i64) -> ()
+      gpu.return
+    }
+  }
+}

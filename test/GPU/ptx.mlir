@@ -4,7 +4,7 @@
 // RUN: FileCheck %s --check-prefix=SM90 --input-file=%t.sm90.ptx
 
 // PTX text from LLVM's NVPTX backend: shared memory, warp shuffles,
-// barriers, ex2.approx, and no call to anything (no libdevice).
+// barriers, ex2.approx, L2 prefetches, and no call to anything (no libdevice).
 // CHECK: .target sm_80
 // CHECK-NOT: call
 // CHECK-DAG: .visible .entry rotate(
@@ -12,6 +12,7 @@
 // CHECK-DAG: .visible .entry decode_attention_partial(
 // CHECK-DAG: membar.gl;
 // CHECK-DAG: atom.{{.*}}add.u32
+// CHECK-DAG: prefetch.L2 [%rd{{[0-9]+}}];
 // CHECK-DAG: .shared .align {{[0-9]+}} .b8 __wg_decode_attention_partial_2[4096];
 // CHECK-DAG: shfl.sync.bfly.b32
 // CHECK-DAG: bar.sync 0;

@@ -32,6 +32,7 @@ namespace {
 constexpr double kLog2E = 1.4426950408889634;
 constexpr unsigned kGlobalSpace = 1; // NVPTX's global address space
 constexpr double kLn2 = 0.6931471805599453;
+constexpr int64_t kLineBytes = 128; // what one L2 prefetch brings
 
 /// The handful of IR idioms every kernel body is made of.
 class KernelBuilder {
@@ -102,6 +103,15 @@ public:
   Value blockId(gpu::Dimension d) { return gpu::BlockIdOp::create(b, d); }
   Value gridDim(gpu::Dimension d) { return gpu::GridDimOp::create(b, d); }
   void barrier() { gpu::BarrierOp::create(b); }
+  /// A hint that L2 fetch the line holding `address` (an index).
+  void prefetchL2(Value address) {
+    LLVM::InlineAsmOp::create(
+        b, Type(),
+        ValueRange{arith::IndexCastOp::create(b, b.getI64Type(), address)},
+        kPrefetchL2Ptx, "l", /*has_side_effects=*/true,
+        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+        LLVM::AsmDialectAttr(), ArrayAttr());
+  }
   void warpSync() {
     NVVM::SyncWarpOp::create(
         b, arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)));
@@ -382,6 +392,36 @@ struct TokenArray {
     return memref ? kb.dim(memref, 3) : rowWidth;
   }
 
+  /// The addresses of the first byte of row `first` and one past the last
+  /// byte of row `last` of (seq, head), as indices.
+  std::pair<Value, Value> rowBytes(KernelBuilder &kb, Value seq, Value head,
+                                   Value first, Value last) const {
+    ImplicitLocOpBuilder &b = kb.builder();
+    Type type =
+        memref ? cast<MemRefType>(memref.getType()).getElementType() : element;
+    Value bytes = kb.index(type.getIntOrFloatBitWidth() / 8);
+    Value base, begin, end; // elements from base
+    if (memref) {
+      auto metadata = memref::ExtractStridedMetadataOp::create(b, memref);
+      ValueRange strides = metadata.getStrides();
+      Value row =
+          kb.add(metadata.getOffset(),
+                 kb.add(kb.mul(seq, strides[0]), kb.mul(head, strides[1])));
+      base = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+      begin = kb.add(row, kb.mul(first, strides[2]));
+      Value lastSlot = kb.sub(kb.dim(memref, 3), kb.index(1));
+      end = kb.add(kb.add(row, kb.mul(last, strides[2])),
+                   kb.add(kb.mul(lastSlot, strides[3]), kb.index(1)));
+    } else {
+      base = kb.toIndex(LLVM::PtrToIntOp::create(b, b.getI64Type(), address));
+      Value row = kb.mul(head, capacity);
+      begin = kb.mul(kb.add(row, first), rowWidth);
+      end = kb.mul(kb.add(kb.add(row, last), kb.index(1)), rowWidth);
+    }
+    return {kb.add(base, kb.mul(begin, bytes)),
+            kb.add(base, kb.mul(end, bytes))};
+  }
+
   Value load(KernelBuilder &kb, Value seq, Value head, Value token,
              Value j) const {
     if (memref)
@@ -432,6 +472,36 @@ struct TokenSource {
   // keyIndices / valueIndices hold occupancy masks, [.., D/8] bytes.
   bool keyMasks = false, valueMasks = false;
 };
+
+/// Asks L2 for the rows [first, end) of (seq, head) of every array of
+/// `src`, one prefetch per 128-byte line, the lines spread over the block's
+/// threads: the token loop's loads then wait for L2 rather than DRAM, and
+/// the rows in flight are not bounded by the registers loads need. Every
+/// address lies inside the rows.
+void prefetchRows(KernelBuilder &kb, const TokenSource &src, Value seq,
+                  Value head, Value first, Value end, Value tid) {
+  ImplicitLocOpBuilder &b = kb.builder();
+  Value line = kb.index(kLineBytes);
+  Value threads = kb.index(abi::kPartialThreads);
+  kb.ifThen(kb.ult(first, end), [&] {
+    Value last = kb.sub(end, kb.index(1));
+    for (const TokenArray *array : {&src.keyValues, &src.keyIndices,
+                                    &src.valueValues, &src.valueIndices}) {
+      if (!array->present())
+        continue;
+      // Not a structured binding: the lambda below captures `begin`.
+      Value begin, stop;
+      std::tie(begin, stop) = array->rowBytes(kb, seq, head, first, last);
+      Value lineStart = arith::AndIOp::create(b, begin, kb.index(-kLineBytes));
+      Value lines =
+          arith::CeilDivUIOp::create(b, kb.sub(stop, lineStart), line);
+      kb.loop(tid, lines, threads, [&](Value i) {
+        kb.prefetchL2(arith::MaxUIOp::create(
+            b, begin, kb.add(lineStart, kb.mul(i, line))));
+      });
+    }
+  });
+}
 
 /// Dimensions lane l owns in the mask-encoded passes: l, l + 32, ...; for
 /// each, whether the row kept it and where its value sits in the row
@@ -594,6 +664,11 @@ void emitTokenLoop(KernelBuilder &kb, const PartialKernelShape &shape,
       [&](Value chunkStart, ValueRange carried) -> SmallVector<Value> {
         Value count = kb.minIndex(chunk, kb.sub(end, chunkStart));
         Value last = kb.sub(count, one);
+        // The next chunk heads for L2 while this one is read.
+        Value next = kb.add(chunkStart, chunk);
+        prefetchRows(kb, src, seq, head, next,
+                     kb.minIndex(kb.add(next, chunk), end),
+                     kb.add(kb.mul(warp, warpSize), lane));
 
         // Scores of U tokens per warp step; out-of-range tokens re-read the
         // last one and are never stored.
@@ -1020,6 +1095,26 @@ void emitPartialKernel(
   Value splits = kb.sub(kb.gridDim(gpu::Dimension::x), one);
   Value dimV = kb.index(dim), groupV = kb.index(G);
 
+  // Block S takes the dense buffer, the others contiguous splits of
+  // ceil(length / S) tokens; their first chunk heads for L2 while the
+  // query is rotated.
+  Value isBuffer = kb.eq(split, splits);
+  Value length = in.sparseLength;
+  Value per = kb.div(kb.add(length, kb.sub(splits, one)), splits);
+  Value start = kb.minIndex(kb.mul(split, per), length);
+  Value end = kb.minIndex(kb.add(start, per), length);
+  Value chunk = kb.index(abi::kTokensPerChunk);
+  kb.ifThenElse(
+      isBuffer,
+      [&] {
+        prefetchRows(kb, in.buffer, seq, head, zero,
+                     kb.minIndex(chunk, in.bufferLength), tid);
+      },
+      [&] {
+        prefetchRows(kb, in.sparse, seq, head, start,
+                     kb.minIndex(kb.add(start, chunk), end), tid);
+      });
+
   // q' = q · R_K for the G query heads, pre-scaled into log2 units, into
   // shared memory as [D][G]: every cache load then serves all G heads.
   // Every split recomputes it (D² · G multiply-adds, R_K from L2): cheaper
@@ -1065,17 +1160,12 @@ void emitPartialKernel(
   kb.barrier();
 
   kb.ifThenElse(
-      kb.eq(split, splits),
+      isBuffer,
       [&] {
         emitTokenLoop(kb, shape, in.buffer, seq, head, zero, in.bufferLength,
                       warp, lane, qs, scores, acc, state);
       },
       [&] {
-        // Contiguous splits of ceil(length / splits) tokens.
-        Value length = in.sparseLength;
-        Value per = kb.div(kb.add(length, kb.sub(splits, one)), splits);
-        Value start = kb.minIndex(kb.mul(split, per), length);
-        Value end = kb.minIndex(kb.add(start, per), length);
         emitTokenLoop(kb, shape, in.sparse, seq, head, start, end, warp, lane,
                       qs, scores, acc, state);
       });

@@ -186,6 +186,21 @@ LogicalResult toHost(Operation *op, EmulatorCalls &emulator) {
     return op->emitError("the kernel emulator cannot run intrinsic ")
            << intrinsic.getIntrin();
   }
+  // A prefetch reads its byte: an address outside every buffer then faults
+  // here (the stand-in driver fences its allocations with inaccessible
+  // pages) instead of passing unseen.
+  if (auto inlinePtx = dyn_cast<LLVM::InlineAsmOp>(op)) {
+    if (inlinePtx.getAsmString() != kPrefetchL2Ptx)
+      return op->emitError("the kernel emulator cannot run inline PTX ")
+             << inlinePtx.getAsmString();
+    Value address = LLVM::IntToPtrOp::create(
+        b, loc, LLVM::LLVMPointerType::get(b.getContext()),
+        inlinePtx.getOperands()[0]);
+    LLVM::LoadOp::create(b, loc, b.getI8Type(), address, /*alignment=*/1,
+                         /*isVolatile=*/true);
+    op->erase();
+    return success();
+  }
   if (isa<gpu::ReturnOp>(op)) {
     func::ReturnOp::create(b, loc);
     op->erase();

@@ -22,6 +22,12 @@ namespace swan {
 #define GEN_PASS_REGISTRATION
 #include "swan/Codegen/GPU/Passes.h.inc"
 
+/// The inline PTX by which the kernels ask L2 for the line holding a
+/// generic address (operand $0, i64): NVPTX selects llvm.nvvm.prefetch only
+/// for sm_90 and newer. swan-gpu-kernels-to-host turns it into a host read
+/// of that byte.
+inline constexpr const char *kPrefetchL2Ptx = "prefetch.L2 [$0];";
+
 } // namespace swan
 
 #endif // SWAN_CODEGEN_GPU_PASSES_H
