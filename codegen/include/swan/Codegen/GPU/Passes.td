@@ -18,7 +18,9 @@ def SwanConvertToGPU : Pass<"swan-convert-to-gpu", "::mlir::ModuleOp"> {
     flash-decoding kernel `<name>_partial` (blocks over token split, KV
     head and sequence, the last block of each sequence and head to finish
     merging them) and its twin `<name>_paged_partial` over a table of
-    sequences. Sequence lengths, `k` and the batch stay run-time values.
+    sequences. Each partial block asks L2 for its rows a chunk ahead of
+    the token loop (`prefetch.L2` as inline PTX, one per 128-byte line).
+    Sequence lengths, `k` and the batch stay run-time values.
     swan/Codegen/GPU/KernelABI.h fixes the launch contract.
 
     ```mlir
@@ -50,7 +52,8 @@ def SwanGPUKernelsToHost
     `nvvm.bar.warp.sync` and `gpu.shuffle` call into the emulator
     (test/unit/KernelEmulator.h), workgroup attributions become one private
     `memref.global` per kernel (the emulator runs one block at a time),
-    `llvm.nvvm.ex2.approx.f32` becomes `math.exp2` and
+    `llvm.nvvm.ex2.approx.f32` becomes `math.exp2`, the L2 prefetch's
+    inline PTX a volatile read of its byte (so a stray address faults) and
     `nvvm.memory.barrier` at GPU or system scope a call that the
     emulator's handover check records (one host thread runs the blocks
     one after another, so a fence orders nothing here). Any other GPU-only
