@@ -77,16 +77,6 @@ Error internal(Error error, const char *what) {
               llvm::Twine(what) + ": " + llvm::toString(std::move(error)));
 }
 
-size_t elementBytes(StorageType storage) {
-  return storage == StorageType::F16 ? 2 : 4;
-}
-
-float loadElement(const void *base, int64_t i, StorageType storage) {
-  if (storage == StorageType::F32)
-    return static_cast<const float *>(base)[i];
-  return static_cast<float>(static_cast<const _Float16 *>(base)[i]);
-}
-
 void storeRows(const float *src, void *dst, int64_t count,
                StorageType storage) {
   if (storage == StorageType::F32) {
@@ -444,13 +434,12 @@ cudaCache(const CacheConfig &c, ArrayRef<float> rotK, ArrayRef<float> rotV) {
                 "in one encoding: key_encoding and value_encoding cannot be "
                 "SWAN_ENCODING_INDICES and SWAN_ENCODING_MASK");
   cuda::CacheShape shape;
-  shape.encoding = masks ? cuda::Encoding::Masks : cuda::Encoding::Indices;
+  shape.encoding = masks ? SparseEncoding::Mask : SparseEncoding::Indices;
   shape.dim = c.headDim;
   shape.kvHeads = c.numKvHeads;
   shape.group = c.groupSize;
   shape.bufferTokens = c.bufferTokens;
-  shape.storage =
-      c.storage == StorageType::F16 ? cuda::Storage::F16 : cuda::Storage::F32;
+  shape.storage = c.storage;
   shape.valuesPrerotated = c.valuesPrerotated;
   shape.outputRotated = c.outputRotated;
   std::unique_ptr<cuda::DeviceCache> cache;
@@ -762,15 +751,9 @@ static void keepLargestMasked(char *values, uint8_t *mask, int64_t dim,
                               int32_t k, int32_t keep, StorageType storage,
                               char *outValues) {
   uint8_t dims[256] = {};
-  int32_t count = 0;
-  for (int64_t d = 0; d < dim && count < k; ++d)
-    if (mask[d / 8] & (1u << (d % 8)))
-      dims[count++] = static_cast<uint8_t>(d);
+  maskIndices(mask, dim, dims);
   keepLargestStored(values, dims, k, keep, storage, outValues);
-  const int64_t maskBytes = positionBytes(SparseEncoding::Mask, dim, keep);
-  std::memset(mask, 0, maskBytes);
-  for (int32_t i = 0; i < keep; ++i)
-    mask[dims[i] / 8] |= static_cast<uint8_t>(1u << (dims[i] % 8));
+  indicesMask(dims, keep, dim, mask);
 }
 
 /// Lowers a page to (kKey, kValue) in place and gives the tail back with

@@ -20,9 +20,12 @@
 
 using namespace swan::cuda;
 using swan::allocateArray;
+using swan::elementBytes;
 using swan::keepLargest;
 using swan::nonFiniteInput;
 using swan::rowNorm;
+using swan::SparseEncoding;
+using swan::StorageType;
 
 namespace {
 
@@ -33,14 +36,8 @@ Status outOfMemory(size_t bytes, const char *what) {
 }
 
 /// The largest finite value of the storage type.
-double storageMax(Storage storage) {
-  return storage == Storage::F16 ? 65504.0 : 3.4028234663852886e38;
-}
-
-float loadElement(const char *row, int64_t i, Storage storage) {
-  if (storage == Storage::F32)
-    return reinterpret_cast<const float *>(row)[i];
-  return static_cast<float>(reinterpret_cast<const _Float16 *>(row)[i]);
+double storageMax(StorageType storage) {
+  return storage == StorageType::F16 ? 65504.0 : 3.4028234663852886e38;
 }
 
 /// Pads a winnowed row of `k` entries (values, ascending indices) to
@@ -102,9 +99,7 @@ Status DeviceCache::create(const CacheShape &shape, const float *rotK,
   return Status::ok();
 }
 
-size_t DeviceCache::element() const {
-  return shape_.storage == Storage::F16 ? 2 : 4;
-}
+size_t DeviceCache::element() const { return elementBytes(shape_.storage); }
 
 int64_t DeviceCache::positions(int64_t stride) const {
   return positionBytes(shape_.encoding, shape_.dim, stride);
@@ -144,7 +139,7 @@ Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
                              const std::vector<int32_t> &valueKeep) const {
   const int64_t heads = shape_.kvHeads, used = s.used, d = shape_.dim;
   const size_t e = element();
-  const bool masks = shape_.encoding == Encoding::Masks;
+  const bool masks = shape_.encoding == SparseEncoding::Mask;
   for (bool isKey : {true, false}) {
     const int64_t oldStride = isKey ? from.keyStride : from.valueStride;
     const int64_t newStride = isKey ? to.keyStride : to.valueStride;
@@ -187,7 +182,7 @@ Status DeviceCache::relayout(const Store &from, const Sequence &s, Store &to,
         if (masks)
           maskIndices(indices.get() + t * oldPositions, d, expanded);
         if (keep[t] < k[t]) {
-          if (shape_.storage == Storage::F16)
+          if (shape_.storage == StorageType::F16)
             keepLargest(reinterpret_cast<_Float16 *>(rowValues), rowIndices,
                         k[t], keep[t]);
           else
@@ -254,11 +249,12 @@ Status DeviceCache::winnowInto(Store &store, bool isKey, int64_t head,
   DeviceRange indices =
       (isKey ? store.keyIndices : store.valueIndices)
           .slice(first * positions(stride), rows * positions(stride));
-  if (shape_.encoding == Encoding::Masks)
-    return stored ? kernels_->compressStored(input, rows, rotation, k, values,
-                                             indices, Encoding::Masks, stride)
-                  : kernels_->compress(input, rows, rotation, k, values,
-                                       indices, Encoding::Masks, stride);
+  if (shape_.encoding == SparseEncoding::Mask)
+    return stored
+               ? kernels_->compressStored(input, rows, rotation, k, values,
+                                          indices, SparseEncoding::Mask, stride)
+               : kernels_->compress(input, rows, rotation, k, values, indices,
+                                    SparseEncoding::Mask, stride);
   auto launch = [&](DeviceRange v, DeviceRange i) {
     return stored ? kernels_->compressStored(input, rows, rotation, k, v, i)
                   : kernels_->compress(input, rows, rotation, k, v, i);
@@ -493,7 +489,7 @@ Status DeviceCache::append(int32_t seq, int64_t n, const float *keys,
     }
 
   if (mayOverflow) {
-    const char *limit = shape_.storage == Storage::F16
+    const char *limit = shape_.storage == StorageType::F16
                             ? "fp16 storage (|x·R| > 65504)"
                             : "f32 storage (|x·R| > FLT_MAX)";
     // The first `kept` of each row of `width`: a masked row's later slots
@@ -759,7 +755,7 @@ Status DeviceCache::decompress(int32_t seq, SequenceRows &out) const {
       for (int64_t t = 0; t < s.used; ++t) {
         uint8_t expanded[256];
         const uint8_t *rowIndices = indices.data() + t * p;
-        if (shape_.encoding == Encoding::Masks) {
+        if (shape_.encoding == SparseEncoding::Mask) {
           maskIndices(rowIndices, d, expanded);
           rowIndices = expanded;
         }

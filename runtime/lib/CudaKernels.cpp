@@ -10,16 +10,18 @@
 #include <vector>
 
 using namespace swan::cuda;
+using swan::SparseEncoding;
+using swan::StorageType;
 namespace abi = swan::gpu_abi;
 
 namespace {
 #include "CudaPTX.inc"
 
-const char *storageName(Storage storage) {
-  return storage == Storage::F16 ? "f16" : "f32";
+const char *storageName(StorageType storage) {
+  return storage == StorageType::F16 ? "f16" : "f32";
 }
 
-const EmbeddedPtx *findPtx(int64_t dim, int64_t group, Storage storage) {
+const EmbeddedPtx *findPtx(int64_t dim, int64_t group, StorageType storage) {
   for (const EmbeddedPtx &entry : kEmbeddedPtx)
     if (entry.dim == dim && entry.group == group &&
         std::strcmp(entry.storage, storageName(storage)) == 0)
@@ -27,13 +29,9 @@ const EmbeddedPtx *findPtx(int64_t dim, int64_t group, Storage storage) {
   return nullptr;
 }
 
-size_t storageBytes(Storage storage) {
-  return storage == Storage::F16 ? 2 : 4;
-}
-
 /// The entry point (CudaKernels.mlir.in) of a decode step's kernels.
-const char *decodeEntry(Encoding encoding, bool rotatedOutput) {
-  if (encoding == Encoding::Masks)
+const char *decodeEntry(SparseEncoding encoding, bool rotatedOutput) {
+  if (encoding == SparseEncoding::Mask)
     return rotatedOutput ? "decode_attention_masks_rotated"
                          : "decode_attention_masks";
   return rotatedOutput ? "decode_attention_rotated" : "decode_attention";
@@ -83,21 +81,21 @@ Status checkSizes(std::initializer_list<SizeCheck> checks,
 }
 } // namespace
 
-bool KernelSet::available(int64_t dim, int64_t group, Storage storage) {
+bool KernelSet::available(int64_t dim, int64_t group, StorageType storage) {
   return findPtx(dim, group, storage) != nullptr;
 }
 
 std::vector<Specialisation> KernelSet::specialisations() {
   std::vector<Specialisation> all;
   for (const EmbeddedPtx &entry : kEmbeddedPtx)
-    all.push_back(
-        {entry.dim, entry.group,
-         std::strcmp(entry.storage, "f16") == 0 ? Storage::F16 : Storage::F32});
+    all.push_back({entry.dim, entry.group,
+                   std::strcmp(entry.storage, "f16") == 0 ? StorageType::F16
+                                                          : StorageType::F32});
   return all;
 }
 
 Status KernelSet::load(Device &device, int64_t dim, int64_t group,
-                       Storage storage, std::unique_ptr<KernelSet> &out) {
+                       StorageType storage, std::unique_ptr<KernelSet> &out) {
   const EmbeddedPtx *entry = findPtx(dim, group, storage);
   if (!entry)
     return Status::error(StatusCode::Unsupported,
@@ -112,7 +110,8 @@ Status KernelSet::load(Device &device, int64_t dim, int64_t group,
   set->storage_ = storage;
   if (Status s = device.loadModule(entry->ptx, set->module_); !s.isOk())
     return s;
-  for (Encoding encoding : {Encoding::Indices, Encoding::Masks})
+  for (SparseEncoding encoding :
+       {SparseEncoding::Indices, SparseEncoding::Mask})
     for (bool rotated : {false, true})
       for (bool paged : {false, true}) {
         std::string kernel =
@@ -120,8 +119,8 @@ Status KernelSet::load(Device &device, int64_t dim, int64_t group,
             (paged ? abi::kPagedPartialSuffix : abi::kPartialSuffix);
         if (Status s = device.residentBlocks(
                 set->module_, kernel.c_str(), abi::kPartialThreads,
-                set->residentPartials_[encoding == Encoding::Masks][rotated]
-                                      [paged]);
+                set->residentPartials_[encoding == SparseEncoding::Mask]
+                                      [rotated][paged]);
             !s.isOk())
           return s;
       }
@@ -152,9 +151,9 @@ Status KernelSet::rotate(DeviceRange x, int64_t rows, DeviceRange rotation,
 
 Status KernelSet::compress(DeviceRange x, int64_t rows, DeviceRange rotation,
                            int64_t k, DeviceRange values, DeviceRange indices,
-                           Encoding encoding, int64_t width) {
-  return launchCompress(encoding == Encoding::Masks ? "compress_mask"
-                                                    : "compress",
+                           SparseEncoding encoding, int64_t width) {
+  return launchCompress(encoding == SparseEncoding::Mask ? "compress_mask"
+                                                         : "compress",
                         x, rows * dim_ * sizeof(float), rows, rotation, k,
                         values, indices, encoding, width);
 }
@@ -162,10 +161,11 @@ Status KernelSet::compress(DeviceRange x, int64_t rows, DeviceRange rotation,
 Status KernelSet::compressStored(DeviceRange x, int64_t rows,
                                  DeviceRange rotation, int64_t k,
                                  DeviceRange values, DeviceRange indices,
-                                 Encoding encoding, int64_t width) {
-  return launchCompress(encoding == Encoding::Masks ? "compress_stored_mask"
-                                                    : "compress_stored",
-                        x, rows * dim_ * storageBytes(storage_), rows, rotation,
+                                 SparseEncoding encoding, int64_t width) {
+  return launchCompress(encoding == SparseEncoding::Mask
+                            ? "compress_stored_mask"
+                            : "compress_stored",
+                        x, rows * dim_ * elementBytes(storage_), rows, rotation,
                         k, values, indices, encoding, width);
 }
 
@@ -173,13 +173,13 @@ Status KernelSet::launchCompress(const char *kernel, DeviceRange x,
                                  size_t xBytes, int64_t rows,
                                  DeviceRange rotation, int64_t k,
                                  DeviceRange values, DeviceRange indices,
-                                 Encoding encoding, int64_t width) {
+                                 SparseEncoding encoding, int64_t width) {
   if (k < 1 || k > dim_)
     return invalid("k = " + std::to_string(k) + " is outside [1, D]");
   if (width == 0)
     width = k;
   // Index rows are exactly k wide: every slot names a dimension.
-  if (encoding == Encoding::Indices && width != k)
+  if (encoding == SparseEncoding::Indices && width != k)
     return invalid("index rows are k = " + std::to_string(k) + " wide, not " +
                    std::to_string(width));
   if (width < k || width > dim_)
@@ -193,13 +193,14 @@ Status KernelSet::launchCompress(const char *kernel, DeviceRange x,
       !s.isOk())
     return s;
   const int64_t positions = positionBytes(encoding, dim_, k);
-  if (Status s = checkSize(values, rows * width * storageBytes(storage_),
+  if (Status s = checkSize(values, rows * width * elementBytes(storage_),
                            "compressed values");
       !s.isOk())
     return s;
-  if (Status s = checkSize(indices, rows * positions,
-                           encoding == Encoding::Masks ? "compressed masks"
-                                                       : "compressed indices");
+  if (Status s =
+          checkSize(indices, rows * positions,
+                    encoding == SparseEncoding::Mask ? "compressed masks"
+                                                     : "compressed indices");
       !s.isOk())
     return s;
   KernelArguments args;
@@ -276,9 +277,9 @@ Status KernelSet::decodeAttention(const DecodeProblem &p,
     return invalid("decode attention needs B >= 1, H >= 1, L >= 0, b >= 0");
   if (p.keyK < 1 || p.keyK > D || p.valueK < 1 || p.valueK > D)
     return invalid("k outside [1, D]");
-  const size_t elem = storageBytes(storage_);
+  const size_t elem = elementBytes(storage_);
   const size_t f32 = sizeof(float);
-  const bool masks = p.encoding == Encoding::Masks;
+  const bool masks = p.encoding == SparseEncoding::Mask;
   const int64_t keyPositions = positionBytes(p.encoding, D, p.keyK);
   const int64_t valuePositions = positionBytes(p.encoding, D, p.valueK);
   if (Status s = checkSizes({
@@ -331,7 +332,7 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
   const int64_t D = dim_, G = group_, H = step.kvHeads;
   if (count < 1 || H < 1)
     return invalid("decode attention needs at least one sequence and H >= 1");
-  const size_t elem = storageBytes(storage_), f32 = sizeof(float);
+  const size_t elem = elementBytes(storage_), f32 = sizeof(float);
   const size_t rows = size_t(count * H * G * D) * f32;
   if (Status s = checkSizes({
           {step.query, rows, "query"},
@@ -357,7 +358,7 @@ Status KernelSet::decodeAttention(const PagedDecodeStep &step,
     const size_t keySlots = size_t(H * q.capacity * q.keyK);
     const size_t valueSlots = size_t(H * q.capacity * q.valueK);
     const size_t bufferSlots = size_t(H * q.bufferCapacity * D);
-    const bool masks = step.encoding == Encoding::Masks;
+    const bool masks = step.encoding == SparseEncoding::Mask;
     const size_t keyPositions =
         size_t(H * q.capacity * positionBytes(step.encoding, D, q.keyK));
     const size_t valuePositions =

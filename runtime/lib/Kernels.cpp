@@ -363,7 +363,7 @@ Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
                                    : !rotation ? "rotation"
                                    : !values   ? "values"
                                                : "positions");
-  const int64_t elementSize = keyValue.storage == StorageType::F16 ? 2 : 4;
+  const int64_t elementSize = elementBytes(keyValue.storage);
   int64_t chunk =
       std::max(kMinChunkRows, ceilDiv(rows, workerCount() * kPiecesPerWorker));
   const int64_t rowBytes = positionBytes(encoding, dim, k);
@@ -455,7 +455,7 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
   const int64_t group = keyValue.groupSize;
   if (Error error = validateAttention(work, scale, rotatedOutput, dim))
     return error;
-  const int64_t elementSize = keyValue.storage == StorageType::F16 ? 2 : 4;
+  const int64_t elementSize = elementBytes(keyValue.storage);
 
   // Attention reads memory at a few bytes per multiply, so cut every block
   // into chunks of about equal bytes, enough of them to keep every worker

@@ -96,9 +96,7 @@ public:
   int64_t rowFloats() const {
     return int64_t(config.numKvHeads) * config.headDim;
   }
-  size_t element() const {
-    return config.storage == StorageType::F16 ? 2 : 4;
-  }
+  size_t element() const { return elementBytes(config.storage); }
 
   /// Appends n fresh random tokens (values pre-rotated when configured).
   void append(int32_t seq, int64_t n) {

@@ -43,16 +43,16 @@ namespace {
 
 struct Shape {
   int64_t dim, group;
-  Storage storage;
+  StorageType storage;
   int32_t kKey, kValue;
-  Encoding encoding = Encoding::Indices;
+  SparseEncoding encoding = SparseEncoding::Indices;
 };
 
 std::ostream &operator<<(std::ostream &os, const Shape &s) {
   return os << "D" << s.dim << "_G" << s.group
-            << (s.storage == Storage::F16 ? "_f16" : "_f32") << "_k" << s.kKey
-            << "_" << s.kValue
-            << (s.encoding == Encoding::Masks ? "_masks" : "");
+            << (s.storage == StorageType::F16 ? "_f16" : "_f32") << "_k"
+            << s.kKey << "_" << s.kValue
+            << (s.encoding == SparseEncoding::Mask ? "_masks" : "");
 }
 
 constexpr int64_t kHeads = 2;
@@ -80,7 +80,7 @@ protected:
 
   int64_t rowFloats() const { return kHeads * shape.dim; }
   double rounding() const {
-    return shape.storage == Storage::F16 ? 1e-3 : 1e-5;
+    return shape.storage == StorageType::F16 ? 1e-3 : 1e-5;
   }
 
   void append(int32_t seq, int64_t n) {
@@ -175,7 +175,7 @@ protected:
       EXPECT_GE(info.valueStride, valueStride);
     }
     // Buffer plus store; the store's capacity is at least its tokens.
-    const size_t e = shape.storage == Storage::F16 ? 2 : 4;
+    const size_t e = elementBytes(shape.storage);
     const size_t ring = 2 * kHeads * kBuffer * d * e;
     const size_t perToken =
         kHeads * ((info.keyStride + info.valueStride) * e +
@@ -285,7 +285,7 @@ TEST_P(CudaCacheTest, ALifeOfAppendsKChangesAndRewinnowing) {
 
   // A refused append (a rotated component beyond the storage type) leaves
   // the sequence as it was.
-  if (shape.storage == Storage::F16) {
+  if (shape.storage == StorageType::F16) {
     SequenceRows was, is;
     ASSERT_OK(cache->decompress(1, was));
     const size_t bytes = cache->bytes();
@@ -560,12 +560,13 @@ TEST_P(CudaCacheTest, KEqualToDIsDenseAttention) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaCacheTest,
-    ::testing::Values(Shape{64, 1, Storage::F32, 16, 24},
-                      Shape{128, 4, Storage::F16, 32, 32},
-                      Shape{128, 8, Storage::F16, 20, 48},
-                      Shape{256, 4, Storage::F32, 40, 24},
-                      Shape{64, 1, Storage::F32, 16, 24, Encoding::Masks},
-                      Shape{128, 8, Storage::F16, 20, 48, Encoding::Masks}),
+    ::testing::Values(
+        Shape{64, 1, StorageType::F32, 16, 24},
+        Shape{128, 4, StorageType::F16, 32, 32},
+        Shape{128, 8, StorageType::F16, 20, 48},
+        Shape{256, 4, StorageType::F32, 40, 24},
+        Shape{64, 1, StorageType::F32, 16, 24, SparseEncoding::Mask},
+        Shape{128, 8, StorageType::F16, 20, 48, SparseEncoding::Mask}),
     [](const ::testing::TestParamInfo<Shape> &info) {
       std::ostringstream name;
       name << info.param;

@@ -63,11 +63,11 @@ TEST(CudaDriver, DefaultDriverOpensOrSaysWhyNot) {
 TEST(CudaKernels, EmbeddedSpecialisations) {
   for (int64_t dim : {64, 128, 256})
     for (int64_t group : {1, 4, 8})
-      for (Storage storage : {Storage::F16, Storage::F32})
+      for (StorageType storage : {StorageType::F16, StorageType::F32})
         EXPECT_TRUE(KernelSet::available(dim, group, storage))
             << dim << " " << group;
-  EXPECT_FALSE(KernelSet::available(96, 4, Storage::F16));
-  EXPECT_FALSE(KernelSet::available(128, 3, Storage::F32));
+  EXPECT_FALSE(KernelSet::available(96, 4, StorageType::F16));
+  EXPECT_FALSE(KernelSet::available(128, 3, StorageType::F32));
 }
 
 TEST(CudaKernels, ArgumentsUseTheExpandedMemRefABI) {
@@ -135,16 +135,15 @@ std::vector<double> randomNormal(std::mt19937_64 &rng, size_t n) {
 /// Host image of a device array in the storage type, plus what the device
 /// will actually see (the stored value rounded to that type).
 struct StoredArray {
-  Storage storage;
+  StorageType storage;
   std::vector<uint8_t> bytes;
   size_t count = 0;
 
-  StoredArray(Storage storage, size_t count)
-      : storage(storage), bytes(count * (storage == Storage::F16 ? 2 : 4)),
-        count(count) {}
+  StoredArray(StorageType storage, size_t count)
+      : storage(storage), bytes(count * elementBytes(storage)), count(count) {}
   /// Stores x and returns the value the kernel will read back.
   double set(size_t i, double x) {
-    if (storage == Storage::F16) {
+    if (storage == StorageType::F16) {
       _Float16 h = static_cast<_Float16>(x);
       std::memcpy(&bytes[2 * i], &h, 2);
       return static_cast<double>(h);
@@ -154,7 +153,7 @@ struct StoredArray {
     return f;
   }
   double get(size_t i) const {
-    if (storage == Storage::F16) {
+    if (storage == StorageType::F16) {
       _Float16 h;
       std::memcpy(&h, &bytes[2 * i], 2);
       return static_cast<double>(h);
@@ -182,7 +181,7 @@ void poison(Device &device, Buffer &buffer, uint8_t byte) {
 }
 
 std::unique_ptr<KernelSet> loadKernels(Device &device, int64_t dim,
-                                       int64_t group, Storage storage) {
+                                       int64_t group, StorageType storage) {
   std::unique_ptr<KernelSet> set;
   Status s = KernelSet::load(device, dim, group, storage, set);
   EXPECT_TRUE(s.isOk()) << s.message();
@@ -196,7 +195,7 @@ TEST_P(CudaRotateTest, MatchesReference) {
   REQUIRE_GPU(device);
   auto [dim, rows] = GetParam();
   std::mt19937_64 rng(1000 + dim * 7 + rows);
-  auto set = loadKernels(*device, dim, 1, Storage::F32);
+  auto set = loadKernels(*device, dim, 1, StorageType::F32);
   ASSERT_NE(set, nullptr);
   std::vector<double> x = randomNormal(rng, rows * dim);
   std::vector<double> r = swan::reference::randomOrthogonal(dim, rng);
@@ -218,9 +217,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaRotateTest,
                          ::testing::Combine(::testing::Values(64, 128, 256),
                                             ::testing::Values(1, 37)));
 
-class CudaCompressTest
-    : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, Storage>> {
-};
+class CudaCompressTest : public ::testing::TestWithParam<
+                             std::tuple<int64_t, int64_t, StorageType>> {};
 
 // compress on f32 rows, and compress_stored on rows already in the storage
 // type (how the cache winnows the rows leaving its buffer).
@@ -238,7 +236,7 @@ TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
     std::vector<float> rf = toFloat(r);
     // The input as the kernel reads it, in double.
     std::vector<double> xd(x.size());
-    StoredArray xs(stored ? storage : Storage::F32, x.size());
+    StoredArray xs(stored ? storage : StorageType::F32, x.size());
     for (size_t i = 0; i < x.size(); ++i)
       xd[i] = xs.set(i, x[i]);
     Buffer dx, dr, dvalues, dindices;
@@ -259,7 +257,7 @@ TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
 
     std::vector<double> rd(rf.begin(), rf.end());
     std::vector<double> y = reference::rotate(xd, rows, dim, rd);
-    const double rounding = storage == Storage::F16 ? 1e-3 : 1e-5;
+    const double rounding = storage == StorageType::F16 ? 1e-3 : 1e-5;
     int64_t exactRows = 0;
     for (int64_t row = 0; row < rows; ++row) {
       const double *yr = &y[row * dim];
@@ -301,14 +299,14 @@ TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
     poison(*device, dwide, 0xFF);
     poison(*device, dmasks, 0xFF);
     ASSERT_OK(stored ? set->compressStored(dx, rows, dr, k, dwide, dmasks,
-                                           Encoding::Masks, width)
+                                           SparseEncoding::Mask, width)
                      : set->compress(dx, rows, dr, k, dwide, dmasks,
-                                     Encoding::Masks, width));
+                                     SparseEncoding::Mask, width));
     ASSERT_OK(device->synchronize());
     std::vector<uint8_t> masks(rows * maskBytes);
     ASSERT_OK(device->copyToHost(wide.bytes.data(), dwide, wide.bytes.size()));
     ASSERT_OK(device->copyToHost(masks.data(), dmasks, masks.size()));
-    const size_t elementBytes = values.bytes.size() / (rows * k);
+    const size_t element = values.bytes.size() / (rows * k);
     for (int64_t row = 0; row < rows; ++row) {
       std::vector<uint8_t> want(maskBytes, 0);
       for (int64_t j = 0; j < k; ++j) {
@@ -321,8 +319,8 @@ TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
           std::equal(want.begin(), want.end(), masks.begin() + row * maskBytes))
           << "row " << row;
       for (int64_t j = k; j < width; ++j)
-        for (size_t byte = 0; byte < elementBytes; ++byte)
-          ASSERT_EQ(wide.bytes[(row * width + j) * elementBytes + byte], 0xFF)
+        for (size_t byte = 0; byte < element; ++byte)
+          ASSERT_EQ(wide.bytes[(row * width + j) * element + byte], 0xFF)
               << "row " << row << " slot " << j << " was written";
     }
   }
@@ -331,7 +329,7 @@ TEST_P(CudaCompressTest, KeepsTheLargestComponentsInAscendingOrder) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaCompressTest,
     ::testing::Combine(::testing::Values(64, 128), ::testing::Values(1, 32, 64),
-                       ::testing::Values(Storage::F16, Storage::F32)));
+                       ::testing::Values(StorageType::F16, StorageType::F32)));
 
 // A long cache gets one wave of partial blocks: as many as the driver says
 // fit on the multiprocessors at once, the buffers' blocks included (over
@@ -347,9 +345,10 @@ TEST(CudaKernels, SplitsFillOneWaveOfResidentBlocks) {
   for (int answer : answers) {
     if (setResident)
       setResident(answer);
-    auto set = loadKernels(*device, 128, 4, Storage::F16);
+    auto set = loadKernels(*device, 128, 4, StorageType::F16);
     ASSERT_NE(set, nullptr);
-    for (Encoding encoding : {Encoding::Indices, Encoding::Masks}) {
+    for (SparseEncoding encoding :
+         {SparseEncoding::Indices, SparseEncoding::Mask}) {
       DecodeProblem problem;
       problem.kvHeads = 2;
       problem.sparseCapacity = 1 << 20;
@@ -377,7 +376,7 @@ struct DecodeCase {
   std::vector<int64_t> sparseLengths; // per sequence
   std::vector<int64_t> bufferLengths; // per sequence
   int64_t keyK, valueK;
-  Storage storage;
+  StorageType storage;
   bool rotatedOutput;
   int64_t splits; // 0: the runtime chooses
   /// k = D and fp32: compare with dense attention on the original K/V.
@@ -530,7 +529,7 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
   // own with more slots than it uses, as the GPU cache keeps them; the
   // unused slots are poisoned.
   const int64_t capacity = L + 3, slots = bufferSlots + 2;
-  const size_t elem = c.storage == Storage::F16 ? 2 : 4;
+  const size_t elem = elementBytes(c.storage);
   auto carve = [&](const std::vector<uint8_t> &from, int64_t s,
                    int64_t fromSlots, int64_t toSlots, size_t rowBytes,
                    Buffer &to) {
@@ -599,12 +598,12 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
   step.out = dout;
 
   DecodeProblem maskProblem = problem;
-  maskProblem.encoding = Encoding::Masks;
+  maskProblem.encoding = SparseEncoding::Mask;
   DecodeBuffers maskBuffers = buffers;
   maskBuffers.keyIndices = dkm;
   maskBuffers.valueIndices = dvm;
   PagedDecodeStep maskStep = step;
-  maskStep.encoding = Encoding::Masks;
+  maskStep.encoding = SparseEncoding::Mask;
 
   // With indices, the batch layout twice (the second run reuses the
   // workspace of the first), then the paged one; with masks, each once.
@@ -653,29 +652,29 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
 // clang-format off
 const DecodeCase kDecodeCases[] = {
     {"one_sparse_token_D128_G4_f16", 128, 4, 2, {1}, {0}, 32, 32,
-     Storage::F16, false, 0, false},
-    {"buffer_only_D128_G4_f16", 128, 4, 2, {0}, {5}, 32, 32, Storage::F16,
+     StorageType::F16, false, 0, false},
+    {"buffer_only_D128_G4_f16", 128, 4, 2, {0}, {5}, 32, 32, StorageType::F16,
      false, 0, false},
-    {"L_eq_b_D128_G4_f16", 128, 4, 3, {128}, {128}, 32, 32, Storage::F16,
+    {"L_eq_b_D128_G4_f16", 128, 4, 3, {128}, {128}, 32, 32, StorageType::F16,
      false, 0, false},
     {"L_b_plus_1_odd_k_D128_G8_f16", 128, 8, 2, {129}, {1}, 17, 45,
-     Storage::F16, false, 0, false},
+     StorageType::F16, false, 0, false},
     {"long_odd_many_splits_D128_G4_f16", 128, 4, 8, {3001}, {77}, 32, 32,
-     Storage::F16, false, 0, false},
-    {"one_split_D128_G4_f16", 128, 4, 2, {700}, {128}, 32, 32, Storage::F16,
+     StorageType::F16, false, 0, false},
+    {"one_split_D128_G4_f16", 128, 4, 2, {700}, {128}, 32, 32, StorageType::F16,
      false, 1, false},
     {"batch_ragged_D64_G1_f32", 64, 1, 3, {300, 0, 45}, {1, 64, 13}, 7, 64,
-     Storage::F32, false, 0, false},
+     StorageType::F32, false, 0, false},
     {"rotated_output_D128_G4_f32", 128, 4, 2, {260}, {20}, 40, 24,
-     Storage::F32, true, 0, false},
+     StorageType::F32, true, 0, false},
     {"k_eq_D_dense_oracle_D64_G4_f32", 64, 4, 2, {200}, {30}, 64, 64,
-     Storage::F32, false, 0, true},
-    {"D256_G8_f16", 256, 8, 2, {333}, {128}, 64, 32, Storage::F16, false, 0,
+     StorageType::F32, false, 0, true},
+    {"D256_G8_f16", 256, 8, 2, {333}, {128}, 64, 32, StorageType::F16, false, 0,
      false},
-    {"k1_D64_G1_f16", 64, 1, 1, {90}, {3}, 1, 1, Storage::F16, false, 3,
+    {"k1_D64_G1_f16", 64, 1, 1, {90}, {3}, 1, 1, StorageType::F16, false, 3,
      false},
     {"more_splits_than_a_merge_chunk_D64_G1_f32", 64, 1, 1, {500}, {4}, 8, 8,
-     Storage::F32, false, 200, false},
+     StorageType::F32, false, 200, false},
 };
 // clang-format on
 
@@ -691,7 +690,7 @@ protected:
     device = gpu(why);
     if (!device)
       GTEST_SKIP() << "no CUDA GPU here: " << why;
-    set = loadKernels(*device, D, 1, Storage::F32);
+    set = loadKernels(*device, D, 1, StorageType::F32);
     ASSERT_NE(set, nullptr);
     ASSERT_OK(device->allocate(2 * H * D * 4, dq));
     ASSERT_OK(device->allocate(H * D * D * 4, drk));
@@ -794,7 +793,7 @@ TEST_F(CudaPagedDecodeTest, BadSequencesAreRefusedNamingThem) {
 // start on its multiple would fault on a GPU (the emulator's host loads
 // would not notice), so it is refused.
 TEST_F(CudaPagedDecodeTest, MisalignedMasksAreRefusedNamingThem) {
-  step.encoding = Encoding::Masks;
+  step.encoding = SparseEncoding::Mask;
   DecodeSequence sequences[2] = {good, good};
   ASSERT_OK(set->decodeAttention(step, sequences, 2));
   sequences[1].valueIndices = store.slice(4, store.bytes() - 4);
@@ -863,7 +862,7 @@ std::vector<DecodeCase> everySpecialisation() {
   for (const Specialisation &s : KernelSet::specialisations()) {
     names.push_back("D" + std::to_string(s.dim) + "_G" +
                     std::to_string(s.group) +
-                    (s.storage == Storage::F16 ? "_f16" : "_f32"));
+                    (s.storage == StorageType::F16 ? "_f16" : "_f32"));
     cases.push_back({names.back().c_str(),
                      s.dim,
                      s.group,

@@ -97,10 +97,6 @@ void storeStored(void *base, int64_t i, double value, StorageType storage) {
     static_cast<float *>(base)[i] = static_cast<float>(value);
 }
 
-size_t elementBytes(StorageType storage) {
-  return storage == StorageType::F16 ? 2 : 4;
-}
-
 std::shared_ptr<const KernelSet> kernelsFor(const KernelKey &key) {
   auto kernels = KernelSet::get(key);
   if (!kernels) {

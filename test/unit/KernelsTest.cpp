@@ -53,10 +53,6 @@ std::shared_ptr<const KernelSet> kernelsFor(const KernelKey &key) {
   return *kernels;
 }
 
-size_t elementSize(StorageType storage) {
-  return storage == StorageType::F16 ? 2 : 4;
-}
-
 /// A float as the cache stores it (f16 rounds to nearest even, like the
 /// kernels' truncf).
 double roundToStorage(float value, StorageType storage) {
@@ -210,7 +206,7 @@ void winnowWithReference(const std::vector<float> &rows, int64_t tokens,
                          std::vector<uint8_t> &values,
                          std::vector<uint8_t> &indices,
                          std::vector<double> &rotated) {
-  values.assign(tokens * k * elementSize(storage), 0);
+  values.assign(tokens * k * elementBytes(storage), 0);
   indices.assign(tokens * k, 0);
   for (int64_t t = 0; t < tokens; ++t) {
     std::vector<double> row(rows.begin() + t * dim,
@@ -267,8 +263,8 @@ Sequence makeDecompressedCase(
     s.blocks.push_back(std::move(block));
   }
   s.bufferTokens = bufferTokens;
-  s.bufferKeys.assign(bufferTokens * dim * elementSize(key.storage), 0);
-  s.bufferValues.assign(bufferTokens * dim * elementSize(key.storage), 0);
+  s.bufferKeys.assign(bufferTokens * dim * elementBytes(key.storage), 0);
+  s.bufferValues.assign(bufferTokens * dim * elementBytes(key.storage), 0);
   std::vector<float> bufferKeys = randomFloats(bufferTokens * dim, rng);
   std::vector<float> bufferValues = randomFloats(bufferTokens * dim, rng);
   for (int64_t i = 0; i < bufferTokens * dim; ++i) {
@@ -402,7 +398,7 @@ TEST_P(AttentionTest, FullKEqualsDenseAttentionOnUnrotatedCache) {
       std::vector<float> values = randomFloats(length * dim, rng);
       int64_t sparse = std::max<int64_t>(0, length - kBuffer);
       s.bufferTokens = length - sparse;
-      size_t bytes = elementSize(key.storage);
+      size_t bytes = elementBytes(key.storage);
 
       if (sparse > 0) {
         StoredBlock block;
@@ -657,7 +653,7 @@ TEST_P(CompressTest, MatchesReferenceWinnowExactlyWithTies) {
                                         : static_cast<float>(level(rng) * 0.5) *
                                               ((rng() & 1) ? 1.0f : -1.0f);
       std::vector<float> rotation = randomSignedPermutation(dim, rng);
-      std::vector<uint8_t> values(rows * k * elementSize(key.storage),
+      std::vector<uint8_t> values(rows * k * elementBytes(key.storage),
                                   kPoisonByte);
       std::vector<uint8_t> indices(rows * k, kPoisonByte);
       llvm::Error error = kernels->compress(x.data(), rows, rotation.data(), k,
@@ -694,7 +690,7 @@ TEST_P(CompressTest, MaskEncodingMatchesIndexEncoding) {
     for (int32_t k : {1, 9, 32, int32_t(dim) - 1, int32_t(dim)}) {
       std::vector<float> x = randomFloats(rows * dim, rng);
       std::vector<float> rotation = randomOrthogonal(dim, rng);
-      size_t valueBytes = rows * k * elementSize(key.storage);
+      size_t valueBytes = rows * k * elementBytes(key.storage);
       std::vector<uint8_t> values(valueBytes, kPoisonByte);
       std::vector<uint8_t> indices(rows * k, kPoisonByte);
       std::vector<uint8_t> maskedValues(valueBytes, kPoisonByte);
@@ -726,7 +722,7 @@ TEST_P(CompressTest, KeepsTheLargestRotatedComponents) {
     for (int32_t k : {1, 17, int32_t(dim) / 2, int32_t(dim)}) {
       std::vector<float> x = randomFloats(rows * dim, rng);
       std::vector<float> rotation = randomOrthogonal(dim, rng);
-      std::vector<uint8_t> values(rows * k * elementSize(key.storage),
+      std::vector<uint8_t> values(rows * k * elementBytes(key.storage),
                                   kPoisonByte);
       std::vector<uint8_t> indices(rows * k, kPoisonByte);
       llvm::Error error = kernels->compress(x.data(), rows, rotation.data(), k,

@@ -191,12 +191,11 @@ public:
     const int64_t keyRowBytes = positionBytes(encodings.keys, dim, k);
     const int64_t valueRowBytes = positionBytes(encodings.values, dim, k);
     auto toMasks = [&](std::vector<uint8_t> &indices) {
-      std::vector<uint8_t> masks(items * sparseTokens * (dim / 8), 0);
+      const int64_t maskBytes = positionBytes(SparseEncoding::Mask, dim, k);
+      std::vector<uint8_t> masks(items * sparseTokens * maskBytes);
       for (int64_t row = 0; row < items * sparseTokens; ++row)
-        for (int32_t j = 0; j < k; ++j) {
-          uint8_t d = indices[row * k + j];
-          masks[row * (dim / 8) + d / 8] |= uint8_t(1u << (d % 8));
-        }
+        indicesMask(indices.data() + row * k, k, dim,
+                    masks.data() + row * maskBytes);
       indices = std::move(masks);
     };
     if (encodings.keys == SparseEncoding::Mask)

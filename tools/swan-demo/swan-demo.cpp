@@ -295,7 +295,7 @@ public:
         identity(size_t(w.d) * w.d, 0.0f) {
     for (int32_t i = 0; i < w.d; ++i)
       identity[i * w.d + i] = 1.0f;
-    size_t element = storage == StorageType::F16 ? 2 : 4;
+    size_t element = elementBytes(storage);
     for (const SequenceData &s : w.sequences) {
       keys.emplace_back(size_t(w.h) * s.tokens * w.d * element);
       values.emplace_back(size_t(w.h) * s.tokens * w.d * element);
@@ -317,7 +317,7 @@ public:
   llvm::Error attention(const std::vector<const float *> &queries,
                         float scale, float *out) const {
     std::vector<AttentionWork> work;
-    size_t element = storage == StorageType::F16 ? 2 : 4;
+    size_t element = elementBytes(storage);
     for (size_t s = 0; s < queries.size(); ++s)
       for (int32_t h = 0; h < w.h; ++h) {
         AttentionWork item;

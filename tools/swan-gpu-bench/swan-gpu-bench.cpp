@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+using namespace swan;
 using namespace swan::cuda;
 
 namespace {
@@ -69,11 +70,11 @@ double copyBandwidth(Device &device, size_t bytes, int reps) {
 struct Shape {
   int64_t batch, kvHeads, group, dim, sparseTokens, bufferTokens, k;
   int64_t splits = 0; // 0: the runtime chooses
-  Encoding encoding = Encoding::Indices;
+  SparseEncoding encoding = SparseEncoding::Indices;
 };
 
-const char *encodingName(Encoding encoding) {
-  return encoding == Encoding::Masks ? "masks" : "indices";
+const char *encodingName(SparseEncoding encoding) {
+  return encoding == SparseEncoding::Mask ? "masks" : "indices";
 }
 
 /// `reps` timed steps per figure, after 5 warm-up steps.
@@ -83,7 +84,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec,
                 D = shape.dim, L = shape.sparseTokens,
                 b = shape.bufferTokens, k = shape.k;
   std::unique_ptr<KernelSet> set;
-  if (!report(KernelSet::load(device, D, G, Storage::F16, set), "load"))
+  if (!report(KernelSet::load(device, D, G, StorageType::F16, set), "load"))
     return false;
   std::mt19937 rng(7);
   std::vector<uint8_t> halfPattern(4096);
@@ -98,7 +99,7 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec,
   std::vector<uint8_t> indexPattern(k);
   for (int64_t j = 0; j < k; ++j)
     indexPattern[j] = static_cast<uint8_t>(j * D / k);
-  if (shape.encoding == Encoding::Masks) {
+  if (shape.encoding == SparseEncoding::Mask) {
     std::vector<uint8_t> mask(positions);
     indicesMask(indexPattern.data(), k, D, mask.data());
     indexPattern = mask;
@@ -200,7 +201,8 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec,
 /// appended and attention over the batch from host queries to host outputs,
 /// as a serving loop calls them (the prefill and append times are the first
 /// sequence's).
-bool benchCache(int64_t tokens, int64_t batch, Encoding encoding, int reps) {
+bool benchCache(int64_t tokens, int64_t batch, SparseEncoding encoding,
+                int reps) {
   const int64_t H = 8, G = 4, D = 128;
   const int32_t k = 32;
   CacheShape shape;
@@ -340,7 +342,7 @@ int main(int argc, char **argv) {
     shapes = {{1, 2, 4, 128, 150, 16, 32}, {2, 2, 4, 128, 100, 16, 64}};
   for (size_t i = 0, n = shapes.size(); i < n; ++i) {
     shapes.push_back(shapes[i]);
-    shapes.back().encoding = Encoding::Masks;
+    shapes.back().encoding = SparseEncoding::Mask;
   }
   // --sweep: the first shape over split counts, and with an empty cache
   // (what the query rotation, the merge and the launches cost alone).
@@ -354,7 +356,8 @@ int main(int argc, char **argv) {
   for (const Shape &shape : shapes)
     ok &= benchDecode(*device, shape, bandwidth, reps);
   if (!sweep)
-    for (Encoding encoding : {Encoding::Indices, Encoding::Masks})
+    for (SparseEncoding encoding :
+         {SparseEncoding::Indices, SparseEncoding::Mask})
       for (int64_t batch : {1, smoke ? 2 : 8})
         ok &= benchCache(smoke ? 140 : 16384 + 128, batch, encoding, reps);
   return ok ? 0 : 1;

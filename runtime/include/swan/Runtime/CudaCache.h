@@ -15,7 +15,7 @@
 //     stored with fewer than the stride's components has zero-valued entries
 //     at unused dimensions after its own: they add nothing to a score or an
 //     output, and the kernels, which need one k per launch and distinct
-//     indices within a token, read every row alike. With Encoding::Masks
+//     indices within a token, read every row alike. With SparseEncoding::Mask
 //     the indices are masks [H][capacity][D/8] and a row simply uses as
 //     many of its value slots as its mask has bits: nothing is padded.
 // The stride is the largest k among the sequence's winnowed tokens: setK to
@@ -42,10 +42,11 @@ struct CacheShape {
   int64_t kvHeads = 8;
   int64_t group = 4;
   int64_t bufferTokens = 128;
-  Storage storage = Storage::F16;
+  StorageType storage = StorageType::F16;
   bool valuesPrerotated = false;
   bool outputRotated = false;
-  Encoding encoding = Encoding::Indices; ///< of the winnowed keys and values
+  SparseEncoding encoding =
+      SparseEncoding::Indices; ///< of the winnowed keys and values
 };
 
 /// What one sequence holds.

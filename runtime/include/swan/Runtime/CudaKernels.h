@@ -12,41 +12,11 @@
 #define SWAN_RUNTIME_CUDAKERNELS_H
 
 #include "swan/Runtime/CudaDriver.h"
+#include "swan/Runtime/RowLayout.h"
 
 #include <vector>
 
 namespace swan::cuda {
-
-/// Element type of cached values (keys/values and winnowed values).
-enum class Storage { F16, F32 };
-
-/// How winnowed keys and values record the components they kept: uint8
-/// indices, [.., k], ascending, or occupancy masks, [.., D/8] bytes (bit
-/// d % 8 of byte d / 8 is dimension d), with the kept values in dimension
-/// order either way. One encoding serves keys and values of a call.
-enum class Encoding { Indices, Masks };
-
-/// Bytes per row of the positions of `k` kept components out of `dim`.
-inline int64_t positionBytes(Encoding encoding, int64_t dim, int64_t k) {
-  return encoding == Encoding::Masks ? dim / 8 : k;
-}
-
-/// The ascending dimensions an occupancy mask of `dim` bits keeps, into
-/// `indices` (room for as many as it keeps).
-inline void maskIndices(const uint8_t *mask, int64_t dim, uint8_t *indices) {
-  for (int64_t d = 0, j = 0; d < dim; ++d)
-    if (mask[d / 8] >> (d % 8) & 1)
-      indices[j++] = static_cast<uint8_t>(d);
-}
-
-/// The occupancy mask (dim / 8 bytes) of `k` indices.
-inline void indicesMask(const uint8_t *indices, int64_t k, int64_t dim,
-                        uint8_t *mask) {
-  for (int64_t i = 0; i < dim / 8; ++i)
-    mask[i] = 0;
-  for (int64_t j = 0; j < k; ++j)
-    mask[indices[j] / 8] |= uint8_t(1u << (indices[j] % 8));
-}
 
 /// Shapes of one decode-attention step over B sequences and H KV heads.
 struct DecodeProblem {
@@ -61,13 +31,14 @@ struct DecodeProblem {
   bool rotatedOutput = false;
   /// Token splits of the sparse cache per (sequence, head); 0 chooses.
   int64_t splits = 0;
-  Encoding encoding = Encoding::Indices; ///< of the sparse keys and values
+  SparseEncoding encoding =
+      SparseEncoding::Indices; ///< of the sparse keys and values
 };
 
 /// Device memory of one decode step, shapes as in swan.decode_attention:
 /// query and out [B, H·G, D] f32; rotations [H, D, D] f32; sparse key
 /// values/indices [B, H, L, keyK] (storage / uint8), sparse value
-/// values/indices [B, H, L, valueK] (with Encoding::Masks the indices are
+/// values/indices [B, H, L, valueK] (with SparseEncoding::Mask the indices are
 /// masks, [B, H, L, D/8]); buffer keys/values [B, H, b, D] (storage);
 /// lengths [B] int32.
 struct DecodeBuffers {
@@ -88,7 +59,7 @@ struct DecodeBuffers {
 /// One sequence of a paged decode step, in device blocks of its own: sparse
 /// key values/indices [H, capacity, keyK] (storage / uint8), sparse value
 /// values/indices [H, capacity, valueK] (masks [H, capacity, D/8] with
-/// Encoding::Masks), buffer keys/values [H, bufferCapacity, D] (storage).
+/// SparseEncoding::Mask), buffer keys/values [H, bufferCapacity, D] (storage).
 /// keyK and valueK are the row widths of the values; a masked row keeps at
 /// most that many. A block of no bytes may be empty.
 struct DecodeSequence {
@@ -108,31 +79,32 @@ struct PagedDecodeStep {
   float scale = 1.0f;
   bool rotatedOutput = false;
   int64_t splits = 0; ///< 0 chooses
-  Encoding encoding = Encoding::Indices; ///< of every sequence's store
+  SparseEncoding encoding =
+      SparseEncoding::Indices; ///< of every sequence's store
   DeviceRange query, keyRotation, valueRotation, out;
 };
 
 /// One (head dim, group size, storage type) swan has CUDA kernels for.
 struct Specialisation {
   int64_t dim = 0, group = 0;
-  Storage storage = Storage::F16;
+  StorageType storage = StorageType::F16;
 };
 
 class KernelSet {
 public:
   /// Whether swan was built with kernels for this specialisation.
-  static bool available(int64_t dim, int64_t group, Storage storage);
+  static bool available(int64_t dim, int64_t group, StorageType storage);
   /// Every specialisation swan was built with (runtime/lib/CudaKernels.cmake).
   static std::vector<Specialisation> specialisations();
 
   /// Loads one specialisation's module on `device` (the driver JIT-compiles
   /// the PTX for the GPU at hand).
   static Status load(Device &device, int64_t dim, int64_t group,
-                     Storage storage, std::unique_ptr<KernelSet> &out);
+                     StorageType storage, std::unique_ptr<KernelSet> &out);
 
   int64_t dim() const { return dim_; }
   int64_t group() const { return group_; }
-  Storage storage() const { return storage_; }
+  StorageType storage() const { return storage_; }
 
   /// out [rows, D] = x [rows, D] · R [D, D] (all f32).
   Status rotate(DeviceRange x, int64_t rows, DeviceRange rotation,
@@ -140,18 +112,19 @@ public:
 
   /// Rotates then winnows each row of x [rows, D] (f32): values
   /// [rows, k] (storage) and indices [rows, k] (uint8, ascending). With
-  /// Encoding::Masks, `indices` takes masks [rows, D/8] and the values rows
-  /// may be wider: [rows, width], width >= k (0 means k), the slots past k
+  /// SparseEncoding::Mask, `indices` takes masks [rows, D/8] and the values
+  /// rows may be wider: [rows, width], width >= k (0 means k), the slots past k
   /// left as they were.
   Status compress(DeviceRange x, int64_t rows, DeviceRange rotation, int64_t k,
                   DeviceRange values, DeviceRange indices,
-                  Encoding encoding = Encoding::Indices, int64_t width = 0);
+                  SparseEncoding encoding = SparseEncoding::Indices,
+                  int64_t width = 0);
 
   /// compress on rows already in the storage type (x [rows, D]): how the
   /// cache winnows the rows that leave its dense buffer, with R = I.
   Status compressStored(DeviceRange x, int64_t rows, DeviceRange rotation,
                         int64_t k, DeviceRange values, DeviceRange indices,
-                        Encoding encoding = Encoding::Indices,
+                        SparseEncoding encoding = SparseEncoding::Indices,
                         int64_t width = 0);
 
   /// One decode step, enqueued on the default stream: one launch of the
@@ -174,9 +147,10 @@ public:
   int64_t chooseSplits(const DecodeProblem &problem) const;
   /// Blocks of a partial kernel that fit on one multiprocessor at once, as
   /// the driver said when the module was loaded.
-  int residentPartials(Encoding encoding, bool rotatedOutput,
+  int residentPartials(SparseEncoding encoding, bool rotatedOutput,
                        bool paged) const {
-    return residentPartials_[encoding == Encoding::Masks][rotatedOutput][paged];
+    return residentPartials_[encoding == SparseEncoding::Mask][rotatedOutput]
+                            [paged];
   }
 
 private:
@@ -184,7 +158,7 @@ private:
   Status launchCompress(const char *kernel, DeviceRange x, size_t xBytes,
                         int64_t rows, DeviceRange rotation, int64_t k,
                         DeviceRange values, DeviceRange indices,
-                        Encoding encoding, int64_t width);
+                        SparseEncoding encoding, int64_t width);
   Status ensureWorkspace(size_t maxBytes, size_t accBytes, size_t countBytes);
   int64_t chooseSplits(int64_t units, int64_t sparseCapacity,
                        int resident) const;
@@ -198,7 +172,7 @@ private:
   Device &device_;
   Module module_;
   int64_t dim_ = 0, group_ = 0;
-  Storage storage_ = Storage::F16;
+  StorageType storage_ = StorageType::F16;
   Buffer partialMax_, partialSum_, partialAcc_;
   /// [B, H] i32: the partial blocks of each (sequence, head) that have
   /// finished, zero between launches (the merging block clears its count).

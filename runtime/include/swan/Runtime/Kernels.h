@@ -11,6 +11,8 @@
 #ifndef SWAN_RUNTIME_KERNELS_H
 #define SWAN_RUNTIME_KERNELS_H
 
+#include "swan/Runtime/RowLayout.h"
+
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
 
@@ -19,26 +21,12 @@
 
 namespace swan {
 
-/// The cache's element type.
-enum class StorageType { F32, F16 };
-
 /// Compile-time specialisation key; n, k, lengths and batch are run-time.
 struct KernelKey {
   int32_t headDim;
   int32_t groupSize;
   StorageType storage;
 };
-
-/// How a winnowed row records which components it kept (DESIGN.md §1):
-/// k uint8 indices, ascending, or a D-bit occupancy mask (bit d % 8 of byte
-/// d / 8). The values are the same, in ascending dimension order, in both.
-enum class SparseEncoding { Indices, Mask };
-
-/// Bytes per row of the positions of `k` kept components out of `headDim`.
-inline int64_t positionBytes(SparseEncoding encoding, int64_t headDim,
-                             int64_t k) {
-  return encoding == SparseEncoding::Mask ? (headDim + 7) / 8 : k;
-}
 
 /// One run of winnowed tokens of one KV head sharing one k_K and one k_V:
 /// row-major [tokens][k] values (storage type) and their positions, as

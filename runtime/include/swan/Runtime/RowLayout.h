@@ -1,0 +1,64 @@
+//===- RowLayout.h - how one cached row is stored ----------------*- C++
+//-*-===//
+//
+// The storage types and position encodings of cached rows (DESIGN.md §1),
+// one definition for the CPU kernels and cache and the CUDA kernels and
+// cache alike. Plain C++: no MLIR, LLVM or CUDA.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_RUNTIME_ROWLAYOUT_H
+#define SWAN_RUNTIME_ROWLAYOUT_H
+
+#include <cstddef>
+#include <cstdint>
+
+namespace swan {
+
+/// Element type of cached values: dense buffer rows and winnowed values.
+enum class StorageType { F32, F16 };
+
+inline size_t elementBytes(StorageType storage) {
+  return storage == StorageType::F16 ? 2 : 4;
+}
+
+/// Element `i` of stored values, widened to f32.
+inline float loadElement(const void *base, int64_t i, StorageType storage) {
+  if (storage == StorageType::F32)
+    return static_cast<const float *>(base)[i];
+  return static_cast<float>(static_cast<const _Float16 *>(base)[i]);
+}
+
+/// How a winnowed row records which components it kept: k uint8 indices,
+/// ascending, or a D-bit occupancy mask (bit d % 8 of byte d / 8 is
+/// dimension d). The values are the same, in ascending dimension order, in
+/// both.
+enum class SparseEncoding { Indices, Mask };
+
+/// Bytes per row of the positions of `k` kept components out of `dim`.
+inline int64_t positionBytes(SparseEncoding encoding, int64_t dim, int64_t k) {
+  return encoding == SparseEncoding::Mask ? (dim + 7) / 8 : k;
+}
+
+/// The ascending dimensions an occupancy mask of `dim` bits keeps, into
+/// `indices` (room for as many as it keeps); returns how many.
+inline int32_t maskIndices(const uint8_t *mask, int64_t dim, uint8_t *indices) {
+  int32_t count = 0;
+  for (int64_t d = 0; d < dim; ++d)
+    if (mask[d / 8] >> (d % 8) & 1)
+      indices[count++] = static_cast<uint8_t>(d);
+  return count;
+}
+
+/// The occupancy mask of `dim` bits that keeps `k` indices.
+inline void indicesMask(const uint8_t *indices, int64_t k, int64_t dim,
+                        uint8_t *mask) {
+  for (int64_t i = 0; i < (dim + 7) / 8; ++i)
+    mask[i] = 0;
+  for (int64_t j = 0; j < k; ++j)
+    mask[indices[j] / 8] |= static_cast<uint8_t>(1u << (indices[j] % 8));
+}
+
+} // namespace swan
+
+#endif // SWAN_RUNTIME_ROWLAYOUT_H
