@@ -6,14 +6,23 @@
 // CHECK-LABEL: gpu.module @swan_kernels
 
 // compress: one block per token, one thread per dimension; the rotated row
-// and the keep flags live in shared memory.
+// and the keep flags live in shared memory, and every walk over them (the
+// rotation, the rank, the position) reads four words per access.
 // CHECK-LABEL: gpu.func @compress
 // CHECK-SAME: %{{.*}}: index, %{{.*}}: memref<?x?xf16>, %{{.*}}: memref<?x?xi8>
-// CHECK-SAME: workgroup(%{{.*}} : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// CHECK-SAME: workgroup(%[[XS:.*]] : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[YS:.*]] : memref<128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[FLAGS:.*]] : memref<128xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: gpu.block_id x
 // CHECK: gpu.barrier
+// CHECK: scf.for %{{.*}} = %c0 to %c128 step %c4
+// CHECK-NEXT: vector.load %[[XS]][%{{.*}}] {alignment = 16 : i64} : memref<128xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// CHECK: gpu.barrier
+// CHECK: scf.for %{{.*}} = %c0 to %c128 step %c4
+// CHECK-NEXT: vector.load %[[YS]][%{{.*}}] {alignment = 16 : i64} : memref<128xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// CHECK: gpu.barrier
 // CHECK: scf.if
+// CHECK: scf.for %{{.*}} = %c0 to %{{.*}} step %c4
+// CHECK-NEXT: vector.load %[[FLAGS]][%{{.*}}] {alignment = 16 : i64} : memref<128xi32, #gpu.address_space<workgroup>>, vector<4xi32>
 // CHECK: memref.store %{{.*}} : memref<?x?xf16>
 // CHECK: memref.store %{{.*}} : memref<?x?xi8>
 func.func @compress(%x: memref<?x128xf32>, %r: memref<128x128xf32>, %k: index,

@@ -135,14 +135,15 @@ public:
   void store(Value v, Value memref, ValueRange indices) {
     memref::StoreOp::create(b, v, memref, indices);
   }
-  /// `count` consecutive f32 of the innermost dimension in one access
+  /// `count` consecutive elements of the innermost dimension in one access
   /// (ld.shared.v4 and the like; shared buffers are 16-byte aligned).
   SmallVector<Value> loadVector(Value memref, ValueRange indices,
                                 int64_t count) {
-    auto type = VectorType::get({count}, b.getF32Type());
-    Value v = vector::LoadOp::create(b, type, memref, indices,
-                                     /*nontemporal=*/false,
-                                     llvm::MaybeAlign(vectorAlignment(count)));
+    Type element = cast<MemRefType>(memref.getType()).getElementType();
+    auto type = VectorType::get({count}, element);
+    Value v = vector::LoadOp::create(
+        b, type, memref, indices, /*nontemporal=*/false,
+        llvm::MaybeAlign(vectorAlignment(count, element)));
     SmallVector<Value> elements;
     for (int64_t i = 0; i < count; ++i)
       elements.push_back(vector::ExtractOp::create(b, v, i));
@@ -153,11 +154,13 @@ public:
     int64_t count = elements.size();
     auto type = VectorType::get({count}, b.getF32Type());
     Value v = vector::FromElementsOp::create(b, type, elements);
-    vector::StoreOp::create(b, v, memref, indices, /*nontemporal=*/false,
-                            llvm::MaybeAlign(vectorAlignment(count)));
+    vector::StoreOp::create(
+        b, v, memref, indices, /*nontemporal=*/false,
+        llvm::MaybeAlign(vectorAlignment(count, b.getF32Type())));
   }
-  static uint64_t vectorAlignment(int64_t count) {
-    return std::min<uint64_t>(16, llvm::PowerOf2Ceil(4 * count));
+  static uint64_t vectorAlignment(int64_t count, Type element) {
+    return std::min<uint64_t>(
+        16, llvm::PowerOf2Ceil(count * element.getIntOrFloatBitWidth() / 8));
   }
 
   Value dim(Value memref, int64_t i) {
@@ -295,13 +298,21 @@ void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value e = kb.threadId();
   Value token = kb.blockId(gpu::Dimension::x);
   Value zero = kb.index(0), one = kb.index(1), dimV = kb.index(dim);
+  // Every thread walks the whole shared row, V words per load.
+  const int64_t V = dim % 4 == 0 ? 4 : dim % 2 == 0 ? 2 : 1;
+  Value vectorV = kb.index(V);
   kb.store(kb.toF32(kb.load(x, {token, e})), xs, {e});
   kb.barrier();
   // Column e of R is read by consecutive threads: coalesced.
-  Value y = kb.loop(zero, dimV, one, {kb.f32(0)},
+  Value y = kb.loop(zero, dimV, vectorV, {kb.f32(0)},
                     [&](Value d, ValueRange acc) -> SmallVector<Value> {
-                      return {kb.fma(acc[0], kb.load(xs, {d}),
-                                     kb.toF32(kb.load(r, {d, e})))};
+                      SmallVector<Value> xd = kb.loadVector(xs, {d}, V);
+                      Value sum = acc[0];
+                      for (int64_t i = 0; i < V; ++i)
+                        sum = kb.fma(
+                            sum, xd[i],
+                            kb.toF32(kb.load(r, {kb.add(d, kb.index(i)), e})));
+                      return {sum};
                     })[0];
   if (!compress) {
     Value out = args[2];
@@ -310,35 +321,50 @@ void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return;
   }
   Value k = args[2], values = args[3], indices = args[4];
-  kb.store(y, ys, {e});
+  Value magnitude = kb.absF(y);
+  kb.store(magnitude, ys, {e});
   kb.barrier();
   // Rank of |y| among the row, ties to the lower index: the k smallest
   // ranks are kept.
-  Value magnitude = kb.absF(y);
   Value rank = kb.loop(
-      zero, dimV, one, {zero}, [&](Value d, ValueRange acc) -> SmallVector<Value> {
-        Value other = kb.absF(kb.load(ys, {d}));
-        Value larger = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT,
-                                             other, magnitude);
-        Value tie = arith::AndIOp::create(
-            b,
-            arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, other,
-                                  magnitude),
-            kb.ult(d, e));
-        Value before = arith::OrIOp::create(b, larger, tie);
-        return {arith::SelectOp::create(b, before, kb.add(acc[0], one),
-                                        acc[0])};
+      zero, dimV, vectorV, {zero},
+      [&](Value d, ValueRange acc) -> SmallVector<Value> {
+        SmallVector<Value> others = kb.loadVector(ys, {d}, V);
+        Value count = acc[0];
+        for (int64_t i = 0; i < V; ++i) {
+          Value larger = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT,
+                                               others[i], magnitude);
+          Value tie = arith::AndIOp::create(
+              b,
+              arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, others[i],
+                                    magnitude),
+              kb.ult(kb.add(d, kb.index(i)), e));
+          Value before = arith::OrIOp::create(b, larger, tie);
+          count = arith::SelectOp::create(b, before, kb.add(count, one), count);
+        }
+        return {count};
       })[0];
   Value keep = kb.ult(rank, k);
   kb.store(arith::ExtUIOp::create(b, b.getI32Type(), keep), flags, {e});
   kb.barrier();
   kb.ifThen(keep, [&] {
-    // Kept entries are written in ascending dimension order.
-    Value position = kb.loop(zero, e, one, {zero},
-                             [&](Value d, ValueRange acc) -> SmallVector<Value> {
-                               return {kb.add(acc[0], kb.toIndex(kb.load(
-                                                          flags, {d})))};
-                             })[0];
+    // Kept entries are written in ascending dimension order: the position
+    // is the count of kept dimensions below e, read V flags at a time up to
+    // the vector holding e.
+    Value end = kb.mul(kb.div(kb.add(e, kb.index(V - 1)), vectorV), vectorV);
+    Value position =
+        kb.loop(zero, end, vectorV, {zero},
+                [&](Value d, ValueRange acc) -> SmallVector<Value> {
+                  SmallVector<Value> kept = kb.loadVector(flags, {d}, V);
+                  Value count = acc[0];
+                  for (int64_t i = 0; i < V; ++i) {
+                    Value below = kb.ult(kb.add(d, kb.index(i)), e);
+                    count =
+                        kb.add(count, arith::SelectOp::create(
+                                          b, below, kb.toIndex(kept[i]), zero));
+                  }
+                  return {count};
+                })[0];
     auto valueType = cast<MemRefType>(values.getType()).getElementType();
     kb.store(kb.fromF32(y, valueType), values, {token, position});
     if (!masks) {
@@ -354,13 +380,15 @@ void emitRotateOrCompress(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   kb.ifThen(kb.eq(kb.rem(e, eight), zero), [&] {
     Type i32 = b.getI32Type();
     Value byte = arith::ConstantOp::create(b, b.getI32IntegerAttr(0));
-    for (int64_t i = 0; i < 8; ++i) {
-      Value flag = kb.load(flags, {kb.add(e, kb.index(i))});
+    SmallVector<Value> byteFlags = kb.loadVector(flags, {e}, 4);
+    llvm::append_range(byteFlags,
+                       kb.loadVector(flags, {kb.add(e, kb.index(4))}, 4));
+    for (int64_t i = 0; i < 8; ++i)
       byte = arith::OrIOp::create(
           b, byte,
           arith::ShLIOp::create(
-              b, flag, arith::ConstantOp::create(b, IntegerAttr::get(i32, i))));
-    }
+              b, byteFlags[i],
+              arith::ConstantOp::create(b, IntegerAttr::get(i32, i))));
     kb.store(arith::TruncIOp::create(b, b.getI8Type(), byte), indices,
              {token, kb.div(e, eight)});
   });
