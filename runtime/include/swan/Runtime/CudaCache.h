@@ -45,8 +45,8 @@ struct CacheShape {
   StorageType storage = StorageType::F16;
   bool valuesPrerotated = false;
   bool outputRotated = false;
-  SparseEncoding encoding =
-      SparseEncoding::Indices; ///< of the winnowed keys and values
+  /// Of the winnowed keys and values.
+  SparseEncoding encoding = SparseEncoding::Indices;
 };
 
 /// What one sequence holds.

@@ -31,8 +31,8 @@ struct DecodeProblem {
   bool rotatedOutput = false;
   /// Token splits of the sparse cache per (sequence, head); 0 chooses.
   int64_t splits = 0;
-  SparseEncoding encoding =
-      SparseEncoding::Indices; ///< of the sparse keys and values
+  /// Of the sparse keys and values.
+  SparseEncoding encoding = SparseEncoding::Indices;
 };
 
 /// Device memory of one decode step, shapes as in swan.decode_attention:
@@ -79,8 +79,8 @@ struct PagedDecodeStep {
   float scale = 1.0f;
   bool rotatedOutput = false;
   int64_t splits = 0; ///< 0 chooses
-  SparseEncoding encoding =
-      SparseEncoding::Indices; ///< of every sequence's store
+  /// Of every sequence's store.
+  SparseEncoding encoding = SparseEncoding::Indices;
   DeviceRange query, keyRotation, valueRotation, out;
 };
 

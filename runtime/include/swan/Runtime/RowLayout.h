@@ -1,5 +1,4 @@
-//===- RowLayout.h - how one cached row is stored ----------------*- C++
-//-*-===//
+//===- RowLayout.h - how one cached row is stored ---------------*- C++ -*-===//
 //
 // The storage types and position encodings of cached rows (DESIGN.md §1),
 // one definition for the CPU kernels and cache and the CUDA kernels and
@@ -41,13 +40,11 @@ inline int64_t positionBytes(SparseEncoding encoding, int64_t dim, int64_t k) {
 }
 
 /// The ascending dimensions an occupancy mask of `dim` bits keeps, into
-/// `indices` (room for as many as it keeps); returns how many.
-inline int32_t maskIndices(const uint8_t *mask, int64_t dim, uint8_t *indices) {
-  int32_t count = 0;
-  for (int64_t d = 0; d < dim; ++d)
+/// `indices` (room for as many as it keeps).
+inline void maskIndices(const uint8_t *mask, int64_t dim, uint8_t *indices) {
+  for (int64_t d = 0, j = 0; d < dim; ++d)
     if (mask[d / 8] >> (d % 8) & 1)
-      indices[count++] = static_cast<uint8_t>(d);
-  return count;
+      indices[j++] = static_cast<uint8_t>(d);
 }
 
 /// The occupancy mask of `dim` bits that keeps `k` indices.
