@@ -14,7 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/Eval/Reference.h"
 #include "swan/swan.h"
 
 #include "CacheHandle.h"

@@ -282,7 +282,7 @@ TEST_F(CacheApiTest, ReleaseErrorsAndQueries) {
             SWAN_OK);
 }
 
-/// DESIGN.md §1 written out again: the cost of dense (2·L·D) and of SWAN
+/// docs/DESIGN.md §6 written out again: the cost of dense (2·L·D) and of SWAN
 /// (2·D² + 2·b·D + (L − b)·(k_K + k_V)) per query head meet at this L.
 int64_t breakEvenByFormula(int32_t d, int32_t kKey, int32_t kValue, int32_t b) {
   double k = (kKey + kValue) / 2.0;
@@ -323,7 +323,7 @@ TEST_F(CacheApiTest, BreakEvenFollowsTheFormulaAndK) {
 TEST(CacheApiCreateTest, BreakEvenAtOtherShapes) {
   struct Case {
     int32_t d, b, kKey, kValue;
-    int64_t want; // worked out by hand from DESIGN.md §1
+    int64_t want; // worked out by hand from docs/DESIGN.md §6
   } cases[] = {
       {64, 128, 32, 32, 128 + 128},  // 4096 / 32, exact
       {128, 128, 32, 32, 171 + 128}, // 16384 / 96 = 170.7
@@ -462,7 +462,7 @@ TEST(CacheApiCreateTest, CreateErrors) {
   EXPECT_EQ(out, sentinel);
 }
 
-/// value_encoding: INDICES and MASK give the bytes of DESIGN.md §1 per
+/// value_encoding: INDICES and MASK give the bytes of docs/DESIGN.md §5 per
 /// value row (k_value and 2·k_value + D/8 beyond the values themselves),
 /// AUTO the smaller at each page's k_value, and all three the same stored
 /// values, so the same attention up to f32 rounding.

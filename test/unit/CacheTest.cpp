@@ -10,7 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "swan/Cache.h"
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/Eval/Reference.h"
 #include "swan/WeightFolding.h"
 
 #include "RandomOrthogonal.h"
@@ -226,7 +226,7 @@ public:
     return bytes;
   }
 
-  /// DESIGN.md §1 at the current k: dense costs 2·L·D per query head, SWAN
+  /// docs/DESIGN.md §6 at the current k: dense costs 2·L·D per query head, SWAN
   /// 2·D² + 2·b·D + (L − b)·(k_K + k_V); below the L where they meet SWAN
   /// costs more.
   int64_t expectedBreakEven() const {
@@ -669,7 +669,7 @@ TEST(CacheTest, AutoEncodingIsChosenPerPageAcrossTheThreshold) {
 }
 
 /// A mask page holds 2·k + D/8 bytes per value row, and per key row when
-/// keys are masks too (DESIGN.md §1: 80 instead of 96 at D = 128, k = 32),
+/// keys are masks too (docs/DESIGN.md §5: 80 instead of 96 at D = 128, k = 32),
 /// and keeps its D/8 mask bytes when it is rewinnowed; the figures are
 /// worked out by hand.
 TEST(CacheTest, MaskPageBytesAreExact) {

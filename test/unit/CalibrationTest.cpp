@@ -1,7 +1,7 @@
 //===- CalibrationTest.cpp - rotations recover planted bases --------------===//
 
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
 
 #include <Eigen/Dense>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 //===- CudaCacheTest.cpp - the GPU KV cache against the reference ---------===//
 //
-// swan::cuda::DeviceCache, the storage behind a SWAN_DEVICE_CUDA cache,
+// swan::cuda::DeviceStore, the storage behind a SWAN_DEVICE_CUDA cache,
 // through a life of appends (bulk and token by token, around the ring),
 // k lowered and raised, re-winnowing, a refused append and a release. After
 // each step every stored row must be the top k of its rotated original, the
@@ -14,8 +14,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/CudaCache.h"
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/CUDA/DeviceStore.h"
+#include "swan/Runtime/Eval/Reference.h"
 
 #include "FakeCudaDriver.h"
 #include "RandomOrthogonal.h"
@@ -70,7 +70,7 @@ protected:
     shape.encoding = p.encoding;
     rotK = randomOrthogonal(kHeads, p.dim, rng);
     rotV = randomOrthogonal(kHeads, p.dim, rng);
-    Status s = DeviceCache::create(shape, rotK.data(), rotV.data(), cache);
+    Status s = DeviceStore::create(shape, rotK.data(), rotV.data(), cache);
     if (s.code() == StatusCode::Unsupported)
       GTEST_SKIP() << "no CUDA GPU here: " << s.message();
     ASSERT_TRUE(s.isOk()) << s.message();
@@ -241,7 +241,7 @@ protected:
   CacheShape shape;
   std::mt19937_64 rng{0x5eed};
   std::vector<float> rotK, rotV;
-  std::unique_ptr<DeviceCache> cache;
+  std::unique_ptr<DeviceStore> cache;
   std::map<int32_t, Model> model;
   int32_t kKey = 0, kValue = 0;
 };
@@ -358,7 +358,7 @@ struct Snapshot {
   std::map<int32_t, SequenceInfo> info;
 };
 
-Snapshot snapshot(const DeviceCache &cache, const std::vector<int32_t> &seqs) {
+Snapshot snapshot(const DeviceStore &cache, const std::vector<int32_t> &seqs) {
   Snapshot s{cache.bytes(), {}, {}};
   for (int32_t seq : seqs) {
     EXPECT_TRUE(cache.decompress(seq, s.rows[seq]).isOk());

@@ -9,8 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/CudaKernels.h"
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/CUDA/Kernels.h"
+#include "swan/Runtime/Eval/Reference.h"
 
 #include "FakeCudaDriver.h"
 
@@ -64,10 +64,10 @@ TEST(CudaKernels, EmbeddedSpecialisations) {
   for (int64_t dim : {64, 128, 256})
     for (int64_t group : {1, 4, 8})
       for (StorageType storage : {StorageType::F16, StorageType::F32})
-        EXPECT_TRUE(KernelSet::available(dim, group, storage))
+        EXPECT_TRUE(DeviceKernels::available(dim, group, storage))
             << dim << " " << group;
-  EXPECT_FALSE(KernelSet::available(96, 4, StorageType::F16));
-  EXPECT_FALSE(KernelSet::available(128, 3, StorageType::F32));
+  EXPECT_FALSE(DeviceKernels::available(96, 4, StorageType::F16));
+  EXPECT_FALSE(DeviceKernels::available(128, 3, StorageType::F32));
 }
 
 TEST(CudaKernels, ArgumentsUseTheExpandedMemRefABI) {
@@ -180,10 +180,10 @@ void poison(Device &device, Buffer &buffer, uint8_t byte) {
   ASSERT_OK(device.copyToDevice(buffer, junk.data(), junk.size()));
 }
 
-std::unique_ptr<KernelSet> loadKernels(Device &device, int64_t dim,
+std::unique_ptr<DeviceKernels> loadKernels(Device &device, int64_t dim,
                                        int64_t group, StorageType storage) {
-  std::unique_ptr<KernelSet> set;
-  Status s = KernelSet::load(device, dim, group, storage, set);
+  std::unique_ptr<DeviceKernels> set;
+  Status s = DeviceKernels::load(device, dim, group, storage, set);
   EXPECT_TRUE(s.isOk()) << s.message();
   return set;
 }
@@ -639,7 +639,7 @@ TEST_P(CudaDecodeTest, MatchesReferenceOnTheDecompressedCache) {
       errorNorm += error * error;
       norm += want[i] * want[i];
     }
-    // DESIGN.md §3: relative error <= 1e-5 against the reference (f32
+    // docs/DESIGN.md §3: relative error <= 1e-5 against the reference (f32
     // arithmetic throughout; ex2.approx is within 2 ulp).
     double relative = std::sqrt(errorNorm / norm);
     EXPECT_LE(relative, 1e-5) << "relative error " << relative;
@@ -741,7 +741,7 @@ protected:
   }
 
   Device *device = nullptr;
-  std::unique_ptr<KernelSet> set;
+  std::unique_ptr<DeviceKernels> set;
   Buffer dq, drk, dout, store, indices, ring;
   PagedDecodeStep step;
   DecodeSequence good;
@@ -859,7 +859,7 @@ TEST_F(CudaPagedDecodeTest, AStepAfterAFaultedOneMergesAgain) {
 std::vector<DecodeCase> everySpecialisation() {
   static std::deque<std::string> names;
   std::vector<DecodeCase> cases;
-  for (const Specialisation &s : KernelSet::specialisations()) {
+  for (const Specialisation &s : DeviceKernels::specialisations()) {
     names.push_back("D" + std::to_string(s.dim) + "_G" +
                     std::to_string(s.group) +
                     (s.storage == StorageType::F16 ? "_f16" : "_f32"));

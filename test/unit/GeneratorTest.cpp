@@ -1,7 +1,7 @@
 //===- GeneratorTest.cpp - the LLM-like K/V generator ---------------------===//
 
-#include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/Eval/Generator.h"
+#include "swan/Runtime/Eval/Reference.h"
 
 #include <Eigen/Dense>
 #include <gtest/gtest.h>

@@ -10,8 +10,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Kernels.h"
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/CPU/Kernels.h"
+#include "swan/Runtime/Eval/Reference.h"
 
 #include "RandomOrthogonal.h"
 

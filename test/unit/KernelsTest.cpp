@@ -1,6 +1,6 @@
 //===- KernelsTest.cpp - JIT kernels against the float64 reference --------===//
 //
-// The oracles of DESIGN.md §3 on the JIT-compiled kernels: k = D equals
+// The oracles of docs/DESIGN.md §3 on the JIT-compiled kernels: k = D equals
 // dense attention on the unrotated cache, any k equals the float64
 // reference on the decompressed cache, compress equals the reference
 // winnow (ties included). Every check draws fresh seeded random inputs,
@@ -8,10 +8,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Kernels.h"
-#include "swan/Runtime/JitEngine.h"
-#include "swan/Runtime/KernelModule.h"
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/CPU/Kernels.h"
+#include "swan/Runtime/CPU/JitEngine.h"
+#include "swan/Runtime/CPU/KernelModule.h"
+#include "swan/Runtime/Eval/Reference.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -34,7 +34,7 @@ using namespace swan;
 
 namespace {
 
-/// The dense buffer's capacity b (DESIGN.md §1 default).
+/// The dense buffer's capacity b (docs/DESIGN.md §1 default).
 constexpr int64_t kBuffer = 128;
 
 std::string keyName(const KernelKey &key) {
@@ -358,7 +358,7 @@ TEST(KernelModuleTest, BuildsOneEntryPointByName) {
 }
 
 //===----------------------------------------------------------------------===//
-// Attention over every shape of DESIGN.md §3
+// Attention over every shape of docs/DESIGN.md §3
 //===----------------------------------------------------------------------===//
 
 class AttentionTest : public ::testing::TestWithParam<

@@ -1,8 +1,8 @@
 //===- QualityTest.cpp - equal-memory metrics on known answers ------------===//
 
-#include "swan/Runtime/Quality.h"
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
+#include "swan/Runtime/Eval/Quality.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
 
 #include <gtest/gtest.h>
 

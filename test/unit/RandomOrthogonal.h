@@ -9,7 +9,7 @@
 #ifndef SWAN_TEST_RANDOMORTHOGONAL_H
 #define SWAN_TEST_RANDOMORTHOGONAL_H
 
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/Eval/Reference.h"
 
 #include <cstdint>
 #include <random>

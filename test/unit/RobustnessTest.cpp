@@ -7,7 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "swan/Cache.h"
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/Eval/Reference.h"
 #include "swan/swan.h"
 
 #include "RandomOrthogonal.h"

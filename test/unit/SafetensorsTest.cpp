@@ -1,6 +1,6 @@
 //===- SafetensorsTest.cpp - safetensors round trips and hostile files ----===//
 
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/Eval/Safetensors.h"
 
 #include "llvm/Support/Endian.h"
 #include "llvm/Support/FileSystem.h"

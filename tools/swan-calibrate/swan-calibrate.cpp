@@ -13,9 +13,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
+#include "swan/Runtime/Eval/Safetensors.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"

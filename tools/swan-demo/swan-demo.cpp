@@ -6,17 +6,17 @@
 // uncompressed float64 attention, and time per decode step against the
 // project's own dense kernel (the same JIT kernels over all tokens dense).
 //
-// The data is generated LLM-like K/V (DESIGN.md §4, labelled as such), or a
+// The data is generated LLM-like K/V (docs/DESIGN.md §7, labelled as such), or a
 // user's safetensors dump with --kv-file.
 //
 //===----------------------------------------------------------------------===//
 
 #include "swan/Cache.h"
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Kernels.h"
-#include "swan/Runtime/Reference.h"
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
+#include "swan/Runtime/CPU/Kernels.h"
+#include "swan/Runtime/Eval/Reference.h"
+#include "swan/Runtime/Eval/Safetensors.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -165,7 +165,7 @@ llvm::Expected<Workload> generatedWorkload() {
   w.h = kvHeads;
   w.g = group;
   w.d = headDim;
-  w.label = "generated LLM-like K/V (DESIGN.md §4), not a real model";
+  w.label = "generated LLM-like K/V (docs/DESIGN.md §7), not a real model";
   KVGeneratorConfig gen;
   gen.kvHeads = w.h;
   gen.headDim = w.d;
@@ -455,7 +455,7 @@ void printReport(const std::vector<PhaseReport> &phases) {
                              p.sequencesBelow, p.breakEven, p.k, p.kValue)
                    .str();
   if (!below.empty())
-    llvm::outs() << "below the compute break-even of DESIGN.md §1 (SWAN does "
+    llvm::outs() << "below the compute break-even of docs/DESIGN.md §6 (SWAN does "
                     "more arithmetic than dense; the cache still winnows): "
                  << below << "\n";
 }

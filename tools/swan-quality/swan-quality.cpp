@@ -3,7 +3,7 @@
 // Compares, at equal bytes per cached token, SWAN (rotation + per-token
 // top-k + dense buffer) with SWAN without the buffer, top-k without
 // rotation, low-rank truncation, a sliding window and int8/int4 per-token
-// quantisation (swan/Runtime/Quality.h). Every method is scored against
+// quantisation (swan/Runtime/Eval/Quality.h). Every method is scored against
 // uncompressed float64 attention (swan::reference): relative L2 error of the
 // output and top-1 / top-8 agreement of the attention weights, averaged over
 // decode positions and query heads. Prints a table; writes CSV and a gnuplot
@@ -15,10 +15,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Quality.h"
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
+#include "swan/Runtime/Eval/Quality.h"
+#include "swan/Runtime/Eval/Safetensors.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
