@@ -1,4 +1,4 @@
-//===- CudaRuntimeTest.cpp - the CUDA backend against the reference -------===//
+//===- KernelsTest.cpp - the CUDA kernels against the reference -----------===//
 //
 // Every case runs the generated kernels against swan::reference on fresh
 // random inputs, outputs poisoned with NaN first: on a GPU (scripts/
@@ -31,34 +31,8 @@ using namespace swan::cuda;
 namespace {
 
 //===----------------------------------------------------------------------===//
-// No driver, no device
+// The embedded kernels
 //===----------------------------------------------------------------------===//
-
-TEST(CudaDriver, MissingDriverLibraryIsUnsupportedWithReason) {
-  std::unique_ptr<Device> device;
-  Status s = Device::open(device, 0, "libswan-test-no-such-cuda.so.1");
-  EXPECT_EQ(s.code(), StatusCode::Unsupported);
-  EXPECT_NE(s.message().find("no CUDA driver"), std::string::npos)
-      << s.message();
-  EXPECT_EQ(device, nullptr);
-}
-
-TEST(CudaDriver, DefaultDriverOpensOrSaysWhyNot) {
-  std::unique_ptr<Device> device;
-  Status s = Device::open(device);
-  if (!s.isOk()) {
-    // The only acceptable failure on a machine without a GPU.
-    EXPECT_EQ(s.code(), StatusCode::Unsupported) << s.message();
-    EXPECT_FALSE(s.message().empty());
-    EXPECT_EQ(device, nullptr);
-    return;
-  }
-  ASSERT_NE(device, nullptr);
-  EXPECT_FALSE(device->name().empty());
-  EXPECT_GT(device->multiprocessorCount(), 0);
-  EXPECT_GE(device->computeCapabilityMajor(), 8)
-      << "the kernels target sm_80 and newer";
-}
 
 TEST(CudaKernels, EmbeddedSpecialisations) {
   for (int64_t dim : {64, 128, 256})

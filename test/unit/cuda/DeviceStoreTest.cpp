@@ -1,4 +1,4 @@
-//===- CudaCacheTest.cpp - the GPU KV cache against the reference ---------===//
+//===- DeviceStoreTest.cpp - the GPU token store against the reference ----===//
 //
 // swan::cuda::DeviceStore, the storage behind a SWAN_DEVICE_CUDA cache,
 // through a life of appends (bulk and token by token, around the ring),
@@ -8,9 +8,9 @@
 // float64 reference on the decompressed cache.
 //
 // Part of swan-cuda-tests, which runs twice: against the real driver (skips
-// without a GPU) and, with SWAN_CUDA_DRIVER naming FakeCudaDriver.cpp (a
-// stand-in on host memory whose kernels are the reference), on every
-// machine.
+// without a GPU) and, with SWAN_CUDA_DRIVER naming test/lib/FakeCudaDriver.cpp
+// (a stand-in on host memory that runs the generated kernels in the kernel
+// emulator), on every machine.
 //
 //===----------------------------------------------------------------------===//
 
