@@ -221,7 +221,7 @@ llvm::Error writeGenerated() {
             genHeadDim}});
   std::map<std::string, std::string> metadata = {
       {"generator", "swan::generateKV (runtime/include/swan/Runtime/"
-                    "Generator.h)"},
+                    "Eval/Generator.h)"},
       {"model_seed", std::to_string(genModelSeed)},
       {"sequence_seed", std::to_string(genSequenceSeed)},
       {"keys", "post-RoPE"}};
