@@ -8,7 +8,7 @@ config.name = "swan"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir"]
 # unit/ is GoogleTest; fuzz/ holds fuzzer seed corpora, not lit tests.
-config.excludes = ["unit", "fuzz", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.excludes = ["unit", "lib", "fuzz", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.swan_obj_root, "test")
 

@@ -8,13 +8,13 @@
 // every output element against the float64 reference on the decompressed
 // cache. Any mismatch aborts (a crash for libFuzzer). One input bit puts
 // the cache on SWAN_DEVICE_CUDA over the stand-in driver of
-// test/unit/FakeCudaDriver.cpp (at a shape with embedded GPU kernels).
+// test/lib/FakeCudaDriver.cpp (at a shape with embedded GPU kernels).
 // Built with SWAN_ENABLE_FUZZERS=ON:
 //   build-fuzz/bin/swan-capi-fuzzer -max_total_time=60 test/fuzz/corpus/capi
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Reference.h"
+#include "swan/Runtime/Eval/Reference.h"
 #include "swan/swan.h"
 
 #include "CacheHandle.h"

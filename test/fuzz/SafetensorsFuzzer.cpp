@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/Eval/Safetensors.h"
 
 #include <cmath>
 #include <cstddef>

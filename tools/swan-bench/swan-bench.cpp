@@ -18,7 +18,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "swan/Runtime/CostModel.h"
-#include "swan/Runtime/Kernels.h"
+#include "swan/Runtime/CPU/Kernels.h"
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
@@ -43,7 +43,7 @@ using namespace swan;
 
 namespace {
 
-/// The dense buffer's capacity b (DESIGN.md §1 default).
+/// The dense buffer's capacity b (docs/DESIGN.md §1 default).
 constexpr int64_t kBuffer = 128;
 
 /// The read bandwidth of this machine in bytes per second, measured in
@@ -448,7 +448,7 @@ void reportCrossovers(const std::vector<SweepRow> &rows, int repetitions) {
   }
   llvm::outs() << "measured crossover (shortest L of the sweep where SWAN's "
                   "median beats dense's) against the compute break-even "
-                  "(DESIGN.md §1):\n";
+                  "(docs/DESIGN.md §6):\n";
   for (const std::string &group : groups) {
     bool ran = false, losesAgain = false;
     int64_t crossover = 0, model = byGroup[group].front()->modelBreakEven;
@@ -561,7 +561,7 @@ int main(int argc, char **argv) {
   }
 
   for (const Layer &layer : layers) {
-    llvm::outs() << "compute break-even (DESIGN.md §1) at D=" << layer.dim
+    llvm::outs() << "compute break-even (docs/DESIGN.md §6) at D=" << layer.dim
                  << ":";
     for (int32_t k : {16, 32, 48, 64})
       if (k < layer.dim)

@@ -13,23 +13,27 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
+#include "swan/Runtime/Eval/KVDump.h"
+#include "swan/Runtime/Eval/Safetensors.h"
+#include "swan/Tools/ProgressBar.h"
+#include "swan/Tools/ToolError.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/Process.h"
-#include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
 
 namespace cl = llvm::cl;
 namespace st = swan::safetensors;
+namespace kvdump = swan::kvdump;
+using swan::tools::ProgressBar;
+using swan::tools::toolError;
 
 namespace {
 
@@ -92,42 +96,6 @@ struct SampleSet {
   std::vector<Source> sources;
 };
 
-/// Draws "[#####.....]  45% what" on stderr when it is a terminal.
-class ProgressBar {
-public:
-  ProgressBar(int64_t total, bool enabled) : total(total), enabled(enabled) {}
-  void advance(int64_t done, llvm::StringRef what) {
-    current += done;
-    if (!enabled || total <= 0)
-      return;
-    int percent = static_cast<int>(100 * current / total);
-    if (percent == lastPercent && what == lastWhat)
-      return;
-    lastPercent = percent;
-    lastWhat = what.str();
-    int filled = percent * 40 / 100;
-    llvm::errs() << "\r[" << std::string(filled, '#')
-                 << std::string(40 - filled, '.') << "] "
-                 << llvm::formatv("{0,3}", percent) << "% "
-                 << llvm::formatv("{0,-24}", what);
-    llvm::errs().flush();
-  }
-  void finish() {
-    if (enabled && lastPercent >= 0)
-      llvm::errs() << "\n";
-  }
-
-private:
-  int64_t total, current = 0;
-  bool enabled;
-  int lastPercent = -1;
-  std::string lastWhat;
-};
-
-llvm::Error toolError(const llvm::Twine &why) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), why);
-}
-
 /// Output is written beside its destination and renamed only once complete,
 /// so a failure never leaves a truncated file under the requested name.
 std::string partialPath() { return output + ".partial"; }
@@ -139,30 +107,19 @@ llvm::Error publishOutput() {
   return llvm::Error::success();
 }
 
-/// Parses "layers.<i>.keys" / "layers.<i>.values".
-bool parseSampleName(llvm::StringRef name, int64_t &layer, bool &isKeys) {
-  if (!name.consume_front("layers."))
-    return false;
-  auto [number, kind] = name.split('.');
-  if (number.empty() || number.getAsInteger(10, layer) || layer < 0)
-    return false;
-  if (kind != "keys" && kind != "values")
-    return false;
-  isKeys = kind == "keys";
-  return true;
-}
-
 llvm::Error collect(const st::File &file, std::map<int64_t, SampleSet> &keys,
                     std::map<int64_t, SampleSet> &values) {
   for (const st::TensorInfo &info : file.tensors()) {
-    int64_t layer;
-    bool isKeys;
-    if (!parseSampleName(info.name, layer, isKeys))
+    std::optional<kvdump::TensorName> sample =
+        kvdump::parseTensorName(info.name);
+    if (!sample || (sample->part != kvdump::Part::Keys &&
+                    sample->part != kvdump::Part::Values))
       continue;
     if (info.shape.size() != 3 || info.shape[1] < 1 || info.shape[2] < 1)
       return toolError(file.name() + ": tensor '" + info.name +
                        "' must be [tokens, kv_heads, head_dim]");
-    SampleSet &set = (isKeys ? keys : values)[layer];
+    SampleSet &set =
+        (sample->part == kvdump::Part::Keys ? keys : values)[sample->layer];
     if (set.sources.empty()) {
       set.kvHeads = info.shape[1];
       set.headDim = info.shape[2];
@@ -250,28 +207,25 @@ llvm::Error writeGenerated() {
     return toolError("--layers and --tokens must be positive");
   if (genGroup < 1)
     return toolError("--group must be positive");
-  enum class Part { Keys, Values, Queries };
+  using kvdump::Part;
   std::vector<Part> parts = {Part::Keys, Part::Values};
   if (genQueries)
     parts.push_back(Part::Queries);
-  auto partName = [](Part p) {
-    return p == Part::Keys ? "keys" : p == Part::Values ? "values" : "queries";
-  };
   std::vector<st::TensorDecl> decls;
   for (int64_t l = 0; l < genLayers; ++l)
     for (Part p : parts)
       decls.push_back(
-          {llvm::formatv("layers.{0}.{1}", l, partName(p)).str(),
+          {kvdump::tensorName(l, p),
            *dtype,
            {genTokens, genKVHeads * (p == Part::Queries ? genGroup : 1),
             genHeadDim}});
   std::map<std::string, std::string> metadata = {
-      {"source", "generated"},
       {"generator", "swan::generateKV (runtime/include/swan/Runtime/"
-                    "Generator.h)"},
+                    "Eval/Generator.h)"},
       {"model_seed", std::to_string(genModelSeed)},
       {"sequence_seed", std::to_string(genSequenceSeed)},
       {"keys", "post-RoPE"}};
+  kvdump::markGenerated(metadata);
   llvm::Expected<st::Writer> writer =
       st::Writer::create(partialPath(), std::move(decls), metadata);
   if (!writer)
@@ -282,9 +236,7 @@ llvm::Error writeGenerated() {
   // earlier tokens of their own call, so with queries a layer is one chunk.
   const int64_t chunk =
       genQueries ? genTokens.getValue() : std::max<int64_t>(blockTokens, 1);
-  ProgressBar progress(genLayers * genTokens * parts.size(),
-                       !noProgress &&
-                           llvm::sys::Process::StandardErrIsDisplayed());
+  ProgressBar progress("", genLayers * genTokens * parts.size(), !noProgress);
   for (int64_t l = 0; l < genLayers; ++l) {
     for (Part part : parts) {
       for (int64_t first = 0; first < genTokens; first += chunk) {
@@ -308,11 +260,11 @@ llvm::Error writeGenerated() {
           return e;
         progress.advance(
             config.tokens,
-            llvm::formatv("layer {0} {1}", l, partName(part)).str());
+            llvm::formatv("layer {0} {1}", l, kvdump::partName(part)).str());
       }
     }
   }
-  progress.finish();
+  progress.keep();
   if (llvm::Error e = writer->finish())
     return e;
   if (llvm::Error e = publishOutput())
@@ -342,8 +294,7 @@ llvm::Error calibrateInputs() {
   for (const st::File &file : files) {
     if (llvm::Error e = collect(file, keys, values))
       return e;
-    auto it = file.metadata().find("source");
-    anyGenerated |= it != file.metadata().end() && it->second == "generated";
+    anyGenerated |= kvdump::isGenerated(file);
   }
   if (keys.empty() && values.empty())
     return toolError("no tensors named layers.<i>.keys or layers.<i>.values "
@@ -366,8 +317,8 @@ llvm::Error calibrateInputs() {
   for (auto [layer, isKeys] : order) {
     const SampleSet &set = (isKeys ? keys : values)[layer];
     decls.push_back(
-        {llvm::formatv("layers.{0}.{1}", layer, isKeys ? "rot_k" : "rot_v")
-             .str(),
+        {kvdump::tensorName(layer, isKeys ? kvdump::Part::KeyRotation
+                                          : kvdump::Part::ValueRotation),
          st::DType::F32,
          {set.kvHeads, set.headDim, set.headDim}});
   }
@@ -375,22 +326,22 @@ llvm::Error calibrateInputs() {
       {"format", "swan rotations: x' = x · R, R[kv_head][i][j]"},
       {"calibrated_from", llvm::join(inputs, ",")}};
   if (anyGenerated)
-    metadata["source"] = "generated";
+    kvdump::markGenerated(metadata);
   llvm::Expected<st::Writer> writer =
       st::Writer::create(partialPath(), std::move(decls), metadata);
   if (!writer)
     return writer.takeError();
 
-  ProgressBar progress(
-      totalTokens, !noProgress && llvm::sys::Process::StandardErrIsDisplayed());
+  ProgressBar progress("", totalTokens, !noProgress);
   std::string report;
   llvm::raw_string_ostream os(report);
   if (anyGenerated)
     os << "(inputs are generated data, not a real model's cache)\n";
   for (auto [layer, isKeys] : order) {
     const SampleSet &set = (isKeys ? keys : values)[layer];
-    std::string what =
-        llvm::formatv("layer {0} {1}", layer, isKeys ? "keys" : "values");
+    std::string what = llvm::formatv(
+        "layer {0} {1}", layer,
+        kvdump::partName(isKeys ? kvdump::Part::Keys : kvdump::Part::Values));
     swan::SecondMoment moment(set.kvHeads, set.headDim);
     if (llvm::Error e =
             stream(set, progress, what, [&](const float *block, int64_t n) {
@@ -415,7 +366,7 @@ llvm::Error calibrateInputs() {
     if (llvm::Error e = writer->append(r->matrices.data(), r->matrices.size()))
       return e;
   }
-  progress.finish();
+  progress.keep();
   if (llvm::Error e = writer->finish())
     return e;
   if (llvm::Error e = publishOutput())
@@ -446,9 +397,7 @@ int main(int argc, char **argv) {
                              : calibrateInputs();
   if (e) {
     llvm::sys::fs::remove(partialPath());
-    llvm::WithColor::error(llvm::errs(), "swan-calibrate")
-        << llvm::toString(std::move(e)) << "\n";
-    return 1;
+    return swan::tools::reportError("swan-calibrate", std::move(e));
   }
   return 0;
 }

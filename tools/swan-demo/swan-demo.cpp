@@ -6,23 +6,24 @@
 // uncompressed float64 attention, and time per decode step against the
 // project's own dense kernel (the same JIT kernels over all tokens dense).
 //
-// The data is generated LLM-like K/V (DESIGN.md §4, labelled as such), or a
+// The data is generated LLM-like K/V (docs/DESIGN.md §7, labelled as such), or a
 // user's safetensors dump with --kv-file.
 //
 //===----------------------------------------------------------------------===//
 
 #include "swan/Cache.h"
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Kernels.h"
-#include "swan/Runtime/Reference.h"
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/CPU/Kernels.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
+#include "swan/Runtime/Eval/KVDump.h"
+#include "swan/Runtime/Eval/Reference.h"
+#include "swan/Runtime/Eval/Safetensors.h"
+#include "swan/Tools/ProgressBar.h"
+#include "swan/Tools/ToolError.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/Process.h"
-#include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
@@ -31,6 +32,8 @@
 
 namespace cl = llvm::cl;
 using namespace swan;
+using tools::ProgressBar;
+using tools::toolError;
 
 namespace {
 
@@ -108,38 +111,6 @@ cl::opt<std::string> kvFile(
 cl::opt<int32_t> layer("layer", cl::desc("Layer L to read from --kv-file"),
                        cl::init(0), cl::cat(fileCategory));
 
-class ProgressBar {
-public:
-  ProgressBar(llvm::StringRef what, int64_t total)
-      : what(what.str()), total(total),
-        enabled(!noProgress && llvm::sys::Process::StandardErrIsDisplayed()) {
-  }
-  ~ProgressBar() {
-    if (drawn)
-      llvm::errs() << "\r" << std::string(80, ' ') << "\r";
-  }
-  void update(int64_t done) {
-    if (!enabled || total <= 0)
-      return;
-    int percent = static_cast<int>(100 * done / total);
-    if (percent == lastPercent)
-      return;
-    lastPercent = percent;
-    drawn = true;
-    int filled = percent * 30 / 100;
-    llvm::errs() << "\r" << llvm::formatv("{0,-22}", what) << " ["
-                 << std::string(filled, '#') << std::string(30 - filled, '.')
-                 << "] " << llvm::formatv("{0,3}", percent) << "%";
-    llvm::errs().flush();
-  }
-
-private:
-  std::string what;
-  int64_t total;
-  bool enabled, drawn = false;
-  int lastPercent = -1;
-};
-
 double seconds() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
@@ -165,14 +136,14 @@ llvm::Expected<Workload> generatedWorkload() {
   w.h = kvHeads;
   w.g = group;
   w.d = headDim;
-  w.label = "generated LLM-like K/V (DESIGN.md §4), not a real model";
+  w.label = "generated LLM-like K/V (docs/DESIGN.md §7), not a real model";
   KVGeneratorConfig gen;
   gen.kvHeads = w.h;
   gen.headDim = w.d;
   gen.queryGroup = w.g;
   gen.modelSeed = seed;
   {
-    ProgressBar bar("calibrating", 3);
+    ProgressBar bar("calibrating", 3, !noProgress);
     bar.update(0);
     gen.tokens = calibrationTokens;
     gen.sequenceSeed = seed * 1000003 + 999;
@@ -191,7 +162,7 @@ llvm::Expected<Workload> generatedWorkload() {
     w.rotK = std::move(*rk);
     w.rotV = std::move(*rv);
   }
-  ProgressBar bar("generating sequences", sequences);
+  ProgressBar bar("generating sequences", sequences, !noProgress);
   for (int32_t s = 0; s < sequences; ++s) {
     int64_t prompt = promptTokens - int64_t(promptTokens) * s / (2 * sequences);
     gen.tokens = prompt + decodeSteps;
@@ -217,49 +188,37 @@ llvm::Expected<Workload> fileWorkload() {
   auto file = st::File::open(kvFile);
   if (!file)
     return file.takeError();
-  std::string prefix = "layers." + std::to_string(layer) + ".";
-  const st::TensorInfo *keys = file->find(prefix + "keys");
-  const st::TensorInfo *values = file->find(prefix + "values");
-  const st::TensorInfo *queries = file->find(prefix + "queries");
-  if (!keys || !values)
-    return llvm::createStringError(
-        "--kv-file: " + kvFile + " has no " + prefix + "keys and " + prefix +
-        "values tensors");
-  if (keys->shape.size() != 3 || keys->shape != values->shape)
-    return llvm::createStringError(
-        "--kv-file: keys and values must both be [tokens, kv_heads, "
-        "head_dim]");
-  Workload w;
-  w.h = keys->shape[1];
-  w.d = keys->shape[2];
-  w.g = group;
-  int64_t tokens = keys->shape[0];
-  if (queries) {
-    if (queries->shape.size() != 3 || queries->shape[0] != tokens ||
-        queries->shape[1] % w.h != 0 || queries->shape[2] != w.d)
-      return llvm::createStringError(
-          "--kv-file: queries must be [tokens, kv_heads*G, head_dim]");
-    w.g = queries->shape[1] / w.h;
-  }
+  kvdump::LayerTensors tensors = kvdump::findLayer(*file, layer);
+  if (!tensors.keys || !tensors.values)
+    return toolError("--kv-file: " + kvFile + " has no " +
+                     kvdump::tensorName(layer, kvdump::Part::Keys) + " and " +
+                     kvdump::tensorName(layer, kvdump::Part::Values) +
+                     " tensors");
+  if (!tensors.keysValuesAgree())
+    return toolError("--kv-file: keys and values must both be [tokens, "
+                     "kv_heads, head_dim]");
+  if (tensors.queries && !tensors.queriesAgree())
+    return toolError(
+        "--kv-file: queries must be [tokens, kv_heads*G, head_dim]");
+  int64_t tokens = tensors.keys->shape[0];
   if (promptTokens + int64_t(decodeSteps) > tokens)
-    return llvm::createStringError(
+    return toolError(
         llvm::formatv("--kv-file holds {0} tokens; --prompt + --steps = {1}",
-                      tokens, promptTokens + decodeSteps)
-            .str());
+                      tokens, promptTokens + decodeSteps));
+  llvm::Expected<kvdump::LayerSamples> samples =
+      kvdump::readLayer(*file, tensors, promptTokens + int64_t(decodeSteps));
+  if (!samples)
+    return samples.takeError();
+  Workload w;
+  w.h = samples->kvHeads;
+  w.d = samples->headDim;
+  w.g = tensors.queries ? samples->group : group;
   SequenceData seq;
-  seq.tokens = promptTokens + int64_t(decodeSteps);
-  auto read = [&](const st::TensorInfo *t,
-                  std::vector<float> &out) -> llvm::Error {
-    out.resize(seq.tokens * t->rowElements());
-    return file->readRows(*t, 0, seq.tokens, out.data());
-  };
-  if (llvm::Error e = read(keys, seq.keys))
-    return std::move(e);
-  if (llvm::Error e = read(values, seq.values))
-    return std::move(e);
-  if (queries) {
-    if (llvm::Error e = read(queries, seq.queries))
-      return std::move(e);
+  seq.tokens = samples->tokens;
+  seq.keys = std::move(samples->keys);
+  seq.values = std::move(samples->values);
+  if (tensors.queries) {
+    seq.queries = std::move(samples->queries);
     w.label = "K/V and queries from " + kvFile;
   } else {
     // Without queries, each query head asks with its KV head's own key of
@@ -455,7 +414,7 @@ void printReport(const std::vector<PhaseReport> &phases) {
                              p.sequencesBelow, p.breakEven, p.k, p.kValue)
                    .str();
   if (!below.empty())
-    llvm::outs() << "below the compute break-even of DESIGN.md §1 (SWAN does "
+    llvm::outs() << "below the compute break-even of docs/DESIGN.md §6 (SWAN does "
                     "more arithmetic than dense; the cache still winnows): "
                  << below << "\n";
 }
@@ -468,17 +427,16 @@ llvm::Error run() {
     for (int32_t k : kSchedule)
       kValueSchedule.push_back(k);
   if (kValueSchedule.size() != kSchedule.size())
-    return llvm::createStringError("--k-value needs as many entries as --k");
+    return toolError("--k-value needs as many entries as --k");
   StorageType storage;
   if (dtype == "f16")
     storage = StorageType::F16;
   else if (dtype == "f32")
     storage = StorageType::F32;
   else
-    return llvm::createStringError("--dtype must be f16 or f32, not " +
-                                   dtype);
+    return toolError("--dtype must be f16 or f32, not " + dtype);
   if (promptTokens < 1 || decodeSteps < 0 || sequences < 1 || checkEvery < 1)
-    return llvm::createStringError(
+    return toolError(
         "--prompt, --sequences and --check-every must be at least 1, "
         "--steps at least 0");
 
@@ -565,7 +523,7 @@ llvm::Error run() {
     // Both outputs were poisoned with NaN: every element must be written.
     for (size_t i = 0; i < swanOut.size(); ++i)
       if (!std::isfinite(swanOut[i]) || !std::isfinite(denseOut[i]))
-        return llvm::createStringError(
+        return toolError(
             llvm::formatv("{0} attention left output element {1} not finite",
                           std::isfinite(swanOut[i]) ? "dense" : "swan", i)
                 .str());
@@ -585,7 +543,7 @@ llvm::Error run() {
     prefill.name = "prefill";
     prefill.k = kSchedule.front();
     prefill.kValue = kValueSchedule.front();
-    ProgressBar bar("prefill", batch);
+    ProgressBar bar("prefill", batch, !noProgress);
     for (size_t s = 0; s < batch; ++s) {
       const SequenceData &data = w.sequences[s];
       if (llvm::Error e = cache->append(s, w.prompts[s], data.keys.data(),
@@ -624,7 +582,8 @@ llvm::Error run() {
     }
     int64_t steps = decodeSteps / phaseCount +
                     (int64_t(p) < decodeSteps % int64_t(phaseCount) ? 1 : 0);
-    ProgressBar bar(report.name + " k=" + std::to_string(report.k), steps);
+    ProgressBar bar(report.name + " k=" + std::to_string(report.k), steps,
+                    !noProgress);
     for (int64_t i = 0; i < steps; ++i) {
       double start = seconds();
       for (size_t s = 0; s < batch; ++s) {
@@ -665,10 +624,7 @@ int main(int argc, char **argv) {
       "  phase, tokens, bytes against a dense fp16 cache, attention error\n"
       "  against float64 attention, and time per decode step against the\n"
       "  project's own dense kernel.\n");
-  if (llvm::Error e = run()) {
-    llvm::WithColor::error(llvm::errs(), "swan-demo")
-        << llvm::toString(std::move(e)) << "\n";
-    return 1;
-  }
+  if (llvm::Error e = run())
+    return tools::reportError("swan-demo", std::move(e));
   return 0;
 }

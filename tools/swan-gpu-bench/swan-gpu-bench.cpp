@@ -4,14 +4,14 @@
 // GPU (the HBM reference of this run), then the time of one decode step of
 // the generated flash-decoding kernels on a compressed cache and the bytes
 // per second it reads; then the same step through the GPU cache
-// (swan::cuda::DeviceCache: host query in, host output back) and its
+// (swan::cuda::DeviceStore: host query in, host output back) and its
 // appends. Links no MLIR: it runs on the GPU machine as built on the
 // development machine. A benchmark, not a test: it prints figures.
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/CudaCache.h"
-#include "swan/Runtime/CudaKernels.h"
+#include "swan/Runtime/CUDA/DeviceStore.h"
+#include "swan/Runtime/CUDA/Kernels.h"
 
 #include <chrono>
 #include <cstdio>
@@ -83,8 +83,8 @@ bool benchDecode(Device &device, const Shape &shape, double copyBytesPerSec,
   const int64_t B = shape.batch, H = shape.kvHeads, G = shape.group,
                 D = shape.dim, L = shape.sparseTokens,
                 b = shape.bufferTokens, k = shape.k;
-  std::unique_ptr<KernelSet> set;
-  if (!report(KernelSet::load(device, D, G, StorageType::F16, set), "load"))
+  std::unique_ptr<DeviceKernels> set;
+  if (!report(DeviceKernels::load(device, D, G, StorageType::F16, set), "load"))
     return false;
   std::mt19937 rng(7);
   std::vector<uint8_t> halfPattern(4096);
@@ -216,9 +216,9 @@ bool benchCache(int64_t tokens, int64_t batch, SparseEncoding encoding,
   for (int64_t h = 0; h < H; ++h)
     for (int64_t i = 0; i < D; ++i)
       rotation[(h * D + i) * D + i] = 1.0f;
-  std::unique_ptr<DeviceCache> cache;
+  std::unique_ptr<DeviceStore> cache;
   if (!report(
-          DeviceCache::create(shape, rotation.data(), rotation.data(), cache),
+          DeviceStore::create(shape, rotation.data(), rotation.data(), cache),
           "cache"))
     return false;
   std::mt19937 rng(11);

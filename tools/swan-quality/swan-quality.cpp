@@ -3,7 +3,7 @@
 // Compares, at equal bytes per cached token, SWAN (rotation + per-token
 // top-k + dense buffer) with SWAN without the buffer, top-k without
 // rotation, low-rank truncation, a sliding window and int8/int4 per-token
-// quantisation (swan/Runtime/Quality.h). Every method is scored against
+// quantisation (swan/Runtime/Eval/Quality.h). Every method is scored against
 // uncompressed float64 attention (swan::reference): relative L2 error of the
 // output and top-1 / top-8 agreement of the attention weights, averaged over
 // decode positions and query heads. Prints a table; writes CSV and a gnuplot
@@ -15,10 +15,12 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "swan/Runtime/Calibration.h"
-#include "swan/Runtime/Generator.h"
-#include "swan/Runtime/Quality.h"
-#include "swan/Runtime/Safetensors.h"
+#include "swan/Runtime/Eval/Calibration.h"
+#include "swan/Runtime/Eval/Generator.h"
+#include "swan/Runtime/Eval/KVDump.h"
+#include "swan/Runtime/Eval/Quality.h"
+#include "swan/Runtime/Eval/Safetensors.h"
+#include "swan/Tools/ToolError.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
@@ -27,7 +29,6 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
-#include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -35,6 +36,8 @@
 namespace cl = llvm::cl;
 namespace q = swan::quality;
 namespace st = swan::safetensors;
+namespace kvdump = swan::kvdump;
+using swan::tools::toolError;
 
 namespace {
 
@@ -98,10 +101,6 @@ cl::opt<int64_t> genCalibrationTokens(
              "--tokens, so it spans the same positions)"),
     cl::init(0), cl::cat(generatedCategory));
 
-llvm::Error toolError(const llvm::Twine &why) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), why);
-}
-
 struct Row {
   q::Setting setting;
   double budgetFraction; ///< NaN for the fixed-cost methods
@@ -152,26 +151,26 @@ llvm::Expected<q::Input> generatedInput(std::string &description) {
   return in;
 }
 
-llvm::Expected<std::vector<float>> readTensor(const st::File &file,
-                                              llvm::StringRef name,
-                                              int64_t rank,
-                                              std::vector<int64_t> &shape) {
+/// The tensor `name` of `file`, which must be [*, *, *].
+llvm::Expected<const st::TensorInfo *> findTensor(const st::File &file,
+                                                  llvm::StringRef name) {
   const st::TensorInfo *info = file.find(name);
   if (!info)
     return toolError(file.name() + ": no tensor '" + name + "'");
-  if (static_cast<int64_t>(info->shape.size()) != rank)
-    return toolError(file.name() + ": tensor '" + name + "' must have rank " +
-                     llvm::Twine(rank));
-  shape = info->shape;
-  return file.readAll(*info);
+  if (info->shape.size() != 3)
+    return toolError(file.name() + ": tensor '" + name + "' must have rank 3");
+  return info;
 }
 
 llvm::Expected<swan::Rotations> readRotations(const st::File &file,
                                               llvm::StringRef name) {
-  std::vector<int64_t> shape;
-  llvm::Expected<std::vector<float>> data = readTensor(file, name, 3, shape);
+  llvm::Expected<const st::TensorInfo *> info = findTensor(file, name);
+  if (!info)
+    return info.takeError();
+  llvm::Expected<std::vector<float>> data = file.readAll(**info);
   if (!data)
     return data.takeError();
+  const std::vector<int64_t> &shape = (*info)->shape;
   if (shape[1] != shape[2])
     return toolError(file.name() + ": tensor '" + name +
                      "' must be [kv_heads, D, D]");
@@ -190,47 +189,48 @@ llvm::Expected<q::Input> dumpInput(std::string &description) {
   llvm::Expected<st::File> file = st::File::open(kvFile);
   if (!file)
     return file.takeError();
-  std::string prefix = llvm::formatv("layers.{0}.", layer).str();
-  std::vector<int64_t> kShape, vShape, qShape;
-  llvm::Expected<std::vector<float>> keys =
-      readTensor(*file, prefix + "keys", 3, kShape);
+  llvm::Expected<const st::TensorInfo *> keys =
+      findTensor(*file, kvdump::tensorName(layer, kvdump::Part::Keys));
   if (!keys)
     return keys.takeError();
-  llvm::Expected<std::vector<float>> values =
-      readTensor(*file, prefix + "values", 3, vShape);
+  llvm::Expected<const st::TensorInfo *> values =
+      findTensor(*file, kvdump::tensorName(layer, kvdump::Part::Values));
   if (!values)
     return values.takeError();
-  llvm::Expected<std::vector<float>> queries =
-      readTensor(*file, prefix + "queries", 3, qShape);
+  llvm::Expected<const st::TensorInfo *> queries =
+      findTensor(*file, kvdump::tensorName(layer, kvdump::Part::Queries));
   if (!queries)
     return toolError(llvm::toString(queries.takeError()) +
                      " (the quality report needs the decode queries too)");
-  if (kShape != vShape || qShape[0] != kShape[0] || qShape[2] != kShape[2] ||
-      qShape[1] % kShape[1] != 0)
+  kvdump::LayerTensors tensors{*keys, *values, *queries};
+  if (!tensors.keysValuesAgree() || !tensors.queriesAgree())
     return toolError(kvFile + ": keys, values [tokens, kv_heads, D] and "
                               "queries [tokens, kv_heads * G, D] disagree");
+  llvm::Expected<kvdump::LayerSamples> samples =
+      kvdump::readLayer(*file, tensors, (*keys)->shape[0]);
+  if (!samples)
+    return samples.takeError();
   q::Input in;
-  in.tokens = kShape[0];
-  in.kvHeads = kShape[1];
-  in.headDim = kShape[2];
-  in.queryGroup = qShape[1] / kShape[1];
-  in.keys = std::move(*keys);
-  in.values = std::move(*values);
-  in.queries = std::move(*queries);
-  auto it = file->metadata().find("source");
-  bool generated = it != file->metadata().end() && it->second == "generated";
-  description = (generated ? "GENERATED data from " : "dump ") + kvFile +
-                ", layer " + std::to_string(layer);
+  in.tokens = samples->tokens;
+  in.kvHeads = samples->kvHeads;
+  in.headDim = samples->headDim;
+  in.queryGroup = samples->group;
+  in.keys = std::move(samples->keys);
+  in.values = std::move(samples->values);
+  in.queries = std::move(samples->queries);
+  description =
+      (kvdump::isGenerated(*file) ? "GENERATED data from " : "dump ") + kvFile +
+      ", layer " + std::to_string(layer);
   if (!rotationsFile.empty()) {
     llvm::Expected<st::File> rotations = st::File::open(rotationsFile);
     if (!rotations)
       return rotations.takeError();
-    llvm::Expected<swan::Rotations> rk =
-        readRotations(*rotations, prefix + "rot_k");
+    llvm::Expected<swan::Rotations> rk = readRotations(
+        *rotations, kvdump::tensorName(layer, kvdump::Part::KeyRotation));
     if (!rk)
       return rk.takeError();
-    llvm::Expected<swan::Rotations> rv =
-        readRotations(*rotations, prefix + "rot_v");
+    llvm::Expected<swan::Rotations> rv = readRotations(
+        *rotations, kvdump::tensorName(layer, kvdump::Part::ValueRotation));
     if (!rv)
       return rv.takeError();
     in.keyRotations = std::move(*rk);
@@ -453,10 +453,7 @@ int main(int argc, char **argv) {
       "ROT.safetensors]\n\n"
       "Scores each method against float64 attention: relative L2 error of "
       "the output,\ntop-1 and top-8 agreement of the attention weights.\n");
-  if (llvm::Error e = run()) {
-    llvm::WithColor::error(llvm::errs(), "swan-quality")
-        << llvm::toString(std::move(e)) << "\n";
-    return 1;
-  }
+  if (llvm::Error e = run())
+    return swan::tools::reportError("swan-quality", std::move(e));
   return 0;
 }

@@ -1,7 +1,7 @@
 //===- KernelsToHost.cpp - gpu kernels as host code for the emulator ------===//
 //
 // The stand-in CUDA driver of the tests runs the generated kernels on the
-// host, one fiber per GPU thread (test/unit/KernelEmulator.cpp), so that
+// host, one fiber per GPU thread (test/lib/KernelEmulator.cpp), so that
 // their logic and the runtime's launches of them are tested on machines
 // without a GPU. These two passes compile the same gpu-dialect kernels the
 // NVVM pipeline compiles; only the GPU-only operations differ, and each is

@@ -4,8 +4,9 @@
 // KV head the cache holds a dense FIFO buffer of the newest tokens (rotated,
 // storage type) and a sparse cache of winnowed tokens in pages; each page has
 // one (k_K, k_V), one key and one value encoding, so tokens with different k
-// sit side by side. All numeric work goes through the JIT-compiled KernelSet;
-// the cache only places bytes.
+// sit side by side. The cache checks every call, then one token store does
+// the work: host memory and JIT-compiled kernels on the CPU, GPU memory and
+// generated kernels with CUDA (swan/Runtime/TokenStore.h).
 //
 // Every failing call returns an error and leaves the cache as it was:
 // arguments are validated first, memory is allocated before anything
@@ -16,7 +17,8 @@
 #ifndef SWAN_CACHE_H
 #define SWAN_CACHE_H
 
-#include "swan/Runtime/Kernels.h"
+#include "swan/Runtime/CPU/Kernels.h"
+#include "swan/Runtime/TokenStore.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
@@ -30,7 +32,12 @@
 namespace swan {
 
 /// Why a cache call failed; the C API returns these as swan_status.
-enum class CacheErrorCode { InvalidArgument, OutOfMemory, Unsupported, Internal };
+enum class CacheErrorCode {
+  InvalidArgument,
+  OutOfMemory,
+  Unsupported,
+  Internal
+};
 
 /// The error of a failing cache call: a code and a message that names the
 /// argument at fault.
@@ -52,8 +59,8 @@ private:
 enum class Device { CPU, CUDA };
 
 /// How pages record which components their winnowed values, or keys, kept
-/// (DESIGN.md §1); one enum serves both. For values, Auto chooses per page,
-/// when the page is created, whichever is smaller at that page's k_V: the
+/// (docs/DESIGN.md §5); one enum serves both. For values, Auto chooses per
+/// page, when the page is created, whichever is smaller at that page's k_V: the
 /// D-bit mask when D/8 < k_V, k indices otherwise. For keys, Auto takes the
 /// mask only when it is smaller (D/8 < k_K) and its expanded scores are cheap
 /// enough (G · D/8 <= k_K); see CacheImpl::keyEncodingFor.
@@ -76,14 +83,9 @@ struct CacheConfig {
   ValueEncoding keyEncoding = ValueEncoding::Auto;
 };
 
-/// Where a sequence's tokens are and what they cost.
-struct SequenceStats {
-  int64_t bufferTokens = 0;
-  int64_t sparseTokens = 0;
-  int64_t pages = 0;
-  int64_t maskPages = 0; ///< Pages whose values are stored as masks.
-  int64_t keyMaskPages = 0; ///< Pages whose keys are stored as masks.
-  size_t bytes = 0; ///< Buffer and pages, exactly as allocated.
+/// Where a sequence's tokens are, what they cost, and whether SWAN pays for
+/// it at the current k.
+struct SequenceStats : StoredSequence {
   /// Cache::breakEvenTokens() when the stats were taken.
   int64_t breakEvenTokens = 0;
   /// Fewer tokens than that: at the current k, SWAN attention costs this
@@ -91,16 +93,8 @@ struct SequenceStats {
   bool belowBreakEven = false;
 };
 
-/// A sequence's stored tokens expanded to dense rotated rows, oldest first:
-/// what attention computes with. For tests and quality measurements.
-struct DecompressedSequence {
-  int64_t tokens = 0;
-  std::vector<float> keys;   ///< [tokens][H][D], rotated, zeros where dropped
-  std::vector<float> values; ///< [tokens][H][D], rotated, zeros where dropped
-  std::vector<int32_t> keyK;   ///< [tokens]: kept components, D in the buffer
-  std::vector<int32_t> valueK; ///< [tokens]
-  std::vector<bool> inBuffer;  ///< [tokens]
-};
+/// A sequence's stored tokens expanded to dense rotated rows, oldest first.
+using DecompressedSequence = SequenceRows;
 
 class CacheImpl;
 

@@ -133,7 +133,7 @@ size_t swan_cache_bytes(const swan_cache *c);
 /* The compute break-even length at the current k: a sequence holding fewer
  * tokens costs SWAN attention more arithmetic per decode step than dense
  * attention would. With k = (k_key + k_value) / 2 it is
- * ceil(D² / (D − k)) + buffer_tokens (DESIGN.md §1: per query head dense
+ * ceil(D² / (D − k)) + buffer_tokens (docs/DESIGN.md §6: per query head dense
  * costs 2·L·D multiply-adds, SWAN D² for each of the two rotations plus
  * 2·b·D for the buffer plus (L − b)·(k_key + k_value)); INT64_MAX when
  * k_key = k_value = D; -1 for a NULL cache. It follows set_k and rewinnow.

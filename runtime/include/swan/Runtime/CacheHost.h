@@ -1,14 +1,16 @@
-//===- CacheHost.h - host-side pieces both caches share ---------*- C++ -*-===//
+//===- CacheHost.h - host-side pieces the cache and stores share *- C++ -*-===//
 //
-// What the CPU cache (Cache.cpp) and the CUDA cache (CudaCache.cpp) both do
-// on the host: arrays from malloc, row norms, the check of appended inputs
-// and the lowering of a stored winnowed row to fewer components. Plain C++:
-// no MLIR, LLVM or CUDA, so the CUDA cache stays free of them.
+// What the cache (Cache.cpp) and both token stores (HostStore.cpp and CUDA's
+// DeviceStore.cpp) do on the host: arrays from malloc, row norms, the checks
+// of inputs and the lowering of a stored winnowed row to fewer components.
+// Plain C++: no MLIR, LLVM or CUDA, so the CUDA store stays free of them.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef SWAN_RUNTIME_CACHEHOST_H
 #define SWAN_RUNTIME_CACHEHOST_H
+
+#include "swan/Runtime/RowLayout.h"
 
 #include <algorithm>
 #include <cmath>
@@ -38,6 +40,15 @@ inline double rowNorm(const float *row, int64_t count) {
   return std::sqrt(sum);
 }
 
+/// The first non-finite element among `count` stored ones, or -1.
+inline int64_t firstNonFinite(const void *base, int64_t count,
+                              StorageType storage) {
+  for (int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(loadElement(base, i, storage)))
+      return i;
+  return -1;
+}
+
 /// NaN or Inf in appended keys or values ([tokens][rowFloats] each) would
 /// poison every later attention over the sequence: the message naming the
 /// first one, or empty when all are finite.
@@ -54,12 +65,12 @@ inline std::string nonFiniteInput(const float *keys, const float *values,
 
 /// Keeps the `keep` largest-magnitude of a row's k stored entries, ties to
 /// the lower position, in their stored order, at the front of `values` and
-/// `indices` (keep <= k <= 256). Stored indices ascend with the position, so
-/// ties go to the lower index, as in winnowing itself.
+/// `indices` (keep <= k <= kMaxHeadDim). Stored indices ascend with the
+/// position, so ties go to the lower index, as in winnowing itself.
 template <typename T>
 void keepLargest(T *values, uint8_t *indices, int32_t k, int32_t keep) {
-  int32_t order[256];
-  float magnitude[256];
+  int32_t order[kMaxHeadDim];
+  float magnitude[kMaxHeadDim];
   for (int32_t i = 0; i < k; ++i) {
     order[i] = i;
     magnitude[i] = std::fabs(static_cast<float>(values[i]));

@@ -1,6 +1,6 @@
 //===- RowLayout.h - how one cached row is stored ---------------*- C++ -*-===//
 //
-// The storage types and position encodings of cached rows (DESIGN.md §1),
+// The storage types and position encodings of cached rows (docs/DESIGN.md §5),
 // one definition for the CPU kernels and cache and the CUDA kernels and
 // cache alike. Plain C++: no MLIR, LLVM or CUDA.
 //
@@ -13,6 +13,10 @@
 #include <cstdint>
 
 namespace swan {
+
+/// Positions are stored as uint8 indices, so a head has at most 256
+/// dimensions: the one limit every layer of the cache checks against.
+constexpr int32_t kMaxHeadDim = 256;
 
 /// Element type of cached values: dense buffer rows and winnowed values.
 enum class StorageType { F32, F16 };

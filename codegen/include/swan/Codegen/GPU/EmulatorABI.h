@@ -2,7 +2,7 @@
 //
 // `swan-lower-gpu-to-host` compiles the GPU kernels for the host, where the
 // stand-in CUDA driver of the tests runs them one GPU thread per fiber
-// (test/unit/KernelEmulator.cpp). The kernels call the emulator through the
+// (test/lib/KernelEmulator.cpp). The kernels call the emulator through the
 // functions named here and the emulator finds them through the table laid
 // out here. Both sides include this header; it depends on nothing.
 //

@@ -50,7 +50,7 @@ def SwanGPUKernelsToHost
     the kernel: `gpu.thread_id`, `gpu.block_id`, `gpu.block_dim` and
     `gpu.grid_dim` read the emulator's current thread, `gpu.barrier`,
     `nvvm.bar.warp.sync` and `gpu.shuffle` call into the emulator
-    (test/unit/KernelEmulator.h), workgroup attributions become one private
+    (test/lib/KernelEmulator.h), workgroup attributions become one private
     `memref.global` per kernel (the emulator runs one block at a time),
     `llvm.nvvm.ex2.approx.f32` becomes `math.exp2`, the L2 prefetch's
     inline PTX a volatile read of its byte (so a stray address faults) and

@@ -1,0 +1,122 @@
+//===- Quality.h - compression quality at equal memory ---------*- C++ -*-===//
+//
+// docs/DESIGN.md §7: does winnowing in the rotated basis beat simpler ways of
+// spending the same bytes? Each method below is given a budget in bytes per
+// cached token per KV head (keys and values together; dense fp16 costs
+// 4·D), turned into its own parameter (k, rank, window), and its decode
+// attention is compared with uncompressed float64 attention
+// (swan::reference) at a set of decode positions, for every query head.
+//
+// Byte accounting (fp16 values, uint8 indices; rotations and scales of the
+// whole model are not counted, per-token scales are):
+//   swan            buffer of b dense tokens (4·D each) + older tokens
+//                   winnowed, 3·k bytes per vector (index encoding)
+//   swan-mask       the same with the mask encoding, 2·k + D/8 per vector
+//   swan-nobuffer   every token winnowed, index encoding
+//   topk-norotate   swan with R = I: winnowing in the original basis
+//   lowrank         the first r rotated coordinates of every vector, 2·r
+//   window          the most recent W tokens only, dense
+//   int8 / int4     symmetric per-token (per-vector) absmax quantisation in
+//                   the original basis, D or D/2 bytes + a 2-byte scale;
+//                   their cost is fixed, so they are one point each
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_RUNTIME_EVAL_QUALITY_H
+#define SWAN_RUNTIME_EVAL_QUALITY_H
+
+#include "swan/Runtime/Eval/Calibration.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace swan::quality {
+
+enum class Method {
+  Swan,
+  SwanMask,
+  SwanNoBuffer,
+  TopKNoRotation,
+  LowRank,
+  SlidingWindow,
+  Int8,
+  Int4
+};
+
+llvm::ArrayRef<Method> allMethods();
+llvm::StringRef methodName(Method method);
+/// What the method's parameter means ("k", "rank", "window", "bits").
+llvm::StringRef parameterName(Method method);
+
+/// A method with its parameter chosen.
+struct Setting {
+  Method method = Method::Swan;
+  int64_t parameter = 0; ///< k, rank, window or bits
+  int64_t buffer = 0; ///< dense buffer tokens (swan, swan-mask, topk-norotate)
+  /// Diagnosis of where the error comes from: when false, that side of the
+  /// cache is kept exact (the byte accounting is unchanged).
+  bool compressKeys = true, compressValues = true;
+};
+
+/// Bytes per cached token per KV head that `setting` costs for a cache of
+/// `tokens` tokens.
+double bytesPerToken(const Setting &setting, int64_t tokens, int64_t headDim);
+
+/// The largest parameter whose cost fits `budget` bytes per token, or
+/// nullopt when even the smallest does not fit (or, for int8/int4, when
+/// their fixed cost exceeds the budget).
+std::optional<Setting> settingForBudget(Method method, double budget,
+                                        int64_t tokens, int64_t headDim,
+                                        int64_t buffer);
+
+/// One layer's data to evaluate on.
+struct Input {
+  int64_t tokens = 0, kvHeads = 0, headDim = 0, queryGroup = 1;
+  std::vector<float> keys, values; ///< [tokens][kvHeads][headDim]
+  std::vector<float> queries;      ///< [tokens][kvHeads*queryGroup][headDim]
+  Rotations keyRotations, valueRotations;
+  double scale = 0.0; ///< 0: 1/sqrt(headDim)
+};
+
+struct Metrics {
+  double relativeError = 0.0; ///< mean of ‖o − ô‖ / ‖o‖
+  double top1 = 0.0;          ///< share of queries with the same argmax
+  double top8 = 0.0;          ///< mean |top8 ∩ top8̂| / 8
+  int64_t queries = 0;
+};
+
+/// Precomputes the exact attention at the chosen decode positions, then
+/// evaluates any setting against it. The cache seen at position t holds
+/// tokens 0..t; the query is row t of Input::queries.
+class Evaluator {
+public:
+  static llvm::Expected<Evaluator> create(Input input,
+                                          std::vector<int64_t> positions);
+  Metrics evaluate(const Setting &setting) const;
+  const Input &input() const { return data; }
+  llvm::ArrayRef<int64_t> positions() const { return decodePositions; }
+
+private:
+  Evaluator() = default;
+  Input data;
+  std::vector<int64_t> decodePositions;
+  double scale = 0.0;
+  // Per KV head, in double: original and rotated keys and values [tokens][D].
+  std::vector<std::vector<double>> keys, values, rotatedKeys, rotatedValues;
+  std::vector<std::vector<double>> keyRotation, valueRotation; // [D][D]
+  // Per (position, KV head): queries [G][D], rotated queries, exact outputs
+  // and exact weights [G][t + 1].
+  struct Exact {
+    std::vector<double> queries, rotatedQueries, output, weights;
+  };
+  std::vector<Exact> exact;
+};
+
+} // namespace swan::quality
+
+#endif // SWAN_RUNTIME_EVAL_QUALITY_H
