@@ -7,6 +7,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/TypeUtilities.h"
 
 using namespace mlir;
@@ -52,6 +53,11 @@ Value KernelBuilder::prefixMask(Value count, int64_t lanes) {
                                       ValueRange{count});
 }
 
+Value KernelBuilder::zeroVector(int64_t lanes, Type elementType) {
+  VectorType type = vectorOf(lanes, elementType);
+  return create<arith::ConstantOp>(type, b.getZeroAttr(type));
+}
+
 Value KernelBuilder::view(Value tensor) {
   auto type = cast<RankedTensorType>(tensor.getType());
   SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
@@ -73,6 +79,22 @@ Value KernelBuilder::scratch(ArrayRef<int64_t> shape, Type elementType) {
   // 64-byte alignment: whole cache lines and aligned 512-bit accesses.
   return create<memref::AllocaOp>(MemRefType::get(shape, elementType),
                                   b.getI64IntegerAttr(64));
+}
+
+Value KernelBuilder::emptyTensor(RankedTensorType type, ArrayRef<Value> sizes) {
+  SmallVector<Value> dynamicSizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      dynamicSizes.push_back(sizes[d]);
+  return create<tensor::EmptyOp>(type.getShape(), type.getElementType(),
+                                 dynamicSizes);
+}
+
+Value KernelBuilder::writeToTensor(Value vector, Value tensor,
+                                   ValueRange indices, bool inBounds) {
+  return create<vector::TransferWriteOp>(vector, tensor, indices,
+                                         ArrayRef<bool>{inBounds})
+      .getResult();
 }
 
 Value KernelBuilder::convertFloat(Value value, Type elementType) {
@@ -123,6 +145,16 @@ void KernelBuilder::storeConverted(Value vector, Value memref,
                                    ValueRange indices) {
   Type elementType = cast<MemRefType>(memref.getType()).getElementType();
   create<vector::StoreOp>(convertFloat(vector, elementType), memref, indices);
+}
+
+void KernelBuilder::prefetchRow(Value rows, Value row) {
+  auto type = cast<MemRefType>(rows.getType());
+  int64_t perLine = 512 / type.getElementTypeBitWidth();
+  Value length = create<memref::DimOp>(rows, int64_t(1));
+  loop(index(0), length, index(perLine), [&](Value at) {
+    create<memref::PrefetchOp>(rows, ValueRange{row, at}, /*isWrite=*/false,
+                               /*localityHint=*/3, /*isDataCache=*/true);
+  });
 }
 
 Value KernelBuilder::fma(Value x, Value y, Value z) {

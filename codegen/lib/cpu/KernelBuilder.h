@@ -1,13 +1,14 @@
 //===- KernelBuilder.h - emits scf loops and vector code --------*- C++ -*-===//
 //
-// The small vocabulary the swan lowerings write their kernels in: constants,
-// loops with carried values, vector loads converted to f32, reductions.
-// Private to codegen/lib/common.
+// The small vocabulary the swan vector lowerings write their kernels in:
+// constants, loops with carried values, vector loads converted to f32,
+// reductions, results written into tensors.
+// Private to codegen/lib/cpu.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef SWAN_CODEGEN_COMMON_KERNELBUILDER_H
-#define SWAN_CODEGEN_COMMON_KERNELBUILDER_H
+#ifndef SWAN_CODEGEN_CPU_KERNELBUILDER_H
+#define SWAN_CODEGEN_CPU_KERNELBUILDER_H
 
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
@@ -37,12 +38,21 @@ public:
   mlir::Value laneNumbers(int64_t lanes, int64_t first);
   /// The first `count` lanes set (count may exceed `lanes`).
   mlir::Value prefixMask(mlir::Value count, int64_t lanes);
+  mlir::Value zeroVector(int64_t lanes, mlir::Type elementType);
 
   /// A read-only memref view of `tensor` with a unit innermost stride, so
   /// that bufferization passes the caller's buffer through without a copy.
   mlir::Value view(mlir::Value tensor);
   /// A stack buffer (L1-resident scratch) of the given shape.
   mlir::Value scratch(llvm::ArrayRef<int64_t> shape, mlir::Type elementType);
+  /// A tensor.empty of `type`, its dynamic sizes taken from `sizes` (one
+  /// candidate per dimension).
+  mlir::Value emptyTensor(mlir::RankedTensorType type,
+                          llvm::ArrayRef<mlir::Value> sizes);
+  /// Writes `vector` into `tensor` at `indices`. `inBounds` false lets a
+  /// vector longer than the tensor's row write only the row.
+  mlir::Value writeToTensor(mlir::Value vector, mlir::Value tensor,
+                            mlir::ValueRange indices, bool inBounds = true);
 
   /// Converts floats (scalar or vector) to `elementType` by extf/truncf.
   mlir::Value convertFloat(mlir::Value value, mlir::Type elementType);
@@ -56,6 +66,10 @@ public:
   /// Stores an f32 vector as the memref's element type.
   void storeConverted(mlir::Value vector, mlir::Value memref,
                       mlir::ValueRange indices);
+  /// Asks for row `row` of the 2-D memref `rows`, one prefetch per 64 bytes:
+  /// rows are contiguous, so a stream of rows is covered whatever their
+  /// alignment (a 128-byte row may span three cache lines).
+  void prefetchRow(mlir::Value rows, mlir::Value row);
 
   mlir::Value fma(mlir::Value a, mlir::Value b, mlir::Value c);
   mlir::Value add(mlir::Value a, mlir::Value b);
@@ -87,4 +101,4 @@ private:
 
 } // namespace swan
 
-#endif // SWAN_CODEGEN_COMMON_KERNELBUILDER_H
+#endif // SWAN_CODEGEN_CPU_KERNELBUILDER_H
