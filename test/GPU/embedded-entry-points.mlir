@@ -1,5 +1,5 @@
 // Every embedded specialisation defines each kernel the CUDA runtime
-// launches (KernelABI.h; CudaKernels.cpp and CudaCache.cpp call them by
+// launches (KernelABI.h; runtime/lib/cuda/Kernels.cpp and DeviceStore.cpp call them by
 // name): 18 modules, each with these seven entries and the six of the
 // mask encoding.
 // RUN: cat %swan_cuda_ptx_dir/kernels_*.ptx | FileCheck %s --check-prefix=COUNT

@@ -6,8 +6,8 @@
 // uncompressed float64 attention, and time per decode step against the
 // project's own dense kernel (the same JIT kernels over all tokens dense).
 //
-// The data is generated LLM-like K/V (docs/DESIGN.md §7, labelled as such), or a
-// user's safetensors dump with --kv-file.
+// The data is generated LLM-like K/V (docs/DESIGN.md §7, labelled as such),
+// or a user's safetensors dump with --kv-file.
 //
 //===----------------------------------------------------------------------===//
 
@@ -414,8 +414,9 @@ void printReport(const std::vector<PhaseReport> &phases) {
                              p.sequencesBelow, p.breakEven, p.k, p.kValue)
                    .str();
   if (!below.empty())
-    llvm::outs() << "below the compute break-even of docs/DESIGN.md §6 (SWAN does "
-                    "more arithmetic than dense; the cache still winnows): "
+    llvm::outs() << "below the compute break-even of docs/DESIGN.md §6 (SWAN "
+                    "does more arithmetic than dense; the cache still "
+                    "winnows): "
                  << below << "\n";
 }
 

@@ -63,7 +63,7 @@ enum class Device { CPU, CUDA };
 /// page, when the page is created, whichever is smaller at that page's k_V: the
 /// D-bit mask when D/8 < k_V, k indices otherwise. For keys, Auto takes the
 /// mask only when it is smaller (D/8 < k_K) and its expanded scores are cheap
-/// enough (G · D/8 <= k_K); see CacheImpl::keyEncodingFor.
+/// enough (G · D/8 <= k_K); see HostStore::keyEncodingFor.
 enum class ValueEncoding { Auto, Indices, Mask };
 
 struct CacheConfig {

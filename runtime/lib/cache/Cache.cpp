@@ -76,13 +76,6 @@ public:
       : config(config), store(std::move(store)), currentKKey(config.kKey),
         currentKValue(config.kValue) {}
 
-  /// -1 for an unknown sequence.
-  int64_t tokensOf(int32_t seq) const {
-    if (!store->contains(seq))
-      return -1;
-    StoredSequence s = store->sequence(seq);
-    return s.bufferTokens + s.sparseTokens;
-  }
   int64_t dim() const { return config.headDim; }
   int64_t heads() const { return config.numKvHeads; }
 
@@ -338,7 +331,7 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q, float scale,
   if (int64_t bad = firstNonFinite(q, queryFloats, StorageType::F32); bad >= 0)
     return invalid(llvm::Twine("q[") + llvm::Twine(bad) + "] is not finite");
   for (size_t i = 0; i < seqs.size(); ++i) {
-    int64_t tokens = tokensOf(seqs[i]);
+    int64_t tokens = store->tokens(seqs[i]);
     if (tokens < 0)
       return invalid(llvm::Twine("seqs[") + llvm::Twine(i) + "] = " +
                      llvm::Twine(seqs[i]) + " is not a sequence of this cache");
@@ -351,7 +344,7 @@ Error CacheImpl::attention(ArrayRef<int32_t> seqs, const float *q, float scale,
   // up front.
   const int64_t rowsPerSequence = heads() * config.groupSize;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    const double keyNorm = store->sequence(seqs[i]).maxKeyNorm;
+    const double keyNorm = store->maxKeyNorm(seqs[i]);
     for (int64_t r = 0; r < rowsPerSequence; ++r) {
       double bound = std::max(1.0, std::fabs(double(scale))) *
                      rowNorm(q + (i * rowsPerSequence + r) * dim(), dim()) *
@@ -394,7 +387,7 @@ Error Cache::release(int32_t seq) {
   return Error::success();
 }
 
-int64_t Cache::tokens(int32_t seq) const { return impl->tokensOf(seq); }
+int64_t Cache::tokens(int32_t seq) const { return impl->store->tokens(seq); }
 
 size_t Cache::bytes() const { return impl->store->bytes(); }
 

@@ -576,21 +576,6 @@ size_t HostStore::bytes() const {
   return total;
 }
 
-/// Expands one stored row (k values and their positions) into its dense row.
-static void scatterRow(const char *values, const uint8_t *positions, int32_t k,
-                       SparseEncoding encoding, int64_t dim,
-                       StorageType storage, float *out) {
-  if (encoding == SparseEncoding::Mask) {
-    // The k values in ascending dimension order, one per set bit.
-    for (int64_t i = 0, j = 0; i < dim && j < k; ++i)
-      if (positions[i / 8] & (1u << (i % 8)))
-        out[i] = loadElement(values, j++, storage);
-    return;
-  }
-  for (int32_t j = 0; j < k; ++j)
-    out[positions[j]] = loadElement(values, j, storage);
-}
-
 Status HostStore::decompress(int32_t seq, SequenceRows &out) const {
   const Sequence &s = sequences.at(seq);
   const int64_t d = dim(), hCount = heads();

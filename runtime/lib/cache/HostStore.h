@@ -46,8 +46,14 @@ public:
                    float scale, float *out) override;
   void release(int32_t seq) override { sequences.erase(seq); }
 
-  bool contains(int32_t seq) const override {
-    return sequences.count(seq) != 0;
+  int64_t tokens(int32_t seq) const override {
+    auto found = sequences.find(seq);
+    return found == sequences.end()
+               ? -1
+               : found->second.buffer.count + found->second.sparseTokens;
+  }
+  double maxKeyNorm(int32_t seq) const override {
+    return sequences.at(seq).maxKeyNorm;
   }
   int64_t sequenceCount() const override {
     return static_cast<int64_t>(sequences.size());

@@ -755,17 +755,10 @@ Status DeviceStore::decompress(int32_t seq, SequenceRows &out) const {
             !st.isOk())
           return st;
       }
-      for (int64_t t = 0; t < s.used; ++t) {
-        uint8_t expanded[swan::kMaxHeadDim];
-        const uint8_t *rowIndices = indices.data() + t * p;
-        if (shape_.encoding == SparseEncoding::Mask) {
-          maskIndices(rowIndices, d, expanded);
-          rowIndices = expanded;
-        }
-        for (int32_t j = 0; j < k[t]; ++j)
-          dense[(t * heads + h) * d + rowIndices[j]] =
-              loadElement(values.data() + t * stride * e, j, shape_.storage);
-      }
+      for (int64_t t = 0; t < s.used; ++t)
+        scatterRow(values.data() + t * stride * e, indices.data() + t * p, k[t],
+                   shape_.encoding, d, shape_.storage,
+                   dense.data() + (t * heads + h) * d);
       if (s.ringCount > 0)
         if (Status st = device_->copyToHost(
                 ring.data(),

@@ -29,7 +29,7 @@ const EmbeddedPtx *findPtx(int64_t dim, int64_t group, StorageType storage) {
   return nullptr;
 }
 
-/// The entry point (CudaKernels.mlir.in) of a decode step's kernels.
+/// The entry point (Kernels.mlir.in) of a decode step's kernels.
 const char *decodeEntry(SparseEncoding encoding, bool rotatedOutput) {
   if (encoding == SparseEncoding::Mask)
     return rotatedOutput ? "decode_attention_masks_rotated"
@@ -95,15 +95,15 @@ std::vector<Specialisation> DeviceKernels::specialisations() {
 }
 
 Status DeviceKernels::load(Device &device, int64_t dim, int64_t group,
-                       StorageType storage, std::unique_ptr<DeviceKernels> &out) {
+                           StorageType storage,
+                           std::unique_ptr<DeviceKernels> &out) {
   const EmbeddedPtx *entry = findPtx(dim, group, storage);
   if (!entry)
-    return Status::error(StatusCode::Unsupported,
-                         "no CUDA kernels built for D = " +
-                             std::to_string(dim) + ", G = " +
-                             std::to_string(group) + ", " +
-                             storageName(storage) +
-                             " (see SWAN_CUDA_HEAD_DIMS / SWAN_CUDA_GROUPS)");
+    return Status::error(
+        StatusCode::Unsupported,
+        "no CUDA kernels built for D = " + std::to_string(dim) +
+            ", G = " + std::to_string(group) + ", " + storageName(storage) +
+            " (see SWAN_CUDA_HEAD_DIMS / SWAN_CUDA_GROUPS)");
   std::unique_ptr<DeviceKernels> set(new DeviceKernels(device));
   set->dim_ = dim;
   set->group_ = group;
@@ -129,7 +129,7 @@ Status DeviceKernels::load(Device &device, int64_t dim, int64_t group,
 }
 
 Status DeviceKernels::rotate(DeviceRange x, int64_t rows, DeviceRange rotation,
-                         DeviceRange out) {
+                             DeviceRange out) {
   if (rows <= 0)
     return rows == 0 ? Status::ok() : invalid("negative row count");
   size_t rowBytes = dim_ * sizeof(float);
@@ -149,9 +149,10 @@ Status DeviceKernels::rotate(DeviceRange x, int64_t rows, DeviceRange rotation,
   return device_.launch(module_, "rotate", shape, args);
 }
 
-Status DeviceKernels::compress(DeviceRange x, int64_t rows, DeviceRange rotation,
-                           int64_t k, DeviceRange values, DeviceRange indices,
-                           SparseEncoding encoding, int64_t width) {
+Status DeviceKernels::compress(DeviceRange x, int64_t rows,
+                               DeviceRange rotation, int64_t k,
+                               DeviceRange values, DeviceRange indices,
+                               SparseEncoding encoding, int64_t width) {
   return launchCompress(encoding == SparseEncoding::Mask ? "compress_mask"
                                                          : "compress",
                         x, rows * dim_ * sizeof(float), rows, rotation, k,
@@ -159,9 +160,9 @@ Status DeviceKernels::compress(DeviceRange x, int64_t rows, DeviceRange rotation
 }
 
 Status DeviceKernels::compressStored(DeviceRange x, int64_t rows,
-                                 DeviceRange rotation, int64_t k,
-                                 DeviceRange values, DeviceRange indices,
-                                 SparseEncoding encoding, int64_t width) {
+                                     DeviceRange rotation, int64_t k,
+                                     DeviceRange values, DeviceRange indices,
+                                     SparseEncoding encoding, int64_t width) {
   return launchCompress(encoding == SparseEncoding::Mask
                             ? "compress_stored_mask"
                             : "compress_stored",
@@ -170,10 +171,10 @@ Status DeviceKernels::compressStored(DeviceRange x, int64_t rows,
 }
 
 Status DeviceKernels::launchCompress(const char *kernel, DeviceRange x,
-                                 size_t xBytes, int64_t rows,
-                                 DeviceRange rotation, int64_t k,
-                                 DeviceRange values, DeviceRange indices,
-                                 SparseEncoding encoding, int64_t width) {
+                                     size_t xBytes, int64_t rows,
+                                     DeviceRange rotation, int64_t k,
+                                     DeviceRange values, DeviceRange indices,
+                                     SparseEncoding encoding, int64_t width) {
   if (k < 1 || k > dim_)
     return invalid("k = " + std::to_string(k) + " is outside [1, D]");
   if (width == 0)
@@ -222,7 +223,7 @@ int64_t DeviceKernels::chooseSplits(const DecodeProblem &problem) const {
 }
 
 int64_t DeviceKernels::chooseSplits(int64_t units, int64_t sparseCapacity,
-                                int resident) const {
+                                    int resident) const {
   units = std::max<int64_t>(1, units);
   // One more block than fits would cost a whole extra wave; each (sequence,
   // head) also has its buffer's block.
@@ -236,7 +237,7 @@ int64_t DeviceKernels::chooseSplits(int64_t units, int64_t sparseCapacity,
 }
 
 Status DeviceKernels::ensureWorkspace(size_t maxBytes, size_t accBytes,
-                                  size_t countBytes) {
+                                      size_t countBytes) {
   // Each buffer is checked on its own: an allocation that failed last time
   // may have left one grown and the next not.
   const std::pair<Buffer *, size_t> wanted[] = {{&partialMax_, maxBytes},
@@ -270,7 +271,7 @@ Status DeviceKernels::ensureWorkspace(size_t maxBytes, size_t accBytes,
 }
 
 Status DeviceKernels::decodeAttention(const DecodeProblem &p,
-                                  const DecodeBuffers &b) {
+                                      const DecodeBuffers &b) {
   const int64_t D = dim_, G = group_, B = p.batch, H = p.kvHeads;
   const int64_t L = p.sparseCapacity, bufferSlots = p.bufferCapacity;
   if (B < 1 || H < 1 || L < 0 || bufferSlots < 0)
@@ -327,8 +328,8 @@ Status DeviceKernels::decodeAttention(const DecodeProblem &p,
 }
 
 Status DeviceKernels::decodeAttention(const PagedDecodeStep &step,
-                                  const DecodeSequence *sequences,
-                                  int64_t count) {
+                                      const DecodeSequence *sequences,
+                                      int64_t count) {
   const int64_t D = dim_, G = group_, H = step.kvHeads;
   if (count < 1 || H < 1)
     return invalid("decode attention needs at least one sequence and H >= 1");
@@ -428,9 +429,10 @@ Status DeviceKernels::decodeAttention(const PagedDecodeStep &step,
 }
 
 Status DeviceKernels::launchDecode(const char *name, const char *partialSuffix,
-                               KernelArguments &partial, int64_t B, int64_t H,
-                               int64_t splits, bool rotatedOutput,
-                               DeviceRange valueRotation, DeviceRange out) {
+                                   KernelArguments &partial, int64_t B,
+                                   int64_t H, int64_t splits,
+                                   bool rotatedOutput,
+                                   DeviceRange valueRotation, DeviceRange out) {
   const int64_t D = dim_, G = group_;
   const int64_t blocks = splits + 1; // + the dense buffer's block
   if (blocks > abi::kMaxPartialBlocks)

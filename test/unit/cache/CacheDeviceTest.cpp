@@ -1,12 +1,12 @@
 //===- CacheDeviceTest.cpp - one C API, two devices -----------------------===//
 //
-// A SWAN_DEVICE_CUDA cache over the stand-in driver of FakeCudaDriver.cpp
-// (host memory, reference kernels; SWAN_CUDA_DRIVER names it) next to a CPU
-// cache fed the same tokens: the same calls must give the same attention
-// (within f16 storage), the same token counts, memory that shrinks on
-// re-winnowing on both, and for bad arguments the same status and the same
-// message. Each test runs with the default encodings and with keys and
-// values as occupancy masks on both devices.
+// A SWAN_DEVICE_CUDA cache over the stand-in driver of test/lib (host
+// memory, the generated kernels in the kernel emulator; SWAN_CUDA_DRIVER
+// names it) next to a CPU cache fed the same tokens: the same calls must
+// give the same attention (within f16 storage), the same token counts,
+// memory that shrinks on re-winnowing on both, and for bad arguments the
+// same status and the same message. Each test runs with the default
+// encodings and with keys and values as occupancy masks on both devices.
 //
 //===----------------------------------------------------------------------===//
 

@@ -60,6 +60,21 @@ inline void indicesMask(const uint8_t *indices, int64_t k, int64_t dim,
     mask[indices[j] / 8] |= static_cast<uint8_t>(1u << (indices[j] % 8));
 }
 
+/// Writes a stored winnowed row (`k` values in ascending dimension order and
+/// their positions in `encoding`) into its dense row `out` of `dim` floats;
+/// the other entries of `out` keep what they held.
+inline void scatterRow(const void *values, const uint8_t *positions, int64_t k,
+                       SparseEncoding encoding, int64_t dim,
+                       StorageType storage, float *out) {
+  uint8_t expanded[kMaxHeadDim];
+  if (encoding == SparseEncoding::Mask) {
+    maskIndices(positions, dim, expanded);
+    positions = expanded;
+  }
+  for (int64_t j = 0; j < k; ++j)
+    out[positions[j]] = loadElement(values, j, storage);
+}
+
 } // namespace swan
 
 #endif // SWAN_RUNTIME_ROWLAYOUT_H

@@ -64,9 +64,9 @@ struct SequenceRows {
 };
 
 /// The storage and arithmetic behind swan::Cache. Callers have checked the
-/// arguments (swan::Cache does): sequences named by attention, sequence,
-/// release and decompress exist, k lies in [1, D]. A failing call leaves the
-/// store as it was. Thread safety as swan.h states for the cache.
+/// arguments (swan::Cache does): sequences named by attention, maxKeyNorm,
+/// sequence, release and decompress exist, k lies in [1, D]. A failing call
+/// leaves the store as it was. Thread safety as swan.h states for the cache.
 class TokenStore {
 public:
   virtual ~TokenStore() = default;
@@ -83,8 +83,14 @@ public:
                            float scale, float *out) = 0;
   virtual void release(int32_t seq) = 0;
 
-  virtual bool contains(int32_t seq) const = 0;
+  /// Tokens `seq` holds, -1 when it is unknown; a lookup, for every call.
+  virtual int64_t tokens(int32_t seq) const = 0;
+  bool contains(int32_t seq) const { return tokens(seq) >= 0; }
+  /// The largest key norm ever appended to `seq`: with a query's norm it
+  /// bounds the logits before attention runs. A lookup, for every step.
+  virtual double maxKeyNorm(int32_t seq) const = 0;
   virtual int64_t sequenceCount() const = 0;
+  /// The whole account of `seq`, for stats: may walk all its pages.
   virtual StoredSequence sequence(int32_t seq) const = 0;
   /// Token storage of every sequence, exactly as allocated.
   virtual size_t bytes() const = 0;

@@ -3,7 +3,7 @@
 // The storage and arithmetic of swan::Cache with device = SWAN_DEVICE_CUDA
 // (swan/Cache.h validates the arguments and wraps this class). Every token
 // lives in device memory and every numeric step runs as a generated kernel
-// (CudaKernels.h); the host keeps only each token's k. Plain C++ over the
+// (Kernels.h); the host keeps only each token's k. Plain C++ over the
 // driver: no MLIR or LLVM, so the GPU check runs it where they are absent.
 //
 // Layout per sequence:
@@ -81,8 +81,14 @@ public:
                    float scale, float *out) override;
   void release(int32_t seq) override;
 
-  bool contains(int32_t seq) const override {
-    return sequences_.count(seq) != 0;
+  int64_t tokens(int32_t seq) const override {
+    auto found = sequences_.find(seq);
+    return found == sequences_.end()
+               ? -1
+               : found->second.ringCount + found->second.used;
+  }
+  double maxKeyNorm(int32_t seq) const override {
+    return sequences_.at(seq).maxKeyNorm;
   }
   int64_t sequenceCount() const override { return sequences_.size(); }
   StoredSequence sequence(int32_t seq) const override { return info(seq); }
