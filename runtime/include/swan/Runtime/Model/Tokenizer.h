@@ -1,0 +1,57 @@
+//===- Tokenizer.h - llama2.c's BPE tokenizer ------------------*- C++ -*-===//
+//
+// The tokenizer file of llama2.c: an int32 max_token_length, then per token
+// of the vocabulary a float32 merge score, an int32 byte length and the
+// bytes. Encoding is sentencepiece's BPE as llama2.c runs it: a leading
+// space (the dummy prefix), one token per UTF-8 character, bytes without a
+// token as byte-fallback tokens <0xNN> (ids 3 + byte), then the adjacent
+// pair whose merged piece has the best score is merged until none is left.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SWAN_RUNTIME_MODEL_TOKENIZER_H
+#define SWAN_RUNTIME_MODEL_TOKENIZER_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace swan::model {
+
+class Tokenizer {
+public:
+  static constexpr int32_t kBos = 1, kEos = 2;
+
+  /// Reads and validates a tokenizer of exactly `vocab` tokens (the model's).
+  static llvm::Expected<Tokenizer> load(llvm::StringRef path, int32_t vocab);
+  /// The same from bytes in memory; `name` names them in errors.
+  static llvm::Expected<Tokenizer> parse(llvm::StringRef bytes,
+                                         llvm::StringRef name, int32_t vocab);
+
+  int32_t vocab() const { return static_cast<int32_t>(pieces.size()); }
+  llvm::StringRef piece(int32_t token) const { return pieces[token]; }
+
+  /// Token ids of `text`, after BOS when `bos`.
+  std::vector<int32_t> encode(llvm::StringRef text, bool bos) const;
+  /// The text `token` adds after `previous`: the dummy-prefix space is
+  /// dropped after BOS, and byte tokens are their byte.
+  std::string decode(int32_t previous, int32_t token) const;
+  /// The text of a whole token sequence, decoded token after token.
+  std::string decode(llvm::ArrayRef<int32_t> tokens) const;
+
+private:
+  Tokenizer() = default;
+
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  llvm::StringMap<int32_t> ids;
+};
+
+} // namespace swan::model
+
+#endif // SWAN_RUNTIME_MODEL_TOKENIZER_H
