@@ -1,15 +1,20 @@
-//===- swan-demo.cpp - SWAN attention end to end on one attention layer ---===//
+//===- swan-demo.cpp - SWAN attention end to end --------------------------===//
 //
-// Calibrates rotations, prefills a long prompt into a SWAN cache, decodes
-// while lowering k at run time (set_k, then rewinnow), and prints per phase:
-// tokens, bytes held against a dense fp16 cache, attention error against
-// uncompressed float64 attention, and time per decode step against the
-// project's own dense kernel (the same JIT kernels over all tokens dense).
+// The main job. By default a real model (stories15M, ModelDemo.cpp) writes
+// a story through a swan::Cache per layer while k is lowered at run time.
 //
-// The data is generated LLM-like K/V (docs/DESIGN.md §7, labelled as such),
-// or a user's safetensors dump with --kv-file.
+// With --generated or --kv-file, one attention layer instead: calibrates
+// rotations, prefills a long prompt into a SWAN cache, decodes while
+// lowering k (set_k, then rewinnow), and prints per phase: tokens, bytes
+// held against a dense fp16 cache, attention error against uncompressed
+// float64 attention, and time per decode step against the project's own
+// dense kernel (the same JIT kernels over all tokens dense). Its data is
+// generated LLM-like K/V (docs/DESIGN.md §7, labelled as such), or a user's
+// safetensors dump.
 //
 //===----------------------------------------------------------------------===//
+
+#include "ModelDemo.h"
 
 #include "swan/Cache.h"
 #include "swan/Runtime/CPU/Kernels.h"
@@ -18,6 +23,7 @@
 #include "swan/Runtime/Eval/KVDump.h"
 #include "swan/Runtime/Eval/Reference.h"
 #include "swan/Runtime/Eval/Safetensors.h"
+#include "swan/Runtime/Model/ModelFiles.h"
 #include "swan/Tools/ProgressBar.h"
 #include "swan/Tools/ToolError.h"
 
@@ -37,7 +43,37 @@ using tools::toolError;
 
 namespace {
 
-cl::OptionCategory shapeCategory("Layer shape (default: Llama-3.1-8B)");
+cl::OptionCategory modelCategory("The real model (the default)");
+cl::opt<std::string> modelPath("model",
+                               cl::desc("llama2.c checkpoint (default: the "
+                                        "stories15M scripts/setup fetched)"),
+                               cl::value_desc("file"), cl::cat(modelCategory));
+cl::opt<std::string> tokenizerPath("tokenizer",
+                                   cl::desc("llama2.c tokenizer (default: the "
+                                            "one beside stories15M)"),
+                                   cl::value_desc("file"),
+                                   cl::cat(modelCategory));
+cl::opt<std::string> promptText("prompt",
+                                cl::desc("Text the story starts with "
+                                         "(default: none, from BOS)"),
+                                cl::cat(modelCategory));
+cl::opt<float> temperature("temperature",
+                           cl::desc("Sample at this temperature (default: "
+                                    "greedy)"),
+                           cl::init(0.0f), cl::cat(modelCategory));
+cl::opt<int32_t> calibrationStories(
+    "calibration-stories",
+    cl::desc("Stories the model samples to calibrate on (cached beside it)"),
+    cl::init(16), cl::cat(modelCategory));
+
+cl::OptionCategory generatedCategory("One layer of generated K/V instead");
+cl::opt<bool> generated("generated",
+                        cl::desc("Run one attention layer on generated "
+                                 "LLM-like K/V instead of the model"),
+                        cl::cat(generatedCategory));
+
+cl::OptionCategory shapeCategory("Layer shape with --generated (default: "
+                                 "Llama-3.1-8B)");
 cl::opt<int32_t> kvHeads("kv-heads", cl::desc("KV heads H"), cl::init(8),
                          cl::cat(shapeCategory));
 cl::opt<int32_t> group("group", cl::desc("Query heads per KV head G"),
@@ -46,36 +82,44 @@ cl::opt<int32_t> headDim("head-dim",
                          cl::desc("Head dimension D (a multiple of 16, "
                                   "at most 256)"),
                          cl::init(128), cl::cat(shapeCategory));
-cl::opt<std::string> dtype("dtype", cl::desc("Cache storage: f16 or f32"),
-                           cl::init("f16"), cl::cat(shapeCategory));
 
 cl::OptionCategory runCategory("Run");
+cl::opt<std::string> dtype("dtype", cl::desc("Cache storage: f16 or f32"),
+                           cl::init("f16"), cl::cat(runCategory));
 cl::opt<int32_t> sequences("sequences",
                            cl::desc("Sequences decoded together; their "
-                                    "prompts shrink by 1/(2S) each"),
+                                    "prompts shrink by 1/(2S) each "
+                                    "(--generated)"),
                            cl::init(2), cl::cat(runCategory));
-cl::opt<int32_t> promptTokens("prompt", cl::desc("Prompt tokens (longest)"),
+cl::opt<int32_t> promptTokens("prompt-tokens",
+                              cl::desc("Prompt tokens, longest (--generated)"),
                               cl::init(4096), cl::cat(runCategory));
 cl::opt<int32_t> decodeSteps("steps",
                              cl::desc("Decode steps, split evenly over the "
-                                      "k phases"),
-                             cl::init(300), cl::cat(runCategory));
+                                      "k phases (default: the rest of the "
+                                      "model's context; 300 with "
+                                      "--generated)"),
+                             cl::init(-1), cl::cat(runCategory));
 cl::list<int32_t>
     kSchedule("k",
               cl::desc("k per phase, comma separated (k_K = k_V): the first "
                        "for the prompt and first decode phase, the middle "
                        "ones applied with set_k, the last with rewinnow "
-                       "(default 64,48,32)"),
+                       "(default 32,24,16 for the model, 64,48,32 with "
+                       "--generated)"),
               cl::CommaSeparated, cl::cat(runCategory));
 cl::list<int32_t> kValueSchedule(
     "k-value",
     cl::desc("k_V per phase when it should differ from --k (as many "
              "entries as --k)"),
     cl::CommaSeparated, cl::cat(runCategory));
-cl::opt<int32_t> bufferTokens("buffer", cl::desc("Dense buffer tokens b"),
-                              cl::init(128), cl::cat(runCategory));
+cl::opt<int32_t> bufferTokens("buffer",
+                              cl::desc("Dense buffer tokens b (default: 32 "
+                                       "for the model, 128 with --generated)"),
+                              cl::init(0), cl::cat(runCategory));
 cl::opt<int32_t> pageTokens("page-tokens",
-                            cl::desc("Tokens per sparse page"),
+                            cl::desc("Tokens per sparse page (default: 16 "
+                                     "for the model, 256 with --generated)"),
                             cl::init(256), cl::cat(runCategory));
 cl::opt<ValueEncoding> valueEncoding(
     "value-encoding",
@@ -86,8 +130,9 @@ cl::opt<ValueEncoding> valueEncoding(
                           "k uint8 indices"),
                clEnumValN(ValueEncoding::Mask, "mask", "a D-bit mask")),
     cl::init(ValueEncoding::Auto), cl::cat(runCategory));
-cl::opt<uint64_t> seed("seed", cl::desc("Seed of the generated model and "
-                                        "sequences"),
+cl::opt<uint64_t> seed("seed", cl::desc("Seed of the sampling with "
+                                        "--temperature, or of the generated "
+                                        "model and sequences"),
                        cl::init(1), cl::cat(runCategory));
 cl::opt<int32_t> calibrationTokens(
     "calibration-tokens",
@@ -203,7 +248,8 @@ llvm::Expected<Workload> fileWorkload() {
   int64_t tokens = tensors.keys->shape[0];
   if (promptTokens + int64_t(decodeSteps) > tokens)
     return toolError(
-        llvm::formatv("--kv-file holds {0} tokens; --prompt + --steps = {1}",
+        llvm::formatv("--kv-file holds {0} tokens; --prompt-tokens + --steps "
+                      "= {1}",
                       tokens, promptTokens + decodeSteps));
   llvm::Expected<kvdump::LayerSamples> samples =
       kvdump::readLayer(*file, tensors, promptTokens + int64_t(decodeSteps));
@@ -420,10 +466,14 @@ void printReport(const std::vector<PhaseReport> &phases) {
                  << below << "\n";
 }
 
-llvm::Error run() {
+llvm::Error runLayerDemo() {
   if (kSchedule.empty())
     for (int32_t k : {64, 48, 32})
       kSchedule.push_back(k);
+  if (bufferTokens == 0)
+    bufferTokens = 128;
+  if (decodeSteps == -1)
+    decodeSteps = 300;
   if (kValueSchedule.empty())
     for (int32_t k : kSchedule)
       kValueSchedule.push_back(k);
@@ -438,7 +488,7 @@ llvm::Error run() {
     return toolError("--dtype must be f16 or f32, not " + dtype);
   if (promptTokens < 1 || decodeSteps < 0 || sequences < 1 || checkEvery < 1)
     return toolError(
-        "--prompt, --sequences and --check-every must be at least 1, "
+        "--prompt-tokens, --sequences and --check-every must be at least 1, "
         "--steps at least 0");
 
   auto workload = kvFile.empty() ? generatedWorkload() : fileWorkload();
@@ -612,19 +662,58 @@ llvm::Error run() {
   return llvm::Error::success();
 }
 
+llvm::Error run() {
+  if (generated || !kvFile.empty())
+    return runLayerDemo();
+  tools::ModelDemoOptions o;
+  o.model = modelPath.empty() ? model::defaultModelPath()
+                              : std::string(modelPath);
+  o.tokenizer = tokenizerPath.empty() ? model::defaultTokenizerPath()
+                                      : std::string(tokenizerPath);
+  o.prompt = promptText;
+  if (decodeSteps < -1)
+    return toolError("--steps must be at least 0");
+  o.steps = std::max<int32_t>(decodeSteps, 0);
+  o.kKey.assign(kSchedule.begin(), kSchedule.end());
+  if (o.kKey.empty())
+    o.kKey = {32, 24, 16};
+  o.kValue.assign(kValueSchedule.begin(), kValueSchedule.end());
+  if (o.kValue.empty())
+    o.kValue = o.kKey;
+  o.buffer = bufferTokens ? int32_t(bufferTokens) : 32;
+  // A 256-token context fills few 256-token pages; smaller ones hold what
+  // it needs.
+  o.pageTokens = pageTokens.getNumOccurrences() ? int32_t(pageTokens) : 16;
+  if (dtype != "f16" && dtype != "f32")
+    return toolError("--dtype must be f16 or f32, not " + dtype);
+  o.storage = dtype == "f16" ? StorageType::F16 : StorageType::F32;
+  o.valueEncoding = valueEncoding;
+  o.calibrationStories = calibrationStories;
+  if (temperature < 0.0f)
+    return toolError("--temperature must be positive");
+  o.temperature = temperature;
+  o.seed = seed;
+  o.progress = !noProgress;
+  return tools::runModelDemo(o);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&shapeCategory, &runCategory, &fileCategory});
+  cl::HideUnrelatedOptions({&modelCategory, &runCategory, &generatedCategory,
+                            &shapeCategory, &fileCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
-      "swan-demo: SWAN attention end to end on one attention layer\n\n"
-      "  Calibrates per-head rotations, prefills a prompt per sequence,\n"
-      "  decodes while lowering k (set_k, then rewinnow) and prints, per\n"
-      "  phase, tokens, bytes against a dense fp16 cache, attention error\n"
-      "  against float64 attention, and time per decode step against the\n"
-      "  project's own dense kernel.\n");
+      "swan-demo: SWAN attention end to end\n\n"
+      "  By default a real model (stories15M) writes a story with a SWAN\n"
+      "  cache in every layer while k is lowered at run time (set_k, then\n"
+      "  rewinnow), beside the same model over a dense cache fed the same\n"
+      "  tokens, and prints per phase the bytes held against a dense fp16\n"
+      "  cache, next-token KL(dense || swan), top-1 agreement and time per\n"
+      "  token. With --generated (or --kv-file), one attention layer of\n"
+      "  generated (or your) K/V: attention error against float64 attention\n"
+      "  and time per decode step against the project's dense kernel.\n");
   if (llvm::Error e = run())
     return tools::reportError("swan-demo", std::move(e));
   return 0;

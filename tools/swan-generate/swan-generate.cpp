@@ -68,6 +68,9 @@ cl::opt<int32_t> kValue("k-value",
                         cl::init(0), cl::cat(cacheCategory));
 cl::opt<int32_t> buffer("buffer", cl::desc("Newest tokens kept dense"),
                         cl::init(32), cl::cat(cacheCategory));
+cl::opt<int32_t> pageTokens("page-tokens",
+                            cl::desc("Tokens per sparse page"), cl::init(16),
+                            cl::cat(cacheCategory));
 cl::opt<std::string> dtype("dtype", cl::desc("Cache storage: f16 or f32"),
                            cl::init("f16"), cl::cat(cacheCategory));
 cl::opt<int32_t> calibrationStories(
@@ -119,6 +122,7 @@ llvm::Error run() {
     config.kKey = kKey > 0 ? kKey : c.headDim();
     config.kValue = kValue > 0 ? kValue : c.headDim();
     config.bufferTokens = buffer;
+    config.pageTokens = pageTokens;
     config.maxSequences = 1;
     config.storage = dtype == "f16" ? StorageType::F16 : StorageType::F32;
     auto cache =
