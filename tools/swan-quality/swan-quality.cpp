@@ -15,11 +15,15 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "EndToEnd.h"
+#include "Plot.h"
+
 #include "swan/Runtime/Eval/Calibration.h"
 #include "swan/Runtime/Eval/Generator.h"
 #include "swan/Runtime/Eval/KVDump.h"
 #include "swan/Runtime/Eval/Quality.h"
 #include "swan/Runtime/Eval/Safetensors.h"
+#include "swan/Runtime/Model/ModelFiles.h"
 #include "swan/Tools/ToolError.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -28,7 +32,6 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -61,7 +64,9 @@ cl::opt<std::string>
                         "comma-separated"),
                cl::init("0.125,0.1875,0.25,0.3125,0.375,0.5,0.625,0.75"),
                cl::cat(category));
-cl::opt<int64_t> bufferTokens("buffer", cl::desc("SWAN dense buffer tokens"),
+cl::opt<int64_t> bufferTokens("buffer",
+                              cl::desc("SWAN dense buffer tokens (default: "
+                                       "128; 32 with --model)"),
                               cl::init(128), cl::cat(category));
 cl::opt<int64_t>
     positionCount("positions",
@@ -80,6 +85,26 @@ cl::opt<std::string>
     plotPath("plot",
              cl::desc("Write a PNG plot of error against bytes (gnuplot)"),
              cl::value_desc("file.png"), cl::cat(category));
+
+cl::OptionCategory modelCategory("A real model, end to end (--model)");
+cl::opt<std::string> modelPath(
+    "model",
+    cl::desc("Measure inside a llama2.c model: next-token KL, top-1 and NLL "
+             "change on stories it samples (without a file: the stories15M "
+             "scripts/setup fetched)"),
+    cl::value_desc("file"), cl::ValueOptional, cl::cat(modelCategory));
+cl::opt<int64_t> storyCount("stories",
+                            cl::desc("Stories the model samples and reads"),
+                            cl::init(8), cl::cat(modelCategory));
+cl::opt<int64_t> calibrationStories(
+    "calibration-stories",
+    cl::desc("Other stories its rotations are calibrated on (cached beside "
+             "the model)"),
+    cl::init(16), cl::cat(modelCategory));
+cl::opt<std::string> jsonPath("json", cl::desc("Write the results as JSON"),
+                              cl::value_desc("file"), cl::cat(modelCategory));
+cl::opt<bool> noProgress("no-progress", cl::desc("Never draw progress bars"),
+                         cl::cat(modelCategory));
 
 cl::OptionCategory generatedCategory("Generated data (without --kv)");
 cl::opt<int64_t> genTokens("tokens", cl::desc("Sequence length"),
@@ -253,7 +278,7 @@ llvm::Expected<q::Input> dumpInput(std::string &description) {
 }
 
 std::string parameterText(const q::Setting &s) {
-  if (s.method == q::Method::Int8 || s.method == q::Method::Int4)
+  if (q::isQuantised(s.method) && s.method != q::Method::Int4Grouped)
     return "-";
   return (q::parameterName(s.method) + "=" + llvm::Twine(s.parameter)).str();
 }
@@ -281,68 +306,22 @@ llvm::Error writeCsv(const std::vector<Row> &rows, int64_t tokens, int64_t dim,
   return llvm::Error::success();
 }
 
-llvm::Error writePlot(const std::vector<Row> &rows, int64_t dim,
-                      const std::string &description) {
-  llvm::ErrorOr<std::string> gnuplot = llvm::sys::findProgramByName("gnuplot");
-  if (!gnuplot) {
-    llvm::errs() << "swan-quality: gnuplot not found (Debian: gnuplot-nox); "
-                    "skipping the plot\n";
-    return llvm::Error::success();
+llvm::Error writeLayerPlot(const std::vector<Row> &rows, int64_t dim,
+                           const std::string &description) {
+  std::vector<swan::tools::PlotSeries> series;
+  for (q::Method m : q::allMethods()) {
+    swan::tools::PlotSeries line{q::methodName(m).str(),
+                                 q::isQuantised(m) &&
+                                     m != q::Method::Int4Grouped,
+                                 {}};
+    for (const Row &r : rows)
+      if (r.setting.method == m)
+        line.xy.push_back({r.bytes / (4.0 * dim), r.metrics.relativeError});
+    series.push_back(std::move(line));
   }
-  std::string data = plotPath + ".dat", script = plotPath + ".gp";
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(data, ec);
-    if (ec)
-      return toolError("cannot write " + data + ": " + ec.message());
-    // One gnuplot data block per method, separated by two blank lines.
-    for (q::Method m : q::allMethods()) {
-      os << "# " << q::methodName(m) << "\n";
-      for (const Row &r : rows)
-        if (r.setting.method == m)
-          os << llvm::formatv("{0:f4} {1:e4}\n", r.bytes / (4.0 * dim),
-                              r.metrics.relativeError);
-      os << "\n\n";
-    }
-  }
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(script, ec);
-    if (ec)
-      return toolError("cannot write " + script + ": " + ec.message());
-    std::string title = description;
-    for (char &c : title)
-      if (c == '"')
-        c = '\'';
-    os << "set terminal pngcairo size 1100,700 noenhanced\n"
-       << "set output \"" << plotPath << "\"\n"
-       << "set title \"" << title << "\" font \",9\"\n"
-       << "set xlabel \"bytes per token / dense fp16 (4 D)\"\n"
-       << "set ylabel \"relative L2 error of the attention output\"\n"
-       << "set logscale y\nset grid\nset key outside right\n"
-       << "plot";
-    bool first = true;
-    int index = 0;
-    for (q::Method m : q::allMethods()) {
-      bool point = m == q::Method::Int8 || m == q::Method::Int4;
-      os << (first ? " " : ", \\\n     ") << "\"" << data << "\" index "
-         << index++ << " with "
-         << (point ? "points pt 7 ps 1.5" : "linespoints") << " title \""
-         << q::methodName(m) << "\"";
-      first = false;
-    }
-    os << "\n";
-  }
-  std::string error;
-  llvm::StringRef args[] = {*gnuplot, script};
-  int rc =
-      llvm::sys::ExecuteAndWait(*gnuplot, args, std::nullopt, {}, 0, 0, &error);
-  if (rc != 0)
-    return toolError("gnuplot failed on " + script + ": " +
-                     (error.empty() ? "exit " + std::to_string(rc) : error));
-  llvm::outs() << "plot: " << plotPath << " (gnuplot script " << script
-               << ")\n";
-  return llvm::Error::success();
+  return swan::tools::writePlot(
+      plotPath, description, "bytes per token / dense fp16 (4 D)",
+      "relative L2 error of the attention output", series);
 }
 
 llvm::Error run() {
@@ -357,6 +336,21 @@ llvm::Error run() {
   }
   if (budgets.empty())
     return toolError("--budgets is empty");
+  if (modelPath.getNumOccurrences()) {
+    swan::tools::EndToEndOptions o;
+    o.model = modelPath.empty() ? swan::model::defaultModelPath()
+                                : std::string(modelPath);
+    o.stories = storyCount;
+    o.calibrationStories = calibrationStories;
+    // A 256-token context: a buffer of 128 would leave little to compress.
+    o.buffer = bufferTokens.getNumOccurrences() ? int64_t(bufferTokens) : 32;
+    o.budgets = budgets;
+    o.csvPath = csvPath;
+    o.jsonPath = jsonPath;
+    o.plotPath = plotPath;
+    o.progress = !noProgress;
+    return swan::tools::runEndToEnd(o);
+  }
   if (bufferTokens < 0 || positionCount < 1)
     return toolError("--buffer must be >= 0 and --positions >= 1");
 
@@ -380,7 +374,7 @@ llvm::Error run() {
   std::vector<Row> rows;
   for (double fraction : budgets)
     for (q::Method m : q::allMethods()) {
-      if (m == q::Method::Int8 || m == q::Method::Int4)
+      if (q::isQuantised(m))
         continue;
       std::optional<q::Setting> s = q::settingForBudget(
           m, fraction * 4.0 * dim, tokens, dim, bufferTokens);
@@ -391,8 +385,7 @@ llvm::Error run() {
       rows.push_back({*s, fraction, q::bytesPerToken(*s, tokens, dim),
                       evaluator->evaluate(*s)});
     }
-  for (q::Method m : {q::Method::Int8, q::Method::Int4}) {
-    q::Setting s{m, m == q::Method::Int8 ? 8 : 4, 0};
+  for (q::Setting s : q::quantisedSettings()) {
     s.compressKeys = compressOnly != Side::Values;
     s.compressValues = compressOnly != Side::Keys;
     rows.push_back(
@@ -434,7 +427,7 @@ llvm::Error run() {
     os << "csv: " << csvPath << "\n";
   }
   if (!plotPath.empty())
-    if (llvm::Error e = writePlot(rows, dim, description))
+    if (llvm::Error e = writeLayerPlot(rows, dim, description))
       return e;
   return llvm::Error::success();
 }
@@ -443,16 +436,21 @@ llvm::Error run() {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&category, &generatedCategory});
+  cl::HideUnrelatedOptions({&category, &modelCategory, &generatedCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "swan-quality: SWAN against other ways of spending the same KV-cache "
       "bytes\n\n"
+      "  swan-quality --model [FILE] [--stories N]      a real model, end to "
+      "end\n"
       "  swan-quality [--tokens N --head-dim D ...]    generated data\n"
       "  swan-quality --kv DUMP.safetensors --layer I [--rotations "
       "ROT.safetensors]\n\n"
-      "Scores each method against float64 attention: relative L2 error of "
-      "the output,\ntop-1 and top-8 agreement of the attention weights.\n");
+      "On a layer's K/V, scores each method against float64 attention: "
+      "relative L2\nerror of the output, top-1 and top-8 agreement of the "
+      "attention weights. In\na model, scores next-token KL(dense || "
+      "method), top-1 agreement and the\nchange in NLL of the stories' "
+      "tokens.\n");
   if (llvm::Error e = run())
     return swan::tools::reportError("swan-quality", std::move(e));
   return 0;

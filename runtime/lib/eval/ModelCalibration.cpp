@@ -8,6 +8,7 @@
 #include "swan/Runtime/Model/Tokenizer.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Process.h"
 
 #include <map>
 #include <optional>
@@ -158,8 +159,10 @@ swan::cachedModelRotations(const Transformer &transformer,
                      {c.kvHeads, c.headDim(), c.headDim()}});
     data.push_back(&r->values[l]);
   }
-  // Written under a temporary name, then renamed: a reader never sees half.
-  const std::string partial = path + ".partial";
+  // Written under a name of this process, then renamed: a reader never sees
+  // half a file, and two processes calibrating at once do not mix theirs.
+  const std::string partial =
+      path + ".partial-" + std::to_string(llvm::sys::Process::getProcessId());
   if (llvm::Error e = safetensors::write(partial, decls, data, meta)) {
     llvm::consumeError(std::move(e));
     return r;

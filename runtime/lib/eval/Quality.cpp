@@ -16,22 +16,11 @@ llvm::Error qualityError(const llvm::Twine &why) {
                                  "quality: " + why);
 }
 
-/// Methods that store rotated coordinates.
-bool rotates(Method m) {
-  return m == Method::Swan || m == Method::SwanMask ||
-         m == Method::SwanNoBuffer || m == Method::LowRank;
-}
-
-/// Methods that keep the most recent tokens dense.
-bool hasBuffer(Method m) {
-  return m == Method::Swan || m == Method::SwanMask ||
-         m == Method::TopKNoRotation;
-}
-
-/// Symmetric absmax quantisation of one vector to `bits`, dequantised; the
-/// scale itself is stored in fp16, so it is rounded the way storage would.
+/// Symmetric absmax quantisation of `dim` values to `bits`, dequantised;
+/// the scale itself is stored in fp16, so it is rounded the way storage
+/// would.
 void quantise(const double *row, int64_t dim, int bits, double *out) {
-  const double levels = (1 << (bits - 1)) - 1; // 127 or 7
+  const double levels = (1 << (bits - 1)) - 1; // 127, 31, 15 or 7
   double absmax = 0.0;
   for (int64_t j = 0; j < dim; ++j)
     absmax = std::max(absmax, std::fabs(row[j]));
@@ -50,39 +39,13 @@ void quantise(const double *row, int64_t dim, int bits, double *out) {
   }
 }
 
-/// Every token of one KV head as `setting` stores it (winnowed, truncated
-/// or quantised), in the method's basis, [tokens][dim].
+/// Every token of one KV head as `setting` stores it, [tokens][dim].
 std::vector<double> compress(const Setting &setting,
                              const std::vector<double> &rows, int64_t tokens,
                              int64_t dim) {
   std::vector<double> out(tokens * dim, 0.0);
-  for (int64_t t = 0; t < tokens; ++t) {
-    const double *row = rows.data() + t * dim;
-    double *dst = out.data() + t * dim;
-    switch (setting.method) {
-    case Method::Swan:
-    case Method::SwanMask:
-    case Method::SwanNoBuffer:
-    case Method::TopKNoRotation: {
-      std::vector<double> dense = reference::scatter(
-          reference::winnow(row, dim, setting.parameter), dim);
-      std::copy(dense.begin(), dense.end(), dst);
-      break;
-    }
-    case Method::LowRank:
-      std::copy(row, row + std::min(setting.parameter, dim), dst);
-      break;
-    case Method::SlidingWindow:
-      std::copy(row, row + dim, dst);
-      break;
-    case Method::Int8:
-      quantise(row, dim, 8, dst);
-      break;
-    case Method::Int4:
-      quantise(row, dim, 4, dst);
-      break;
-    }
-  }
+  for (int64_t t = 0; t < tokens; ++t)
+    reconstruct(setting, rows.data() + t * dim, dim, out.data() + t * dim);
   return out;
 }
 
@@ -101,12 +64,70 @@ std::vector<int64_t> topIndices(const double *weights, int64_t n, int64_t k) {
 
 } // namespace
 
+void quality::reconstruct(const Setting &setting, const double *row,
+                          int64_t dim, double *out) {
+  switch (setting.method) {
+  case Method::Swan:
+  case Method::SwanMask:
+  case Method::SwanNoBuffer:
+  case Method::TopKNoRotation: {
+    std::vector<double> dense = reference::scatter(
+        reference::winnow(row, dim, setting.parameter), dim);
+    std::copy(dense.begin(), dense.end(), out);
+    return;
+  }
+  case Method::LowRank: {
+    const int64_t rank = std::min(setting.parameter, dim);
+    std::copy(row, row + rank, out);
+    std::fill(out + rank, out + dim, 0.0);
+    return;
+  }
+  case Method::SlidingWindow:
+    std::copy(row, row + dim, out);
+    return;
+  case Method::Int8:
+  case Method::Int6:
+  case Method::Int5:
+  case Method::Int4:
+    quantise(row, dim, static_cast<int>(setting.parameter), out);
+    return;
+  case Method::Int4Grouped:
+    for (int64_t g = 0; g < dim; g += setting.parameter) {
+      const int64_t n = std::min(setting.parameter, dim - g);
+      quantise(row + g, n, 4, out + g);
+    }
+    return;
+  }
+}
+
 llvm::ArrayRef<Method> quality::allMethods() {
-  static const Method methods[] = {Method::Swan,         Method::SwanMask,
-                                   Method::SwanNoBuffer, Method::TopKNoRotation,
-                                   Method::LowRank,      Method::SlidingWindow,
-                                   Method::Int8,         Method::Int4};
+  static const Method methods[] = {
+      Method::Swan,          Method::SwanMask, Method::SwanNoBuffer,
+      Method::TopKNoRotation, Method::LowRank, Method::SlidingWindow,
+      Method::Int8,          Method::Int6,     Method::Int5,
+      Method::Int4,          Method::Int4Grouped};
   return methods;
+}
+
+bool quality::isQuantised(Method m) {
+  return m == Method::Int8 || m == Method::Int6 || m == Method::Int5 ||
+         m == Method::Int4 || m == Method::Int4Grouped;
+}
+
+bool quality::rotates(Method m) {
+  return m == Method::Swan || m == Method::SwanMask ||
+         m == Method::SwanNoBuffer || m == Method::LowRank;
+}
+
+bool quality::hasBuffer(Method m) {
+  return m == Method::Swan || m == Method::SwanMask ||
+         m == Method::TopKNoRotation;
+}
+
+std::vector<Setting> quality::quantisedSettings() {
+  return {{Method::Int8, 8, 0},        {Method::Int6, 6, 0},
+          {Method::Int5, 5, 0},        {Method::Int4, 4, 0},
+          {Method::Int4Grouped, 32, 0}, {Method::Int4Grouped, 16, 0}};
 }
 
 llvm::StringRef quality::methodName(Method method) {
@@ -125,8 +146,14 @@ llvm::StringRef quality::methodName(Method method) {
     return "window";
   case Method::Int8:
     return "int8";
+  case Method::Int6:
+    return "int6";
+  case Method::Int5:
+    return "int5";
   case Method::Int4:
     return "int4";
+  case Method::Int4Grouped:
+    return "int4-grouped";
   }
   return "?";
 }
@@ -138,8 +165,12 @@ llvm::StringRef quality::parameterName(Method method) {
   case Method::SlidingWindow:
     return "window";
   case Method::Int8:
+  case Method::Int6:
+  case Method::Int5:
   case Method::Int4:
     return "bits";
+  case Method::Int4Grouped:
+    return "group";
   default:
     return "k";
   }
@@ -168,9 +199,12 @@ double quality::bytesPerToken(const Setting &s, int64_t tokens,
   case Method::SlidingWindow:
     return static_cast<double>(std::min(s.parameter, tokens)) * dense / n;
   case Method::Int8:
-    return 2 * (d + 2.0);
+  case Method::Int6:
+  case Method::Int5:
   case Method::Int4:
-    return 2 * (std::ceil(d / 2.0) + 2.0);
+    return 2 * (std::ceil(k * d / 8.0) + 2.0);
+  case Method::Int4Grouped:
+    return 2 * (std::ceil(d / 2.0) + 2.0 * std::ceil(d / k));
   }
   return 0.0;
 }
@@ -182,9 +216,14 @@ std::optional<Setting> quality::settingForBudget(Method method, double budget,
   Setting s;
   s.method = method;
   s.buffer = hasBuffer(method) ? buffer : 0;
-  if (method == Method::Int8 || method == Method::Int4) {
-    s.parameter = method == Method::Int8 ? 8 : 4;
-    if (bytesPerToken(s, tokens, headDim) > budget)
+  if (isQuantised(method)) {
+    for (const Setting &q : quantisedSettings()) {
+      // int4-grouped lists 32 before 16; the finer groups win if they fit.
+      if (q.method == method && bytesPerToken(q, tokens, headDim) <=
+                                    budget + 1e-9)
+        s = q;
+    }
+    if (s.parameter == 0)
       return std::nullopt;
     return s;
   }

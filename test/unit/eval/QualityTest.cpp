@@ -83,6 +83,13 @@ TEST(Quality, ByteAccounting) {
       q::bytesPerToken({q::Method::SlidingWindow, 256, 0}, 1024, d), 128);
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int8, 8, 0}, 1, d), 260);
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int4, 4, 0}, 1, d), 132);
+  EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int6, 6, 0}, 1, d), 196);
+  EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int5, 5, 0}, 1, d), 164);
+  // int4 in groups: D/2 bytes and a 2-byte scale per group.
+  EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int4Grouped, 32, 0}, 1, d),
+                   2 * (64 + 8));
+  EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int4Grouped, 16, 0}, 1, d),
+                   2 * (64 + 16));
   // A cache shorter than the buffer is all buffer.
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Swan, 1, 128}, 50, d), 512);
 }
@@ -98,7 +105,7 @@ TEST(Quality, BudgetPicksTheLargestParameterThatFits) {
         continue;
       EXPECT_LE(q::bytesPerToken(*s, tokens, d), budget + 1e-9)
           << q::methodName(m).str();
-      if (m == q::Method::Int8 || m == q::Method::Int4)
+      if (q::isQuantised(m))
         continue;
       int64_t limit = m == q::Method::SlidingWindow ? tokens : d;
       if (s->parameter < limit) {
@@ -111,6 +118,14 @@ TEST(Quality, BudgetPicksTheLargestParameterThatFits) {
   }
   // int8 costs 2·(D + 2) bytes: not within a quarter of dense.
   EXPECT_FALSE(q::settingForBudget(q::Method::Int8, 64, 100, 64, 0));
+  // Groups of 16 where they fit, else of 32.
+  EXPECT_EQ(q::settingForBudget(q::Method::Int4Grouped, 160, 100, 128, 0)
+                ->parameter,
+            16);
+  EXPECT_EQ(q::settingForBudget(q::Method::Int4Grouped, 150, 100, 128, 0)
+                ->parameter,
+            32);
+  EXPECT_FALSE(q::settingForBudget(q::Method::Int4Grouped, 140, 100, 128, 0));
   // The buffer alone exceeds a tiny budget.
   EXPECT_FALSE(q::settingForBudget(q::Method::Swan, 10, 100, 64, 50));
 }
@@ -189,10 +204,21 @@ TEST(Quality, ErrorFallsAsBudgetGrows) {
     EXPECT_LT(m.relativeError, previous * 1.05) << "k=" << k;
     previous = m.relativeError;
   }
-  q::Metrics int8 = e.evaluate({q::Method::Int8, 8, 0});
+  // Each quantiser loses less than the next coarser one.
+  double finer = 0.0;
+  for (const q::Setting &s : q::quantisedSettings()) {
+    if (s.method == q::Method::Int4Grouped)
+      continue;
+    q::Metrics m = e.evaluate(s);
+    EXPECT_GT(m.relativeError, finer) << s.parameter << " bits";
+    finer = m.relativeError;
+  }
+  // Finer groups, smaller scales, less error than one scale per vector.
   q::Metrics int4 = e.evaluate({q::Method::Int4, 4, 0});
-  EXPECT_GT(int8.relativeError, 0.0);
-  EXPECT_LT(int8.relativeError, int4.relativeError);
+  q::Metrics g32 = e.evaluate({q::Method::Int4Grouped, 32, 0});
+  q::Metrics g16 = e.evaluate({q::Method::Int4Grouped, 16, 0});
+  EXPECT_LT(g32.relativeError, int4.relativeError);
+  EXPECT_LT(g16.relativeError, g32.relativeError);
 }
 
 // With exact keys the attention weights are exact whatever happens to the

@@ -39,11 +39,23 @@ protected:
     transformer = std::make_unique<Transformer>(*checkpoint);
   }
 
-  /// Rotations from two stories: any orthogonal ones serve these tests.
+  /// Random orthogonal rotations: any serve these tests, and calibrating
+  /// would sample whole stories first.
   ModelRotations rotations() {
-    auto r = calibrateModel(*transformer, 2);
-    EXPECT_TRUE(bool(r));
-    return r ? std::move(*r) : ModelRotations();
+    const ModelConfig &c = checkpoint->config();
+    const int64_t D = c.headDim();
+    std::mt19937_64 rng(99);
+    ModelRotations r;
+    for (int32_t l = 0; l < c.layers; ++l)
+      for (auto *side : {&r.keys, &r.values}) {
+        std::vector<float> layer;
+        for (int32_t h = 0; h < c.kvHeads; ++h) {
+          std::vector<double> m = reference::randomOrthogonal(D, rng);
+          layer.insert(layer.end(), m.begin(), m.end());
+        }
+        side->push_back(std::move(layer));
+      }
+    return r;
   }
 
   std::unique_ptr<Checkpoint> checkpoint;

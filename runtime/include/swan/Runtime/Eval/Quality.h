@@ -16,9 +16,12 @@
 //   topk-norotate   swan with R = I: winnowing in the original basis
 //   lowrank         the first r rotated coordinates of every vector, 2·r
 //   window          the most recent W tokens only, dense
-//   int8 / int4     symmetric per-token (per-vector) absmax quantisation in
-//                   the original basis, D or D/2 bytes + a 2-byte scale;
-//                   their cost is fixed, so they are one point each
+//   int8, int6, int5, int4
+//                   symmetric per-token (per-vector) absmax quantisation in
+//                   the original basis, ceil(bits·D/8) bytes + a 2-byte
+//                   scale; their cost is fixed, so they are one point each
+//   int4-grouped    int4 with one 2-byte scale per group of 16 or 32
+//                   components: D/2 + 2·D/group bytes, two points
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,18 +48,28 @@ enum class Method {
   LowRank,
   SlidingWindow,
   Int8,
-  Int4
+  Int6,
+  Int5,
+  Int4,
+  Int4Grouped
 };
 
 llvm::ArrayRef<Method> allMethods();
 llvm::StringRef methodName(Method method);
-/// What the method's parameter means ("k", "rank", "window", "bits").
+/// What the method's parameter means ("k", "rank", "window", "bits",
+/// "group").
 llvm::StringRef parameterName(Method method);
+/// The quantisers: their cost does not follow a budget.
+bool isQuantised(Method method);
+/// Methods that store rotated coordinates.
+bool rotates(Method method);
+/// Methods that keep the most recent tokens dense.
+bool hasBuffer(Method method);
 
 /// A method with its parameter chosen.
 struct Setting {
   Method method = Method::Swan;
-  int64_t parameter = 0; ///< k, rank, window or bits
+  int64_t parameter = 0; ///< k, rank, window, bits or group
   int64_t buffer = 0; ///< dense buffer tokens (swan, swan-mask, topk-norotate)
   /// Diagnosis of where the error comes from: when false, that side of the
   /// cache is kept exact (the byte accounting is unchanged).
@@ -68,11 +81,23 @@ struct Setting {
 double bytesPerToken(const Setting &setting, int64_t tokens, int64_t headDim);
 
 /// The largest parameter whose cost fits `budget` bytes per token, or
-/// nullopt when even the smallest does not fit (or, for int8/int4, when
-/// their fixed cost exceeds the budget).
+/// nullopt when even the smallest does not fit (or, for a quantiser, when
+/// its fixed cost exceeds the budget; int4-grouped takes groups of 16 when
+/// they fit, else 32).
 std::optional<Setting> settingForBudget(Method method, double budget,
                                         int64_t tokens, int64_t headDim,
                                         int64_t buffer);
+
+/// Every quantiser's settings, one point each: int8, int6, int5, int4,
+/// int4 in groups of 32, and of 16.
+std::vector<Setting> quantisedSettings();
+
+/// One vector as `setting` stores it, in the method's basis (rotated for
+/// the methods that rotate): winnowed, truncated or quantised. `out` and
+/// `row` hold `dim` values. The buffer and the window are not a property
+/// of one vector; callers apply them.
+void reconstruct(const Setting &setting, const double *row, int64_t dim,
+                 double *out);
 
 /// One layer's data to evaluate on.
 struct Input {
