@@ -7,7 +7,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "swan/Runtime/Eval/KVDump.h"
 #include "swan/Runtime/Eval/ModelCalibration.h"
+#include "swan/Runtime/Eval/Safetensors.h"
 #include "swan/Runtime/Model/Attention.h"
 #include "swan/Runtime/Model/ModelFiles.h"
 #include "swan/Runtime/Model/Tokenizer.h"
@@ -78,10 +80,57 @@ cl::opt<int32_t> calibrationStories(
     cl::desc("Stories the model samples to calibrate its rotations on "
              "(cached beside the model)"),
     cl::init(16), cl::cat(cacheCategory));
+cl::opt<std::string> kvDump(
+    "kv-dump",
+    cl::desc("Also write every layer's queries, keys and values of the whole "
+             "text (prompt and generated) as a K/V dump for swan-calibrate "
+             "and swan-quality --kv"),
+    cl::value_desc("file.safetensors"), cl::cat(cacheCategory));
 cl::opt<bool> dense("dense",
                     cl::desc("Keep every key and value in a plain float32 "
                              "cache instead (the baseline)"),
                     cl::cat(cacheCategory));
+
+/// Passes every call on, keeping a copy of the queries, keys and values.
+class RecordingAttention : public LayerAttention {
+public:
+  RecordingAttention(LayerAttention &inner, const ModelConfig &c)
+      : inner(inner), cfg(c), queries(c.layers), keys(c.layers),
+        values(c.layers) {}
+
+  llvm::Error attend(int32_t layer, int64_t first, int64_t n, const float *q,
+                     const float *k, const float *v, float *out) override {
+    const int64_t qRow = int64_t(cfg.heads) * cfg.headDim(), kvRow = cfg.kvDim();
+    queries[layer].insert(queries[layer].end(), q, q + n * qRow);
+    keys[layer].insert(keys[layer].end(), k, k + n * kvRow);
+    values[layer].insert(values[layer].end(), v, v + n * kvRow);
+    return inner.attend(layer, first, n, q, k, v, out);
+  }
+
+  llvm::Error write(llvm::StringRef path, llvm::StringRef source) const {
+    namespace st = swan::safetensors;
+    const int64_t tokens = keys[0].size() / cfg.kvDim();
+    std::vector<st::TensorDecl> decls;
+    std::vector<const std::vector<float> *> data;
+    for (int32_t l = 0; l < cfg.layers; ++l) {
+      decls.push_back({kvdump::tensorName(l, kvdump::Part::Queries),
+                       st::DType::F32, {tokens, cfg.heads, cfg.headDim()}});
+      data.push_back(&queries[l]);
+      decls.push_back({kvdump::tensorName(l, kvdump::Part::Keys),
+                       st::DType::F32, {tokens, cfg.kvHeads, cfg.headDim()}});
+      data.push_back(&keys[l]);
+      decls.push_back({kvdump::tensorName(l, kvdump::Part::Values),
+                       st::DType::F32, {tokens, cfg.kvHeads, cfg.headDim()}});
+      data.push_back(&values[l]);
+    }
+    return st::write(path, decls, data, {{"source", source.str()}});
+  }
+
+private:
+  LayerAttention &inner;
+  ModelConfig cfg;
+  std::vector<std::vector<float>> queries, keys, values;
+};
 
 double seconds() {
   using namespace std::chrono;
@@ -134,6 +183,12 @@ llvm::Error run() {
     attention = std::move(owned);
   }
 
+  std::unique_ptr<RecordingAttention> recorder;
+  if (!kvDump.empty()) {
+    recorder = std::make_unique<RecordingAttention>(*attention, c);
+  }
+  LayerAttention &layers = recorder ? *recorder : *attention;
+
   std::vector<int32_t> tokens = tokenizer->encode(prompt, /*bos=*/true);
   if (static_cast<int64_t>(tokens.size()) >= c.seqLen)
     return toolError("--prompt takes " + llvm::Twine(tokens.size()) +
@@ -141,7 +196,7 @@ llvm::Error run() {
                      llvm::Twine(c.seqLen));
   std::mt19937_64 rng(seed);
   const double start = seconds();
-  auto logits = transformer.forward(tokens, 0, *attention);
+  auto logits = transformer.forward(tokens, 0, layers);
   if (!logits)
     return logits.takeError();
   const double prefilled = seconds();
@@ -157,7 +212,7 @@ llvm::Error run() {
     ++generated;
     if (static_cast<int32_t>(tokens.size()) == c.seqLen || generated == steps)
       break;
-    logits = transformer.forward(next, tokens.size() - 1, *attention);
+    logits = transformer.forward(next, tokens.size() - 1, layers);
     if (!logits)
       return logits.takeError();
   }
@@ -178,6 +233,12 @@ llvm::Error run() {
         size_t(tokens.size()) * c.layers * 2 * c.kvDim() * 2);
   else
     llvm::errs() << "; dense float32 cache\n";
+  if (recorder) {
+    // Its last token was never run: the dump holds the tokens the model read.
+    if (llvm::Error e = recorder->write(kvDump, model))
+      return e;
+    llvm::errs() << "swan-generate: wrote the K/V dump " << kvDump << "\n";
+  }
   return llvm::Error::success();
 }
 

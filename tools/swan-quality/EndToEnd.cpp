@@ -9,6 +9,7 @@
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -89,6 +90,15 @@ llvm::Error writeJson(llvm::StringRef path, const std::vector<Row> &rows,
   return llvm::Error::success();
 }
 
+/// "stories15M/model.bin": the file and its folder, which names the model.
+std::string shortName(llvm::StringRef path) {
+  llvm::StringRef folder =
+      llvm::sys::path::filename(llvm::sys::path::parent_path(path));
+  return ((folder.empty() ? "" : folder + "/") +
+          llvm::sys::path::filename(path))
+      .str();
+}
+
 } // namespace
 
 llvm::Error swan::tools::runEndToEnd(const EndToEndOptions &o) {
@@ -166,7 +176,8 @@ llvm::Error swan::tools::runEndToEnd(const EndToEndOptions &o) {
       "{0}: {1} stories the model sampled (seeds 0..{2}, temperature 1, "
       "mean {3} tokens), teacher-forced; buffer {4}; rotations calibrated on "
       "{5} other sampled stories",
-      o.model, kept, o.stories - 1, tokens, o.buffer, o.calibrationStories);
+      shortName(o.model), kept, o.stories - 1, tokens, o.buffer,
+      o.calibrationStories);
   llvm::raw_ostream &os = llvm::outs();
   os << "swan-quality (end to end): " << description << "\n";
   os << llvm::formatv(
