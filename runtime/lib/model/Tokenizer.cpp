@@ -126,8 +126,11 @@ std::vector<int32_t> Tokenizer::encode(llvm::StringRef text, bool bos) const {
     if (auto it = ids.find(ch); it != ids.end()) {
       tokens.push_back(it->second);
     } else {
-      for (char byte : ch)
-        tokens.push_back(kFirstByteToken + static_cast<uint8_t>(byte));
+      // Byte fallback where the vocabulary has byte tokens, else <unk>.
+      for (char byte : ch) {
+        int32_t id = kFirstByteToken + static_cast<uint8_t>(byte);
+        tokens.push_back(id < vocab() ? id : kUnknown);
+      }
     }
     i += len;
   }
@@ -155,6 +158,8 @@ std::vector<int32_t> Tokenizer::encode(llvm::StringRef text, bool bos) const {
 }
 
 std::string Tokenizer::decode(int32_t previous, int32_t token) const {
+  if (token < 0 || token >= vocab())
+    return "";
   llvm::StringRef piece = pieces[token];
   if (previous == kBos && piece.starts_with(" "))
     piece = piece.drop_front();

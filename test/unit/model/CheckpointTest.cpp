@@ -127,6 +127,19 @@ TEST(TokenizerTest, EncodesByMergesAndDecodes) {
   EXPECT_EQ(tok->encode("", true), std::vector<int32_t>{Tokenizer::kBos});
 }
 
+TEST(TokenizerTest, WithoutByteTokensUnknownBytesAreUnk) {
+  TinyTokenizer t = TinyTokenizer::make();
+  // <unk>, <s>, </s> and the pieces, no byte tokens.
+  t.tokens.erase(t.tokens.begin() + 3, t.tokens.begin() + 3 + 256);
+  auto tok = Tokenizer::parse(t.bytes(), "tokenizer.bin", t.vocab());
+  ASSERT_TRUE(bool(tok)) << llvm::toString(tok.takeError());
+  std::vector<int32_t> ids = tok->encode("a\xFF", /*bos=*/false);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(tok->piece(ids[0]), " a");
+  EXPECT_EQ(ids[1], Tokenizer::kUnknown);
+  EXPECT_EQ(tok->decode(Tokenizer::kBos, t.vocab()), "");
+}
+
 TEST(TokenizerTest, RejectsCorruptFiles) {
   TinyTokenizer t = TinyTokenizer::make();
   const std::string good = t.bytes();

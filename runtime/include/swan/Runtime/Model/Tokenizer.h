@@ -4,7 +4,8 @@
 // of the vocabulary a float32 merge score, an int32 byte length and the
 // bytes. Encoding is sentencepiece's BPE as llama2.c runs it: a leading
 // space (the dummy prefix), one token per UTF-8 character, bytes without a
-// token as byte-fallback tokens <0xNN> (ids 3 + byte), then the adjacent
+// token as byte-fallback tokens <0xNN> (ids 3 + byte; <unk> in a vocabulary
+// too small to hold them), then the adjacent
 // pair whose merged piece has the best score is merged until none is left.
 //
 //===----------------------------------------------------------------------===//
@@ -25,7 +26,7 @@ namespace swan::model {
 
 class Tokenizer {
 public:
-  static constexpr int32_t kBos = 1, kEos = 2;
+  static constexpr int32_t kUnknown = 0, kBos = 1, kEos = 2;
 
   /// Reads and validates a tokenizer of exactly `vocab` tokens (the model's).
   static llvm::Expected<Tokenizer> load(llvm::StringRef path, int32_t vocab);
@@ -39,7 +40,8 @@ public:
   /// Token ids of `text`, after BOS when `bos`.
   std::vector<int32_t> encode(llvm::StringRef text, bool bos) const;
   /// The text `token` adds after `previous`: the dummy-prefix space is
-  /// dropped after BOS, and byte tokens are their byte.
+  /// dropped after BOS, byte tokens are their byte, and a token outside the
+  /// vocabulary is no text.
   std::string decode(int32_t previous, int32_t token) const;
   /// The text of a whole token sequence, decoded token after token.
   std::string decode(llvm::ArrayRef<int32_t> tokens) const;
