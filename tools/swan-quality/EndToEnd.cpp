@@ -186,7 +186,7 @@ llvm::Error swan::tools::runEndToEnd(const EndToEndOptions &o) {
       "{6} bytes/token per KV head\n",
       c.layers, c.kvHeads, c.group(), dim, evaluator->predictions(), o.buffer,
       4 * dim);
-  os << llvm::formatv("{0,-8}{1,-15}{2,-11}{3,10}{4,9}{5,12}{6,8}{7,11}\n",
+  os << llvm::formatv("{0,-8}{1,-18}{2,-11}{3,10}{4,9}{5,12}{6,8}{7,11}\n",
                       "budget", "method", "param", "bytes/tok", "of fp16",
                       "KL (nats)", "top-1", "dNLL");
   double lastBudget = NAN;
@@ -199,7 +199,7 @@ llvm::Error swan::tools::runEndToEnd(const EndToEndOptions &o) {
                              ? std::string("fixed")
                              : llvm::formatv("{0:f4}", r.budgetFraction).str();
     os << llvm::formatv(
-        "{0,-8}{1,-15}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,11:e2}\n",
+        "{0,-8}{1,-18}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,11:e2}\n",
         budget, q::methodName(r.setting.method), parameterText(r.setting),
         r.bytes, r.bytes / (4.0 * dim), r.metrics.kl, r.metrics.top1,
         r.metrics.nllChange);

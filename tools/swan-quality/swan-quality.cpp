@@ -403,7 +403,7 @@ llvm::Error run() {
                       "queries per setting; dense fp16 = {7} bytes/token\n",
                       tokens, heads, group, dim, bufferTokens, positions.size(),
                       positions.size() * heads * group, 4 * dim);
-  os << llvm::formatv("{0,-8}{1,-15}{2,-11}{3,10}{4,9}{5,12}{6,8}{7,8}\n",
+  os << llvm::formatv("{0,-8}{1,-18}{2,-11}{3,10}{4,9}{5,12}{6,8}{7,8}\n",
                       "budget", "method", "param", "bytes/tok", "of fp16",
                       "rel.L2 err", "top-1", "top-8");
   double lastBudget = NAN;
@@ -416,7 +416,7 @@ llvm::Error run() {
                              ? std::string("fixed")
                              : llvm::formatv("{0:f4}", r.budgetFraction).str();
     os << llvm::formatv(
-        "{0,-8}{1,-15}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,8:f3}\n",
+        "{0,-8}{1,-18}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,8:f3}\n",
         budget, q::methodName(r.setting.method), parameterText(r.setting),
         r.bytes, r.bytes / (4.0 * dim), r.metrics.relativeError, r.metrics.top1,
         r.metrics.top8);

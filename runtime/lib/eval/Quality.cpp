@@ -39,6 +39,19 @@ void quantise(const double *row, int64_t dim, int bits, double *out) {
   }
 }
 
+/// SWAN-Q8's storage of kept values: int8 round(x / s) with s = max|x| / 127
+/// in f32, dequantised in place; an all-zero row stays zero.
+void quantiseKept(std::vector<double> &kept) {
+  double absmax = 0.0;
+  for (double x : kept)
+    absmax = std::max(absmax, std::fabs(x));
+  if (absmax == 0.0)
+    return;
+  const double scale = static_cast<float>(absmax / 127.0);
+  for (double &x : kept)
+    x = std::clamp(std::nearbyint(x / scale), -127.0, 127.0) * scale;
+}
+
 /// Every token of one KV head as `setting` stores it, [tokens][dim].
 std::vector<double> compress(const Setting &setting,
                              const std::vector<double> &rows, int64_t tokens,
@@ -76,6 +89,15 @@ void quality::reconstruct(const Setting &setting, const double *row,
     std::copy(dense.begin(), dense.end(), out);
     return;
   }
+  case Method::SwanQ8:
+  case Method::SwanQ8Mask:
+  case Method::SwanQ8NoRotation: {
+    reference::Winnowed kept = reference::winnow(row, dim, setting.parameter);
+    quantiseKept(kept.values);
+    std::vector<double> dense = reference::scatter(kept, dim);
+    std::copy(dense.begin(), dense.end(), out);
+    return;
+  }
   case Method::LowRank: {
     const int64_t rank = std::min(setting.parameter, dim);
     std::copy(row, row + rank, out);
@@ -102,10 +124,11 @@ void quality::reconstruct(const Setting &setting, const double *row,
 
 llvm::ArrayRef<Method> quality::allMethods() {
   static const Method methods[] = {
-      Method::Swan,          Method::SwanMask, Method::SwanNoBuffer,
-      Method::TopKNoRotation, Method::LowRank, Method::SlidingWindow,
-      Method::Int8,          Method::Int6,     Method::Int5,
-      Method::Int4,          Method::Int4Grouped};
+      Method::Swan,           Method::SwanMask,       Method::SwanQ8,
+      Method::SwanQ8Mask,     Method::SwanNoBuffer,   Method::TopKNoRotation,
+      Method::SwanQ8NoRotation, Method::LowRank,      Method::SlidingWindow,
+      Method::Int8,           Method::Int6,           Method::Int5,
+      Method::Int4,           Method::Int4Grouped};
   return methods;
 }
 
@@ -115,13 +138,15 @@ bool quality::isQuantised(Method m) {
 }
 
 bool quality::rotates(Method m) {
-  return m == Method::Swan || m == Method::SwanMask ||
-         m == Method::SwanNoBuffer || m == Method::LowRank;
+  return m == Method::Swan || m == Method::SwanMask || m == Method::SwanQ8 ||
+         m == Method::SwanQ8Mask || m == Method::SwanNoBuffer ||
+         m == Method::LowRank;
 }
 
 bool quality::hasBuffer(Method m) {
-  return m == Method::Swan || m == Method::SwanMask ||
-         m == Method::TopKNoRotation;
+  return m == Method::Swan || m == Method::SwanMask || m == Method::SwanQ8 ||
+         m == Method::SwanQ8Mask || m == Method::TopKNoRotation ||
+         m == Method::SwanQ8NoRotation;
 }
 
 std::vector<Setting> quality::quantisedSettings() {
@@ -136,6 +161,12 @@ llvm::StringRef quality::methodName(Method method) {
     return "swan";
   case Method::SwanMask:
     return "swan-mask";
+  case Method::SwanQ8:
+    return "swan-q8";
+  case Method::SwanQ8Mask:
+    return "swan-q8-mask";
+  case Method::SwanQ8NoRotation:
+    return "swan-q8-norotate";
   case Method::SwanNoBuffer:
     return "swan-nobuffer";
   case Method::TopKNoRotation:
@@ -192,6 +223,11 @@ double quality::bytesPerToken(const Setting &s, int64_t tokens,
     return buffered(2 * 3.0 * k);
   case Method::SwanMask:
     return buffered(2 * (2.0 * k + d / 8.0));
+  case Method::SwanQ8:
+  case Method::SwanQ8NoRotation:
+    return buffered(2 * (2.0 * k + kQ8ScaleBytes));
+  case Method::SwanQ8Mask:
+    return buffered(2 * (k + d / 8.0 + kQ8ScaleBytes));
   case Method::SwanNoBuffer:
     return 2 * 3.0 * k;
   case Method::LowRank:

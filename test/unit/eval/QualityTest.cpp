@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 namespace q = swan::quality;
 
@@ -85,6 +86,14 @@ TEST(Quality, ByteAccounting) {
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int4, 4, 0}, 1, d), 132);
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int6, 6, 0}, 1, d), 196);
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int5, 5, 0}, 1, d), 164);
+  // SWAN-Q8: a byte per kept value, its index or the mask, an f32 scale.
+  EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::SwanQ8, 32, 0}, 1024, d),
+                   2 * (32 + 32 + 4));
+  EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::SwanQ8Mask, 32, 0}, 1024, d),
+                   2 * (32 + 16 + 4));
+  EXPECT_DOUBLE_EQ(
+      q::bytesPerToken({q::Method::SwanQ8NoRotation, 32, 0}, 1024, d),
+      2 * (32 + 32 + 4));
   // int4 in groups: D/2 bytes and a 2-byte scale per group.
   EXPECT_DOUBLE_EQ(q::bytesPerToken({q::Method::Int4Grouped, 32, 0}, 1, d),
                    2 * (64 + 8));
@@ -219,6 +228,55 @@ TEST(Quality, ErrorFallsAsBudgetGrows) {
   q::Metrics g16 = e.evaluate({q::Method::Int4Grouped, 16, 0});
   EXPECT_LT(g32.relativeError, int4.relativeError);
   EXPECT_LT(g16.relativeError, g32.relativeError);
+}
+
+// SWAN-Q8 keeps the same components as SWAN, each within half a step
+// s = max|kept| / 127 of its value, whatever the row's magnitude.
+TEST(Quality, Q8StoresEachKeptValueWithinHalfAStep) {
+  const int64_t dim = 48, k = 12;
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> normal;
+  for (double magnitude : {1.0, 1e-30, 1e30, 65504.0}) {
+    std::vector<double> row(dim);
+    for (double &x : row)
+      x = magnitude * normal(rng);
+    std::vector<double> f16(dim), q8(dim);
+    q::reconstruct({q::Method::Swan, k, 0}, row.data(), dim, f16.data());
+    q::reconstruct({q::Method::SwanQ8, k, 0}, row.data(), dim, q8.data());
+    double absmax = 0.0;
+    for (double x : f16)
+      absmax = std::max(absmax, std::fabs(x));
+    const double step = absmax / 127.0;
+    for (int64_t j = 0; j < dim; ++j) {
+      ASSERT_TRUE(std::isfinite(q8[j]));
+      EXPECT_EQ(f16[j] == 0.0, q8[j] == 0.0) << j; // same components kept
+      EXPECT_LE(std::fabs(q8[j] - f16[j]), step * (0.5 + 1e-6))
+          << "magnitude " << magnitude << ", component " << j;
+    }
+  }
+  // An all-zero row stays zero; a lone non-zero component is 127 steps of
+  // the f32 scale: exact but for the scale's own rounding.
+  std::vector<double> zero(dim, 0.0), one(dim, 0.0), out(dim, 7.0);
+  q::reconstruct({q::Method::SwanQ8Mask, k, 0}, zero.data(), dim, out.data());
+  for (double x : out)
+    EXPECT_EQ(x, 0.0);
+  one[5] = -3.25;
+  q::reconstruct({q::Method::SwanQ8, k, 0}, one.data(), dim, out.data());
+  EXPECT_NEAR(out[5], -3.25, 3.25 * 0x1p-23);
+}
+
+// At the same k, int8 kept values cost little on top of winnowing.
+TEST(Quality, Q8LosesLittleAtTheSameK) {
+  q::Evaluator e =
+      makeEvaluator(generatedInput(400, 2, 64, 2, 31), {380, 399});
+  for (int64_t k : {8, 16, 32}) {
+    q::Metrics f16 = e.evaluate({q::Method::Swan, k, 16});
+    q::Metrics q8 = e.evaluate({q::Method::SwanQ8, k, 16});
+    EXPECT_GT(q8.relativeError, 0.0);
+    EXPECT_LT(std::fabs(q8.relativeError - f16.relativeError),
+              0.02 * f16.relativeError + 1e-3)
+        << "k=" << k;
+  }
 }
 
 // With exact keys the attention weights are exact whatever happens to the

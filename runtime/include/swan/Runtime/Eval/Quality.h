@@ -12,6 +12,11 @@
 //   swan            buffer of b dense tokens (4·D each) + older tokens
 //                   winnowed, 3·k bytes per vector (index encoding)
 //   swan-mask       the same with the mask encoding, 2·k + D/8 per vector
+//   swan-q8         SWAN-Q8: the kept values as int8 with an f32 scale per
+//                   vector (round(x / s), s = max|x| / 127 over the kept
+//                   ones): 2·k + 4 bytes per vector with indices
+//   swan-q8-mask    the same with the mask encoding, k + D/8 + 4
+//   swan-q8-norotate swan-q8 with R = I
 //   swan-nobuffer   every token winnowed, index encoding
 //   topk-norotate   swan with R = I: winnowing in the original basis
 //   lowrank         the first r rotated coordinates of every vector, 2·r
@@ -43,8 +48,11 @@ namespace swan::quality {
 enum class Method {
   Swan,
   SwanMask,
+  SwanQ8,
+  SwanQ8Mask,
   SwanNoBuffer,
   TopKNoRotation,
+  SwanQ8NoRotation,
   LowRank,
   SlidingWindow,
   Int8,
@@ -65,6 +73,10 @@ bool isQuantised(Method method);
 bool rotates(Method method);
 /// Methods that keep the most recent tokens dense.
 bool hasBuffer(Method method);
+
+/// Bytes of the per-vector scale of SWAN-Q8 (f32: any fp16 or f32 row's
+/// scale keeps full precision, tiny rows included).
+constexpr int64_t kQ8ScaleBytes = 4;
 
 /// A method with its parameter chosen.
 struct Setting {
