@@ -40,22 +40,37 @@ llvm::Error swan::tools::writePlot(llvm::StringRef path, llvm::StringRef title,
     llvm::raw_fd_ostream os(script, ec);
     if (ec)
       return toolError("cannot write " + script + ": " + ec.message());
-    std::string quotedTitle = title.str();
-    for (char &c : quotedTitle)
-      if (c == '"')
-        c = '\'';
+    // Long titles wrap at their "; " clauses.
+    std::string quotedTitle;
+    for (size_t i = 0; i < title.size(); ++i) {
+      if (title.substr(i).starts_with("; ")) {
+        quotedTitle += ";\\n";
+        ++i;
+      } else {
+        quotedTitle += title[i] == '"' ? '\'' : title[i];
+      }
+    }
     os << "set terminal pngcairo size 1100,700 noenhanced\n"
        << "set output \"" << path << "\"\n"
        << "set title \"" << quotedTitle << "\" font \",9\"\n"
        << "set xlabel \"" << xLabel << "\"\n"
        << "set ylabel \"" << yLabel << "\"\n"
-       << "set logscale y\nset grid\nset key outside right\n"
+       << "set logscale y\nset format y \"%g\"\nset grid\n"
+       << "set key outside right\n"
        << "plot";
+    // One colour and one point shape per series: gnuplot's own cycle
+    // repeats after eight.
+    static const char *colours[] = {
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+        "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8",
+        "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"};
+    constexpr size_t kColours = sizeof(colours) / sizeof(colours[0]);
     for (size_t i = 0; i < series.size(); ++i)
       os << (i ? ", \\\n     " : " ") << "\"" << data << "\" index " << i
          << " with "
-         << (series[i].pointsOnly ? "points pt 7 ps 1.5" : "linespoints")
-         << " title \"" << series[i].name << "\"";
+         << (series[i].pointsOnly ? "points ps 1.5" : "linespoints")
+         << " pt " << (series[i].pointsOnly ? 7 : 1 + i % 13) << " lc rgb \""
+         << colours[i % kColours] << "\" title \"" << series[i].name << "\"";
     os << "\n";
   }
   std::string error;
