@@ -44,9 +44,9 @@ void fuzzTokenizer(llvm::StringRef bytes) {
     llvm::consumeError(tokenizer.takeError());
     return;
   }
-  for (llvm::StringRef text : {llvm::StringRef("Once upon a time"),
-                               llvm::StringRef("\xC3\xA9\xF0\x9F\x98\x80\n"),
-                               bytes.take_back(16)}) {
+  for (llvm::StringRef text :
+       {llvm::StringRef("Once upon a time"),
+        llvm::StringRef("\xC3\xA9\xF0\x9F\x98\x80\n"), bytes.take_back(16)}) {
     std::vector<int32_t> ids = tokenizer->encode(text, /*bos=*/true);
     for (int32_t id : ids)
       if (id < 0 || id >= tokenizer->vocab())

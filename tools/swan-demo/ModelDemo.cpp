@@ -5,24 +5,18 @@
 #include "swan/Runtime/Eval/ModelCalibration.h"
 #include "swan/Runtime/Model/Attention.h"
 #include "swan/Runtime/Model/Tokenizer.h"
+#include "swan/Tools/Clock.h"
 #include "swan/Tools/ProgressBar.h"
 #include "swan/Tools/ToolError.h"
 
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <chrono>
-
 using namespace swan;
 using namespace swan::model;
 using namespace swan::tools;
 
 namespace {
-
-double seconds() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 struct Phase {
   std::string name;
@@ -46,8 +40,8 @@ void printPhases(const std::vector<Phase> &phases) {
   llvm::outs() << llvm::formatv(
       "\n{0,-16} {1,7} {2,7} {3,10} {4,10} {5,6} {6,17} {7,7} {8,9} "
       "{9,9}\n",
-      "phase", "k_K/k_V", "tokens", "swan B", "fp16 B", "saved",
-      "KL mean/max", "top-1", "swan ms", "dense ms");
+      "phase", "k_K/k_V", "tokens", "swan B", "fp16 B", "saved", "KL mean/max",
+      "top-1", "swan ms", "dense ms");
   for (const Phase &p : phases) {
     const double n = std::max<int64_t>(p.steps, 1);
     llvm::outs() << llvm::formatv(
@@ -118,7 +112,7 @@ llvm::Error swan::tools::runModelDemo(const ModelDemoOptions &o) {
     return toolError("--prompt takes " + llvm::Twine(tokens.size()) +
                      " tokens; the context is " + llvm::Twine(c.seqLen));
   const int64_t room = c.seqLen - static_cast<int64_t>(tokens.size());
-  const int64_t steps = o.steps > 0 ? std::min<int64_t>(o.steps, room) : room;
+  const int64_t steps = o.steps >= 0 ? std::min<int64_t>(o.steps, room) : room;
   const int64_t phases = o.kKey.size();
   std::vector<Phase> report;
   auto fillBytes = [&](Phase &p) {
@@ -136,10 +130,10 @@ llvm::Error swan::tools::runModelDemo(const ModelDemoOptions &o) {
   double t0 = seconds();
   auto swanLogits = transformer.forward(tokens, 0, *swanCache);
   double t1 = seconds();
-  auto denseLogits = transformer.forward(tokens, 0, dense);
-  double t2 = seconds();
   if (!swanLogits)
     return swanLogits.takeError();
+  auto denseLogits = transformer.forward(tokens, 0, dense);
+  double t2 = seconds();
   if (!denseLogits)
     return denseLogits.takeError();
   prompt.steps = tokens.size();
@@ -187,10 +181,10 @@ llvm::Error swan::tools::runModelDemo(const ModelDemoOptions &o) {
       t0 = seconds();
       swanLogits = transformer.forward(next, at, *swanCache);
       t1 = seconds();
-      denseLogits = transformer.forward(next, at, dense);
-      t2 = seconds();
       if (!swanLogits)
         return swanLogits.takeError();
+      denseLogits = transformer.forward(next, at, dense);
+      t2 = seconds();
       if (!denseLogits)
         return denseLogits.takeError();
       phase.swanSeconds += t1 - t0;

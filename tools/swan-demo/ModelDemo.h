@@ -23,9 +23,9 @@ namespace swan::tools {
 
 struct ModelDemoOptions {
   std::string model, tokenizer, prompt;
-  int32_t steps = 0;            ///< 0: to the end of the context
-  std::vector<int32_t> kKey;    ///< per phase
-  std::vector<int32_t> kValue;  ///< per phase
+  int32_t steps = -1;          ///< -1: to the end of the context
+  std::vector<int32_t> kKey;   ///< per phase
+  std::vector<int32_t> kValue; ///< per phase
   int32_t buffer = 32;
   int32_t pageTokens = 16;
   StorageType storage = StorageType::F16;

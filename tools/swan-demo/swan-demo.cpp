@@ -24,6 +24,7 @@
 #include "swan/Runtime/Eval/Reference.h"
 #include "swan/Runtime/Eval/Safetensors.h"
 #include "swan/Runtime/Model/ModelFiles.h"
+#include "swan/Tools/Clock.h"
 #include "swan/Tools/ProgressBar.h"
 #include "swan/Tools/ToolError.h"
 
@@ -32,13 +33,13 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <chrono>
 #include <cmath>
 #include <cstring>
 
 namespace cl = llvm::cl;
 using namespace swan;
 using tools::ProgressBar;
+using tools::seconds;
 using tools::toolError;
 
 namespace {
@@ -99,7 +100,7 @@ cl::opt<int32_t> decodeSteps("steps",
                                       "k phases (default: the rest of the "
                                       "model's context; 300 with "
                                       "--generated)"),
-                             cl::init(-1), cl::cat(runCategory));
+                             cl::init(300), cl::cat(runCategory));
 cl::list<int32_t>
     kSchedule("k",
               cl::desc("k per phase, comma separated (k_K = k_V): the first "
@@ -116,7 +117,7 @@ cl::list<int32_t> kValueSchedule(
 cl::opt<int32_t> bufferTokens("buffer",
                               cl::desc("Dense buffer tokens b (default: 32 "
                                        "for the model, 128 with --generated)"),
-                              cl::init(0), cl::cat(runCategory));
+                              cl::init(128), cl::cat(runCategory));
 cl::opt<int32_t> pageTokens("page-tokens",
                             cl::desc("Tokens per sparse page (default: 16 "
                                      "for the model, 256 with --generated)"),
@@ -130,9 +131,10 @@ cl::opt<ValueEncoding> valueEncoding(
                           "k uint8 indices"),
                clEnumValN(ValueEncoding::Mask, "mask", "a D-bit mask")),
     cl::init(ValueEncoding::Auto), cl::cat(runCategory));
-cl::opt<uint64_t> seed("seed", cl::desc("Seed of the sampling with "
-                                        "--temperature, or of the generated "
-                                        "model and sequences"),
+cl::opt<uint64_t> seed("seed",
+                       cl::desc("Seed of the sampling with "
+                                "--temperature, or of the generated "
+                                "model and sequences"),
                        cl::init(1), cl::cat(runCategory));
 cl::opt<int32_t> calibrationTokens(
     "calibration-tokens",
@@ -155,11 +157,6 @@ cl::opt<std::string> kvFile(
     cl::value_desc("file"), cl::cat(fileCategory));
 cl::opt<int32_t> layer("layer", cl::desc("Layer L to read from --kv-file"),
                        cl::init(0), cl::cat(fileCategory));
-
-double seconds() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 /// One layer's inputs: K/V [tokens][H][D] (keys after RoPE), decode queries
 /// [tokens][H*G][D] (row t attends tokens 0..t).
@@ -470,9 +467,10 @@ llvm::Error runLayerDemo() {
   if (kSchedule.empty())
     for (int32_t k : {64, 48, 32})
       kSchedule.push_back(k);
-  if (bufferTokens == 0)
+  // Defaults of this mode where the flags were not given.
+  if (!bufferTokens.getNumOccurrences())
     bufferTokens = 128;
-  if (decodeSteps == -1)
+  if (!decodeSteps.getNumOccurrences())
     decodeSteps = 300;
   if (kValueSchedule.empty())
     for (int32_t k : kSchedule)
@@ -666,21 +664,24 @@ llvm::Error run() {
   if (generated || !kvFile.empty())
     return runLayerDemo();
   tools::ModelDemoOptions o;
-  o.model = modelPath.empty() ? model::defaultModelPath()
-                              : std::string(modelPath);
+  o.model =
+      modelPath.empty() ? model::defaultModelPath() : std::string(modelPath);
   o.tokenizer = tokenizerPath.empty() ? model::defaultTokenizerPath()
                                       : std::string(tokenizerPath);
   o.prompt = promptText;
-  if (decodeSteps < -1)
-    return toolError("--steps must be at least 0");
-  o.steps = std::max<int32_t>(decodeSteps, 0);
+  if (decodeSteps.getNumOccurrences()) {
+    if (decodeSteps < 0)
+      return toolError("--steps must be at least 0");
+    o.steps = decodeSteps;
+  }
   o.kKey.assign(kSchedule.begin(), kSchedule.end());
   if (o.kKey.empty())
     o.kKey = {32, 24, 16};
   o.kValue.assign(kValueSchedule.begin(), kValueSchedule.end());
   if (o.kValue.empty())
     o.kValue = o.kKey;
-  o.buffer = bufferTokens ? int32_t(bufferTokens) : 32;
+  if (bufferTokens.getNumOccurrences())
+    o.buffer = bufferTokens;
   // A 256-token context fills few 256-token pages; smaller ones hold what
   // it needs.
   o.pageTokens = pageTokens.getNumOccurrences() ? int32_t(pageTokens) : 16;

@@ -13,6 +13,7 @@
 #include "swan/Runtime/Model/Attention.h"
 #include "swan/Runtime/Model/ModelFiles.h"
 #include "swan/Runtime/Model/Tokenizer.h"
+#include "swan/Tools/Clock.h"
 #include "swan/Tools/ToolError.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -20,11 +21,10 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <chrono>
-
 namespace cl = llvm::cl;
 using namespace swan;
 using namespace swan::model;
+using tools::seconds;
 using tools::toolError;
 
 namespace {
@@ -50,8 +50,9 @@ cl::opt<int32_t> steps("steps",
                        cl::desc("Tokens to generate (at most the context "
                                 "left after the prompt)"),
                        cl::init(256), cl::cat(generationCategory));
-cl::opt<bool> greedy("greedy", cl::desc("Take the most likely token (the "
-                                        "default)"),
+cl::opt<bool> greedy("greedy",
+                     cl::desc("Take the most likely token (the "
+                              "default)"),
                      cl::cat(generationCategory));
 cl::opt<float> temperature("temperature",
                            cl::desc("Sample at this temperature instead"),
@@ -70,9 +71,8 @@ cl::opt<int32_t> kValue("k-value",
                         cl::init(0), cl::cat(cacheCategory));
 cl::opt<int32_t> buffer("buffer", cl::desc("Newest tokens kept dense"),
                         cl::init(32), cl::cat(cacheCategory));
-cl::opt<int32_t> pageTokens("page-tokens",
-                            cl::desc("Tokens per sparse page"), cl::init(16),
-                            cl::cat(cacheCategory));
+cl::opt<int32_t> pageTokens("page-tokens", cl::desc("Tokens per sparse page"),
+                            cl::init(16), cl::cat(cacheCategory));
 cl::opt<std::string> dtype("dtype", cl::desc("Cache storage: f16 or f32"),
                            cl::init("f16"), cl::cat(cacheCategory));
 cl::opt<int32_t> calibrationStories(
@@ -100,7 +100,8 @@ public:
 
   llvm::Error attend(int32_t layer, int64_t first, int64_t n, const float *q,
                      const float *k, const float *v, float *out) override {
-    const int64_t qRow = int64_t(cfg.heads) * cfg.headDim(), kvRow = cfg.kvDim();
+    const int64_t qRow = int64_t(cfg.heads) * cfg.headDim(),
+                  kvRow = cfg.kvDim();
     queries[layer].insert(queries[layer].end(), q, q + n * qRow);
     keys[layer].insert(keys[layer].end(), k, k + n * kvRow);
     values[layer].insert(values[layer].end(), v, v + n * kvRow);
@@ -114,13 +115,16 @@ public:
     std::vector<const std::vector<float> *> data;
     for (int32_t l = 0; l < cfg.layers; ++l) {
       decls.push_back({kvdump::tensorName(l, kvdump::Part::Queries),
-                       st::DType::F32, {tokens, cfg.heads, cfg.headDim()}});
+                       st::DType::F32,
+                       {tokens, cfg.heads, cfg.headDim()}});
       data.push_back(&queries[l]);
       decls.push_back({kvdump::tensorName(l, kvdump::Part::Keys),
-                       st::DType::F32, {tokens, cfg.kvHeads, cfg.headDim()}});
+                       st::DType::F32,
+                       {tokens, cfg.kvHeads, cfg.headDim()}});
       data.push_back(&keys[l]);
       decls.push_back({kvdump::tensorName(l, kvdump::Part::Values),
-                       st::DType::F32, {tokens, cfg.kvHeads, cfg.headDim()}});
+                       st::DType::F32,
+                       {tokens, cfg.kvHeads, cfg.headDim()}});
       data.push_back(&values[l]);
     }
     return st::write(path, decls, data, {{"source", source.str()}});
@@ -131,11 +135,6 @@ private:
   ModelConfig cfg;
   std::vector<std::vector<float>> queries, keys, values;
 };
-
-double seconds() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 llvm::Error run() {
   if (greedy && temperature > 0.0f)
@@ -150,10 +149,10 @@ llvm::Error run() {
   if (!checkpoint)
     return checkpoint.takeError();
   const ModelConfig &c = checkpoint->config();
-  auto tokenizer = Tokenizer::load(
-      tokenizerPath.empty() ? defaultTokenizerPath()
-                            : std::string(tokenizerPath),
-      c.vocab);
+  auto tokenizer =
+      Tokenizer::load(tokenizerPath.empty() ? defaultTokenizerPath()
+                                            : std::string(tokenizerPath),
+                      c.vocab);
   if (!tokenizer)
     return tokenizer.takeError();
   Transformer transformer(*checkpoint);
@@ -163,8 +162,8 @@ llvm::Error run() {
   if (dense) {
     attention = std::make_unique<DenseAttention>(c);
   } else {
-    auto rotations = cachedModelRotations(transformer, model,
-                                          calibrationStories);
+    auto rotations =
+        cachedModelRotations(transformer, model, calibrationStories);
     if (!rotations)
       return rotations.takeError();
     CacheConfig config;
@@ -246,8 +245,8 @@ llvm::Error run() {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&modelCategory, &generationCategory,
-                            &cacheCategory});
+  cl::HideUnrelatedOptions(
+      {&modelCategory, &generationCategory, &cacheCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "swan-generate: text from a llama2.c model, every layer's keys and\n"

@@ -27,12 +27,6 @@ struct Row {
   q::ModelMetrics metrics;
 };
 
-std::string parameterText(const q::Setting &s) {
-  if (q::isQuantised(s.method) && s.method != q::Method::Int4Grouped)
-    return "-";
-  return (q::parameterName(s.method) + "=" + llvm::Twine(s.parameter)).str();
-}
-
 llvm::Error writeCsv(llvm::StringRef path, const std::vector<Row> &rows,
                      int64_t dim, llvm::StringRef description) {
   std::error_code ec;
@@ -75,13 +69,11 @@ llvm::Error writeJson(llvm::StringRef path, const std::vector<Row> &rows,
         {"top1_agreement", r.metrics.top1},
         {"nll_change", r.metrics.nllChange},
         {"predictions", r.metrics.predictions}});
-  llvm::json::Object root{{"description", description},
-                          {"model", o.model},
-                          {"stories", o.stories},
-                          {"mean_tokens", meanTokens},
-                          {"buffer", o.buffer},
-                          {"head_dim", dim},
-                          {"results", std::move(results)}};
+  llvm::json::Object root{
+      {"description", description},   {"model", o.model},
+      {"stories", o.stories},         {"mean_tokens", meanTokens},
+      {"buffer", o.buffer},           {"head_dim", dim},
+      {"results", std::move(results)}};
   std::error_code ec;
   llvm::raw_fd_ostream os(path, ec);
   if (ec)
@@ -200,7 +192,7 @@ llvm::Error swan::tools::runEndToEnd(const EndToEndOptions &o) {
                              : llvm::formatv("{0:f4}", r.budgetFraction).str();
     os << llvm::formatv(
         "{0,-8}{1,-18}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,11:e2}\n",
-        budget, q::methodName(r.setting.method), parameterText(r.setting),
+        budget, q::methodName(r.setting.method), q::parameterText(r.setting),
         r.bytes, r.bytes / (4.0 * dim), r.metrics.kl, r.metrics.top1,
         r.metrics.nllChange);
   }
@@ -226,10 +218,9 @@ llvm::Error swan::tools::runEndToEnd(const EndToEndOptions &o) {
           line.xy.push_back({r.bytes / (4.0 * dim), r.metrics.kl});
       series.push_back(std::move(line));
     }
-    if (llvm::Error e = writePlot(o.plotPath, description,
-                                  "bytes per token / dense fp16 (4 D)",
-                                  "next-token KL(dense || method), nats",
-                                  series))
+    if (llvm::Error e = writePlot(
+            o.plotPath, description, "bytes per token / dense fp16 (4 D)",
+            "next-token KL(dense || method), nats", series))
       return e;
   }
   return llvm::Error::success();

@@ -1,8 +1,8 @@
 //===- EndToEnd.h - swan-quality on a real model ---------------*- C++ -*-===//
 //
-// The end-to-end mode (--model): every method at every byte budget inside
-// the model, scored by next-token KL, top-1 agreement and the change of the
-// stories' NLL (swan/Runtime/Eval/ModelQuality.h).
+// The end-to-end mode (--end-to-end, or --model FILE): every method at every
+// byte budget inside the model, scored by next-token KL, top-1 agreement and
+// the change of the stories' NLL (swan/Runtime/Eval/ModelQuality.h).
 //
 //===----------------------------------------------------------------------===//
 

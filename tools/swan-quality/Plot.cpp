@@ -60,15 +60,14 @@ llvm::Error swan::tools::writePlot(llvm::StringRef path, llvm::StringRef title,
        << "plot";
     // One colour and one point shape per series: gnuplot's own cycle
     // repeats after eight.
-    static const char *colours[] = {
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-        "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8",
-        "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"};
+    static const char *colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                                    "#bcbd22", "#17becf", "#000000", "#aec7e8",
+                                    "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"};
     constexpr size_t kColours = sizeof(colours) / sizeof(colours[0]);
     for (size_t i = 0; i < series.size(); ++i)
       os << (i ? ", \\\n     " : " ") << "\"" << data << "\" index " << i
-         << " with "
-         << (series[i].pointsOnly ? "points ps 1.5" : "linespoints")
+         << " with " << (series[i].pointsOnly ? "points ps 1.5" : "linespoints")
          << " pt " << (series[i].pointsOnly ? 7 : 1 + i % 13) << " lc rgb \""
          << colours[i % kColours] << "\" title \"" << series[i].name << "\"";
     os << "\n";

@@ -1,17 +1,21 @@
 //===- swan-quality.cpp - compression quality at equal memory -------------===//
 //
 // Compares, at equal bytes per cached token, SWAN (rotation + per-token
-// top-k + dense buffer) with SWAN without the buffer, top-k without
-// rotation, low-rank truncation, a sliding window and int8/int4 per-token
-// quantisation (swan/Runtime/Eval/Quality.h). Every method is scored against
-// uncompressed float64 attention (swan::reference): relative L2 error of the
-// output and top-1 / top-8 agreement of the attention weights, averaged over
-// decode positions and query heads. Prints a table; writes CSV and a gnuplot
-// PNG on request.
+// top-k + dense buffer; fp16 or int8 kept values) with SWAN without the
+// buffer, top-k without rotation, low-rank truncation, a sliding window and
+// per-token int8/6/5/4 and grouped int4 quantisation
+// (swan/Runtime/Eval/Quality.h).
 //
-// Data: generated LLM-like K/V with rotations calibrated on a different
-// generated sequence of the same model (the default), or a user dump
-// (--kv) holding layers.<i>.keys, layers.<i>.values and layers.<i>.queries.
+// End to end (--end-to-end, EndToEnd.cpp), inside a real model: next-token
+// KL, top-1 agreement and NLL change against the model's dense run.
+// Otherwise on one layer's K/V, scored against uncompressed float64
+// attention (swan::reference): relative L2 error of the output and top-1 /
+// top-8 agreement of the attention weights, averaged over decode positions
+// and query heads; the data is generated LLM-like K/V with rotations
+// calibrated on a different generated sequence of the same model (the
+// default), or a user dump (--kv) holding layers.<i>.keys, layers.<i>.values
+// and layers.<i>.queries. Prints a table; writes CSV and a gnuplot PNG on
+// request.
 //
 //===----------------------------------------------------------------------===//
 
@@ -66,7 +70,7 @@ cl::opt<std::string>
                cl::cat(category));
 cl::opt<int64_t> bufferTokens("buffer",
                               cl::desc("SWAN dense buffer tokens (default: "
-                                       "128; 32 with --model)"),
+                                       "128; 32 end to end)"),
                               cl::init(128), cl::cat(category));
 cl::opt<int64_t>
     positionCount("positions",
@@ -86,13 +90,17 @@ cl::opt<std::string>
              cl::desc("Write a PNG plot of error against bytes (gnuplot)"),
              cl::value_desc("file.png"), cl::cat(category));
 
-cl::OptionCategory modelCategory("A real model, end to end (--model)");
-cl::opt<std::string> modelPath(
-    "model",
+cl::OptionCategory modelCategory("A real model, end to end");
+cl::opt<bool> endToEnd(
+    "end-to-end",
     cl::desc("Measure inside a llama2.c model: next-token KL, top-1 and NLL "
-             "change on stories it samples (without a file: the stories15M "
-             "scripts/setup fetched)"),
-    cl::value_desc("file"), cl::ValueOptional, cl::cat(modelCategory));
+             "change on stories it samples (the stories15M scripts/setup "
+             "fetched, or --model)"),
+    cl::cat(modelCategory));
+cl::opt<std::string> modelPath("model",
+                               cl::desc("The llama2.c checkpoint to measure "
+                                        "in (implies --end-to-end)"),
+                               cl::value_desc("file"), cl::cat(modelCategory));
 cl::opt<int64_t> storyCount("stories",
                             cl::desc("Stories the model samples and reads"),
                             cl::init(8), cl::cat(modelCategory));
@@ -277,12 +285,6 @@ llvm::Expected<q::Input> dumpInput(std::string &description) {
   return in;
 }
 
-std::string parameterText(const q::Setting &s) {
-  if (q::isQuantised(s.method) && s.method != q::Method::Int4Grouped)
-    return "-";
-  return (q::parameterName(s.method) + "=" + llvm::Twine(s.parameter)).str();
-}
-
 llvm::Error writeCsv(const std::vector<Row> &rows, int64_t tokens, int64_t dim,
                      const std::string &description) {
   std::error_code ec;
@@ -336,7 +338,7 @@ llvm::Error run() {
   }
   if (budgets.empty())
     return toolError("--budgets is empty");
-  if (modelPath.getNumOccurrences()) {
+  if (endToEnd || !modelPath.empty()) {
     swan::tools::EndToEndOptions o;
     o.model = modelPath.empty() ? swan::model::defaultModelPath()
                                 : std::string(modelPath);
@@ -417,7 +419,7 @@ llvm::Error run() {
                              : llvm::formatv("{0:f4}", r.budgetFraction).str();
     os << llvm::formatv(
         "{0,-8}{1,-18}{2,-11}{3,10:f1}{4,9:f3}{5,12:e2}{6,8:f3}{7,8:f3}\n",
-        budget, q::methodName(r.setting.method), parameterText(r.setting),
+        budget, q::methodName(r.setting.method), q::parameterText(r.setting),
         r.bytes, r.bytes / (4.0 * dim), r.metrics.relativeError, r.metrics.top1,
         r.metrics.top8);
   }
@@ -441,7 +443,7 @@ int main(int argc, char **argv) {
       argc, argv,
       "swan-quality: SWAN against other ways of spending the same KV-cache "
       "bytes\n\n"
-      "  swan-quality --model [FILE] [--stories N]      a real model, end to "
+      "  swan-quality --end-to-end [--model FILE]       a real model, end to "
       "end\n"
       "  swan-quality [--tokens N --head-dim D ...]    generated data\n"
       "  swan-quality --kv DUMP.safetensors --layer I [--rotations "

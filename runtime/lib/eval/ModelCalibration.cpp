@@ -7,8 +7,11 @@
 #include "swan/Runtime/Model/Attention.h"
 #include "swan/Runtime/Model/Tokenizer.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Process.h"
+#include "llvm/Support/xxhash.h"
 
 #include <map>
 #include <optional>
@@ -77,10 +80,28 @@ swan::calibrateModel(const Transformer &transformer, int64_t stories,
 
 namespace {
 
+/// A cheap fingerprint of a model file: its size and a hash of 8 bytes in
+/// every 4 KiB, so that another model of the same size (a fine-tune) does
+/// not reuse these rotations.
+llvm::Expected<std::string> fingerprint(llvm::StringRef path) {
+  auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                          /*RequiresNullTerminator=*/false);
+  if (!file)
+    return llvm::createStringError(file.getError(),
+                                   path + ": " + file.getError().message());
+  llvm::StringRef bytes = (*file)->getBuffer();
+  std::string sample;
+  for (size_t at = 0; at < bytes.size(); at += 4096)
+    sample += bytes.substr(at, 8);
+  sample += bytes.take_back(8);
+  return std::to_string(bytes.size()) + " bytes, xxh3 of a byte sample " +
+         llvm::utohexstr(
+             llvm::xxh3_64bits(llvm::arrayRefFromStringRef(sample)));
+}
+
 /// What a cached rotation file must say it was made from.
-std::map<std::string, std::string> provenance(const ModelConfig &c,
-                                              uint64_t modelBytes,
-                                              int64_t stories) {
+std::map<std::string, std::string>
+provenance(const ModelConfig &c, llvm::StringRef modelPrint, int64_t stories) {
   return {{"format", "swan rotations: x' = x · R, R[kv_head][i][j]"},
           {"calibrated_from",
            "the model's own stories: " + std::to_string(stories) +
@@ -88,13 +109,12 @@ std::map<std::string, std::string> provenance(const ModelConfig &c,
                std::to_string(kCalibrationSeedBase) + " on"},
           {"model", "dim " + std::to_string(c.dim) + ", " +
                         std::to_string(c.layers) + " layers, " +
-                        std::to_string(modelBytes) + " bytes"}};
+                        modelPrint.str()}};
 }
 
-std::optional<ModelRotations> readCached(llvm::StringRef path,
-                                         const ModelConfig &c,
-                                         const std::map<std::string,
-                                                        std::string> &meta) {
+std::optional<ModelRotations>
+readCached(llvm::StringRef path, const ModelConfig &c,
+           const std::map<std::string, std::string> &meta) {
   auto file = safetensors::File::open(path);
   if (!file) {
     llvm::consumeError(file.takeError());
@@ -136,11 +156,11 @@ swan::cachedModelRotations(const Transformer &transformer,
                            llvm::StringRef modelPath, int64_t stories,
                            const std::function<void(int64_t)> &progress) {
   const ModelConfig &c = transformer.config();
-  uint64_t modelBytes = 0;
-  if (std::error_code ec = llvm::sys::fs::file_size(modelPath, modelBytes))
-    return llvm::createStringError(ec, modelPath + ": " + ec.message());
+  auto print = fingerprint(modelPath);
+  if (!print)
+    return print.takeError();
   const std::string path = (modelPath + ".rotations.safetensors").str();
-  const auto meta = provenance(c, modelBytes, stories);
+  const auto meta = provenance(c, *print, stories);
   if (std::optional<ModelRotations> cached = readCached(path, c, meta))
     return std::move(*cached);
 

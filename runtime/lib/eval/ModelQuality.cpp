@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <cmath>
+#include <thread>
 
 using namespace swan;
 using namespace swan::model;
@@ -47,24 +47,17 @@ public:
     if (first != 0)
       return qualityError("a story is evaluated in one pass from position 0");
     const int64_t H = cfg.kvHeads, D = cfg.headDim(), G = cfg.group();
-    std::vector<float> ck = compressed(k, n, rotations.keys[layer],
-                                       setting.compressKeys);
-    std::vector<float> cv = compressed(v, n, rotations.values[layer],
-                                       setting.compressValues);
-    const bool window = setting.method == Method::SlidingWindow;
-    const int64_t exactTokens =
-        window ? setting.parameter : (hasBuffer(setting.method) ? setting.buffer
-                                                                : 0);
+    std::vector<float> ck =
+        compressed(k, n, rotations.keys[layer], setting.compressKeys);
+    std::vector<float> cv =
+        compressed(v, n, rotations.values[layer], setting.compressValues);
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     std::vector<float> scores(n);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t h = 0; h < cfg.heads; ++h) {
         const int64_t kvh = h / G;
         const float *qh = q + (t * cfg.heads + h) * D;
-        // Tokens [from, t]: those before `exactFrom` as compressed.
-        const int64_t from = window ? std::max<int64_t>(0, t + 1 - exactTokens)
-                                    : 0;
-        const int64_t exactFrom = std::max<int64_t>(0, t + 1 - exactTokens);
+        const auto [from, exactFrom] = visibleTokens(setting, t);
         float top = -INFINITY;
         for (int64_t j = from; j <= t; ++j) {
           const float *kj =
@@ -127,8 +120,7 @@ private:
 } // namespace
 
 llvm::Expected<ModelEvaluator>
-ModelEvaluator::create(const Transformer &transformer,
-                       ModelRotations rotations,
+ModelEvaluator::create(const Transformer &transformer, ModelRotations rotations,
                        std::vector<std::vector<int32_t>> stories,
                        int64_t firstPosition) {
   const ModelConfig &c = transformer.config();
@@ -210,9 +202,9 @@ ModelEvaluator::evaluate(const Setting &setting) const {
       }
     }
   };
-  const unsigned workers = std::max(
-      1u, std::min<unsigned>(std::thread::hardware_concurrency(),
-                             static_cast<unsigned>(stories.size())));
+  const unsigned workers =
+      std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(),
+                                      static_cast<unsigned>(stories.size())));
   std::vector<std::thread> threads;
   for (unsigned w = 1; w < workers; ++w)
     threads.emplace_back(work);

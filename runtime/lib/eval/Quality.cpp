@@ -84,8 +84,8 @@ void quality::reconstruct(const Setting &setting, const double *row,
   case Method::SwanMask:
   case Method::SwanNoBuffer:
   case Method::TopKNoRotation: {
-    std::vector<double> dense = reference::scatter(
-        reference::winnow(row, dim, setting.parameter), dim);
+    std::vector<double> dense =
+        reference::scatter(reference::winnow(row, dim, setting.parameter), dim);
     std::copy(dense.begin(), dense.end(), out);
     return;
   }
@@ -123,12 +123,20 @@ void quality::reconstruct(const Setting &setting, const double *row,
 }
 
 llvm::ArrayRef<Method> quality::allMethods() {
-  static const Method methods[] = {
-      Method::Swan,           Method::SwanMask,       Method::SwanQ8,
-      Method::SwanQ8Mask,     Method::SwanNoBuffer,   Method::TopKNoRotation,
-      Method::SwanQ8NoRotation, Method::LowRank,      Method::SlidingWindow,
-      Method::Int8,           Method::Int6,           Method::Int5,
-      Method::Int4,           Method::Int4Grouped};
+  static const Method methods[] = {Method::Swan,
+                                   Method::SwanMask,
+                                   Method::SwanQ8,
+                                   Method::SwanQ8Mask,
+                                   Method::SwanNoBuffer,
+                                   Method::TopKNoRotation,
+                                   Method::SwanQ8NoRotation,
+                                   Method::LowRank,
+                                   Method::SlidingWindow,
+                                   Method::Int8,
+                                   Method::Int6,
+                                   Method::Int5,
+                                   Method::Int4,
+                                   Method::Int4Grouped};
   return methods;
 }
 
@@ -149,9 +157,25 @@ bool quality::hasBuffer(Method m) {
          m == Method::SwanQ8NoRotation;
 }
 
+VisibleTokens quality::visibleTokens(const Setting &setting, int64_t t) {
+  if (setting.method == Method::SlidingWindow) {
+    const int64_t first = std::max<int64_t>(0, t + 1 - setting.parameter);
+    return {first, first};
+  }
+  if (hasBuffer(setting.method))
+    return {0, std::max<int64_t>(0, t + 1 - setting.buffer)};
+  return {0, t + 1};
+}
+
+std::string quality::parameterText(const Setting &s) {
+  if (isQuantised(s.method) && s.method != Method::Int4Grouped)
+    return "-";
+  return (parameterName(s.method) + "=" + llvm::Twine(s.parameter)).str();
+}
+
 std::vector<Setting> quality::quantisedSettings() {
-  return {{Method::Int8, 8, 0},        {Method::Int6, 6, 0},
-          {Method::Int5, 5, 0},        {Method::Int4, 4, 0},
+  return {{Method::Int8, 8, 0},         {Method::Int6, 6, 0},
+          {Method::Int5, 5, 0},         {Method::Int4, 4, 0},
           {Method::Int4Grouped, 32, 0}, {Method::Int4Grouped, 16, 0}};
 }
 
@@ -255,8 +279,8 @@ std::optional<Setting> quality::settingForBudget(Method method, double budget,
   if (isQuantised(method)) {
     for (const Setting &q : quantisedSettings()) {
       // int4-grouped lists 32 before 16; the finer groups win if they fit.
-      if (q.method == method && bytesPerToken(q, tokens, headDim) <=
-                                    budget + 1e-9)
+      if (q.method == method &&
+          bytesPerToken(q, tokens, headDim) <= budget + 1e-9)
         s = q;
     }
     if (s.parameter == 0)
@@ -358,14 +382,7 @@ Metrics Evaluator::evaluate(const Setting &setting) const {
       const int64_t t = decodePositions[p];
       const Exact &x = exact[p * heads + h];
       // Cache rows [first, t] as the method holds them at position t.
-      int64_t first = 0;
-      int64_t denseFrom = t + 1; // rows >= denseFrom are uncompressed
-      if (setting.method == Method::SlidingWindow) {
-        first = std::max<int64_t>(0, t + 1 - setting.parameter);
-        denseFrom = first;
-      } else if (hasBuffer(setting.method)) {
-        denseFrom = std::max<int64_t>(0, t + 1 - setting.buffer);
-      }
+      const auto [first, denseFrom] = visibleTokens(setting, t);
       const int64_t rows = t + 1 - first;
       for (int64_t i = first; i <= t; ++i) {
         const bool dense = i >= denseFrom;

@@ -75,8 +75,9 @@ CacheAttention::create(const ModelConfig &config, CacheConfig base,
                        llvm::ArrayRef<std::vector<float>> rotV) {
   if (static_cast<int32_t>(rotK.size()) != config.layers ||
       static_cast<int32_t>(rotV.size()) != config.layers)
-    return attentionError("rotations for " + llvm::Twine(rotK.size()) + " and " +
-                          llvm::Twine(rotV.size()) + " layers, the model has " +
+    return attentionError("rotations for " + llvm::Twine(rotK.size()) +
+                          " and " + llvm::Twine(rotV.size()) +
+                          " layers, the model has " +
                           llvm::Twine(config.layers));
   base.headDim = config.headDim();
   base.numKvHeads = config.kvHeads;
@@ -112,10 +113,11 @@ llvm::Error CacheAttention::attend(int32_t layer, int64_t first, int64_t n,
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(cfg.headDim()));
   for (int64_t t = 0; t < n; ++t) {
-    if (llvm::Error e = cache.append(kSequence, 1, k + t * kvRow, v + t * kvRow))
+    if (llvm::Error e =
+            cache.append(kSequence, 1, k + t * kvRow, v + t * kvRow))
       return e;
-    if (llvm::Error e = cache.attention({kSequence}, q + t * qRow, scale,
-                                        out + t * qRow))
+    if (llvm::Error e =
+            cache.attention({kSequence}, q + t * qRow, scale, out + t * qRow))
       return e;
   }
   return llvm::Error::success();

@@ -6,6 +6,7 @@
 #include "llvm/Support/Endian.h"
 
 #include <cmath>
+#include <string>
 
 using namespace swan;
 using namespace swan::model;
@@ -13,7 +14,8 @@ using namespace swan::model;
 namespace {
 
 constexpr uint64_t kHeaderBytes = 7 * sizeof(int32_t);
-/// Far above any llama2.c model; keeps every size product below 2^63.
+/// Far above any llama2.c model; keeps each tensor's element count (a
+/// product of at most three sides) below 2^60. Their sum is checked apart.
 constexpr int64_t kMaxSide = 1 << 20;
 
 llvm::Error checkpointError(llvm::StringRef file, const llvm::Twine &why) {
@@ -56,22 +58,20 @@ Checkpoint::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer) {
   c.seqLen = h[6];
 
   const std::pair<const char *, int32_t> sides[] = {
-      {"dim", c.dim},         {"hidden_dim", c.hidden}, {"n_layers", c.layers},
-      {"n_heads", c.heads},   {"n_kv_heads", c.kvHeads}, {"vocab_size", c.vocab},
+      {"dim", c.dim},       {"hidden_dim", c.hidden},  {"n_layers", c.layers},
+      {"n_heads", c.heads}, {"n_kv_heads", c.kvHeads}, {"vocab_size", c.vocab},
       {"seq_len", c.seqLen}};
   for (auto [field, value] : sides)
     if (value < 1 || value > kMaxSide)
       return checkpointError(name, llvm::Twine("bad header: ") + field + " = " +
-                                       llvm::Twine(value) +
-                                       " (expected 1.." +
+                                       llvm::Twine(value) + " (expected 1.." +
                                        llvm::Twine(kMaxSide) + ")");
   if (c.dim % c.heads != 0)
     return checkpointError(name, "bad header: dim " + llvm::Twine(c.dim) +
                                      " is not a multiple of n_heads " +
                                      llvm::Twine(c.heads));
   if (c.heads % c.kvHeads != 0)
-    return checkpointError(name, "bad header: n_heads " +
-                                     llvm::Twine(c.heads) +
+    return checkpointError(name, "bad header: n_heads " + llvm::Twine(c.heads) +
                                      " is not a multiple of n_kv_heads " +
                                      llvm::Twine(c.kvHeads));
   if (c.headDim() % 2 != 0)
@@ -81,34 +81,43 @@ Checkpoint::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer) {
 
   // Element counts in file order; int64 cannot overflow with kMaxSide.
   const int64_t dim = c.dim, kv = c.kvDim(), hid = c.hidden, L = c.layers;
-  const int64_t counts[] = {int64_t(c.vocab) * dim, // embedding
-                            L * dim,                // rms_att
-                            L * dim * dim,          // wq
-                            L * kv * dim,           // wk
-                            L * kv * dim,           // wv
-                            L * dim * dim,          // wo
-                            L * dim,                // rms_ffn
-                            L * hid * dim,          // w1
-                            L * dim * hid,          // w2
-                            L * hid * dim,          // w3
-                            dim,                    // rms_final
+  const int64_t counts[] = {int64_t(c.vocab) * dim,          // embedding
+                            L * dim,                         // rms_att
+                            L * dim * dim,                   // wq
+                            L * kv * dim,                    // wk
+                            L * kv * dim,                    // wv
+                            L * dim * dim,                   // wo
+                            L * dim,                         // rms_ffn
+                            L * hid * dim,                   // w1
+                            L * dim * hid,                   // w2
+                            L * hid * dim,                   // w3
+                            dim,                             // rms_final
                             int64_t(c.seqLen) * c.headDim(), // legacy RoPE
                             c.sharedClassifier ? 0 : int64_t(c.vocab) * dim};
-  const char *names[] = {"token_embedding", "rms_att", "wq", "wk", "wv", "wo",
-                         "rms_ffn", "w1", "w2", "w3", "rms_final",
-                         "rope_table", "classifier"};
-  int64_t floats = 0;
+  const char *names[] = {
+      "token_embedding", "rms_att", "wq", "wk", "wv",        "wo",
+      "rms_ffn",         "w1",      "w2", "w3", "rms_final", "rope_table",
+      "classifier"};
+  // The floats the header describes, against those the file holds: no
+  // product with the element size, which could wrap.
+  uint64_t floats = 0;
+  bool overflow = false;
   for (int64_t n : counts)
-    floats += n;
-  const uint64_t expected = kHeaderBytes + uint64_t(floats) * sizeof(float);
-  if (size != expected)
+    overflow |= __builtin_add_overflow(floats, uint64_t(n), &floats);
+  const uint64_t held = (size - kHeaderBytes) / sizeof(float);
+  if (overflow || floats != held || (size - kHeaderBytes) % sizeof(float)) {
+    const std::string described =
+        overflow ? std::string("more than 2^64 floats")
+                 : std::to_string(floats) + " floats after it";
     return checkpointError(
-        name, (size < expected ? "truncated: " : "size mismatch: ") +
+        name, llvm::Twine(!overflow && floats > held ? "truncated: "
+                                                     : "size mismatch: ") +
                   llvm::Twine(size) + " bytes, the header (dim " +
                   llvm::Twine(c.dim) + ", " + llvm::Twine(c.layers) +
                   " layers, vocab " + llvm::Twine(c.vocab) +
                   (c.sharedClassifier ? ", shared classifier" : "") +
-                  ") describes " + llvm::Twine(expected));
+                  ") describes " + described);
+  }
 
   Checkpoint cp;
   const float *p =
@@ -145,9 +154,7 @@ Checkpoint::fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer) {
 
 LayerWeights Checkpoint::layer(int32_t i) const {
   const int64_t dim = cfg.dim, kv = cfg.kvDim(), hid = cfg.hidden;
-  return {rmsAtt + i * dim,           wq + i * dim * dim,
-          wk + i * kv * dim,          wv + i * kv * dim,
-          wo + i * dim * dim,         rmsFfn + i * dim,
-          w1 + i * hid * dim,         w2 + i * dim * hid,
-          w3 + i * hid * dim};
+  return {rmsAtt + i * dim,   wq + i * dim * dim, wk + i * kv * dim,
+          wv + i * kv * dim,  wo + i * dim * dim, rmsFfn + i * dim,
+          w1 + i * hid * dim, w2 + i * dim * hid, w3 + i * hid * dim};
 }

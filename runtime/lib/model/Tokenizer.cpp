@@ -15,8 +15,6 @@ using namespace swan::model;
 
 namespace {
 
-/// Byte-fallback tokens <0x00>..<0xFF> follow <unk>, <s> and </s>.
-constexpr int32_t kFirstByteToken = 3;
 /// Longer pieces are a corrupt file, not a tokenizer.
 constexpr int32_t kMaxPieceBytes = 1 << 16;
 
@@ -36,24 +34,22 @@ std::optional<uint8_t> byteOf(llvm::StringRef piece) {
 
 } // namespace
 
-llvm::Expected<Tokenizer> Tokenizer::load(llvm::StringRef path,
-                                          int32_t vocab) {
+llvm::Expected<Tokenizer> Tokenizer::load(llvm::StringRef path, int32_t vocab) {
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                             /*RequiresNullTerminator=*/false);
   if (!buffer)
-    return tokenizerError(path,
-                          "cannot read: " + buffer.getError().message());
+    return tokenizerError(path, "cannot read: " + buffer.getError().message());
   return parse((*buffer)->getBuffer(), path, vocab);
 }
 
-llvm::Expected<Tokenizer> Tokenizer::parse(llvm::StringRef bytes,
-                                           llvm::StringRef name,
-                                           int32_t vocab) {
-  if (vocab < 1)
+llvm::Expected<Tokenizer>
+Tokenizer::parse(llvm::StringRef bytes, llvm::StringRef name, int32_t vocab) {
+  if (vocab <= kEos)
     return tokenizerError(name, "vocabulary size " + llvm::Twine(vocab) +
-                                    " must be positive");
+                                    " leaves no room for <unk>, BOS and EOS");
   size_t at = 0;
-  auto readWord = [&](const char *what, int32_t token) -> llvm::Expected<uint32_t> {
+  auto readWord = [&](const char *what,
+                      int32_t token) -> llvm::Expected<uint32_t> {
     if (bytes.size() - at < 4)
       return tokenizerError(name, "truncated at byte " + llvm::Twine(at) +
                                       " (" + what + " of token " +
@@ -80,8 +76,8 @@ llvm::Expected<Tokenizer> Tokenizer::parse(llvm::StringRef bytes,
     float score;
     std::memcpy(&score, &*scoreBits, sizeof score);
     if (!std::isfinite(score))
-      return tokenizerError(name, "non-finite score of token " +
-                                      llvm::Twine(i));
+      return tokenizerError(name,
+                            "non-finite score of token " + llvm::Twine(i));
     auto length = readWord("length", i);
     if (!length)
       return length.takeError();
@@ -101,9 +97,14 @@ llvm::Expected<Tokenizer> Tokenizer::parse(llvm::StringRef bytes,
     return tokenizerError(name, llvm::Twine(bytes.size() - at) +
                                     " bytes follow the " + llvm::Twine(vocab) +
                                     " tokens the model's vocabulary has");
-  // The first id of a piece wins, as in a lookup by sorted search.
-  for (int32_t i = 0; i < vocab; ++i)
+  // A piece spelled twice keeps its first id (llama2.c's sorted search may
+  // find either; real tokenizers spell each piece once).
+  for (int32_t i = 0; i < vocab; ++i) {
     t.ids.try_emplace(t.pieces[i], i);
+    if (std::optional<uint8_t> byte = byteOf(t.pieces[i]);
+        byte && t.byteTokens[*byte] < 0)
+      t.byteTokens[*byte] = i;
+  }
   return t;
 }
 
@@ -126,10 +127,10 @@ std::vector<int32_t> Tokenizer::encode(llvm::StringRef text, bool bos) const {
     if (auto it = ids.find(ch); it != ids.end()) {
       tokens.push_back(it->second);
     } else {
-      // Byte fallback where the vocabulary has byte tokens, else <unk>.
+      // Byte fallback where the vocabulary has the byte's token, else <unk>.
       for (char byte : ch) {
-        int32_t id = kFirstByteToken + static_cast<uint8_t>(byte);
-        tokens.push_back(id < vocab() ? id : kUnknown);
+        int32_t id = byteTokens[static_cast<uint8_t>(byte)];
+        tokens.push_back(id >= 0 ? id : kUnknown);
       }
     }
     i += len;

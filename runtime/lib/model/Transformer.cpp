@@ -96,8 +96,9 @@ Transformer::forward(llvm::ArrayRef<int32_t> tokens, int64_t position,
     h1.noalias() = xb * WeightMap(w.w1, c.hidden, c.dim).transpose();
     h3.noalias() = xb * WeightMap(w.w3, c.hidden, c.dim).transpose();
     // SwiGLU: silu(x W1) ⊙ (x W3).
-    h1 = h1.unaryExpr([](float a) { return a / (1.0f + std::exp(-a)); })
-             .cwiseProduct(h3);
+    h1 = h1.unaryExpr([](float a) {
+             return a / (1.0f + std::exp(-a));
+           }).cwiseProduct(h3);
     x.noalias() += h1 * WeightMap(w.w2, c.dim, c.hidden).transpose();
   }
 

@@ -128,12 +128,12 @@ TEST(Quality, BudgetPicksTheLargestParameterThatFits) {
   // int8 costs 2·(D + 2) bytes: not within a quarter of dense.
   EXPECT_FALSE(q::settingForBudget(q::Method::Int8, 64, 100, 64, 0));
   // Groups of 16 where they fit, else of 32.
-  EXPECT_EQ(q::settingForBudget(q::Method::Int4Grouped, 160, 100, 128, 0)
-                ->parameter,
-            16);
-  EXPECT_EQ(q::settingForBudget(q::Method::Int4Grouped, 150, 100, 128, 0)
-                ->parameter,
-            32);
+  EXPECT_EQ(
+      q::settingForBudget(q::Method::Int4Grouped, 160, 100, 128, 0)->parameter,
+      16);
+  EXPECT_EQ(
+      q::settingForBudget(q::Method::Int4Grouped, 150, 100, 128, 0)->parameter,
+      32);
   EXPECT_FALSE(q::settingForBudget(q::Method::Int4Grouped, 140, 100, 128, 0));
   // The buffer alone exceeds a tiny budget.
   EXPECT_FALSE(q::settingForBudget(q::Method::Swan, 10, 100, 64, 50));
@@ -267,8 +267,7 @@ TEST(Quality, Q8StoresEachKeptValueWithinHalfAStep) {
 
 // At the same k, int8 kept values cost little on top of winnowing.
 TEST(Quality, Q8LosesLittleAtTheSameK) {
-  q::Evaluator e =
-      makeEvaluator(generatedInput(400, 2, 64, 2, 31), {380, 399});
+  q::Evaluator e = makeEvaluator(generatedInput(400, 2, 64, 2, 31), {380, 399});
   for (int64_t k : {8, 16, 32}) {
     q::Metrics f16 = e.evaluate({q::Method::Swan, k, 16});
     q::Metrics q8 = e.evaluate({q::Method::SwanQ8, k, 16});

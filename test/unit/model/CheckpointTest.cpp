@@ -22,8 +22,8 @@ using namespace swan::test;
 namespace {
 
 std::string loadError(std::string bytes) {
-  auto cp = Checkpoint::fromBuffer(llvm::MemoryBuffer::getMemBufferCopy(
-      bytes, "model.bin"));
+  auto cp = Checkpoint::fromBuffer(
+      llvm::MemoryBuffer::getMemBufferCopy(bytes, "model.bin"));
   if (cp)
     return "";
   return llvm::toString(cp.takeError());
@@ -53,9 +53,9 @@ TEST(CheckpointTest, RoundTripsEveryTensor) {
     EXPECT_EQ(cp->rmsFinal()[0], m.tensor("rms_final")[0]);
     const std::vector<float> &cls =
         m.tensor(shared ? "token_embedding" : "classifier");
-    EXPECT_EQ(std::memcmp(cp->classifier(), cls.data(),
-                          cls.size() * sizeof(float)),
-              0);
+    EXPECT_EQ(
+        std::memcmp(cp->classifier(), cls.data(), cls.size() * sizeof(float)),
+        0);
   }
 }
 
@@ -88,6 +88,17 @@ TEST(CheckpointTest, RejectsCorruptFiles) {
   // An unshared classifier the file does not hold.
   EXPECT_NE(withHeader(5, -m.config.vocab).find("truncated"),
             std::string::npos);
+
+  // A header whose float count wraps 2^64 once multiplied by 4: a 36-byte
+  // file must not pass for it.
+  {
+    int32_t header[7] = {1 << 20, 699048,           1 << 20,      1 << 19,
+                         1,       -((1 << 20) - 1), (1 << 19) + 1};
+    std::string bytes(reinterpret_cast<const char *>(header), sizeof header);
+    bytes += std::string(8, '\0');
+    EXPECT_NE(loadError(bytes).find("truncated: 36 bytes"), std::string::npos)
+        << loadError(bytes);
+  }
 
   std::string nan = good;
   const float bad = NAN;
@@ -150,12 +161,14 @@ TEST(TokenizerTest, RejectsCorruptFiles) {
   ASSERT_EQ(error(good, t.vocab()), "");
   EXPECT_NE(error(good.substr(0, 2), t.vocab()).find("truncated"),
             std::string::npos);
-  EXPECT_NE(error(good.substr(0, good.size() - 1), t.vocab()).find(
-                "truncated in the bytes of token"),
+  EXPECT_NE(error(good.substr(0, good.size() - 1), t.vocab())
+                .find("truncated in the bytes of token"),
             std::string::npos);
-  EXPECT_NE(error(good, t.vocab() - 1).find("bytes follow"),
-            std::string::npos);
+  EXPECT_NE(error(good, t.vocab() - 1).find("bytes follow"), std::string::npos);
   EXPECT_NE(error(good, t.vocab() + 1).find("truncated"), std::string::npos);
+  // BOS and EOS are ids 1 and 2: a smaller vocabulary has no place for them.
+  EXPECT_NE(error(good, 2).find("vocabulary size 2 leaves no room"),
+            std::string::npos);
   std::string nan = good;
   const float bad = NAN;
   std::memcpy(&nan[4], &bad, 4); // the score of token 0

@@ -1,4 +1,5 @@
-//===- ModelFixture.h - small llama2.c models written by the tests -*- C++ -*-===//
+//===- ModelFixture.h - small llama2.c models written by the tests -*- C++
+//-*-===//
 //
 // Random checkpoints and a tiny tokenizer in llama2.c's formats, and the
 // Llama forward pass in float64 that the runner is checked against (its
@@ -88,9 +89,10 @@ struct SmallModel {
 
   std::string bytes() const {
     const model::ModelConfig &c = config;
-    int32_t header[7] = {c.dim,     c.hidden, c.layers,
-                         c.heads,   c.kvHeads,
-                         c.sharedClassifier ? c.vocab : -c.vocab, c.seqLen};
+    int32_t header[7] = {c.dim,     c.hidden,
+                         c.layers,  c.heads,
+                         c.kvHeads, c.sharedClassifier ? c.vocab : -c.vocab,
+                         c.seqLen};
     std::string out(reinterpret_cast<const char *>(header), sizeof header);
     for (const auto &[n, data] : tensors)
       out.append(reinterpret_cast<const char *>(data.data()),
@@ -106,14 +108,14 @@ struct SmallModel {
   /// Logits [tokens][vocab] of every position, all in float64.
   std::vector<double> referenceLogits(const std::vector<int32_t> &ids) const {
     const model::ModelConfig &c = config;
-    const int64_t n = ids.size(), dim = c.dim, D = c.headDim(),
-                  hid = c.hidden, kv = c.kvDim();
+    const int64_t n = ids.size(), dim = c.dim, D = c.headDim(), hid = c.hidden,
+                  kv = c.kvDim();
     auto w = [&](const char *name, int64_t at) {
       return double(tensor(name)[at]);
     };
     // y[r][o] = Σ_i x[r][i] · W[o][i] for W = tensor(name) at matrix `l`.
-    auto linear = [&](const std::vector<double> &x, const char *name,
-                      int64_t l, int64_t out, int64_t in) {
+    auto linear = [&](const std::vector<double> &x, const char *name, int64_t l,
+                      int64_t out, int64_t in) {
       std::vector<double> y(n * out, 0.0);
       for (int64_t r = 0; r < n; ++r)
         for (int64_t o = 0; o < out; ++o)
@@ -121,8 +123,7 @@ struct SmallModel {
             y[r * out + o] += x[r * in + i] * w(name, (l * out + o) * in + i);
       return y;
     };
-    auto norm = [&](const std::vector<double> &x, const char *name,
-                    int64_t l) {
+    auto norm = [&](const std::vector<double> &x, const char *name, int64_t l) {
       std::vector<double> y(x.size());
       for (int64_t r = 0; r < n; ++r) {
         double ms = 0.0;
@@ -202,13 +203,12 @@ struct TinyTokenizer {
       std::snprintf(name, sizeof name, "<0x%02X>", b);
       t.tokens.push_back({name, 0.0f});
     }
-    for (auto piece : std::vector<std::pair<std::string, float>>{
-             {" ", -1.0f},
-             {"a", -2.0f},
-             {"b", -3.0f},
-             {" a", 1.0f},
-             {"ab", 2.0f},
-             {" ab", 3.0f}})
+    for (auto piece : std::vector<std::pair<std::string, float>>{{" ", -1.0f},
+                                                                 {"a", -2.0f},
+                                                                 {"b", -3.0f},
+                                                                 {" a", 1.0f},
+                                                                 {"ab", 2.0f},
+                                                                 {" ab", 3.0f}})
       t.tokens.push_back(piece);
     return t;
   }

@@ -32,8 +32,8 @@ protected:
     auto cp = Checkpoint::load(defaultModelPath());
     ASSERT_TRUE(bool(cp)) << llvm::toString(cp.takeError());
     checkpoint = std::make_unique<Checkpoint>(std::move(*cp));
-    auto tok = Tokenizer::load(defaultTokenizerPath(),
-                               checkpoint->config().vocab);
+    auto tok =
+        Tokenizer::load(defaultTokenizerPath(), checkpoint->config().vocab);
     ASSERT_TRUE(bool(tok)) << llvm::toString(tok.takeError());
     tokenizer = std::make_unique<Tokenizer>(std::move(*tok));
     transformer = std::make_unique<Transformer>(*checkpoint);
@@ -84,7 +84,13 @@ TEST_F(RealModelTest, GreedyThroughTheCacheAtFullKFollowsDense) {
     ASSERT_EQ(argmax(*a), argmax(*b)) << "step " << step;
     ids.push_back(argmax(*b));
   }
-  EXPECT_EQ(tokenizer->decode(ids).rfind("Once upon a time", 0), 0u)
+  // The story llama2.c's run.c writes greedily from BOS with this model.
+  EXPECT_EQ(tokenizer->decode(ids).rfind(
+                "Once upon a time, there was a little girl named Lily. She "
+                "loved to play outside in the sunshine. One day, she saw a "
+                "big, red ball in the sky.",
+                0),
+            0u)
       << tokenizer->decode(ids);
 }
 
@@ -120,9 +126,8 @@ public:
                              rot.values[layer].begin() + (h + 1) * D * D);
       std::vector<double> qh(q + h * G * D, q + (h + 1) * G * D);
       std::vector<double> want = reference::rotateBack(
-          reference::attention(reference::rotate(qh, G, D, rk), G, keys,
-                               values, rows->tokens, D,
-                               1.0 / std::sqrt(double(D))),
+          reference::attention(reference::rotate(qh, G, D, rk), G, keys, values,
+                               rows->tokens, D, 1.0 / std::sqrt(double(D))),
           G, D, rv);
       for (int64_t i = 0; i < G * D; ++i) {
         worst = std::max(worst, std::fabs(out[h * G * D + i] - want[i]));

@@ -72,8 +72,8 @@ TEST(TransformerTest, TokenByTokenEqualsAPrompt) {
   auto all = transformer.forward(ids, 0, whole, /*allLogits=*/true);
   ASSERT_TRUE(bool(all));
   // A prompt of 5, then one token at a time.
-  auto prompt = transformer.forward(llvm::ArrayRef(ids).take_front(5), 0,
-                                    steps);
+  auto prompt =
+      transformer.forward(llvm::ArrayRef(ids).take_front(5), 0, steps);
   ASSERT_TRUE(bool(prompt));
   std::vector<double> want(all->begin() + 4 * vocab, all->begin() + 5 * vocab);
   EXPECT_LT(maxRelativeError(*prompt, want), 1e-5);
@@ -101,16 +101,15 @@ TEST(TransformerTest, CacheAtFullKEqualsDense) {
   config.pageTokens = 8;
   config.maxSequences = 1;
   config.storage = StorageType::F32;
-  auto cache =
-      CacheAttention::create(c, config, identities(c), identities(c));
+  auto cache = CacheAttention::create(c, config, identities(c), identities(c));
   ASSERT_TRUE(bool(cache)) << llvm::toString(cache.takeError());
   DenseAttention dense(c);
   std::vector<int32_t> ids = randomTokens(c.seqLen, c.vocab, 7);
   const int64_t prompt = 9; // more than the buffer: the bulk compress path
-  auto a = transformer.forward(llvm::ArrayRef(ids).take_front(prompt), 0,
-                               *cache);
-  auto b = transformer.forward(llvm::ArrayRef(ids).take_front(prompt), 0,
-                               dense);
+  auto a =
+      transformer.forward(llvm::ArrayRef(ids).take_front(prompt), 0, *cache);
+  auto b =
+      transformer.forward(llvm::ArrayRef(ids).take_front(prompt), 0, dense);
   ASSERT_TRUE(a && b);
   EXPECT_LT(maxRelativeError(*a, std::vector<double>(b->begin(), b->end())),
             1e-5);

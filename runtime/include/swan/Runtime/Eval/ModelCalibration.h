@@ -1,4 +1,5 @@
-//===- ModelCalibration.h - rotations from a model's own stories -*- C++ -*-===//
+//===- ModelCalibration.h - rotations from a model's own stories -*- C++
+//-*-===//
 //
 // A real model's rotations come from its own keys and values: it samples
 // stories from BOS (temperature 1, seeds of their own, disjoint from the
@@ -48,7 +49,8 @@ calibrateModel(const model::Transformer &transformer, int64_t stories,
 
 /// The rotations of `modelPath` for `stories` calibration stories: read
 /// from modelPath + ".rotations.safetensors" when that file was calibrated
-/// the same way on a model of the same size, else calibrated and written
+/// the same way on the same model (its size and a sampled hash), else
+/// calibrated and written
 /// there (a directory that cannot be written only loses the cache).
 llvm::Expected<ModelRotations>
 cachedModelRotations(const model::Transformer &transformer,

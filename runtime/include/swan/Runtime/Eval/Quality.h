@@ -41,6 +41,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace swan::quality {
@@ -87,6 +88,18 @@ struct Setting {
   /// cache is kept exact (the byte accounting is unchanged).
   bool compressKeys = true, compressValues = true;
 };
+
+/// What the query at position t sees of tokens 0..t: [first, exactFrom) as
+/// the method stores them, [exactFrom, t] exactly (the buffer or the
+/// window), nothing before `first` (what a window dropped).
+struct VisibleTokens {
+  int64_t first = 0, exactFrom = 0;
+};
+VisibleTokens visibleTokens(const Setting &setting, int64_t t);
+
+/// "k=12", "rank=24", "window=93", "group=16"; "-" for the per-vector
+/// quantisers, whose bits the method's name says.
+std::string parameterText(const Setting &setting);
 
 /// Bytes per cached token per KV head that `setting` costs for a cache of
 /// `tokens` tokens.

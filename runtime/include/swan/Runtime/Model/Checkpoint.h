@@ -31,13 +31,13 @@
 namespace swan::model {
 
 struct ModelConfig {
-  int32_t dim = 0;     ///< model width
-  int32_t hidden = 0;  ///< SwiGLU width
+  int32_t dim = 0;    ///< model width
+  int32_t hidden = 0; ///< SwiGLU width
   int32_t layers = 0;
   int32_t heads = 0;   ///< query heads
   int32_t kvHeads = 0; ///< key/value heads (GQA when fewer than heads)
   int32_t vocab = 0;
-  int32_t seqLen = 0;  ///< the context the model was trained for
+  int32_t seqLen = 0; ///< the context the model was trained for
   bool sharedClassifier = true;
 
   int32_t headDim() const { return dim / heads; }
@@ -55,7 +55,8 @@ class Checkpoint {
 public:
   /// Maps and validates a checkpoint file.
   static llvm::Expected<Checkpoint> load(llvm::StringRef path);
-  /// Validates a checkpoint held in memory; `name` names it in errors.
+  /// Validates a checkpoint held in memory; errors name it by the buffer's
+  /// identifier.
   static llvm::Expected<Checkpoint>
   fromBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer);
 

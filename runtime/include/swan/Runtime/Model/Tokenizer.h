@@ -4,8 +4,8 @@
 // of the vocabulary a float32 merge score, an int32 byte length and the
 // bytes. Encoding is sentencepiece's BPE as llama2.c runs it: a leading
 // space (the dummy prefix), one token per UTF-8 character, bytes without a
-// token as byte-fallback tokens <0xNN> (ids 3 + byte; <unk> in a vocabulary
-// too small to hold them), then the adjacent
+// token as their byte-fallback tokens <0xNN> (<unk> in a vocabulary without
+// them), then the adjacent
 // pair whose merged piece has the best score is merged until none is left.
 //
 //===----------------------------------------------------------------------===//
@@ -18,6 +18,7 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,7 +29,8 @@ class Tokenizer {
 public:
   static constexpr int32_t kUnknown = 0, kBos = 1, kEos = 2;
 
-  /// Reads and validates a tokenizer of exactly `vocab` tokens (the model's).
+  /// Reads and validates a tokenizer of exactly `vocab` tokens (the model's;
+  /// at least 3: <unk>, BOS and EOS are ids 0, 1 and 2).
   static llvm::Expected<Tokenizer> load(llvm::StringRef path, int32_t vocab);
   /// The same from bytes in memory; `name` names them in errors.
   static llvm::Expected<Tokenizer> parse(llvm::StringRef bytes,
@@ -52,6 +54,14 @@ private:
   std::vector<std::string> pieces;
   std::vector<float> scores;
   llvm::StringMap<int32_t> ids;
+  /// The id of each byte's <0xNN> piece, -1 where the vocabulary has none.
+  std::array<int32_t, 256> byteTokens = filledWith(-1);
+
+  static std::array<int32_t, 256> filledWith(int32_t value) {
+    std::array<int32_t, 256> a;
+    a.fill(value);
+    return a;
+  }
 };
 
 } // namespace swan::model
