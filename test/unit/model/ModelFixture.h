@@ -10,6 +10,7 @@
 #ifndef SWAN_TEST_UNIT_MODEL_MODELFIXTURE_H
 #define SWAN_TEST_UNIT_MODEL_MODELFIXTURE_H
 
+#include "swan/Runtime/Eval/ModelCalibration.h"
 #include "swan/Runtime/Eval/Reference.h"
 #include "swan/Runtime/Model/Checkpoint.h"
 
@@ -190,6 +191,24 @@ struct SmallModel {
                   c.vocab, dim);
   }
 };
+
+/// Random orthogonal rotations for every layer of `c`: any serve tests that
+/// check the cache against the reference, and calibrating would first have
+/// the model sample whole stories.
+inline ModelRotations randomModelRotations(const model::ModelConfig &c,
+                                           std::mt19937_64 &rng) {
+  ModelRotations r;
+  for (int32_t l = 0; l < c.layers; ++l)
+    for (auto *side : {&r.keys, &r.values}) {
+      std::vector<float> layer;
+      for (int32_t h = 0; h < c.kvHeads; ++h) {
+        std::vector<double> m = reference::randomOrthogonal(c.headDim(), rng);
+        layer.insert(layer.end(), m.begin(), m.end());
+      }
+      side->push_back(std::move(layer));
+    }
+  return r;
+}
 
 /// <unk>, <s>, </s>, the 256 byte tokens, then a few pieces with scores.
 struct TinyTokenizer {

@@ -25,16 +25,7 @@ TEST(ModelQualityTest, LosslessIsZeroAndLossyIsNot) {
   ASSERT_TRUE(bool(cp));
   Transformer transformer(*cp);
   std::mt19937_64 rng(4);
-  ModelRotations rotations;
-  for (int32_t l = 0; l < c.layers; ++l)
-    for (auto *side : {&rotations.keys, &rotations.values}) {
-      std::vector<float> layer;
-      for (int32_t h = 0; h < c.kvHeads; ++h) {
-        std::vector<double> r = reference::randomOrthogonal(c.headDim(), rng);
-        layer.insert(layer.end(), r.begin(), r.end());
-      }
-      side->push_back(layer);
-    }
+  ModelRotations rotations = randomModelRotations(c, rng);
   std::vector<std::vector<int32_t>> stories;
   for (int s = 0; s < 3; ++s) {
     std::vector<int32_t> story(20 - s);

@@ -1,12 +1,14 @@
 //===- RealModelTest.cpp - stories15M decoding through SWAN caches --------===//
 //
-// The model scripts/setup fetched (skipped, saying so, where it is absent):
+// The model scripts/setup fetched (a failure, saying so, where it is absent):
 // greedy decoding through f32 SWAN caches at k = D follows the dense path
 // token for token and writes the story the model is known for; at k < D
 // every layer's cache attention inside the running model equals the
 // float64 reference on the cache's own decompressed tokens.
 //
 //===----------------------------------------------------------------------===//
+
+#include "ModelFixture.h"
 
 #include "swan/Runtime/Eval/ModelCalibration.h"
 #include "swan/Runtime/Eval/Reference.h"
@@ -26,9 +28,10 @@ namespace {
 class RealModelTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    if (!llvm::sys::fs::exists(defaultModelPath()))
-      GTEST_SKIP() << defaultModelPath()
-                   << " is missing; scripts/setup fetches it";
+    // scripts/test fetches the model before it builds: a missing one is a
+    // broken setup, not a reason to pass.
+    ASSERT_TRUE(llvm::sys::fs::exists(defaultModelPath()))
+        << defaultModelPath() << " is missing; scripts/setup fetches it";
     auto cp = Checkpoint::load(defaultModelPath());
     ASSERT_TRUE(bool(cp)) << llvm::toString(cp.takeError());
     checkpoint = std::make_unique<Checkpoint>(std::move(*cp));
@@ -39,23 +42,9 @@ protected:
     transformer = std::make_unique<Transformer>(*checkpoint);
   }
 
-  /// Random orthogonal rotations: any serve these tests, and calibrating
-  /// would sample whole stories first.
   ModelRotations rotations() {
-    const ModelConfig &c = checkpoint->config();
-    const int64_t D = c.headDim();
     std::mt19937_64 rng(99);
-    ModelRotations r;
-    for (int32_t l = 0; l < c.layers; ++l)
-      for (auto *side : {&r.keys, &r.values}) {
-        std::vector<float> layer;
-        for (int32_t h = 0; h < c.kvHeads; ++h) {
-          std::vector<double> m = reference::randomOrthogonal(D, rng);
-          layer.insert(layer.end(), m.begin(), m.end());
-        }
-        side->push_back(std::move(layer));
-      }
-    return r;
+    return test::randomModelRotations(checkpoint->config(), rng);
   }
 
   std::unique_ptr<Checkpoint> checkpoint;
