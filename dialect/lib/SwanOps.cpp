@@ -115,6 +115,33 @@ LogicalResult verifyEncoded(Operation *op, StringRef name, Encoding encoding,
   return verifyWinnowed(op, name, values, positions, rank, headDim);
 }
 
+/// SWAN-Q8: int8 winnowed values come with one f32 scale per row, float
+/// values with none. Scales have the shape of the values without their last
+/// dimension.
+LogicalResult verifyScales(Operation *op, StringRef name, Value values,
+                           Value scales, int64_t rank) {
+  Type elementType = tensorType(values).getElementType();
+  bool quantised = elementType.isInteger(8);
+  if (quantised && !scales)
+    return op->emitOpError() << "int8 " << name
+                             << " values need a scale per row";
+  if (!scales)
+    return success();
+  if (!quantised)
+    return op->emitOpError() << name << " scales need int8 values, got "
+                             << elementType << " values";
+  if (failed(verifyRank(op, (name + " scales").str(), scales, rank - 1)))
+    return failure();
+  ArrayRef<int64_t> v = tensorType(values).getShape();
+  ArrayRef<int64_t> s = tensorType(scales).getShape();
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    if (failed(verifySameSize(
+            op, ("shapes of " + name + " values and scales").str(), v[d],
+            s[d])))
+      return failure();
+  return success();
+}
+
 /// Square rotation matrices whose trailing size is the head dimension.
 LogicalResult verifyRotation(Operation *op, Value rotation, int64_t rank,
                              int64_t headDim) {
@@ -130,12 +157,14 @@ LogicalResult verifyRotation(Operation *op, Value rotation, int64_t rank,
 
 /// Rows in, rows of kept components out; `k`, when constant, in [1, D].
 LogicalResult verifyWinnowResults(Operation *op, Value input, Value values,
-                                  Value positions, Value k, Encoding encoding) {
+                                  Value positions, Value scales, Value k,
+                                  Encoding encoding) {
   if (failed(verifyRank(op, "input", input, 2)))
     return failure();
   int64_t headDim = tensorType(input).getDimSize(1);
   if (failed(verifyEncoded(op, "result", encoding, values, positions, 2,
                            headDim)) ||
+      failed(verifyScales(op, "result", values, scales, 2)) ||
       failed(verifySameSize(op, "row counts of input and results",
                             tensorType(input).getDimSize(0),
                             tensorType(values).getDimSize(0))))
@@ -181,7 +210,7 @@ LogicalResult RotateOp::verify() {
 
 LogicalResult WinnowOp::verify() {
   return verifyWinnowResults(*this, getInput(), getValues(), getIndices(),
-                             getK(), getEncoding());
+                             getScales(), getK(), getEncoding());
 }
 
 namespace {
@@ -241,7 +270,7 @@ void WinnowOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
 
 LogicalResult CompressOp::verify() {
   if (failed(verifyWinnowResults(*this, getInput(), getValues(), getIndices(),
-                                 getK(), getEncoding())))
+                                 getScales(), getK(), getEncoding())))
     return failure();
   return verifyRotation(*this, getRotation(), 2,
                         getInput().getType().getDimSize(1));
@@ -264,6 +293,10 @@ LogicalResult DecodeAttentionOp::verify() {
       failed(verifyEncoded(*this, "sparse value", getValueEncoding(),
                            getSparseValueValues(), getSparseValueIndices(), 4,
                            headDim)) ||
+      failed(verifyScales(*this, "sparse key", getSparseKeyValues(),
+                          getSparseKeyScales(), 4)) ||
+      failed(verifyScales(*this, "sparse value", getSparseValueValues(),
+                          getSparseValueScales(), 4)) ||
       failed(verifyRank(*this, "buffer", getBufferKeys(), 4)) ||
       failed(verifyRank(*this, "lengths", getSparseLengths(), 1)))
     return failure();
@@ -310,16 +343,26 @@ LogicalResult DecodeAttentionOp::verify() {
 
 namespace {
 /// Keys or values of a block: dense rotated rows [n, D], or winnowed rows
-/// [n, k] with indices or masks.
+/// [n, k] with indices or masks (and, when int8, scales).
 LogicalResult verifyBlockOperand(Operation *op, StringRef name, Value values,
-                                 Value positions, int64_t headDim,
-                                 Encoding encoding = Encoding::indices) {
-  if (positions)
-    return verifyEncoded(op, name, encoding, values, positions, 2, headDim);
+                                 Value positions, Value scales,
+                                 int64_t headDim, Encoding encoding) {
+  if (positions) {
+    if (failed(verifyEncoded(op, name, encoding, values, positions, 2,
+                             headDim)))
+      return failure();
+    return verifyScales(op, name, values, scales, 2);
+  }
   if (encoding == Encoding::mask)
     return op->emitOpError()
            << "dense " << name << "s have no mask: " << name
            << "_encoding = mask needs winnowed " << name << "s";
+  if (tensorType(values).getElementType().isInteger(8))
+    return op->emitOpError() << "dense " << name
+                             << "s cannot be int8: only winnowed " << name
+                             << "s have a scale per row";
+  if (scales)
+    return op->emitOpError() << "dense " << name << "s have no scales";
   if (failed(verifyRank(op, (name + " values").str(), values, 2)))
     return failure();
   return verifySameSize(
@@ -334,9 +377,9 @@ LogicalResult PartialAttentionOp::verify() {
   int64_t groups = getQuery().getType().getDimSize(0);
   int64_t headDim = getQuery().getType().getDimSize(1);
   if (failed(verifyBlockOperand(*this, "key", getKeyValues(), getKeyIndices(),
-                                headDim, getKeyEncoding())) ||
+                                getKeyScales(), headDim, getKeyEncoding())) ||
       failed(verifyBlockOperand(*this, "value", getValueValues(),
-                                getValueIndices(), headDim,
+                                getValueIndices(), getValueScales(), headDim,
                                 getValueEncoding())) ||
       failed(verifySameSize(*this, "token counts of keys and values",
                             getKeyValues().getType().getDimSize(0),

@@ -112,13 +112,14 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
     auto maxType = RankedTensorType::get({groups}, f32);
     auto accType = RankedTensorType::get({groups, headDim}, f32);
     SmallVector<Value> maxima, sums, accumulators;
-    auto addPartial = [&](Value keys, Value keyPositions, Value values,
-                          Value valuePositions, Encoding keyEncoding,
+    auto addPartial = [&](Value keys, Value keyPositions, Value keyScales,
+                          Value values, Value valuePositions,
+                          Value valueScales, Encoding keyEncoding,
                           Encoding valueEncoding) {
       auto partial = PartialAttentionOp::create(
           rewriter, loc, maxType, maxType, accType, rotatedQuery, op.getScale(),
-          keys, keyPositions, values, valuePositions, keyEncoding,
-          valueEncoding);
+          keys, keyPositions, keyScales, values, valuePositions, valueScales,
+          keyEncoding, valueEncoding);
       maxima.push_back(partial.getMax());
       sums.push_back(partial.getSum());
       accumulators.push_back(partial.getAccumulator());
@@ -158,11 +159,19 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
         return sliceAt(rewriter, loc, source, {batch, head}, {start, zero},
                        {length, kept});
       };
+      // SWAN-Q8 scales: one per token.
+      auto scales = [&](Value source) {
+        return source ? sliceAt(rewriter, loc, source, {batch, head}, {start},
+                                {length})
+                      : Value();
+      };
       addPartial(tokens(op.getSparseKeyValues(), keptKeys),
                  tokens(op.getSparseKeyIndices(), keyPositionsPerToken),
+                 scales(op.getSparseKeyScales()),
                  tokens(op.getSparseValueValues(), keptValues),
                  tokens(op.getSparseValueIndices(), valuePositionsPerToken),
-                 op.getKeyEncoding(), op.getValueEncoding());
+                 scales(op.getSparseValueScales()), op.getKeyEncoding(),
+                 op.getValueEncoding());
     }
 
     Value bufferLength = lengthAt(rewriter, loc, op.getBufferLengths(), batch);
@@ -170,9 +179,9 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
       return sliceAt(rewriter, loc, source, {batch, head}, {zero, zero},
                      {bufferLength, dim});
     };
-    addPartial(bufferTokens(op.getBufferKeys()), Value(),
-               bufferTokens(op.getBufferValues()), Value(), Encoding::indices,
-               Encoding::indices);
+    addPartial(bufferTokens(op.getBufferKeys()), Value(), Value(),
+               bufferTokens(op.getBufferValues()), Value(), Value(),
+               Encoding::indices, Encoding::indices);
 
     // Stack the blocks for the merge.
     int64_t blocks = numSplits + 1;

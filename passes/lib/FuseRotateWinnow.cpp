@@ -22,10 +22,11 @@ struct FuseRotateIntoWinnow : OpRewritePattern<WinnowOp> {
     // Another user would still need the rotated rows stored.
     if (!rotate || !rotate->hasOneUse())
       return rewriter.notifyMatchFailure(winnow, "input is not a lone rotate");
+    Value scales = winnow.getScales();
     rewriter.replaceOpWithNewOp<CompressOp>(
         winnow, winnow.getValues().getType(), winnow.getIndices().getType(),
-        rotate.getInput(), rotate.getRotation(), winnow.getK(),
-        winnow.getEncoding());
+        scales ? scales.getType() : Type(), rotate.getInput(),
+        rotate.getRotation(), winnow.getK(), winnow.getEncoding());
     rewriter.eraseOp(rotate);
     return success();
   }

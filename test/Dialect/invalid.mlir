@@ -729,3 +729,86 @@ func.func @f(%q: tensor<1x32x128xf32>, %s: f32, %rk: tensor<8x128x128xf32>, %kv:
   %o = swan.decode_attention %q, scale %s rotations(%rk, %rk : tensor<8x128x128xf32>) sparse_keys(%kv, %km : tensor<1x8x?x?xf16>, tensor<1x8x?x8xi8>) sparse_values(%vv, %vi : tensor<1x8x?x?xf16>, tensor<1x8x?x?xi8>) buffer(%bk, %bk : tensor<1x8x128x128xf16>) lengths(%sl, %sl : tensor<1xi32>) group_size = 4 key_encoding = mask : tensor<1x32x128xf32> -> tensor<1x32x128xf32>
   return
 }
+
+// -----
+// SWAN-Q8: int8 winnowed values and their scales.
+
+func.func @f(%x: tensor<?x16xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op int8 result values need a scale per row}}
+  %v, %i = swan.winnow %x keep %k : tensor<?x16xf32> -> tensor<?x?xi8>, tensor<?x?xi8>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x16xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op result scales need int8 values, got 'f16' values}}
+  %v, %i, %s = swan.winnow %x keep %k : tensor<?x16xf32> -> tensor<?x?xf16>, tensor<?x?xi8>, tensor<?xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x16xf32>, %r: tensor<16x16xf32>, %k: index) {
+  // expected-error @+1 {{'swan.compress' op result scales must have rank 1, got rank 2}}
+  %v, %i, %s = swan.compress %x by %r keep %k : tensor<?x16xf32>, tensor<16x16xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?x1xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x16xf32>, %k: index) {
+  // expected-error @+1 {{'swan.winnow' op shapes of result values and scales disagree (4 vs 5)}}
+  %v, %i, %s = swan.winnow %x keep %k : tensor<4x16xf32> -> tensor<4x?xi8>, tensor<4x?xi8>, tensor<5xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<4x16xf32>, %s: f32, %kv: tensor<?x?xi8>, %ki: tensor<?x?xi8>, %vv: tensor<?x16xf16>) {
+  // expected-error @+1 {{'swan.partial_attention' op int8 key values need a scale per row}}
+  %m, %l, %a = swan.partial_attention %q, scale %s keys(%kv : tensor<?x?xi8>, indices %ki : tensor<?x?xi8>) values(%vv : tensor<?x16xf16>)
+      : tensor<4x16xf32> -> tensor<4xf32>, tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<4x16xf32>, %s: f32, %kv: tensor<?x?xi8>, %ki: tensor<?x?xi8>, %ks: tensor<?xf32>, %vv: tensor<?x16xi8>) {
+  // expected-error @+1 {{'swan.partial_attention' op dense values cannot be int8: only winnowed values have a scale per row}}
+  %m, %l, %a = swan.partial_attention %q, scale %s keys(%kv : tensor<?x?xi8>, indices %ki : tensor<?x?xi8>, scales %ks : tensor<?xf32>) values(%vv : tensor<?x16xi8>)
+      : tensor<4x16xf32> -> tensor<4xf32>, tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<4x16xf32>, %s: f32, %kv: tensor<?x16xf16>, %ks: tensor<?xf32>, %vv: tensor<?x16xf16>) {
+  // expected-error @+2 {{'swan.partial_attention' op dense keys have no scales}}
+  // The custom syntax cannot say this; the generic form can.
+  %m, %l, %a = "swan.partial_attention"(%q, %s, %kv, %ks, %vv) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 1, 0, 0>}>
+      : (tensor<4x16xf32>, f32, tensor<?x16xf16>, tensor<?xf32>, tensor<?x16xf16>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x16xf32>, %s: f32, %rk: tensor<2x16x16xf32>, %kv: tensor<1x2x?x?xi8>, %ki: tensor<1x2x?x?xi8>, %ks: tensor<1x2x?xf32>, %vv: tensor<1x2x?x?xi8>, %vi: tensor<1x2x?x?xi8>, %bk: tensor<1x2x4x16xf16>, %sl: tensor<1xi32>) {
+  // expected-error @+1 {{'swan.decode_attention' op int8 sparse value values need a scale per row}}
+  %o = swan.decode_attention %q, scale %s rotations(%rk, %rk : tensor<2x16x16xf32>)
+      sparse_keys(%kv, %ki : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %ks : tensor<1x2x?xf32>) sparse_values(%vv, %vi : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>)
+      buffer(%bk, %bk : tensor<1x2x4x16xf16>) lengths(%sl, %sl : tensor<1xi32>)
+      group_size = 4 : tensor<1x8x16xf32> -> tensor<1x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<1x8x16xf32>, %s: f32, %rk: tensor<2x16x16xf32>, %kv: tensor<1x2x?x?xi8>, %ki: tensor<1x2x?x?xi8>, %ks: tensor<1x3x?xf32>, %bk: tensor<1x2x4x16xf16>, %sl: tensor<1xi32>) {
+  // expected-error @+1 {{'swan.decode_attention' op shapes of sparse key values and scales disagree (2 vs 3)}}
+  %o = swan.decode_attention %q, scale %s rotations(%rk, %rk : tensor<2x16x16xf32>)
+      sparse_keys(%kv, %ki : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %ks : tensor<1x3x?xf32>) sparse_values(%kv, %ki : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %ks : tensor<1x3x?xf32>)
+      buffer(%bk, %bk : tensor<1x2x4x16xf16>) lengths(%sl, %sl : tensor<1xi32>)
+      group_size = 4 : tensor<1x8x16xf32> -> tensor<1x8x16xf32>
+  return
+}

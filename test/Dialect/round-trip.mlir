@@ -118,3 +118,27 @@ func.func @merge_attention(%m: tensor<?x4xf32>, %l: tensor<?x4xf32>, %a: tensor<
   %r = swan.merge_attention %m, %l, %a : tensor<?x4xf32>, tensor<?x4x128xf32> -> tensor<4x128xf16>
   return %o, %r : tensor<4x128xf32>, tensor<4x128xf16>
 }
+
+// SWAN-Q8: int8 winnowed values with one f32 scale per row.
+// CHECK-LABEL: func.func @int8_winnowed
+func.func @int8_winnowed(%x: tensor<?x128xf32>, %r: tensor<128x128xf32>, %k: index,
+    %q: tensor<4x128xf32>, %s: f32, %bq: tensor<1x8x128xf32>,
+    %rk: tensor<2x128x128xf32>, %kv: tensor<1x2x?x?xi8>, %ki: tensor<1x2x?x?xi8>,
+    %ks: tensor<1x2x?xf32>, %bk: tensor<1x2x?x128xf16>, %sl: tensor<1xi32>) {
+  // CHECK: swan.winnow %{{.*}} keep %{{.*}} : tensor<?x128xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+  %v, %i, %sc = swan.winnow %x keep %k : tensor<?x128xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+  // CHECK: swan.compress %{{.*}} by %{{.*}} keep %{{.*}} encoding = mask : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x?xi8>, tensor<?x16xi8>, tensor<?xf32>
+  %cv, %cm, %cs = swan.compress %x by %r keep %k encoding = mask : tensor<?x128xf32>, tensor<128x128xf32> -> tensor<?x?xi8>, tensor<?x16xi8>, tensor<?xf32>
+  // CHECK: swan.partial_attention %{{.*}}, scale %{{.*}} keys(%{{.*}} : tensor<?x?xi8>, indices %{{.*}} : tensor<?x?xi8>, scales %{{.*}} : tensor<?xf32>) values(%{{.*}} : tensor<?x?xi8>, indices %{{.*}} : tensor<?x16xi8>, scales %{{.*}} : tensor<?xf32>) value_encoding = mask
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%v : tensor<?x?xi8>, indices %i : tensor<?x?xi8>, scales %sc : tensor<?xf32>)
+      values(%cv : tensor<?x?xi8>, indices %cm : tensor<?x16xi8>, scales %cs : tensor<?xf32>)
+      value_encoding = mask : tensor<4x128xf32> -> tensor<4xf32>, tensor<4x128xf32>
+  // CHECK: sparse_keys(%{{.*}}, %{{.*}} : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %{{.*}} : tensor<1x2x?xf32>) sparse_values(%{{.*}}, %{{.*}} : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %{{.*}} : tensor<1x2x?xf32>)
+  %o = swan.decode_attention %bq, scale %s rotations(%rk, %rk : tensor<2x128x128xf32>)
+      sparse_keys(%kv, %ki : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %ks : tensor<1x2x?xf32>)
+      sparse_values(%kv, %ki : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %ks : tensor<1x2x?xf32>)
+      buffer(%bk, %bk : tensor<1x2x?x128xf16>) lengths(%sl, %sl : tensor<1xi32>)
+      group_size = 4 : tensor<1x8x128xf32> -> tensor<1x8x128xf32>
+  return
+}

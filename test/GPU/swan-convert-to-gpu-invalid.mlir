@@ -85,3 +85,21 @@ func.func @masked_compress_needs_a_multiple_of_32(%x: memref<?x48xf32>, %r: memr
       : (tensor<?x6xi8>, memref<?x6xi8>) -> ()
   return
 }
+
+// -----
+
+func.func @int8_winnowed_storage(%x: memref<?x64xf32>, %r: memref<64x64xf32>, %k: index,
+    %v: memref<?x?xi8>, %i: memref<?x?xi8>, %s: memref<?xf32>) {
+  %xt = bufferization.to_tensor %x restrict : memref<?x64xf32> to tensor<?x64xf32>
+  %rt = bufferization.to_tensor %r restrict : memref<64x64xf32> to tensor<64x64xf32>
+  // expected-error @+1 {{int8 winnowed storage (SWAN-Q8) has no GPU kernel yet; the CPU pipeline lowers it}}
+  %vt, %it, %st = swan.compress %xt by %rt keep %k
+      : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+  bufferization.materialize_in_destination %vt in restrict writable %v
+      : (tensor<?x?xi8>, memref<?x?xi8>) -> ()
+  bufferization.materialize_in_destination %it in restrict writable %i
+      : (tensor<?x?xi8>, memref<?x?xi8>) -> ()
+  bufferization.materialize_in_destination %st in restrict writable %s
+      : (tensor<?xf32>, memref<?xf32>) -> ()
+  return
+}

@@ -111,6 +111,13 @@ struct SwanConvertToGPUPass
     });
     if (count != 1)
       return fn.emitError("a GPU entry point wraps exactly one swan op");
+    auto compressOp = dyn_cast<CompressOp>(swanOp);
+    auto decodeOp = dyn_cast<DecodeAttentionOp>(swanOp);
+    if ((compressOp && compressOp.getScales()) ||
+        (decodeOp &&
+         (decodeOp.getSparseKeyScales() || decodeOp.getSparseValueScales())))
+      return swanOp->emitError("int8 winnowed storage (SWAN-Q8) has no GPU "
+                               "kernel yet; the CPU pipeline lowers it");
     FailureOr<SmallVector<Value>> sources = sourceArguments(swanOp);
     if (failed(sources))
       return swanOp->emitError(

@@ -11,6 +11,9 @@ def Swan_FloatTensor : RankedTensorOf<[AnyFloat]>;
 def Swan_IndexTensor : RankedTensorOf<[AnySignlessInteger]>;
 def Swan_LengthTensor : RankedTensorOf<[AnySignlessInteger, Index]>;
 def Swan_F32Tensor : RankedTensorOf<[F32]>;
+// Kept components of winnowed rows: floats, or int8 with one f32 scale per
+// row (SWAN-Q8, docs/DESIGN.md §5).
+def Swan_WinnowedTensor : RankedTensorOf<[AnyFloat, I8]>;
 
 // How the positions of a winnowed row's kept components are stored. Both
 // encodings keep the values in ascending dimension order; only the second
@@ -65,19 +68,28 @@ def Swan_WinnowOp : Swan_Op<"winnow", [Pure]> {
     is set when dimension `d` is kept. The values are the same in both
     encodings.
 
+    With `i8` values (SWAN-Q8) a third result, `scales` (`[n]` of `f32`),
+    holds each row's `s = max|x| / 127` over its kept entries (0 for an
+    all-zero row) and the values are `round(x / s)` (to nearest, ties to
+    even), so that every stored entry is within `s / 2` of the entry it
+    replaced. Rows are winnowed as with float values.
+
     ```mlir
     %vals, %idx = swan.winnow %x keep %k
         : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x?xi8>
     %vals2, %mask = swan.winnow %x keep %k encoding = mask
         : tensor<?x128xf32> -> tensor<?x?xf16>, tensor<?x16xi8>
+    %q, %idx3, %scales = swan.winnow %x keep %k
+        : tensor<?x128xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
     ```
   }];
   let arguments = (ins Swan_FloatTensor:$input, Index:$k,
                        Swan_EncodingAttr:$encoding);
-  let results = (outs Swan_FloatTensor:$values, Swan_IndexTensor:$indices);
+  let results = (outs Swan_WinnowedTensor:$values, Swan_IndexTensor:$indices,
+                      Optional<Swan_F32Tensor>:$scales);
   let assemblyFormat = [{
     $input `keep` $k (`encoding` `=` $encoding^)? attr-dict `:` type($input)
-    `->` type($values) `,` type($indices)
+    `->` type($values) `,` type($indices) (`,` type($scales)^)?
   }];
   let hasVerifier = 1;
   let hasCanonicalizer = 1;
@@ -89,7 +101,8 @@ def Swan_CompressOp : Swan_Op<"compress", [Pure]> {
     `swan.compress %x by %r keep %k` equals `swan.winnow` applied to
     `swan.rotate %x by %r`, without the rotated rows ever being stored: the
     operation the cache runs on every token that leaves its dense buffer.
-    `swan-fuse-rotate-winnow` produces it. `encoding` is the winnow's.
+    `swan-fuse-rotate-winnow` produces it. `encoding`, `i8` values and
+    their `scales` are the winnow's.
 
     ```mlir
     %vals, %idx = swan.compress %x by %r keep %k
@@ -99,11 +112,12 @@ def Swan_CompressOp : Swan_Op<"compress", [Pure]> {
   }];
   let arguments = (ins Swan_FloatTensor:$input, Swan_FloatTensor:$rotation,
                        Index:$k, Swan_EncodingAttr:$encoding);
-  let results = (outs Swan_FloatTensor:$values, Swan_IndexTensor:$indices);
+  let results = (outs Swan_WinnowedTensor:$values, Swan_IndexTensor:$indices,
+                      Optional<Swan_F32Tensor>:$scales);
   let assemblyFormat = [{
     $input `by` $rotation `keep` $k (`encoding` `=` $encoding^)? attr-dict
     `:` type($input) `,` type($rotation) `->` type($values) `,`
-    type($indices)
+    type($indices) (`,` type($scales)^)?
   }];
   let hasVerifier = 1;
 }
@@ -113,6 +127,7 @@ def Swan_CompressOp : Swan_Op<"compress", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
+    AttrSizedOperandSegments,
     AllTypesMatch<["key_rotation", "value_rotation"]>,
     AllTypesMatch<["buffer_keys", "buffer_values"]>,
     AllTypesMatch<["sparse_lengths", "buffer_lengths"]>]> {
@@ -139,7 +154,9 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
     result stays in the value rotation's basis (for a model whose output
     projection has absorbed `R_Vᵀ`). With `key_encoding = mask` or
     `value_encoding = mask` the sparse key or value indices are occupancy
-    masks, `[B, H, L, ceil(D/8)]` of `i8` (see `swan.winnow`).
+    masks, `[B, H, L, ceil(D/8)]` of `i8` (see `swan.winnow`). Sparse keys
+    or values of `i8` (SWAN-Q8) come with `scales` `[B, H, L]`: a key's
+    scale multiplies its score, a value's its softmax weight.
 
     ```mlir
     %o = swan.decode_attention %q, scale %s
@@ -153,9 +170,12 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
   }];
   let arguments = (ins Swan_FloatTensor:$query, F32:$scale,
       Swan_FloatTensor:$key_rotation, Swan_FloatTensor:$value_rotation,
-      Swan_FloatTensor:$sparse_key_values, Swan_IndexTensor:$sparse_key_indices,
-      Swan_FloatTensor:$sparse_value_values,
+      Swan_WinnowedTensor:$sparse_key_values,
+      Swan_IndexTensor:$sparse_key_indices,
+      Optional<Swan_F32Tensor>:$sparse_key_scales,
+      Swan_WinnowedTensor:$sparse_value_values,
       Swan_IndexTensor:$sparse_value_indices,
+      Optional<Swan_F32Tensor>:$sparse_value_scales,
       Swan_FloatTensor:$buffer_keys, Swan_FloatTensor:$buffer_values,
       Swan_LengthTensor:$sparse_lengths, Swan_LengthTensor:$buffer_lengths,
       ConfinedAttr<I64Attr, [IntPositive]>:$group_size,
@@ -166,9 +186,12 @@ def Swan_DecodeAttentionOp : Swan_Op<"decode_attention", [Pure,
     $query `,` `scale` $scale
     `rotations` `(` $key_rotation `,` $value_rotation `:` type($key_rotation) `)`
     `sparse_keys` `(` $sparse_key_values `,` $sparse_key_indices `:`
-        type($sparse_key_values) `,` type($sparse_key_indices) `)`
+        type($sparse_key_values) `,` type($sparse_key_indices)
+        (`,` `scales` $sparse_key_scales^ `:` type($sparse_key_scales))? `)`
     `sparse_values` `(` $sparse_value_values `,` $sparse_value_indices `:`
-        type($sparse_value_values) `,` type($sparse_value_indices) `)`
+        type($sparse_value_values) `,` type($sparse_value_indices)
+        (`,` `scales` $sparse_value_scales^ `:` type($sparse_value_scales))?
+        `)`
     `buffer` `(` $buffer_keys `,` $buffer_values `:` type($buffer_keys) `)`
     `lengths` `(` $sparse_lengths `,` $buffer_lengths `:`
         type($sparse_lengths) `)`
@@ -190,7 +213,10 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
     or winnowed rows (`[n, k]` values plus `[n, k]` indices; for winnowed
     keys or values, `key_encoding = mask` or `value_encoding = mask` takes
     `[n, ceil(D/8)]` occupancy masks instead of indices, as `swan.winnow`
-    produces them). Returns, per
+    produces them). Winnowed keys or values of `i8` (SWAN-Q8) take their
+    rows' `scales` (`[n]` of `f32`): a key's scale multiplies its score, a
+    value's its weight in the accumulator, and no row is ever dequantised
+    into memory. Returns, per
     query head, the largest score `max` (`-inf` for an empty block), the sum
     of `exp(s_i - max)` and the unnormalised accumulator
     `Σ_i exp(s_i - max) · v'_i` (`[G, D]`, still rotated).
@@ -204,18 +230,23 @@ def Swan_PartialAttentionOp : Swan_Op<"partial_attention", [Pure,
     ```
   }];
   let arguments = (ins Swan_F32Tensor:$query, F32:$scale,
-      Swan_FloatTensor:$key_values, Optional<Swan_IndexTensor>:$key_indices,
-      Swan_FloatTensor:$value_values,
+      Swan_WinnowedTensor:$key_values,
+      Optional<Swan_IndexTensor>:$key_indices,
+      Optional<Swan_F32Tensor>:$key_scales,
+      Swan_WinnowedTensor:$value_values,
       Optional<Swan_IndexTensor>:$value_indices,
+      Optional<Swan_F32Tensor>:$value_scales,
       Swan_EncodingAttr:$key_encoding, Swan_EncodingAttr:$value_encoding);
   let results = (outs Swan_F32Tensor:$max, Swan_F32Tensor:$sum,
                       Swan_F32Tensor:$accumulator);
   let assemblyFormat = [{
     $query `,` `scale` $scale
     `keys` `(` $key_values `:` type($key_values)
-        (`,` `indices` $key_indices^ `:` type($key_indices))? `)`
+        (`,` `indices` $key_indices^ `:` type($key_indices))?
+        (`,` `scales` $key_scales^ `:` type($key_scales))? `)`
     `values` `(` $value_values `:` type($value_values)
-        (`,` `indices` $value_indices^ `:` type($value_indices))? `)`
+        (`,` `indices` $value_indices^ `:` type($value_indices))?
+        (`,` `scales` $value_scales^ `:` type($value_scales))? `)`
     (`key_encoding` `=` $key_encoding^)?
     (`value_encoding` `=` $value_encoding^)?
     attr-dict `:` type($query) `->` type($max) `,` type($accumulator)
