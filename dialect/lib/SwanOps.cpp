@@ -123,8 +123,8 @@ LogicalResult verifyScales(Operation *op, StringRef name, Value values,
   Type elementType = tensorType(values).getElementType();
   bool quantised = elementType.isInteger(8);
   if (quantised && !scales)
-    return op->emitOpError() << "int8 " << name
-                             << " values need a scale per row";
+    return op->emitOpError()
+           << "int8 " << name << " values need a scale per row";
   if (!scales)
     return success();
   if (!quantised)
@@ -345,11 +345,11 @@ namespace {
 /// Keys or values of a block: dense rotated rows [n, D], or winnowed rows
 /// [n, k] with indices or masks (and, when int8, scales).
 LogicalResult verifyBlockOperand(Operation *op, StringRef name, Value values,
-                                 Value positions, Value scales,
-                                 int64_t headDim, Encoding encoding) {
+                                 Value positions, Value scales, int64_t headDim,
+                                 Encoding encoding) {
   if (positions) {
-    if (failed(verifyEncoded(op, name, encoding, values, positions, 2,
-                             headDim)))
+    if (failed(
+            verifyEncoded(op, name, encoding, values, positions, 2, headDim)))
       return failure();
     return verifyScales(op, name, values, scales, 2);
   }
@@ -358,9 +358,9 @@ LogicalResult verifyBlockOperand(Operation *op, StringRef name, Value values,
            << "dense " << name << "s have no mask: " << name
            << "_encoding = mask needs winnowed " << name << "s";
   if (tensorType(values).getElementType().isInteger(8))
-    return op->emitOpError() << "dense " << name
-                             << "s cannot be int8: only winnowed " << name
-                             << "s have a scale per row";
+    return op->emitOpError()
+           << "dense " << name << "s cannot be int8: only winnowed " << name
+           << "s have a scale per row";
   if (scales)
     return op->emitOpError() << "dense " << name << "s have no scales";
   if (failed(verifyRank(op, (name + " values").str(), values, 2)))

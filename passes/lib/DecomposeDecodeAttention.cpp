@@ -113,9 +113,8 @@ struct DecomposeDecodeAttention : OpRewritePattern<DecodeAttentionOp> {
     auto accType = RankedTensorType::get({groups, headDim}, f32);
     SmallVector<Value> maxima, sums, accumulators;
     auto addPartial = [&](Value keys, Value keyPositions, Value keyScales,
-                          Value values, Value valuePositions,
-                          Value valueScales, Encoding keyEncoding,
-                          Encoding valueEncoding) {
+                          Value values, Value valuePositions, Value valueScales,
+                          Encoding keyEncoding, Encoding valueEncoding) {
       auto partial = PartialAttentionOp::create(
           rewriter, loc, maxType, maxType, accType, rotatedQuery, op.getScale(),
           keys, keyPositions, keyScales, values, valuePositions, valueScales,

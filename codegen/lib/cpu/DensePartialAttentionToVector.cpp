@@ -43,6 +43,10 @@ public:
       keyIndices = kb.view(op.getKeyIndices());
     if (op.getValueIndices())
       valueIndices = kb.view(op.getValueIndices());
+    if (op.getKeyScales())
+      keyScales = kb.view(op.getKeyScales());
+    if (op.getValueScales())
+      valueScales = kb.view(op.getValueScales());
     maskedKeys = op.getKeyEncoding() == Encoding::mask;
     maskedValues = op.getValueEncoding() == Encoding::mask;
 
@@ -82,8 +86,11 @@ public:
         SmallVector<Value> s = expand || maskedKeys ? expandedScores(token)
                                : keyIndices         ? sparseScores(token)
                                                     : denseScores(token);
+        // An int8 key's scale multiplies its scores.
+        Value keyScale = rowScale(keyScales, token);
         for (int64_t g = 0; g < groups; ++g)
-          kb.create<memref::StoreOp>(s[g], scores, ValueRange{kb.index(g), t});
+          kb.create<memref::StoreOp>(keyScale ? kb.mul(s[g], keyScale) : s[g],
+                                     scores, ValueRange{kb.index(g), t});
       });
       for (int64_t g = 0; g < groups; ++g)
         updateSoftmax(g, count);
@@ -91,11 +98,15 @@ public:
         return accumulateDense(first, count);
       kb.loop(kb.index(0), count, kb.index(1), [&](Value t) {
         Value token = kb.create<arith::AddIOp>(first, t);
+        // An int8 value's scale multiplies its weights.
+        Value valueScale = rowScale(valueScales, token);
         SmallVector<Value> weights;
-        for (int64_t g = 0; g < groups; ++g)
-          weights.push_back(kb.splat(
-              kb.create<memref::LoadOp>(scores, ValueRange{kb.index(g), t}),
-              lanes));
+        for (int64_t g = 0; g < groups; ++g) {
+          Value w =
+              kb.create<memref::LoadOp>(scores, ValueRange{kb.index(g), t});
+          weights.push_back(
+              kb.splat(valueScale ? kb.mul(w, valueScale) : w, lanes));
+        }
         if (expand || maskedValues)
           accumulateExpanded(token, weights);
         else
@@ -106,6 +117,13 @@ public:
   }
 
 private:
+  /// The scale of an int8 row, or a null Value for float rows.
+  Value rowScale(Value scales, Value token) {
+    if (!scales)
+      return Value();
+    return kb.create<memref::LoadOp>(scales, ValueRange{token});
+  }
+
   /// The D/16 dense f32 chunks of one winnowed token, built in registers
   /// and never stored: vp2intersect of each chunk's positions with the
   /// token's indices gives the chunk's kept lanes, then `expandChunks`.
@@ -181,9 +199,9 @@ private:
             masks[c], kb.zeroVector(lanes, f32)));
       return dense;
     }
-    // 16-bit floats, two chunks at a time where they pair up
-    // (swan-legalize-narrow-expandload later makes this vpexpandw on their
-    // bits).
+    // 16-bit floats or int8, two chunks at a time where they pair up
+    // (swan-legalize-narrow-expandload later makes this vpexpandw on the
+    // bits of 16-bit floats, or byte shuffles without AVX-512).
     int64_t pair = chunks % 2 == 0 ? 2 : 1;
     SmallVector<int64_t> concat(pair * lanes);
     std::iota(concat.begin(), concat.end(), 0);
@@ -403,6 +421,7 @@ private:
   int64_t lanes, tile, groups = 0, headDim = 0, chunks = 0;
   bool expand, maskedKeys = false, maskedValues = false;
   Value keys, keyIndices, values, valueIndices;
+  Value keyScales, valueScales; // int8 rows only
   Value scaledQuery, accumulator, scores, runningMax, runningSum;
 };
 

@@ -104,6 +104,8 @@ Value KernelBuilder::convertFloat(Value value, Type elementType) {
   Type to = elementType;
   if (auto vectorType = dyn_cast<VectorType>(value.getType()))
     to = vectorType.clone(elementType);
+  if (isa<IntegerType>(from))
+    return create<arith::SIToFPOp>(to, value);
   if (from.getIntOrFloatBitWidth() < elementType.getIntOrFloatBitWidth())
     return create<arith::ExtFOp>(to, value);
   return create<arith::TruncFOp>(to, value);

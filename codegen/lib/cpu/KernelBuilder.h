@@ -54,7 +54,8 @@ public:
   mlir::Value writeToTensor(mlir::Value vector, mlir::Value tensor,
                             mlir::ValueRange indices, bool inBounds = true);
 
-  /// Converts floats (scalar or vector) to `elementType` by extf/truncf.
+  /// Converts floats (scalar or vector) to `elementType` by extf/truncf;
+  /// int8 stored values (SWAN-Q8, signed) widen to a float by sitofp.
   mlir::Value convertFloat(mlir::Value value, mlir::Type elementType);
   /// `lanes` elements of `memref` at `indices`, as f32. With a mask, lanes
   /// outside it read as zero and touch no memory.

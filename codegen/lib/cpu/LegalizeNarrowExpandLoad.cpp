@@ -7,7 +7,8 @@
 //  - pshufb: on x86 hosts without AVX-512, where LLVM scalarises every
 //    expanding load into one branch per lane, each 16 bytes of the result is
 //    a 16-byte load and a byte shuffle whose control comes from a table
-//    indexed by that part's mask bits.
+//    indexed by that part's mask bits (8 bytes for int8 lanes: a table of
+//    2^16 rows would not stay in cache).
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,8 +29,14 @@ using namespace mlir;
 
 namespace {
 
-/// Bytes one shuffle fills: an SSSE3 pshufb.
+/// Bytes one shuffle reads: an SSSE3 pshufb.
 constexpr int64_t kShuffleBytes = 16;
+
+/// Lanes one shuffle fills for elements of `bytes` bytes: a whole window,
+/// except that int8 lanes go 8 at a time (a table of 256 rows, not 65536).
+int64_t partLanesFor(int64_t bytes) {
+  return bytes == 1 ? 8 : kShuffleBytes / bytes;
+}
 
 /// The address of `base[indices]`, the last index replaced by `last`, as an
 /// LLVM pointer (the memref's innermost stride is 1).
@@ -89,19 +96,22 @@ std::string shuffleTableName(int64_t bytes) {
 
 /// The table of shuffle controls for elements of `bytes` bytes: row m sends
 /// the r-th element of a 16-byte window to the lane of m's r-th set bit and
-/// zeroes the lanes whose bit is clear (control bytes 0x80).
+/// zeroes the lanes whose bit is clear, and any bytes past the part's lanes
+/// (control bytes 0x80).
 memref::GlobalOp createShuffleTable(OpBuilder &builder, Location loc,
                                     int64_t bytes) {
-  int64_t lanes = kShuffleBytes / bytes;
+  int64_t lanes = partLanesFor(bytes);
   int64_t rows = int64_t(1) << lanes;
   SmallVector<int8_t> control;
-  for (int64_t m = 0; m < rows; ++m)
+  for (int64_t m = 0; m < rows; ++m) {
     for (int64_t lane = 0, rank = 0; lane < lanes; ++lane) {
       bool kept = (m >> lane) & 1;
       for (int64_t b = 0; b < bytes; ++b)
         control.push_back(kept ? int8_t(rank * bytes + b) : int8_t(0x80));
       rank += kept;
     }
+    control.resize((m + 1) * kShuffleBytes, int8_t(0x80));
+  }
   auto type = MemRefType::get({rows, kShuffleBytes}, builder.getI8Type());
   auto value = DenseElementsAttr::get(
       RankedTensorType::get(type.getShape(), type.getElementType()),
@@ -116,9 +126,10 @@ bool isZeroSplat(Value value) {
   return matchPattern(value, m_Zero()) || matchPattern(value, m_AnyZeroFloat());
 }
 
-/// An expanding load of 16- or 32-bit elements as byte shuffles, in parts of
-/// 16 bytes: part p of the result is a 16-byte window of the row starting at
-/// its first value, shuffled by the table row of p's mask bits. A window
+/// An expanding load of 8-, 16- or 32-bit elements as byte shuffles, in parts
+/// of 16 bytes (8 for int8): part p of the result is a 16-byte window of the
+/// row starting at its first value, shuffled by the table row of p's mask
+/// bits. A window
 /// may run up to 16 bytes past the row's last value. A load whose
 /// swan.readable_tail promises that much is rewritten as it is; any other
 /// checks at run time that another row of at least a window's length
@@ -134,12 +145,13 @@ struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
     VectorType type = op.getVectorType();
     auto memrefType = dyn_cast<MemRefType>(op.getBase().getType());
     int64_t bits = type.getElementTypeBitWidth();
-    if (!memrefType || type.getRank() != 1 || (bits != 16 && bits != 32))
-      return rewriter.notifyMatchFailure(op, "not 16- or 32-bit lanes");
-    int64_t bytes = bits / 8, partLanes = kShuffleBytes / bytes;
+    if (!memrefType || type.getRank() != 1 ||
+        (bits != 8 && bits != 16 && bits != 32))
+      return rewriter.notifyMatchFailure(op, "not 8-, 16- or 32-bit lanes");
+    int64_t bytes = bits / 8, partLanes = partLanesFor(bytes);
     int64_t lanes = type.getNumElements();
     if (lanes % partLanes != 0 || lanes > 64)
-      return rewriter.notifyMatchFailure(op, "lanes do not fill 16-byte parts");
+      return rewriter.notifyMatchFailure(op, "lanes do not fill whole parts");
     auto table = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
         op, rewriter.getStringAttr(shuffleTableName(bytes)));
     if (!table)
@@ -151,7 +163,8 @@ struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
       return success();
     }
     auto branch = scf::IfOp::create(
-        rewriter, op.getLoc(), windowsStayInside(rewriter, op, partLanes),
+        rewriter, op.getLoc(),
+        windowsStayInside(rewriter, op, kShuffleBytes / bytes),
         [&](OpBuilder &, Location loc) {
           scf::YieldOp::create(rewriter, loc, shuffled(rewriter, op, table));
         },
@@ -164,9 +177,10 @@ struct ExpandLoadAsShuffles : OpRewritePattern<vector::ExpandLoadOp> {
   }
 
 private:
-  /// Whether every window of `op` lies inside the memref (see above).
+  /// Whether every window of `op`, `windowLanes` elements long, lies inside
+  /// the memref (see above).
   static Value windowsStayInside(PatternRewriter &rewriter,
-                                 vector::ExpandLoadOp op, int64_t partLanes) {
+                                 vector::ExpandLoadOp op, int64_t windowLanes) {
     Location loc = op.getLoc();
     Value base = op.getBase();
     int64_t rank = cast<MemRefType>(base.getType()).getRank();
@@ -181,7 +195,7 @@ private:
     if (rank == 1) {
       Value end = arith::AddIOp::create(
           rewriter, loc, op.getIndices().back(),
-          constant(op.getVectorType().getNumElements() + partLanes));
+          constant(op.getVectorType().getNumElements() + windowLanes));
       return atLeast(rowLength, end);
     }
     Value rows = memref::DimOp::create(rewriter, loc, base, rank - 2);
@@ -190,7 +204,7 @@ private:
     Value anotherRow = arith::CmpIOp::create(
         rewriter, loc, arith::CmpIPredicate::slt, next, rows);
     return arith::AndIOp::create(rewriter, loc, anotherRow,
-                                 atLeast(rowLength, constant(partLanes)));
+                                 atLeast(rowLength, constant(windowLanes)));
   }
 
   /// The `count` elements of the row from `start` on, at the front of a
@@ -201,10 +215,10 @@ private:
                               Value count) {
     Location loc = op.getLoc();
     Type element = op.getVectorType().getElementType();
-    int64_t partLanes = kShuffleBytes * 8 / element.getIntOrFloatBitWidth();
-    VectorType partType = VectorType::get({partLanes}, element);
-    Value zeros = arith::ConstantOp::create(rewriter, loc, partType,
-                                            rewriter.getZeroAttr(partType));
+    int64_t windowLanes = kShuffleBytes * 8 / element.getIntOrFloatBitWidth();
+    VectorType windowType = VectorType::get({windowLanes}, element);
+    Value zeros = arith::ConstantOp::create(rewriter, loc, windowType,
+                                            rewriter.getZeroAttr(windowType));
     auto loop = scf::ForOp::create(
         rewriter, loc, arith::ConstantIndexOp::create(rewriter, loc, 0), count,
         arith::ConstantIndexOp::create(rewriter, loc, 1), ValueRange{zeros},
@@ -228,7 +242,7 @@ private:
     Location loc = op.getLoc();
     VectorType type = op.getVectorType();
     int64_t bytes = type.getElementTypeBitWidth() / 8;
-    int64_t lanes = type.getNumElements(), partLanes = kShuffleBytes / bytes;
+    int64_t lanes = type.getNumElements(), partLanes = partLanesFor(bytes);
     Type index = rewriter.getIndexType();
     IntegerType wordType = rewriter.getIntegerType(lanes);
     auto constantWord = [&](const APInt &v) -> Value {
@@ -237,7 +251,6 @@ private:
     };
     VectorType windowType =
         VectorType::get({kShuffleBytes}, rewriter.getI8Type());
-    VectorType partType = VectorType::get({partLanes}, type.getElementType());
     Value word = vector::ExtractOp::create(
         rewriter, loc,
         vector::BitCastOp::create(rewriter, loc, VectorType::get({1}, wordType),
@@ -279,7 +292,14 @@ private:
                        rewriter.getStringAttr("llvm.x86.ssse3.pshuf.b.128"),
                        ValueRange{window, control})
                        .getResult(0);
-      part = vector::BitCastOp::create(rewriter, loc, partType, part);
+      part = vector::BitCastOp::create(
+          rewriter, loc,
+          VectorType::get({kShuffleBytes / bytes}, type.getElementType()),
+          part);
+      if (partLanes < kShuffleBytes / bytes)
+        part = vector::ExtractStridedSliceOp::create(
+            rewriter, loc, part, ArrayRef<int64_t>{0},
+            ArrayRef<int64_t>{partLanes}, ArrayRef<int64_t>{1});
       SmallVector<int64_t> offset{p * partLanes}, stride{1};
       if (!zeroPassThru) {
         Value partMask = vector::ExtractStridedSliceOp::create(
@@ -346,7 +366,7 @@ private:
     Operation *scope = nullptr;
     getOperation()->walk([&](vector::ExpandLoadOp op) {
       int64_t bits = op.getVectorType().getElementTypeBitWidth();
-      if (bits == 16 || bits == 32)
+      if (bits == 8 || bits == 16 || bits == 32)
         widths.insert(bits / 8);
       scope = SymbolTable::getNearestSymbolTable(op);
     });

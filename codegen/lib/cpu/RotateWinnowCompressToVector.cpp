@@ -94,9 +94,13 @@ void forRowBlocks(
 /// index order are, found by a second bitwise search over positions.
 /// `keptPositions` receives the kept indices, or with the mask encoding the
 /// row's occupancy bytes (lanes is then a multiple of 8).
-void winnowRow(KernelBuilder &kb, Value rows, Value r, Value k, int64_t headDim,
-               int64_t lanes, Value keptValues, Value keptPositions,
-               Encoding encoding) {
+///
+/// With int8 `keptValues` (SWAN-Q8) the kept entries are stored as
+/// round(x / s), s = max|x| / 127, and s is returned (else a null Value).
+/// The row's largest magnitude is always kept, so s needs no search.
+Value winnowRow(KernelBuilder &kb, Value rows, Value r, Value k,
+                int64_t headDim, int64_t lanes, Value keptValues,
+                Value keptPositions, Encoding encoding) {
   OpBuilder &b = kb.builder();
   Type i32 = b.getI32Type();
   VectorType i32Vector = kb.vectorOf(lanes, i32);
@@ -200,6 +204,31 @@ void winnowRow(KernelBuilder &kb, Value rows, Value r, Value k, int64_t headDim,
 
   Type valueType = cast<MemRefType>(keptValues.getType()).getElementType();
   Type indexType = cast<MemRefType>(keptPositions.getType()).getElementType();
+  Value scale;
+  if (isa<IntegerType>(valueType)) {
+    // Non-negative floats order like their bits.
+    Value largest = magnitudes.front();
+    for (int64_t c = 1; c < chunks; ++c)
+      largest = kb.create<arith::MaxSIOp>(largest, magnitudes[c]);
+    Value maxBits =
+        kb.create<vector::ReductionOp>(vector::CombiningKind::MAXSI, largest);
+    scale = kb.create<arith::DivFOp>(
+        kb.create<arith::BitcastOp>(b.getF32Type(), maxBits), kb.f32(127.0));
+  }
+  // A kept entry as stored: converted, or quantised by `scale`.
+  auto stored = [&](Value x) -> Value {
+    if (!scale)
+      return kb.convertFloat(x, valueType);
+    // An all-zero row has s = 0 and stores zeros.
+    Value zeroScale =
+        kb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ, scale, kb.f32(0.0));
+    Value q = kb.create<arith::SelectOp>(zeroScale, kb.f32(0.0),
+                                         kb.create<arith::DivFOp>(x, scale));
+    q = kb.create<math::RoundEvenOp>(q);
+    q = kb.create<arith::MinimumFOp>(
+        kb.create<arith::MaximumFOp>(q, kb.f32(-127.0)), kb.f32(127.0));
+    return kb.create<arith::FPToSIOp>(valueType, q);
+  };
   if (encoding == Encoding::mask)
     for (int64_t c = 0; c < chunks; ++c) {
       // Lane d of the i1 vector is bit d of the bytes (little-endian).
@@ -241,8 +270,8 @@ void winnowRow(KernelBuilder &kb, Value rows, Value r, Value k, int64_t headDim,
           Value slot = kb.create<arith::AddIOp>(next, i);
           Value value =
               kb.create<memref::LoadOp>(rows, ValueRange{r, position});
-          kb.create<memref::StoreOp>(kb.convertFloat(value, valueType),
-                                     keptValues, ValueRange{slot});
+          kb.create<memref::StoreOp>(stored(value), keptValues,
+                                     ValueRange{slot});
           if (encoding != Encoding::mask)
             kb.create<memref::StoreOp>(
                 kb.create<arith::IndexCastUIOp>(indexType, position),
@@ -252,6 +281,7 @@ void winnowRow(KernelBuilder &kb, Value rows, Value r, Value k, int64_t headDim,
         });
     next = kb.create<arith::AddIOp>(next, count);
   }
+  return scale;
 }
 
 //===----------------------------------------------------------------------===//
@@ -337,7 +367,7 @@ Value writeRowPrefix(KernelBuilder &kb, Value source, Value count, Value out,
 /// loop: the winnowing is most of the kernel's compile time.
 LogicalResult lowerWinnowing(
     Operation *op, Value input, Value k, Value valuesResult,
-    Value indicesResult, Encoding encoding,
+    Value indicesResult, Value scalesResult, Encoding encoding,
     const VectorLoweringOptions &options, PatternRewriter &rewriter,
     int64_t blockRows,
     llvm::function_ref<void(KernelBuilder &, Value first, int64_t count,
@@ -359,6 +389,10 @@ LogicalResult lowerWinnowing(
   int64_t positionsPerRow = masked ? headDim / 8 : headDim;
   Value indices = kb.emptyTensor(
       indicesType, {rows, masked ? kb.index(positionsPerRow) : k});
+  SmallVector<Value> outputs{values, indices};
+  if (scalesResult)
+    outputs.push_back(
+        kb.emptyTensor(cast<RankedTensorType>(scalesResult.getType()), {rows}));
   Value rowScratch = kb.scratch({blockRows, headDim}, rewriter.getF32Type());
   // Room for one piece past the row: writeRowPrefix reads whole pieces.
   Value keptValues =
@@ -367,8 +401,8 @@ LogicalResult lowerWinnowing(
                                  indicesType.getElementType());
   Value zero = kb.index(0);
   Value block = kb.index(blockRows);
-  SmallVector<Value> results = kb.loop(
-      zero, rows, block, {values, indices}, [&](Value first, ValueRange outs) {
+  SmallVector<Value> results =
+      kb.loop(zero, rows, block, outputs, [&](Value first, ValueRange outs) {
         Value count = kb.create<arith::MinSIOp>(
             block, kb.create<arith::SubIOp>(rows, first));
         if (blockRows == 1) {
@@ -388,21 +422,26 @@ LogicalResult lowerWinnowing(
         }
         return kb.loop(
             zero, count, kb.index(1), outs, [&](Value r, ValueRange written) {
-              winnowRow(kb, rowScratch, r, k, headDim, *lanes, keptValues,
-                        keptIndices, encoding);
+              Value scale = winnowRow(kb, rowScratch, r, k, headDim, *lanes,
+                                      keptValues, keptIndices, encoding);
               Value row = kb.create<arith::AddIOp>(first, r);
-              Value valuesOut =
-                  writeRowPrefix(kb, keptValues, k, written[0], row, *lanes);
-              if (!masked)
-                return SmallVector<Value>{
-                    valuesOut, writeRowPrefix(kb, keptIndices, k, written[1],
-                                              row, *lanes)};
-              // Mask rows have a static length and fit exactly.
-              Value bytes = kb.create<vector::LoadOp>(
-                  kb.vectorOf(positionsPerRow, indicesType.getElementType()),
-                  keptIndices, ValueRange{zero});
-              return SmallVector<Value>{
-                  valuesOut, kb.writeToTensor(bytes, written[1], {row, zero})};
+              SmallVector<Value> next{
+                  writeRowPrefix(kb, keptValues, k, written[0], row, *lanes)};
+              if (masked) {
+                // Mask rows have a static length and fit exactly.
+                Value bytes = kb.create<vector::LoadOp>(
+                    kb.vectorOf(positionsPerRow, indicesType.getElementType()),
+                    keptIndices, ValueRange{zero});
+                next.push_back(
+                    kb.writeToTensor(bytes, written[1], {row, zero}));
+              } else {
+                next.push_back(writeRowPrefix(kb, keptIndices, k, written[1],
+                                              row, *lanes));
+              }
+              if (scale)
+                next.push_back(
+                    kb.create<tensor::InsertOp>(scale, written[2], row));
+              return next;
             });
       });
   rewriter.replaceOp(op, results);
@@ -422,7 +461,7 @@ struct LowerWinnow : OpRewritePattern<WinnowOp> {
     Value x = views.view(op.getInput());
     return lowerWinnowing(
         op, op.getInput(), op.getK(), op.getValues(), op.getIndices(),
-        op.getEncoding(), options, rewriter, /*blockRows=*/1,
+        op.getScales(), op.getEncoding(), options, rewriter, /*blockRows=*/1,
         [&](KernelBuilder &kb, Value r, int64_t, Value scratch, Value at,
             int64_t lanes) {
           for (int64_t c = 0; c < headDim / lanes; ++c)
@@ -448,8 +487,8 @@ struct LowerCompress : OpRewritePattern<CompressOp> {
     Value x = views.view(op.getInput());
     Value rotation = views.view(op.getRotation());
     return lowerWinnowing(op, op.getInput(), op.getK(), op.getValues(),
-                          op.getIndices(), op.getEncoding(), options, rewriter,
-                          kRotationRowBlock,
+                          op.getIndices(), op.getScales(), op.getEncoding(),
+                          options, rewriter, kRotationRowBlock,
                           [&](KernelBuilder &kb, Value first, int64_t count,
                               Value scratch, Value at, int64_t lanes) {
                             // The rotated rows live only in L1 scratch, never

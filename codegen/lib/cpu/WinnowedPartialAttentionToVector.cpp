@@ -161,6 +161,9 @@ constexpr int64_t kPrefetchTokens = 32;
 /// 32 dimensions of f16). Keys then meet the [G, D] scaled query; values
 /// accumulate into a [G, D] accumulator, a few chunks of it in registers
 /// while the whole tile's tokens pass. Their cost per token follows D, not k.
+///
+/// int8 rows (SWAN-Q8) are read as they are, widened in registers: a key's
+/// scale multiplies its G scores, a value's its G weights.
 class WinnowedPartialAttentionKernel {
 public:
   WinnowedPartialAttentionKernel(KernelBuilder &kb, PartialAttentionOp op,
@@ -179,6 +182,10 @@ public:
     keyIndices = kb.view(op.getKeyIndices());
     values = kb.view(op.getValueValues());
     valueIndices = kb.view(op.getValueIndices());
+    if (op.getKeyScales())
+      keyScales = kb.view(op.getKeyScales());
+    if (op.getValueScales())
+      valueScales = kb.view(op.getValueScales());
     Value query = kb.view(op.getQuery());
     queryT = kb.scratch({headDim, groups}, f32);
     weights = kb.scratch({tile * groups}, f32);
@@ -267,6 +274,15 @@ public:
 
 private:
   Value row(double value) { return kb.splat(kb.f32(value), groups); }
+
+  /// `g` (one entry per query head) times the token's int8 row scale, or
+  /// `g` itself when `scales` is null (float rows).
+  Value scaled(Value g, Value scales, Value token) {
+    if (!scales)
+      return g;
+    Value scale = kb.create<memref::LoadOp>(scales, ValueRange{token});
+    return kb.mul(g, kb.splat(scale, groups));
+  }
 
   /// One kept entry: its position (unsigned) and value (as f32).
   std::pair<Value, Value> entry(Value indexMemref, Value valueMemref,
@@ -526,7 +542,7 @@ private:
           if (maskedKeys)
             keyRow = {keyRows.first,
                       kb.create<arith::AddIOp>(keyRows.second, t)};
-          Value s = score(token, keyRow);
+          Value s = scaled(score(token, keyRow), keyScales, token);
           kb.create<vector::StoreOp>(
               s, weights,
               ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
@@ -566,11 +582,15 @@ private:
     Value sum = kb.loop(
         kb.index(0), count, kb.index(1), {kb.mul(oldSum, alpha)},
         [&](Value t, ValueRange l) {
-          Value p = kb.create<vector::LoadOp>(
-              rowType, weights,
-              ValueRange{kb.create<arith::MulIOp>(t, kb.index(groups))});
+          Value at = kb.create<arith::MulIOp>(t, kb.index(groups));
+          Value p = kb.create<vector::LoadOp>(rowType, weights, ValueRange{at});
+          Value token = kb.create<arith::AddIOp>(first, t);
+          // int8 values: the weights that meet them carry their scale.
+          Value valueWeights = scaled(p, valueScales, token);
           if (!maskedValues)
-            accumulate(kb.create<arith::AddIOp>(first, t), p);
+            accumulate(token, valueWeights);
+          else if (valueScales)
+            kb.create<vector::StoreOp>(valueWeights, weights, ValueRange{at});
           return SmallVector<Value>{kb.add(l[0], p)};
         })[0];
     if (maskedValues)
@@ -696,6 +716,7 @@ private:
   int64_t lanes, tile, groups = 0, headDim = 0;
   bool maskedKeys = false, maskedValues = false;
   Value keys, keyIndices, values, valueIndices;
+  Value keyScales, valueScales; // int8 rows only
   Value queryT, queryGD, accT, accGD, valueStarts, weights;
   PaddedRows paddedKeys, paddedValues;
 };

@@ -35,7 +35,9 @@ public:
         f32(builder.getF32Type()), i8(builder.getIntegerType(8)),
         storage(key.storage == swan::StorageType::F16
                     ? Type(builder.getF16Type())
-                    : Type(builder.getF32Type())) {}
+                    : Type(builder.getF32Type())),
+        quantised(key.winnowed == swan::WinnowedStorage::Int8),
+        winnowed(quantised ? i8 : storage) {}
 
   /// Builds every entry point, or only the one named `only`; false when
   /// no entry point has that name.
@@ -129,22 +131,29 @@ private:
     MemRefType rows = memref({kDyn, headDim}, f32);
     MemRefType rotation = memref({headDim, headDim}, f32);
     int64_t positions = positionsPerRow(encoding);
-    func::FuncOp function = startFunction(
-        name, {rows, rotation, builder.getIndexType(),
-               memref({kDyn, kDyn}, storage), memref({kDyn, positions}, i8)});
+    SmallVector<Type> arguments = {rows, rotation, builder.getIndexType(),
+                                   memref({kDyn, kDyn}, winnowed),
+                                   memref({kDyn, positions}, i8)};
+    if (quantised)
+      arguments.push_back(memref({kDyn}, f32));
+    func::FuncOp function = startFunction(name, arguments);
     auto args = function.getArguments();
     auto compress = swan::CompressOp::create(
-        builder, loc, RankedTensorType::get({kDyn, kDyn}, storage),
-        RankedTensorType::get({kDyn, positions}, i8), asTensor(args[0]),
-        asTensor(args[1]), args[2], encoding);
+        builder, loc, RankedTensorType::get({kDyn, kDyn}, winnowed),
+        RankedTensorType::get({kDyn, positions}, i8),
+        quantised ? RankedTensorType::get({kDyn}, f32) : Type(),
+        asTensor(args[0]), asTensor(args[1]), args[2], encoding);
     storeInto(compress.getValues(), args[3]);
     storeInto(compress.getIndices(), args[4]);
+    if (quantised)
+      storeInto(compress.getScales(), args[5]);
     finish();
   }
 
   /// partial_sparse* (winnowed keys and values in `keyEncoding` and
-  /// `valueEncoding`) or partial_dense (rotated rows); each returns max, sum
-  /// and the rotated accumulator of one block.
+  /// `valueEncoding`, each followed by its scales when int8) or
+  /// partial_dense (rotated rows); each returns max, sum and the rotated
+  /// accumulator of one block.
   void buildPartial(const char *name, bool sparse, swan::Encoding keyEncoding,
                     swan::Encoding valueEncoding) {
     if (!wanted(name))
@@ -152,30 +161,38 @@ private:
     MemRefType query = memref({groupSize, headDim}, f32);
     MemRefType perHead = memref({groupSize}, f32);
     SmallVector<Type> arguments = {query, f32};
-    if (sparse) {
-      MemRefType values = memref({kDyn, kDyn}, storage);
-      arguments.append({values,
-                        memref({kDyn, positionsPerRow(keyEncoding)}, i8),
-                        values,
-                        memref({kDyn, positionsPerRow(valueEncoding)}, i8)});
-    } else {
-      MemRefType rows = memref({kDyn, headDim}, storage);
-      arguments.append({rows, rows});
+    bool scales = sparse && quantised;
+    // Per operand: values, positions (winnowed), scales (int8).
+    for (swan::Encoding encoding : {keyEncoding, valueEncoding}) {
+      if (!sparse) {
+        arguments.push_back(memref({kDyn, headDim}, storage));
+        continue;
+      }
+      arguments.append({memref({kDyn, kDyn}, winnowed),
+                        memref({kDyn, positionsPerRow(encoding)}, i8)});
+      if (scales)
+        arguments.push_back(memref({kDyn}, f32));
     }
     arguments.append({perHead, perHead, query});
     func::FuncOp function = startFunction(name, arguments);
     auto args = function.getArguments();
-    Value keyValues = asTensor(args[2]);
-    Value keyIndices = sparse ? asTensor(args[3]) : Value();
-    Value valueValues = asTensor(args[sparse ? 4 : 3]);
-    Value valueIndices = sparse ? asTensor(args[5]) : Value();
+    unsigned next = 2;
+    auto operand = [&](bool present) {
+      return present ? asTensor(args[next++]) : Value();
+    };
+    Value keyValues = operand(true);
+    Value keyIndices = operand(sparse);
+    Value keyScales = operand(scales);
+    Value valueValues = operand(true);
+    Value valueIndices = operand(sparse);
+    Value valueScales = operand(scales);
     auto perHeadTensor = RankedTensorType::get({groupSize}, f32);
     auto partial = swan::PartialAttentionOp::create(
         builder, loc, perHeadTensor, perHeadTensor,
         RankedTensorType::get({groupSize, headDim}, f32), asTensor(args[0]),
-        args[1], keyValues, keyIndices, valueValues, valueIndices,
-        keyEncoding, valueEncoding);
-    unsigned firstOutput = sparse ? 6 : 4;
+        args[1], keyValues, keyIndices, keyScales, valueValues, valueIndices,
+        valueScales, keyEncoding, valueEncoding);
+    unsigned firstOutput = next;
     storeInto(partial.getMax(), args[firstOutput]);
     storeInto(partial.getSum(), args[firstOutput + 1]);
     storeInto(partial.getAccumulator(), args[firstOutput + 2]);
@@ -208,6 +225,9 @@ private:
   int64_t headDim;
   int64_t groupSize;
   Type f32, i8, storage;
+  /// SWAN-Q8: winnowed values are int8 with a scale per row.
+  bool quantised;
+  Type winnowed;
   llvm::StringRef only;
   bool found = false;
 };

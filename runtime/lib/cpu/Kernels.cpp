@@ -153,7 +153,7 @@ struct AttentionScratch {
   }
 };
 
-using CacheKey = std::tuple<int32_t, int32_t, int, std::string>;
+using CacheKey = std::tuple<int32_t, int32_t, int, int, std::string>;
 
 std::atomic<int64_t> compileCounter{0};
 
@@ -168,10 +168,21 @@ public:
   using PartialSparse = void (*)(FloatRows *, float, ByteRows *, ByteRows *,
                                  ByteRows *, ByteRows *, FloatVector *,
                                  FloatVector *, FloatRows *);
+  /// SWAN-Q8 (WinnowedStorage::Int8): int8 values, each operand followed by
+  /// its rows' scales.
+  using CompressQ8 = void (*)(FloatRows *, FloatRows *, int64_t, ByteRows *,
+                              ByteRows *, FloatVector *);
+  using PartialSparseQ8 = void (*)(FloatRows *, float, ByteRows *, ByteRows *,
+                                   FloatVector *, ByteRows *, ByteRows *,
+                                   FloatVector *, FloatVector *, FloatVector *,
+                                   FloatRows *);
   /// Indexed by SparseEncoding: the positions' encoding; partials by the
-  /// keys' encoding, then the values'.
+  /// keys' encoding, then the values'. A key fills the plain or the Q8
+  /// entry points, as its WinnowedStorage says.
   std::array<Compress, 2> compress = {};
   std::array<std::array<PartialSparse, 2>, 2> partialSparse = {};
+  std::array<CompressQ8, 2> compressQ8 = {};
+  std::array<std::array<PartialSparseQ8, 2>, 2> partialSparseQ8 = {};
   void (*partialDense)(FloatRows *, float, ByteRows *, ByteRows *,
                        FloatVector *, FloatVector *, FloatRows *) = nullptr;
   void (*merge)(FloatRows *, FloatRows *, FloatBlocks *, FloatRows *,
@@ -221,19 +232,25 @@ CompiledKernels::compile(const KernelKey &key) {
   constexpr size_t indices = size_t(SparseEncoding::Indices);
   constexpr size_t mask = size_t(SparseEncoding::Mask);
   // The costliest to compile first, so that the workers finish together.
-  const Binding bindings[] = {
-      bind(entry::kPartialDense, k.partialDense),
-      bind(entry::kCompress, k.compress[indices]),
-      bind(entry::kCompressMask, k.compress[mask]),
-      bind(entry::kPartialSparseMasks, k.partialSparse[mask][mask]),
-      bind(entry::kPartialSparseKeyMask, k.partialSparse[mask][indices]),
-      bind(entry::kPartialSparseMask, k.partialSparse[indices][mask]),
-      bind(entry::kPartialSparse, k.partialSparse[indices][indices]),
-      bind(entry::kRotate, k.rotate),
-      bind(entry::kMerge, k.merge),
-      bind(entry::kMergeRotated, k.mergeRotated),
+  std::vector<Binding> bindings = {bind(entry::kPartialDense, k.partialDense)};
+  auto bindWinnowed = [&](auto &compress, auto &partialSparse) {
+    bindings.insert(
+        bindings.end(),
+        {bind(entry::kCompress, compress[indices]),
+         bind(entry::kCompressMask, compress[mask]),
+         bind(entry::kPartialSparseMasks, partialSparse[mask][mask]),
+         bind(entry::kPartialSparseKeyMask, partialSparse[mask][indices]),
+         bind(entry::kPartialSparseMask, partialSparse[indices][mask]),
+         bind(entry::kPartialSparse, partialSparse[indices][indices])});
   };
-  constexpr int64_t count = std::size(bindings);
+  if (key.winnowed == WinnowedStorage::Int8)
+    bindWinnowed(k.compressQ8, k.partialSparseQ8);
+  else
+    bindWinnowed(k.compress, k.partialSparse);
+  bindings.insert(bindings.end(),
+                  {bind(entry::kRotate, k.rotate), bind(entry::kMerge, k.merge),
+                   bind(entry::kMergeRotated, k.mergeRotated)});
+  const int64_t count = bindings.size();
   k.engines.resize(count);
   std::vector<std::string> errors(count);
   // Each worker compiles whole entry points, the lookup included: LLVM
@@ -285,6 +302,10 @@ static Error validateKey(const KernelKey &key) {
   if (key.storage != StorageType::F32 && key.storage != StorageType::F16)
     return llvm::createStringError("kernel key: unknown storage type %d",
                                    static_cast<int>(key.storage));
+  if (key.winnowed != WinnowedStorage::AsStorage &&
+      key.winnowed != WinnowedStorage::Int8)
+    return llvm::createStringError("kernel key: unknown winnowed storage %d",
+                                   static_cast<int>(key.winnowed));
   return Error::success();
 }
 
@@ -297,7 +318,7 @@ KernelSet::get(const KernelKey &key) {
   static std::mutex *mutex = new std::mutex;
   static auto *cache = new std::map<CacheKey, std::shared_ptr<const KernelSet>>;
   CacheKey cacheKey(key.headDim, key.groupSize, static_cast<int>(key.storage),
-                    JitEngine::hostTarget());
+                    static_cast<int>(key.winnowed), JitEngine::hostTarget());
 
   // Compiling under the lock makes concurrent first requests for one key
   // compile it once; compilations are rare and short.
@@ -343,7 +364,7 @@ Error KernelSet::rotate(const float *x, int64_t rows, const float *rotation,
 
 Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
                           int32_t k, void *values, uint8_t *positions,
-                          SparseEncoding encoding) const {
+                          SparseEncoding encoding, float *scales) const {
   const int64_t dim = keyValue.headDim;
   if (k < 1 || k > dim)
     return llvm::createStringError("compress: k = %d is outside [1, %lld]", k,
@@ -362,11 +383,20 @@ Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
                                    : !rotation ? "rotation"
                                    : !values   ? "values"
                                                : "positions");
-  const int64_t elementSize = elementBytes(keyValue.storage);
+  const bool quantised = keyValue.winnowed == WinnowedStorage::Int8;
+  if (quantised && !scales)
+    return llvm::createStringError(
+        "compress: scales is null (int8 winnowed values need them)");
+  if (!quantised && scales)
+    return llvm::createStringError(
+        "compress: scales given, but winnowed values are not int8");
+  const int64_t elementSize =
+      winnowedElementBytes(keyValue.storage, keyValue.winnowed);
   int64_t chunk =
       std::max(kMinChunkRows, ceilDiv(rows, workerCount() * kPiecesPerWorker));
   const int64_t rowBytes = positionBytes(encoding, dim, k);
   auto *kernel = kernels->compress[size_t(encoding)];
+  auto *kernelQ8 = kernels->compressQ8[size_t(encoding)];
   parallelFor(ceilDiv(rows, chunk), [&](int64_t piece) {
     int64_t begin = piece * chunk;
     int64_t count = std::min(chunk, rows - begin);
@@ -376,14 +406,18 @@ Error KernelSet::compress(const float *x, int64_t rows, const float *rotation,
                                      {count, k});
     auto keptPositions =
         describe<uint8_t, 2>(positions + begin * rowBytes, {count, rowBytes});
-    kernel(&input, &matrix, k, &kept, &keptPositions);
+    if (!quantised)
+      return kernel(&input, &matrix, k, &kept, &keptPositions);
+    auto rowScales = describe<float, 1>(scales + begin, {count});
+    kernelQ8(&input, &matrix, k, &kept, &keptPositions, &rowScales);
   });
   return Error::success();
 }
 
 /// Checks every argument of an attention call before anything runs.
 static Error validateAttention(ArrayRef<AttentionWork> work, float scale,
-                               bool rotatedOutput, int64_t dim) {
+                               bool rotatedOutput, int64_t dim,
+                               bool quantised) {
   if (work.empty())
     return llvm::createStringError("attention: work is empty");
   if (!std::isfinite(scale))
@@ -433,6 +467,10 @@ static Error validateAttention(ArrayRef<AttentionWork> work, float scale,
         return fail(where + "valueValues is null");
       if (!block.valueIndices)
         return fail(where + "valueIndices is null");
+      if (quantised && !block.keyScales)
+        return fail(where + "keyScales is null (int8 winnowed values)");
+      if (quantised && !block.valueScales)
+        return fail(where + "valueScales is null (int8 winnowed values)");
       tokens += block.tokens;
     }
     if (item.buffer.tokens < 0 || item.buffer.tokens > kMaxTokens)
@@ -452,16 +490,21 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
                            bool rotatedOutput) const {
   const int64_t dim = keyValue.headDim;
   const int64_t group = keyValue.groupSize;
-  if (Error error = validateAttention(work, scale, rotatedOutput, dim))
+  const bool quantised = keyValue.winnowed == WinnowedStorage::Int8;
+  if (Error error =
+          validateAttention(work, scale, rotatedOutput, dim, quantised))
     return error;
   const int64_t elementSize = elementBytes(keyValue.storage);
+  const int64_t winnowedSize =
+      winnowedElementBytes(keyValue.storage, keyValue.winnowed);
 
   // Attention reads memory at a few bytes per multiply, so cut every block
   // into chunks of about equal bytes, enough of them to keep every worker
   // busy even for a single long sequence.
   const int64_t denseTokenBytes = 2 * dim * elementSize;
   auto sparseTokenBytes = [&](const SparseBlock &block) {
-    return (block.keyK + block.valueK) * elementSize +
+    return (block.keyK + block.valueK) * winnowedSize +
+           2 * rowScaleBytes(keyValue.winnowed) +
            positionBytes(block.keyEncoding, dim, block.keyK) +
            positionBytes(block.valueEncoding, dim, block.valueK);
   };
@@ -557,23 +600,34 @@ Error KernelSet::attention(ArrayRef<AttentionWork> work, float scale,
     if (const SparseBlock *block = task.block) {
       int64_t keyK = block->keyK, valueK = block->valueK;
       auto keyValues = describe<uint8_t, 2>(
-          advance(block->keyValues, task.begin * keyK * elementSize),
+          advance(block->keyValues, task.begin * keyK * winnowedSize),
           {task.tokens, keyK});
       int64_t keyRowBytes = positionBytes(block->keyEncoding, dim, keyK);
       auto keyPositions =
           describe<uint8_t, 2>(block->keyIndices + task.begin * keyRowBytes,
                                {task.tokens, keyRowBytes});
       auto valueValues = describe<uint8_t, 2>(
-          advance(block->valueValues, task.begin * valueK * elementSize),
+          advance(block->valueValues, task.begin * valueK * winnowedSize),
           {task.tokens, valueK});
       int64_t valueRowBytes = positionBytes(block->valueEncoding, dim, valueK);
       auto valuePositions =
           describe<uint8_t, 2>(block->valueIndices + task.begin * valueRowBytes,
                                {task.tokens, valueRowBytes});
-      kernels.partialSparse[size_t(block->keyEncoding)][size_t(
-          block->valueEncoding)](&query, scale, &keyValues, &keyPositions,
-                                 &valueValues, &valuePositions, &max, &sum,
-                                 &accumulator);
+      size_t keyEncoding = size_t(block->keyEncoding);
+      size_t valueEncoding = size_t(block->valueEncoding);
+      if (quantised) {
+        auto keyScales =
+            describe<float, 1>(block->keyScales + task.begin, {task.tokens});
+        auto valueScales =
+            describe<float, 1>(block->valueScales + task.begin, {task.tokens});
+        kernels.partialSparseQ8[keyEncoding][valueEncoding](
+            &query, scale, &keyValues, &keyPositions, &keyScales, &valueValues,
+            &valuePositions, &valueScales, &max, &sum, &accumulator);
+      } else {
+        kernels.partialSparse[keyEncoding][valueEncoding](
+            &query, scale, &keyValues, &keyPositions, &valueValues,
+            &valuePositions, &max, &sum, &accumulator);
+      }
     } else {
       const DenseBlock &buffer = work[task.work].buffer;
       int64_t offset = task.begin * dim * elementSize;

@@ -40,7 +40,14 @@ constexpr int64_t kBuffer = 128;
 std::string keyName(const KernelKey &key) {
   return "D" + std::to_string(key.headDim) + "_G" +
          std::to_string(key.groupSize) +
-         (key.storage == StorageType::F16 ? "_f16" : "_f32");
+         (key.storage == StorageType::F16 ? "_f16" : "_f32") +
+         (key.winnowed == WinnowedStorage::Int8 ? "_q8" : "");
+}
+
+/// SWAN-Q8 keys with an f32 buffer, so that only the kernels' own rounding
+/// is left.
+KernelKey q8Key(int32_t dim, int32_t group) {
+  return {dim, group, StorageType::F32, WinnowedStorage::Int8};
 }
 
 std::shared_ptr<const KernelSet> kernelsFor(const KernelKey &key) {
@@ -137,9 +144,18 @@ double relativeError(const std::vector<float> &got,
   return error / std::max(magnitude, 1e-30);
 }
 
-/// One winnowed block as the cache stores it.
+/// Expects `error` to name `argument`.
+void expectErrorNaming(llvm::Error error, const std::string &argument) {
+  ASSERT_TRUE(static_cast<bool>(error)) << "no error for " << argument;
+  std::string message = llvm::toString(std::move(error));
+  EXPECT_NE(message.find(argument), std::string::npos)
+      << "'" << message << "' does not name " << argument;
+}
+
+/// One winnowed block as the cache stores it (scales: int8 values only).
 struct StoredBlock {
   std::vector<uint8_t> keyValues, keyIndices, valueValues, valueIndices;
+  std::vector<float> keyScales, valueScales;
   int32_t keyK = 0, valueK = 0;
   int64_t tokens = 0;
   SparseEncoding valueEncoding = SparseEncoding::Indices;
@@ -154,9 +170,26 @@ struct StoredBlock {
             valueK,
             tokens,
             valueEncoding,
-            keyEncoding};
+            keyEncoding,
+            keyScales.empty() ? nullptr : keyScales.data(),
+            valueScales.empty() ? nullptr : valueScales.data()};
   }
 };
+
+/// SWAN-Q8 as docs/DESIGN.md §5 defines it: s = max|x| / 127 (in f32, as
+/// stored), values round(x / s) to nearest even; s = 0 stores zeros.
+float quantiseRow(const double *kept, int32_t k, int8_t *out) {
+  double largest = 0.0;
+  for (int32_t j = 0; j < k; ++j)
+    largest = std::max(largest, std::fabs(kept[j]));
+  float scale = static_cast<float>(static_cast<float>(largest) / 127.0f);
+  for (int32_t j = 0; j < k; ++j)
+    out[j] = scale == 0.0f
+                 ? 0
+                 : static_cast<int8_t>(std::clamp(
+                       std::nearbyint(kept[j] / scale), -127.0, 127.0));
+  return scale;
+}
 
 /// The mask encoding of [tokens][k] ascending indices: [tokens][D/8] bytes,
 /// bit d % 8 of byte d / 8 set for each kept dimension d.
@@ -199,24 +232,37 @@ struct BlockShape {
   int32_t keyK, valueK;
 };
 
-/// Winnows `tokens` rotated rows with the reference and stores them; appends
-/// the decompressed (scattered, storage-rounded) rotated rows to `rotated`.
+/// Winnows `tokens` rotated rows with the reference and stores them as `key`
+/// says (int8 with `scales` under WinnowedStorage::Int8); appends the
+/// decompressed (scattered, storage-rounded or dequantised) rotated rows to
+/// `rotated`.
 void winnowWithReference(const std::vector<float> &rows, int64_t tokens,
-                         int64_t dim, int32_t k, StorageType storage,
+                         int64_t dim, int32_t k, const KernelKey &key,
                          std::vector<uint8_t> &values,
                          std::vector<uint8_t> &indices,
+                         std::vector<float> &scales,
                          std::vector<double> &rotated) {
-  values.assign(tokens * k * elementBytes(storage), 0);
+  const bool quantised = key.winnowed == WinnowedStorage::Int8;
+  values.assign(tokens * k * winnowedElementBytes(key.storage, key.winnowed),
+                0);
   indices.assign(tokens * k, 0);
+  scales.assign(quantised ? tokens : 0, 0.0f);
   for (int64_t t = 0; t < tokens; ++t) {
     std::vector<double> row(rows.begin() + t * dim,
                             rows.begin() + (t + 1) * dim);
     reference::Winnowed kept = reference::winnow(row.data(), dim, k);
+    auto *q = reinterpret_cast<int8_t *>(values.data()) + t * k;
+    if (quantised)
+      scales[t] = quantiseRow(kept.values.data(), k, q);
     for (int32_t j = 0; j < k; ++j) {
-      storeElement(values, t * k + j, static_cast<float>(kept.values[j]),
-                   storage);
       indices[t * k + j] = static_cast<uint8_t>(kept.indices[j]);
-      kept.values[j] = loadElement(values, t * k + j, storage);
+      if (quantised) {
+        kept.values[j] = double(q[j]) * scales[t];
+        continue;
+      }
+      storeElement(values, t * k + j, static_cast<float>(kept.values[j]),
+                   key.storage);
+      kept.values[j] = loadElement(values, t * k + j, key.storage);
     }
     std::vector<double> dense = reference::scatter(kept, dim);
     rotated.insert(rotated.end(), dense.begin(), dense.end());
@@ -244,11 +290,11 @@ Sequence makeDecompressedCase(
     block.valueK = shape.valueK;
     block.tokens = shape.tokens;
     winnowWithReference(randomFloats(shape.tokens * dim, rng), shape.tokens,
-                        dim, shape.keyK, key.storage, block.keyValues,
-                        block.keyIndices, rotatedKeys);
+                        dim, shape.keyK, key, block.keyValues, block.keyIndices,
+                        block.keyScales, rotatedKeys);
     winnowWithReference(randomFloats(shape.tokens * dim, rng), shape.tokens,
-                        dim, shape.valueK, key.storage, block.valueValues,
-                        block.valueIndices, rotatedValues);
+                        dim, shape.valueK, key, block.valueValues,
+                        block.valueIndices, block.valueScales, rotatedValues);
     if (valueEncoding == SparseEncoding::Mask) {
       block.valueIndices =
           masksOf(block.valueIndices, shape.tokens, shape.valueK, dim);
@@ -311,8 +357,9 @@ TEST(KernelModuleTest, BuildsEveryEntryPointWithTheCInterface) {
   mlir::DialectRegistry registry;
   JitEngine::registerJitDialects(registry);
   mlir::MLIRContext context(registry);
-  for (StorageType storage : {StorageType::F32, StorageType::F16}) {
-    auto module = buildKernelModule(context, {128, 4, storage});
+  for (KernelKey key : {KernelKey{128, 4, StorageType::F32},
+                        KernelKey{128, 4, StorageType::F16}, q8Key(48, 4)}) {
+    auto module = buildKernelModule(context, key);
     ASSERT_TRUE(static_cast<bool>(module))
         << llvm::toString(module.takeError());
     std::vector<std::string> names;
@@ -792,6 +839,313 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 //===----------------------------------------------------------------------===//
+// SWAN-Q8: int8 winnowed values with a scale per row
+//===----------------------------------------------------------------------===//
+
+class Q8AttentionTest
+    : public ::testing::TestWithParam<std::tuple<int32_t, int32_t>> {
+protected:
+  KernelKey key() const {
+    return q8Key(std::get<0>(GetParam()), std::get<1>(GetParam()));
+  }
+  std::mt19937_64 rng{0x98000000u + std::get<0>(GetParam()) * 31 +
+                      std::get<1>(GetParam())};
+};
+
+/// The kernels compute exactly the function they claim on int8 data: the
+/// float64 reference on the dequantised cache, for every pair of encodings.
+TEST_P(Q8AttentionTest, AnyKEqualsReferenceOnDequantisedCache) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(key.headDim));
+  const int32_t d = key.headDim;
+  const std::pair<int32_t, int32_t> ks[] = {{1, 1}, {5, d / 2 + 3}, {d, d - 1}};
+  const std::pair<SparseEncoding, SparseEncoding> encodings[] = {
+      {SparseEncoding::Indices, SparseEncoding::Indices},
+      {SparseEncoding::Indices, SparseEncoding::Mask},
+      {SparseEncoding::Mask, SparseEncoding::Indices},
+      {SparseEncoding::Mask, SparseEncoding::Mask}};
+  for (int64_t length : {int64_t(1), kBuffer, kBuffer + 1, int64_t(777)}) {
+    for (auto [keyK, valueK] : ks) {
+      for (auto [keyEncoding, valueEncoding] : encodings) {
+        int64_t sparse = std::max<int64_t>(0, length - kBuffer);
+        std::vector<BlockShape> shapes;
+        if (sparse > 0)
+          shapes.push_back({sparse, keyK, valueK});
+        bool rotatedOutput = keyEncoding != valueEncoding;
+        std::vector<Sequence> batch;
+        batch.push_back(makeDecompressedCase(key, shapes, length - sparse,
+                                             scale, rotatedOutput, rng,
+                                             valueEncoding, keyEncoding));
+        runAndCheck(*kernels, batch, scale, rotatedOutput, 1e-5,
+                    keyName(key) + " L=" + std::to_string(length) +
+                        " kK=" + std::to_string(keyK) +
+                        " kV=" + std::to_string(valueK) + " masks " +
+                        (keyEncoding == SparseEncoding::Mask ? "K" : "") +
+                        (valueEncoding == SparseEncoding::Mask ? "V" : ""));
+      }
+    }
+  }
+}
+
+/// k = D keeps every component, compressed by the kernels: int8 rounding
+/// alone separates the output from dense attention on the original K, V.
+TEST_P(Q8AttentionTest, FullKWithinOnePercentOfDenseAttention) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const int64_t dim = key.headDim, group = key.groupSize;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  for (int64_t length : {kBuffer + 1, int64_t(1500)}) {
+    for (SparseEncoding encoding :
+         {SparseEncoding::Indices, SparseEncoding::Mask}) {
+      // Scores of unit spread, as q·k/√D has in a trained model.
+      Sequence s;
+      s.query = randomFloats(group * dim, rng);
+      s.keyRotation = randomOrthogonal(dim, rng);
+      s.valueRotation = randomOrthogonal(dim, rng);
+      std::vector<float> keys = randomFloats(length * dim, rng);
+      std::vector<float> values = randomFloats(length * dim, rng);
+      int64_t sparse = length - kBuffer;
+      StoredBlock block;
+      block.keyK = block.valueK = static_cast<int32_t>(dim);
+      block.tokens = sparse;
+      block.keyEncoding = block.valueEncoding = encoding;
+      int64_t positions = positionBytes(encoding, dim, dim);
+      for (auto [input, rotation, stored, indices, scales] :
+           {std::tuple(&keys, &s.keyRotation, &block.keyValues,
+                       &block.keyIndices, &block.keyScales),
+            std::tuple(&values, &s.valueRotation, &block.valueValues,
+                       &block.valueIndices, &block.valueScales)}) {
+        stored->assign(sparse * dim, kPoisonByte);
+        indices->assign(sparse * positions, kPoisonByte);
+        scales->assign(sparse, std::numeric_limits<float>::quiet_NaN());
+        llvm::Error error = kernels->compress(
+            input->data(), sparse, rotation->data(), static_cast<int32_t>(dim),
+            stored->data(), indices->data(), encoding, scales->data());
+        ASSERT_FALSE(error) << llvm::toString(std::move(error));
+      }
+      s.blocks.push_back(std::move(block));
+      s.bufferTokens = kBuffer;
+      for (auto [input, rotation, stored] :
+           {std::tuple(&keys, &s.keyRotation, &s.bufferKeys),
+            std::tuple(&values, &s.valueRotation, &s.bufferValues)}) {
+        std::vector<float> rotated = poisonedFloats(kBuffer * dim);
+        llvm::Error error =
+            kernels->rotate(input->data() + sparse * dim, kBuffer,
+                            rotation->data(), rotated.data());
+        ASSERT_FALSE(error) << llvm::toString(std::move(error));
+        stored->assign(kBuffer * dim * sizeof(float), 0);
+        std::memcpy(stored->data(), rotated.data(), stored->size());
+      }
+      s.expected =
+          reference::attention(toDouble(s.query), group, toDouble(keys),
+                               toDouble(values), length, dim, scale);
+      s.out = poisonedFloats(group * dim);
+      AttentionWork work = s.work();
+      llvm::Error error = kernels->attention({work}, scale, false);
+      ASSERT_FALSE(error) << llvm::toString(std::move(error));
+      // Rounding noise, so measured per output row in norm: ‖o − o_ref‖ /
+      // ‖o_ref‖. On Gaussian rows s/2 is about 1 % of a component, so keys
+      // and values each add about 0.65 % (rms): 0.9–1.15 % measured, hence
+      // a bound of 1.5 %.
+      for (int64_t g = 0; g < group; ++g) {
+        double error2 = 0.0, norm2 = 0.0;
+        for (int64_t j = 0; j < dim; ++j) {
+          double want = s.expected[g * dim + j];
+          ASSERT_TRUE(std::isfinite(s.out[g * dim + j]));
+          error2 += (s.out[g * dim + j] - want) * (s.out[g * dim + j] - want);
+          norm2 += want * want;
+        }
+        EXPECT_LE(std::sqrt(error2 / norm2), 1.5e-2)
+            << keyName(key) << " L=" << length << " row " << g
+            << (encoding == SparseEncoding::Mask ? " masks" : "");
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Q8AttentionTest,
+                         ::testing::Combine(::testing::Values(48, 64, 128),
+                                            ::testing::Values(1, 4, 8)),
+                         [](const auto &info) {
+                           return keyName(q8Key(std::get<0>(info.param),
+                                                std::get<1>(info.param)));
+                         });
+
+class CompressQ8Test : public ::testing::TestWithParam<int32_t> {
+protected:
+  KernelKey key() const { return q8Key(GetParam(), 4); }
+  std::mt19937_64 rng{0x9c000000u + GetParam()};
+};
+
+/// Compresses `rows` rows with int8 values in `encoding`; the values are
+/// [rows][k] int8, positions as the encoding says, scales [rows].
+struct Q8Rows {
+  std::vector<int8_t> values;
+  std::vector<uint8_t> positions;
+  std::vector<float> scales;
+};
+Q8Rows compressQ8(const KernelSet &kernels, const std::vector<float> &x,
+                  int64_t rows, const std::vector<float> &rotation, int32_t k,
+                  SparseEncoding encoding) {
+  const int64_t dim = kernels.key().headDim;
+  Q8Rows out;
+  out.values.assign(rows * k, int8_t(kPoisonByte));
+  out.positions.assign(rows * positionBytes(encoding, dim, k), kPoisonByte);
+  out.scales.assign(rows, std::numeric_limits<float>::quiet_NaN());
+  llvm::Error error =
+      kernels.compress(x.data(), rows, rotation.data(), k, out.values.data(),
+                       out.positions.data(), encoding, out.scales.data());
+  EXPECT_FALSE(error) << llvm::toString(std::move(error));
+  return out;
+}
+
+/// Every stored component is within s/2 of the rotated value it replaced
+/// (beyond f32 rounding of the rotation), s = max|kept| / 127, and the mask
+/// encoding stores the same values and scales.
+TEST_P(CompressQ8Test, StoresEachKeptComponentWithinHalfAScale) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const int64_t dim = key.headDim;
+  for (int64_t rows : {1, 33, 300}) {
+    for (int32_t k : {1, 9, int32_t(dim)}) {
+      std::vector<float> x = randomFloats(rows * dim, rng);
+      std::vector<float> rotation = randomOrthogonal(dim, rng);
+      Q8Rows got =
+          compressQ8(*kernels, x, rows, rotation, k, SparseEncoding::Indices);
+      Q8Rows masked =
+          compressQ8(*kernels, x, rows, rotation, k, SparseEncoding::Mask);
+      EXPECT_EQ(masked.values, got.values) << "k=" << k;
+      EXPECT_EQ(masked.scales, got.scales) << "k=" << k;
+      EXPECT_EQ(masked.positions, masksOf(got.positions, rows, k, dim));
+      std::vector<double> rotated =
+          reference::rotate(toDouble(x), rows, dim, toDouble(rotation));
+      for (int64_t r = 0; r < rows; ++r) {
+        const double *row = &rotated[r * dim];
+        double norm = 0.0, largest = 0.0;
+        for (int64_t j = 0; j < dim; ++j) {
+          norm += row[j] * row[j];
+          largest = std::max(largest, std::fabs(row[j]));
+        }
+        const double rounding = 2e-6 * std::sqrt(norm);
+        const double s = got.scales[r];
+        ASSERT_NEAR(s, largest / 127, rounding / 127) << "row " << r;
+        for (int32_t j = 0; j < k; ++j) {
+          int index = got.positions[r * k + j];
+          ASSERT_LT(index, dim);
+          if (j > 0)
+            ASSERT_GT(index, got.positions[r * k + j - 1]) << "row " << r;
+          ASSERT_LE(std::fabs(got.values[r * k + j] * s - row[index]),
+                    s / 2 + rounding)
+              << keyName(key) << " k=" << k << " row " << r << " index "
+              << index;
+        }
+      }
+    }
+  }
+}
+
+/// Rows at the edges: all zero (s = 0 and zeros, no division by zero), one
+/// non-zero component, magnitudes near f32's largest and far below one (no
+/// overflow, no underflow of s).
+TEST_P(CompressQ8Test, EdgeRowsNeitherOverflowNorDivideByZero) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const int64_t dim = key.headDim;
+  std::vector<float> identity(dim * dim, 0.0f);
+  for (int64_t i = 0; i < dim; ++i)
+    identity[i * dim + i] = 1.0f;
+  std::vector<float> x(4 * dim, 0.0f); // row 0: all zero
+  x[dim + 5] = -3.0f;                  // row 1: one component
+  std::vector<float> big = randomFloats(dim, rng, 1e36);
+  std::vector<float> tiny = randomFloats(dim, rng, 1e-30);
+  std::copy(big.begin(), big.end(), x.begin() + 2 * dim);
+  std::copy(tiny.begin(), tiny.end(), x.begin() + 3 * dim);
+  for (int32_t k : {1, int32_t(dim) / 2, int32_t(dim)}) {
+    for (SparseEncoding encoding :
+         {SparseEncoding::Indices, SparseEncoding::Mask}) {
+      Q8Rows got = compressQ8(*kernels, x, 4, identity, k, encoding);
+      EXPECT_EQ(got.scales[0], 0.0f) << "k=" << k;
+      for (int32_t j = 0; j < k; ++j)
+        EXPECT_EQ(got.values[j], 0) << "k=" << k;
+      EXPECT_FLOAT_EQ(got.scales[1], 3.0f / 127) << "k=" << k;
+      for (int64_t r = 1; r < 4; ++r) {
+        ASSERT_TRUE(std::isfinite(got.scales[r]) && got.scales[r] > 0.0f)
+            << "row " << r << " k=" << k;
+        std::vector<float> dense(dim, 0.0f);
+        const uint8_t *positions =
+            got.positions.data() + r * positionBytes(encoding, dim, k);
+        scatterRow(got.values.data() + r * k, positions, k, encoding, dim,
+                   StorageType::F32, dense.data(), &got.scales[r]);
+        // The largest component is always kept; every kept one is within
+        // s/2, and every dropped one is stored as zero.
+        double s = got.scales[r], kept = 0;
+        for (int64_t j = 0; j < dim; ++j)
+          if (dense[j] != 0.0f) {
+            ++kept;
+            ASSERT_LE(std::fabs(double(dense[j]) - x[r * dim + j]),
+                      s / 2 * (1 + 1e-6))
+                << "row " << r << " k=" << k << " dim " << j;
+          }
+        ASSERT_LE(kept, k);
+      }
+      EXPECT_EQ(got.values[k], k == 1 ? -127 : 0) << "row 1, k=" << k;
+    }
+  }
+}
+
+/// int8 kernels need scales and float ones take none; errors name them and
+/// write nothing.
+TEST_P(CompressQ8Test, MissingScalesAreErrors) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const int64_t dim = key.headDim;
+  std::vector<float> x = randomFloats(3 * dim, rng);
+  std::vector<float> rotation = randomOrthogonal(dim, rng);
+  std::vector<uint8_t> values(3 * dim * 4, kPoisonByte), positions(3 * dim);
+  std::vector<float> scales(3, 1.0f);
+  expectErrorNaming(kernels->compress(x.data(), 3, rotation.data(), 4,
+                                      values.data(), positions.data()),
+                    "scales is null");
+  auto plain = kernelsFor({key.headDim, 4, StorageType::F32});
+  ASSERT_TRUE(plain);
+  expectErrorNaming(plain->compress(x.data(), 3, rotation.data(), 4,
+                                    values.data(), positions.data(),
+                                    SparseEncoding::Indices, scales.data()),
+                    "scales given");
+  EXPECT_TRUE(std::all_of(values.begin(), values.end(),
+                          [](uint8_t b) { return b == kPoisonByte; }));
+
+  const float scale = 0.125f;
+  std::vector<Sequence> batch;
+  batch.push_back(
+      makeDecompressedCase(key, {{50, 8, 8}}, 3, scale, false, rng));
+  for (bool keys : {true, false}) {
+    std::vector<SparseBlock> blocks{batch[0].blocks[0].view()};
+    (keys ? blocks[0].keyScales : blocks[0].valueScales) = nullptr;
+    AttentionWork work = batch[0].work();
+    work.sparse = blocks;
+    batch[0].out = poisonedFloats(batch[0].out.size());
+    work.out = batch[0].out.data();
+    expectErrorNaming(kernels->attention({work}, scale, false),
+                      keys ? "sparse[0].keyScales is null"
+                           : "sparse[0].valueScales is null");
+    for (float value : batch[0].out)
+      ASSERT_TRUE(std::isnan(value));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CompressQ8Test, ::testing::Values(48, 128),
+                         [](const auto &info) {
+                           return keyName(q8Key(info.param, 4));
+                         });
+
+//===----------------------------------------------------------------------===//
 // Specialisation cache, concurrency and errors
 //===----------------------------------------------------------------------===//
 
@@ -865,14 +1219,6 @@ TEST(KernelSetTest, RejectsInvalidKeys) {
     }
   }
   EXPECT_EQ(KernelSet::compileCount(), compiled);
-}
-
-/// Expects `error` to name `argument`.
-void expectErrorNaming(llvm::Error error, const std::string &argument) {
-  ASSERT_TRUE(static_cast<bool>(error)) << "no error for " << argument;
-  std::string message = llvm::toString(std::move(error));
-  EXPECT_NE(message.find(argument), std::string::npos)
-      << "'" << message << "' does not name " << argument;
 }
 
 TEST(KernelSetTest, BadAttentionArgumentsReturnErrorsAndWriteNothing) {

@@ -25,6 +25,27 @@ inline size_t elementBytes(StorageType storage) {
   return storage == StorageType::F16 ? 2 : 4;
 }
 
+/// How winnowed rows store their kept values: in the storage type, or
+/// (SWAN-Q8) as int8 round(x / s) with one f32 scale s = max|x| / 127 per
+/// row (docs/DESIGN.md §5). The dense buffer always keeps the storage type.
+enum class WinnowedStorage { AsStorage, Int8 };
+
+/// Bytes of the scale of one int8 winnowed row: f32, which keeps rows of
+/// tiny magnitude (below fp16's 6e-8) exact to s / 2; 2 more bytes per row
+/// than fp16 would cost.
+constexpr int64_t kRowScaleBytes = sizeof(float);
+
+/// Bytes of one kept value of a winnowed row.
+inline size_t winnowedElementBytes(StorageType storage,
+                                   WinnowedStorage winnowed) {
+  return winnowed == WinnowedStorage::Int8 ? 1 : elementBytes(storage);
+}
+
+/// Bytes per winnowed row besides its values and positions: its scale.
+inline int64_t rowScaleBytes(WinnowedStorage winnowed) {
+  return winnowed == WinnowedStorage::Int8 ? kRowScaleBytes : 0;
+}
+
 /// Element `i` of stored values, widened to f32.
 inline float loadElement(const void *base, int64_t i, StorageType storage) {
   if (storage == StorageType::F32)
@@ -62,17 +83,20 @@ inline void indicesMask(const uint8_t *indices, int64_t k, int64_t dim,
 
 /// Writes a stored winnowed row (`k` values in ascending dimension order and
 /// their positions in `encoding`) into its dense row `out` of `dim` floats;
-/// the other entries of `out` keep what they held.
+/// the other entries of `out` keep what they held. With a `scale` the
+/// values are int8 (SWAN-Q8) and are dequantised by it.
 inline void scatterRow(const void *values, const uint8_t *positions, int64_t k,
                        SparseEncoding encoding, int64_t dim,
-                       StorageType storage, float *out) {
+                       StorageType storage, float *out,
+                       const float *scale = nullptr) {
   uint8_t expanded[kMaxHeadDim];
   if (encoding == SparseEncoding::Mask) {
     maskIndices(positions, dim, expanded);
     positions = expanded;
   }
   for (int64_t j = 0; j < k; ++j)
-    out[positions[j]] = loadElement(values, j, storage);
+    out[positions[j]] = scale ? static_cast<const int8_t *>(values)[j] * *scale
+                              : loadElement(values, j, storage);
 }
 
 } // namespace swan

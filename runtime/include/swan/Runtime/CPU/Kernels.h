@@ -26,12 +26,15 @@ struct KernelKey {
   int32_t headDim;
   int32_t groupSize;
   StorageType storage;
+  WinnowedStorage winnowed = WinnowedStorage::AsStorage;
 };
 
 /// One run of winnowed tokens of one KV head sharing one k_K and one k_V:
-/// row-major [tokens][k] values (storage type) and their positions, as
-/// `keyEncoding` and `valueEncoding` say: [tokens][k] uint8 indices or
-/// [tokens][D/8] masks.
+/// row-major [tokens][k] values (storage type, or int8 with
+/// WinnowedStorage::Int8) and their positions, as `keyEncoding` and
+/// `valueEncoding` say: [tokens][k] uint8 indices or [tokens][D/8] masks;
+/// int8 values come with one f32 scale per token in `keyScales` and
+/// `valueScales`.
 struct SparseBlock {
   const void *keyValues;
   const uint8_t *keyIndices; ///< positions: indices or masks
@@ -42,6 +45,8 @@ struct SparseBlock {
   int64_t tokens;
   SparseEncoding valueEncoding = SparseEncoding::Indices;
   SparseEncoding keyEncoding = SparseEncoding::Indices;
+  const float *keyScales = nullptr;   ///< [tokens], int8 values only
+  const float *valueScales = nullptr; ///< [tokens], int8 values only
 };
 
 /// Dense rotated buffer tokens of one KV head: row-major [tokens][D].
@@ -77,11 +82,13 @@ public:
   const KernelKey &key() const;
   llvm::Error rotate(const float *x, int64_t rows, const float *rotation,
                      float *out) const;
-  /// values: storage type, [rows][k]; positions: [rows][k] indices,
-  /// ascending per row, or [rows][D/8] masks.
+  /// values: storage type (or int8), [rows][k]; positions: [rows][k]
+  /// indices, ascending per row, or [rows][D/8] masks; scales: [rows], for
+  /// int8 values only (and then required).
   llvm::Error compress(const float *x, int64_t rows, const float *rotation,
                        int32_t k, void *values, uint8_t *positions,
-                       SparseEncoding encoding = SparseEncoding::Indices) const;
+                       SparseEncoding encoding = SparseEncoding::Indices,
+                       float *scales = nullptr) const;
   /// Runs every work item, spread with its token blocks over all cores, and
   /// merges. Validates first (null pointers, k outside [1, D], empty work,
   /// zero tokens in a work item): on error nothing is written.
