@@ -119,3 +119,29 @@ func.func @readable_tail(%m: memref<?x?xf16>, %i: index, %j: index,
       : memref<?x?xf16>, vector<16xi1>, vector<16xf16> into vector<16xf16>
   return %v : vector<16xf16>
 }
+
+// -----
+
+// int8 lanes (SWAN-Q8) go 8 at a time: a 16-byte window shuffled by the
+// row of a 256-row table (whose last 8 control bytes are all 0x80), of
+// which the first 8 lanes are kept. Rows must be 16 long for the window to
+// stay inside the next one. With vpexpand the load is left to LLVM
+// (vpexpandb on AVX-512 VBMI2).
+// SHUF: memref.global "private" constant @__swan_expand_shuffles_8 : memref<256x16xi8> = dense<"0x8080808080808080808080808080808000808080808080808080808080808080{{.*}}00010203040506078080808080808080">
+// SHUF-LABEL: func.func @i8_rows
+// SHUF: arith.cmpi sge, %{{.*}}, %c16
+// SHUF: %[[CTL:.*]] = vector.load %{{.*}} : memref<256x16xi8>, vector<16xi8>
+// SHUF: %[[PART:.*]] = llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"(%{{.*}}, %[[CTL]])
+// SHUF: vector.extract_strided_slice %[[PART]] {offsets = [0], sizes = [8], strides = [1]} : vector<16xi8> to vector<8xi8>
+// SHUF-COUNT-3: llvm.call_intrinsic "llvm.x86.ssse3.pshuf.b.128"
+// SHUF: } else {
+// SHUF-NOT: expandload
+// CHECK-LABEL: func.func @i8_rows
+// CHECK: vector.expandload
+func.func @i8_rows(%m: memref<?x?xi8>, %i: index, %j: index,
+    %mask: vector<32xi1>) -> vector<32xi8> {
+  %z = arith.constant dense<0> : vector<32xi8>
+  %v = vector.expandload %m[%i, %j], %mask, %z
+      : memref<?x?xi8>, vector<32xi1>, vector<32xi8> into vector<32xi8>
+  return %v : vector<32xi8>
+}

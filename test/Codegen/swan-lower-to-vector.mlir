@@ -437,3 +437,82 @@ func.func @partial_masked_values_in_passes(%q: tensor<8x64xf32>, %s: f32,
       : tensor<8x64xf32> -> tensor<8xf32>, tensor<8x64xf32>
   return %m, %l, %a : tensor<8xf32>, tensor<8xf32>, tensor<8x64xf32>
 }
+
+// -----
+
+// SWAN-Q8 compress: s = max|x| / 127 from the row's largest magnitude (its
+// bits, as the searches read them), each kept entry round(x / s) to nearest
+// even, clamped and narrowed to i8 (a zero row divides by nothing), and one
+// scale per row inserted into the scales result.
+// CHECK-LABEL: func.func @compress_q8
+// CHECK: %[[BITS:.*]] = vector.reduction <maxsi>, %{{.*}} : vector<16xi32> into i32
+// CHECK: %[[MAX:.*]] = arith.bitcast %[[BITS]] : i32 to f32
+// CHECK: %[[S:.*]] = arith.divf %[[MAX]], %{{.*}} : f32
+// CHECK: %[[ZERO:.*]] = arith.cmpf oeq, %[[S]], %{{.*}} : f32
+// CHECK: %[[Q:.*]] = arith.divf %{{.*}}, %[[S]] : f32
+// CHECK: %[[SAFE:.*]] = arith.select %[[ZERO]], %{{.*}}, %[[Q]] : f32
+// CHECK: %[[R:.*]] = math.roundeven %[[SAFE]] : f32
+// CHECK: arith.fptosi %{{.*}} : f32 to i8
+// CHECK: tensor.insert %[[S]] into %{{.*}} : tensor<?xf32>
+func.func @compress_q8(%x: tensor<?x32xf32>, %r: tensor<32x32xf32>, %k: index)
+    -> (tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>) {
+  %v, %i, %s = swan.compress %x by %r keep %k
+      : tensor<?x32xf32>, tensor<32x32xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+  return %v, %i, %s : tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+}
+
+// -----
+
+// SWAN-Q8 partial attention: int8 entries are widened in registers
+// (sitofp), a key's scale multiplies its G scores before the softmax, and a
+// value's scale the G weights that meet its entries (the sum keeps the
+// unscaled weights). Only the [D, G] query and accumulator and the tile's
+// weights live in scratch: no dequantised row is ever stored.
+// CHECK-LABEL: func.func @partial_q8
+// CHECK-SAME: %[[KS:[^:]+]]: tensor<?xf32>, %{{[^:]+}}: tensor<?x?xi8>, %{{[^:]+}}: tensor<?x?xi8>, %[[VS:[^:]+]]: tensor<?xf32>)
+// CHECK-COUNT-3: memref.alloca() {alignment = 64 : i64} : memref<{{32x2|16}}xf32>
+// CHECK-NOT: memref.alloca
+// CHECK: arith.sitofp %{{.*}} : vector<2xi8> to vector<2xf32>
+// CHECK: %[[KSCALE:.*]] = tensor.extract %[[KS]][%{{.*}}] : tensor<?xf32>
+// CHECK: %[[KSPLAT:.*]] = vector.broadcast %[[KSCALE]] : f32 to vector<2xf32>
+// CHECK: %[[SCORES:.*]] = arith.mulf %{{.*}}, %[[KSPLAT]] : vector<2xf32>
+// CHECK: vector.store %[[SCORES]]
+// CHECK: math.exp
+// CHECK: %[[P:.*]] = vector.load %{{.*}}[%{{.*}}] : memref<16xf32>, vector<2xf32>
+// CHECK: %[[VSCALE:.*]] = tensor.extract %[[VS]][%{{.*}}] : tensor<?xf32>
+// CHECK: %[[VSPLAT:.*]] = vector.broadcast %[[VSCALE]] : f32 to vector<2xf32>
+// CHECK: %[[W:.*]] = arith.mulf %[[P]], %[[VSPLAT]] : vector<2xf32>
+// CHECK: vector.shuffle %[[W]], %[[W]]
+// CHECK: arith.sitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+// CHECK: arith.addf %{{.*}}, %[[P]] : vector<2xf32>
+// CHECK-NOT: memref.alloca() {{.*}} : memref<?x
+func.func @partial_q8(%q: tensor<2x32xf32>, %s: f32,
+    %kv: tensor<?x?xi8>, %ki: tensor<?x?xi8>, %ks: tensor<?xf32>,
+    %vv: tensor<?x?xi8>, %vi: tensor<?x?xi8>, %vs: tensor<?xf32>)
+    -> (tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%kv : tensor<?x?xi8>, indices %ki : tensor<?x?xi8>, scales %ks : tensor<?xf32>)
+      values(%vv : tensor<?x?xi8>, indices %vi : tensor<?x?xi8>, scales %vs : tensor<?xf32>)
+      : tensor<2x32xf32> -> tensor<2xf32>, tensor<2x32xf32>
+  return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>
+}
+
+// -----
+
+// Dense keys beside int8 winnowed values take the [G, D] kernel: each
+// token's G weights are multiplied by its value scale before they meet the
+// widened entries.
+// CHECK-LABEL: func.func @partial_q8_values
+// CHECK-SAME: %[[VS:[^:]+]]: tensor<?xf32>)
+// CHECK: %[[VSCALE:.*]] = tensor.extract %[[VS]][%{{.*}}] : tensor<?xf32>
+// CHECK: arith.mulf %{{.*}}, %[[VSCALE]] : f32
+// CHECK: arith.sitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+func.func @partial_q8_values(%q: tensor<2x32xf32>, %s: f32, %kv: tensor<?x32xf16>,
+    %vv: tensor<?x?xi8>, %vi: tensor<?x?xi8>, %vs: tensor<?xf32>)
+    -> (tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%kv : tensor<?x32xf16>)
+      values(%vv : tensor<?x?xi8>, indices %vi : tensor<?x?xi8>, scales %vs : tensor<?xf32>)
+      : tensor<2x32xf32> -> tensor<2xf32>, tensor<2x32xf32>
+  return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>
+}
