@@ -108,3 +108,24 @@ func.func @decode_masked_values(%q: tensor<1x8x64xf32>, %s: f32,
       group_size = 4 key_encoding = mask value_encoding = mask : tensor<1x8x64xf32> -> tensor<1x8x64xf32>
   return %o : tensor<1x8x64xf32>
 }
+
+// -----
+
+// SWAN-Q8: each sparse block's partial takes the slice of its tokens'
+// scales, [b, h, start:start+length]; the buffer's partial has none.
+// ONE-LABEL: func.func @int8_sparse
+// ONE-SAME: %[[KS:[^:]+]]: tensor<1x2x?xf32>, %[[VS:[^:]+]]: tensor<1x2x?xf32>
+// ONE-DAG: %[[KSL:.*]] = tensor.extract_slice %[[KS]][%{{.*}}, %{{.*}}, %{{.*}}] [1, 1, %{{.*}}] [1, 1, 1] : tensor<1x2x?xf32> to tensor<?xf32>
+// ONE-DAG: %[[VSL:.*]] = tensor.extract_slice %[[VS]][%{{.*}}, %{{.*}}, %{{.*}}] [1, 1, %{{.*}}] [1, 1, 1] : tensor<1x2x?xf32> to tensor<?xf32>
+// ONE: swan.partial_attention {{.*}} keys(%{{.*}} : tensor<?x?xi8>, indices %{{.*}} : tensor<?x?xi8>, scales %[[KSL]] : tensor<?xf32>) values(%{{.*}} : tensor<?x?xi8>, indices %{{.*}} : tensor<?x?xi8>, scales %[[VSL]] : tensor<?xf32>)
+// ONE: swan.partial_attention {{.*}} keys(%{{.*}} : tensor<?x64xf16>) values(%{{.*}} : tensor<?x64xf16>)
+func.func @int8_sparse(%q: tensor<1x8x64xf32>, %s: f32, %rk: tensor<2x64x64xf32>,
+    %kv: tensor<1x2x?x?xi8>, %ki: tensor<1x2x?x?xi8>, %ks: tensor<1x2x?xf32>, %vs: tensor<1x2x?xf32>,
+    %bk: tensor<1x2x?x64xf16>, %sl: tensor<1xi32>) -> tensor<1x8x64xf32> {
+  %o = swan.decode_attention %q, scale %s rotations(%rk, %rk : tensor<2x64x64xf32>)
+      sparse_keys(%kv, %ki : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %ks : tensor<1x2x?xf32>)
+      sparse_values(%kv, %ki : tensor<1x2x?x?xi8>, tensor<1x2x?x?xi8>, scales %vs : tensor<1x2x?xf32>)
+      buffer(%bk, %bk : tensor<1x2x?x64xf16>) lengths(%sl, %sl : tensor<1xi32>)
+      group_size = 4 : tensor<1x8x64xf32> -> tensor<1x8x64xf32>
+  return %o : tensor<1x8x64xf32>
+}

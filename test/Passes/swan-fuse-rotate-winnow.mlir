@@ -49,3 +49,15 @@ func.func @keeps_mask_encoding(%x: tensor<?x64xf32>, %r: tensor<64x64xf32>, %k: 
   %v, %m = swan.winnow %y keep %k encoding = mask : tensor<?x64xf32> -> tensor<?x?xf16>, tensor<?x8xi8>
   return %v, %m : tensor<?x?xf16>, tensor<?x8xi8>
 }
+
+// -----
+
+// int8 values keep their scales through the fusion.
+// CHECK-LABEL: func.func @fuses_int8_winnow
+// CHECK: %{{.*}}, %{{.*}}, %{{.*}} = swan.compress %{{.*}} by %{{.*}} keep %{{.*}} : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+func.func @fuses_int8_winnow(%x: tensor<?x64xf32>, %r: tensor<64x64xf32>, %k: index)
+    -> (tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>) {
+  %y = swan.rotate %x by %r : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  %v, %i, %s = swan.winnow %y keep %k : tensor<?x64xf32> -> tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+  return %v, %i, %s : tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>
+}
