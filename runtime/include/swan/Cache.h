@@ -81,6 +81,10 @@ struct CacheConfig {
   int32_t pageTokens = 256; ///< Tokens per sparse page.
   ValueEncoding valueEncoding = ValueEncoding::Auto;
   ValueEncoding keyEncoding = ValueEncoding::Auto;
+  /// SWAN-Q8 (Int8): winnowed values as int8 with one f32 scale per row,
+  /// k + 4 bytes instead of 2k (fp16) before positions; the buffer keeps
+  /// `storage`. CPU only for now.
+  WinnowedStorage winnowed = WinnowedStorage::AsStorage;
 };
 
 /// Where a sequence's tokens are, what they cost, and whether SWAN pays for

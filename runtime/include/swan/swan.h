@@ -67,6 +67,18 @@ typedef enum {
   SWAN_ENCODING_MASK = 2
 } swan_value_encoding;
 
+/* How winnowed rows store their kept values (the dense buffer always keeps
+ * dtype). SWAN_WINNOWED_INT8 (SWAN-Q8) stores each kept value as int8
+ * round(x / s), with one f32 scale s = max|x| / 127 per row (key or value,
+ * token, KV head): k + 4 bytes of values per row instead of 2k (fp16) or 4k
+ * (f32), with the same positions. Attention reads the int8 values directly;
+ * rewinnowing keeps the largest stored ones, whose scale stays valid. CPU
+ * only: SWAN_DEVICE_CUDA returns SWAN_ERR_UNSUPPORTED with it. */
+typedef enum {
+  SWAN_WINNOWED_AS_DTYPE = 0,
+  SWAN_WINNOWED_INT8 = 1
+} swan_winnowed_storage;
+
 typedef struct swan_cache swan_cache;
 
 typedef struct {
@@ -84,6 +96,7 @@ typedef struct {
   int32_t page_tokens; /* tokens per sparse page; 0 selects the default 256 */
   swan_value_encoding value_encoding; /* 0 (AUTO): per page, the smaller  */
   swan_value_encoding key_encoding;   /* 0 (AUTO): masks when G·D/8 <= k_key */
+  swan_winnowed_storage winnowed_storage; /* 0: as dtype; 1: int8 + scale */
 } swan_cache_config;
 
 /* Creates a cache. rot_k, rot_v: [H][D][D] row-major orthogonal matrices
@@ -126,8 +139,8 @@ swan_status swan_cache_release(swan_cache *c, int32_t seq);
 /* Tokens held by a sequence (buffer and winnowed), -1 for an unknown one. */
 int64_t swan_cache_tokens(const swan_cache *c, int32_t seq);
 
-/* Bytes of token storage held: dense buffers, winnowed values and indices,
- * exactly as allocated. 0 for a NULL cache. */
+/* Bytes of token storage held: dense buffers, winnowed values, scales and
+ * positions, exactly as allocated. 0 for a NULL cache. */
 size_t swan_cache_bytes(const swan_cache *c);
 
 /* The compute break-even length at the current k: a sequence holding fewer

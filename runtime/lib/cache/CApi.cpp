@@ -76,13 +76,15 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
   // outside the enumerators, so read the raw bits.
   static_assert(sizeof(swan_dtype) == sizeof(int32_t) &&
                     sizeof(swan_device) == sizeof(int32_t) &&
-                    sizeof(swan_value_encoding) == sizeof(int32_t),
+                    sizeof(swan_value_encoding) == sizeof(int32_t) &&
+                    sizeof(swan_winnowed_storage) == sizeof(int32_t),
                 "C enums are int-sized");
-  int32_t dtype, device, valueEncoding, keyEncoding;
+  int32_t dtype, device, valueEncoding, keyEncoding, winnowed;
   std::memcpy(&dtype, &cfg->dtype, sizeof(dtype));
   std::memcpy(&device, &cfg->device, sizeof(device));
   std::memcpy(&valueEncoding, &cfg->value_encoding, sizeof(valueEncoding));
   std::memcpy(&keyEncoding, &cfg->key_encoding, sizeof(keyEncoding));
+  std::memcpy(&winnowed, &cfg->winnowed_storage, sizeof(winnowed));
   if (dtype != SWAN_DTYPE_F32 && dtype != SWAN_DTYPE_F16)
     return report(SWAN_ERR_INVALID_ARGUMENT,
                   "cfg->dtype = " + std::to_string(dtype) +
@@ -110,6 +112,11 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
                   "cfg->key_encoding = " + std::to_string(keyEncoding) +
                       " is none of SWAN_ENCODING_AUTO, SWAN_ENCODING_INDICES, "
                       "SWAN_ENCODING_MASK");
+  if (winnowed != SWAN_WINNOWED_AS_DTYPE && winnowed != SWAN_WINNOWED_INT8)
+    return report(SWAN_ERR_INVALID_ARGUMENT,
+                  "cfg->winnowed_storage = " + std::to_string(winnowed) +
+                      " is neither SWAN_WINNOWED_AS_DTYPE nor "
+                      "SWAN_WINNOWED_INT8");
   if (cfg->page_tokens < 0)
     return report(SWAN_ERR_INVALID_ARGUMENT,
                   "cfg->page_tokens = " + std::to_string(cfg->page_tokens) +
@@ -137,6 +144,8 @@ swan_status swan_cache_create(const swan_cache_config *cfg, const float *rot_k,
   };
   config.valueEncoding = encoding(valueEncoding);
   config.keyEncoding = encoding(keyEncoding);
+  config.winnowed = winnowed == SWAN_WINNOWED_INT8 ? WinnowedStorage::Int8
+                                                   : WinnowedStorage::AsStorage;
 
   // The rotations are only read once the sizes are known to be valid; until
   // then Cache::create reports the bad size.

@@ -165,13 +165,19 @@ static Error checkConfig(const CacheConfig &c) {
       c.keyEncoding != ValueEncoding::Mask)
     return invalid("key_encoding is none of SWAN_ENCODING_AUTO, "
                    "SWAN_ENCODING_INDICES, SWAN_ENCODING_MASK");
+  if (c.winnowed != WinnowedStorage::AsStorage &&
+      c.winnowed != WinnowedStorage::Int8)
+    return invalid("winnowed_storage is neither SWAN_WINNOWED_AS_DTYPE nor "
+                   "SWAN_WINNOWED_INT8");
   return checkK(c.kKey, c.kValue, c.headDim);
 }
 
-/// The CPU kernels, JIT-compiled once per (D, G, storage).
+/// The CPU kernels, JIT-compiled once per (D, G, storage, winnowed
+/// storage).
 static Expected<std::shared_ptr<const KernelSet>>
 cpuKernels(const CacheConfig &c) {
-  auto kernels = KernelSet::get({c.headDim, c.groupSize, c.storage});
+  auto kernels =
+      KernelSet::get({c.headDim, c.groupSize, c.storage, c.winnowed});
   if (!kernels)
     return fail(CacheErrorCode::Unsupported,
                 llvm::Twine("no CPU kernels for head_dim = ") +
@@ -185,6 +191,10 @@ cpuKernels(const CacheConfig &c) {
 /// the rotations in device memory.
 static Expected<std::unique_ptr<TokenStore>>
 cudaStore(const CacheConfig &c, ArrayRef<float> rotK, ArrayRef<float> rotV) {
+  if (c.winnowed == WinnowedStorage::Int8)
+    return fail(CacheErrorCode::Unsupported,
+                "device = SWAN_DEVICE_CUDA has no kernels for "
+                "winnowed_storage = SWAN_WINNOWED_INT8 yet (the CPU has)");
   // The GPU kernels read keys and values in one encoding; AUTO follows
   // the other choice, and indices when both are AUTO.
   const bool masks = c.keyEncoding == ValueEncoding::Mask ||

@@ -135,29 +135,45 @@ SparseEncoding HostStore::keyEncodingFor(int32_t kKey) const {
 size_t HostStore::pageBytes(int64_t capacity, int32_t kKey, int32_t kValue,
                             SparseEncoding keyEncoding,
                             SparseEncoding valueEncoding) const {
-  return static_cast<size_t>(heads() * capacity) *
-         ((kKey + kValue) * element() +
-          positionBytes(keyEncoding, dim(), kKey) +
-          positionBytes(valueEncoding, dim(), kValue));
+  return scaleSectionBytes(capacity) +
+         static_cast<size_t>(heads() * capacity) *
+             ((kKey + kValue) * winnowedElement() +
+              positionBytes(keyEncoding, dim(), kKey) +
+              positionBytes(valueEncoding, dim(), kValue));
 }
 
 // Section addresses inside a page or the buffer.
+float *HostStore::keyScales(const Page &p, int64_t h, int64_t slot) const {
+  if (!quantised())
+    return nullptr;
+  return reinterpret_cast<float *>(p.memory.get()) + h * p.capacity + slot;
+}
+float *HostStore::valueScales(const Page &p, int64_t h, int64_t slot) const {
+  if (!quantised())
+    return nullptr;
+  return reinterpret_cast<float *>(p.memory.get()) +
+         (heads() + h) * p.capacity + slot;
+}
 char *HostStore::keyValues(const Page &p, int64_t h, int64_t slot) const {
-  return p.memory.get() + (h * p.capacity + slot) * p.kKey * element();
+  return p.memory.get() + scaleSectionBytes(p.capacity) +
+         (h * p.capacity + slot) * p.kKey * winnowedElement();
 }
 char *HostStore::valueValues(const Page &p, int64_t h, int64_t slot) const {
-  return p.memory.get() + heads() * p.capacity * p.kKey * element() +
-         (h * p.capacity + slot) * p.kValue * element();
+  return p.memory.get() + scaleSectionBytes(p.capacity) +
+         heads() * p.capacity * p.kKey * winnowedElement() +
+         (h * p.capacity + slot) * p.kValue * winnowedElement();
 }
 uint8_t *HostStore::keyPositions(const Page &p, int64_t h, int64_t slot) const {
   return reinterpret_cast<uint8_t *>(
-      p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
+      p.memory.get() + scaleSectionBytes(p.capacity) +
+      heads() * p.capacity * (p.kKey + p.kValue) * winnowedElement() +
       (h * p.capacity + slot) * positionBytes(p.keyEncoding, dim(), p.kKey));
 }
 uint8_t *HostStore::valuePositions(const Page &p, int64_t h,
                                    int64_t slot) const {
   return reinterpret_cast<uint8_t *>(
-      p.memory.get() + heads() * p.capacity * (p.kKey + p.kValue) * element() +
+      p.memory.get() + scaleSectionBytes(p.capacity) +
+      heads() * p.capacity * (p.kKey + p.kValue) * winnowedElement() +
       heads() * p.capacity * positionBytes(p.keyEncoding, dim(), p.kKey) +
       (h * p.capacity + slot) *
           positionBytes(p.valueEncoding, dim(), p.kValue));
@@ -271,21 +287,28 @@ Status HostStore::append(int32_t seq, int64_t n, const float *keys,
       auto [page, slot] = pageSlot(j);
       int64_t run = std::min(first + count - j, page->capacity - slot);
       const float *rows = scratch.get() + (j - first) * d;
+      float *scales =
+          isKey ? keyScales(*page, h, slot) : valueScales(*page, h, slot);
       llvm::Error e = isKey
                           ? kernels->compress(rows, run, rotation, page->kKey,
                                               keyValues(*page, h, slot),
                                               keyPositions(*page, h, slot),
-                                              page->keyEncoding)
+                                              page->keyEncoding, scales)
                           : kernels->compress(rows, run, rotation, page->kValue,
                                               valueValues(*page, h, slot),
                                               valuePositions(*page, h, slot),
-                                              page->valueEncoding);
+                                              page->valueEncoding, scales);
       if (e)
         return internal(std::move(e), "compress");
+      // int8 values are finite by construction; their scales carry the
+      // magnitude.
       int32_t k = isKey ? page->kKey : page->kValue;
-      if (firstNonFinite(isKey ? keyValues(*page, h, slot)
-                               : valueValues(*page, h, slot),
-                         run * k, config.storage) >= 0)
+      bool overflow = scales
+                          ? firstNonFinite(scales, run, StorageType::F32) >= 0
+                          : firstNonFinite(isKey ? keyValues(*page, h, slot)
+                                                 : valueValues(*page, h, slot),
+                                           run * k, config.storage) >= 0;
+      if (overflow)
         return storageOverflow(isKey, h);
       j += run;
     }
@@ -388,16 +411,21 @@ Status HostStore::append(int32_t seq, int64_t n, const float *keys,
 // Re-winnowing
 //===----------------------------------------------------------------------===//
 
-/// swan::keepLargest on a row of the storage type, the kept values then
-/// moved to `outValues` (at or below `values`: rows move down in place).
+/// swan::keepLargest on a stored row (of the storage type, or int8 under
+/// SWAN-Q8, whose scale stays valid: the largest entry is kept), the kept
+/// values then moved to `outValues` (at or below `values`: rows move down
+/// in place).
 static void keepLargestStored(char *values, uint8_t *indices, int32_t k,
                               int32_t keep, StorageType storage,
-                              char *outValues) {
-  if (storage == StorageType::F16)
+                              WinnowedStorage winnowed, char *outValues) {
+  if (winnowed == WinnowedStorage::Int8)
+    keepLargest(reinterpret_cast<int8_t *>(values), indices, k, keep);
+  else if (storage == StorageType::F16)
     keepLargest(reinterpret_cast<_Float16 *>(values), indices, k, keep);
   else
     keepLargest(reinterpret_cast<float *>(values), indices, k, keep);
-  std::memmove(outValues, values, keep * elementBytes(storage));
+  std::memmove(outValues, values,
+               keep * winnowedElementBytes(storage, winnowed));
 }
 
 /// keepLargestStored on a row whose positions are a `dim`-bit occupancy mask:
@@ -406,10 +434,10 @@ static void keepLargestStored(char *values, uint8_t *indices, int32_t k,
 /// bits.
 static void keepLargestMasked(char *values, uint8_t *mask, int64_t dim,
                               int32_t k, int32_t keep, StorageType storage,
-                              char *outValues) {
+                              WinnowedStorage winnowed, char *outValues) {
   uint8_t dims[kMaxHeadDim] = {};
   maskIndices(mask, dim, dims);
-  keepLargestStored(values, dims, k, keep, storage, outValues);
+  keepLargestStored(values, dims, k, keep, storage, winnowed, outValues);
   indicesMask(dims, keep, dim, mask);
 }
 
@@ -431,8 +459,9 @@ void HostStore::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
   if (newKKey == page.kKey && newKValue == page.kValue)
     return;
   const int64_t hCount = heads(), cap = page.capacity;
-  const size_t e = element();
-  char *base = page.memory.get();
+  const size_t e = winnowedElement();
+  // The scale sections lead the page and keep their place and size.
+  char *base = page.memory.get() + scaleSectionBytes(cap);
   auto rows = [&](auto &&visit) {
     for (int64_t h = 0; h < hCount; ++h)
       for (int64_t t = 0; t < page.used; ++t)
@@ -453,9 +482,10 @@ void HostStore::shrinkPage(Page &page, int32_t kKey, int32_t kValue) const {
     auto *bytes = reinterpret_cast<uint8_t *>(positions);
     if (encoding == SparseEncoding::Mask)
       keepLargestMasked(values, bytes, dim(), k, keep, config.storage,
-                        outValues);
+                        config.winnowed, outValues);
     else
-      keepLargestStored(values, bytes, k, keep, config.storage, outValues);
+      keepLargestStored(values, bytes, k, keep, config.storage, config.winnowed,
+                        outValues);
   };
   rows([&](int64_t r) {
     keepRow(base + r * page.kKey * e, oldKeyPos + r * oldKeyRow,
@@ -528,7 +558,8 @@ Status HostStore::attention(const int32_t *seqs, int64_t count, const float *q,
       for (const Page &p : s.pages)
         sparse.push_back({keyValues(p, h, 0), keyPositions(p, h, 0), p.kKey,
                           valueValues(p, h, 0), valuePositions(p, h, 0),
-                          p.kValue, p.used, p.valueEncoding, p.keyEncoding});
+                          p.kValue, p.used, p.valueEncoding, p.keyEncoding,
+                          keyScales(p, h, 0), valueScales(p, h, 0)});
       AttentionWork w;
       w.query = q + (i * hCount + h) * g * d;
       w.keyRotation = keyRotation(h);
@@ -594,9 +625,9 @@ Status HostStore::decompress(int32_t seq, SequenceRows &out) const {
         float *key = out.keys.data() + (token * hCount + h) * d;
         float *value = out.values.data() + (token * hCount + h) * d;
         scatterRow(keyValues(p, h, t), keyPositions(p, h, t), p.kKey,
-                   p.keyEncoding, d, st, key);
+                   p.keyEncoding, d, st, key, keyScales(p, h, t));
         scatterRow(valueValues(p, h, t), valuePositions(p, h, t), p.kValue,
-                   p.valueEncoding, d, st, value);
+                   p.valueEncoding, d, st, value, valueScales(p, h, t));
       }
     }
   }

@@ -5,11 +5,14 @@
 // [H][cap][D] in the storage type, holding a FIFO window of the newest b
 // tokens; and a list of pages, each one allocation with one (k_K, k_V), one
 // key and one value encoding and room for P tokens of every KV head:
-//   key values [H][P][k_K], value values [H][P][k_V]   (storage type)
+//   key scales [H][P], value scales [H][P]   (f32; SWAN-Q8 only)
+//   key values [H][P][k_K], value values [H][P][k_V]   (storage type, or
+//   int8 with SWAN-Q8)
 //   key positions [H][P][k_K] indices (uint8, ascending), or [H][P][D/8]
 //   occupancy masks; value positions likewise with k_V
 // so the tokens of one head in one page are one SparseBlock for the kernels.
-// Values come before positions to keep every section aligned for its type.
+// Scales come first, then values, then positions, to keep every section
+// aligned for its type; re-winnowing never moves the scales.
 // Both encodings are chosen per page when it is created (encodingFor and
 // keyEncodingFor) and kept for the page's life.
 //
@@ -94,6 +97,16 @@ private:
   int64_t dim() const { return config.headDim; }
   int64_t heads() const { return config.numKvHeads; }
   size_t element() const { return elementBytes(config.storage); }
+  /// Bytes of a winnowed value and of a winnowed row's scale.
+  size_t winnowedElement() const {
+    return winnowedElementBytes(config.storage, config.winnowed);
+  }
+  int64_t scaleBytes() const { return rowScaleBytes(config.winnowed); }
+  bool quantised() const { return config.winnowed == WinnowedStorage::Int8; }
+  /// Bytes of a page's scale sections, which come first.
+  size_t scaleSectionBytes(int64_t capacity) const {
+    return static_cast<size_t>(2 * heads() * capacity * scaleBytes());
+  }
   int64_t bufferCapacity() const;
   SparseEncoding encodingFor(int32_t kValue) const;
   SparseEncoding keyEncodingFor(int32_t kKey) const;
@@ -101,7 +114,10 @@ private:
                    SparseEncoding keyEncoding,
                    SparseEncoding valueEncoding) const;
 
-  // Section addresses inside a page or the buffer.
+  // Section addresses inside a page or the buffer; the scales are null
+  // unless quantised().
+  float *keyScales(const Page &p, int64_t h, int64_t slot) const;
+  float *valueScales(const Page &p, int64_t h, int64_t slot) const;
   char *keyValues(const Page &p, int64_t h, int64_t slot) const;
   char *valueValues(const Page &p, int64_t h, int64_t slot) const;
   uint8_t *keyPositions(const Page &p, int64_t h, int64_t slot) const;
