@@ -151,7 +151,11 @@ struct Checker {
         if (huge)
           for (int64_t j = 0; j < config.head_dim; ++j)
             ((kind & 16) ? k : v)[j] = j % 2 ? 1e6f : -1e6f;
-        bool overflows = huge && config.dtype == SWAN_DTYPE_F16;
+        // fp16 overflows, unless the row leaves at once (n > b) into int8
+        // winnowed storage, whose scale keeps any finite magnitude.
+        bool direct = config.winnowed_storage == SWAN_WINNOWED_INT8 &&
+                      n > config.buffer_tokens;
+        bool overflows = huge && config.dtype == SWAN_DTYPE_F16 && !direct;
         bool room = known || int32_t(model.size()) < config.max_sequences;
         swan_status s = swan_cache_append(cache, seq, n, k.data(), v.data());
         swan_status want = (!room || nonFinite || overflows)
@@ -240,10 +244,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c.config.page_tokens = 1 + (sizes >> 3) % 8;
   const bool cuda = sizes >> 7;
   // The sequence count uses two bits of its byte; the next two draw the key
-  // encoding the same way.
+  // encoding the same way, the next the winnowed storage (SWAN-Q8).
   uint8_t sequences = in.byte();
   c.config.max_sequences = 1 + sequences % 4;
   c.config.key_encoding = encodings[(sequences >> 2) & 3];
+  c.config.winnowed_storage =
+      (sequences >> 4) & 1 ? SWAN_WINNOWED_INT8 : SWAN_WINNOWED_AS_DTYPE;
   c.config.k_key = 1 + in.byte() % c.config.head_dim;
   c.config.k_value = 1 + in.byte() % c.config.head_dim;
   c.config.device = SWAN_DEVICE_CPU;
@@ -251,6 +257,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // The GPU kernels exist for D = 64, G = 1 or 4, keys and values in one
     // encoding (AUTO follows the other).
     c.config.device = SWAN_DEVICE_CUDA;
+    c.config.winnowed_storage = SWAN_WINNOWED_AS_DTYPE; // CPU only
     c.config.head_dim = 64;
     c.config.group_size = c.config.group_size == 1 ? 1 : 4;
     c.config.k_key = 1 + c.config.k_key * 4 % 64;
