@@ -78,10 +78,11 @@ llvm::Error swan::tools::runModelDemo(const ModelDemoOptions &o) {
 
   llvm::outs() << llvm::formatv(
       "swan-demo: {0}\n  dim {1}, {2} layers, {3} query heads over {4} KV "
-      "heads of D = {5}, context {6}: a swan::Cache per layer ({7}, buffer "
-      "{8}, pages of {9}) beside a dense float32 cache\n",
+      "heads of D = {5}, context {6}: a swan::Cache per layer ({7}{10}, "
+      "buffer {8}, pages of {9}) beside a dense float32 cache\n",
       o.model, c.dim, c.layers, c.heads, c.kvHeads, c.headDim(), c.seqLen,
-      o.storage == StorageType::F16 ? "f16" : "f32", o.buffer, o.pageTokens);
+      o.storage == StorageType::F16 ? "f16" : "f32", o.buffer, o.pageTokens,
+      o.winnowed == WinnowedStorage::Int8 ? ", winnowed as int8" : "");
   llvm::outs().flush();
   ModelRotations rotations;
   {
@@ -101,6 +102,7 @@ llvm::Error swan::tools::runModelDemo(const ModelDemoOptions &o) {
   config.maxSequences = 1;
   config.storage = o.storage;
   config.valueEncoding = o.valueEncoding;
+  config.winnowed = o.winnowed;
   auto swanCache =
       CacheAttention::create(c, config, rotations.keys, rotations.values);
   if (!swanCache)

@@ -30,6 +30,7 @@ struct ModelDemoOptions {
   int32_t pageTokens = 16;
   StorageType storage = StorageType::F16;
   ValueEncoding valueEncoding = ValueEncoding::Auto;
+  WinnowedStorage winnowed = WinnowedStorage::AsStorage;
   int32_t calibrationStories = 16;
   float temperature = 0.0f; ///< 0: greedy
   uint64_t seed = 0;

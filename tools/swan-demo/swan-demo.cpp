@@ -131,6 +131,13 @@ cl::opt<ValueEncoding> valueEncoding(
                           "k uint8 indices"),
                clEnumValN(ValueEncoding::Mask, "mask", "a D-bit mask")),
     cl::init(ValueEncoding::Auto), cl::cat(runCategory));
+cl::opt<WinnowedStorage> winnowed(
+    "winnowed", cl::desc("How winnowed rows store their kept values"),
+    cl::values(clEnumValN(WinnowedStorage::AsStorage, "dtype",
+                          "in --dtype (default)"),
+               clEnumValN(WinnowedStorage::Int8, "int8",
+                          "SWAN-Q8: int8 with an f32 scale per row")),
+    cl::init(WinnowedStorage::AsStorage), cl::cat(runCategory));
 cl::opt<uint64_t> seed("seed",
                        cl::desc("Seed of the sampling with "
                                 "--temperature, or of the generated "
@@ -521,6 +528,7 @@ llvm::Error runLayerDemo() {
   config.storage = storage;
   config.pageTokens = pageTokens;
   config.valueEncoding = valueEncoding;
+  config.winnowed = winnowed;
   double compileStart = seconds();
   auto cache = Cache::create(config, w.rotK.matrices, w.rotV.matrices);
   if (!cache)
@@ -689,6 +697,7 @@ llvm::Error run() {
     return toolError("--dtype must be f16 or f32, not " + dtype);
   o.storage = dtype == "f16" ? StorageType::F16 : StorageType::F32;
   o.valueEncoding = valueEncoding;
+  o.winnowed = winnowed;
   o.calibrationStories = calibrationStories;
   if (temperature < 0.0f)
     return toolError("--temperature must be positive");

@@ -75,6 +75,13 @@ cl::opt<int32_t> pageTokens("page-tokens", cl::desc("Tokens per sparse page"),
                             cl::init(16), cl::cat(cacheCategory));
 cl::opt<std::string> dtype("dtype", cl::desc("Cache storage: f16 or f32"),
                            cl::init("f16"), cl::cat(cacheCategory));
+cl::opt<WinnowedStorage> winnowed(
+    "winnowed", cl::desc("How winnowed rows store their kept values"),
+    cl::values(clEnumValN(WinnowedStorage::AsStorage, "dtype",
+                          "in --dtype (default)"),
+               clEnumValN(WinnowedStorage::Int8, "int8",
+                          "SWAN-Q8: int8 with an f32 scale per row")),
+    cl::init(WinnowedStorage::AsStorage), cl::cat(cacheCategory));
 cl::opt<int32_t> calibrationStories(
     "calibration-stories",
     cl::desc("Stories the model samples to calibrate its rotations on "
@@ -173,6 +180,7 @@ llvm::Error run() {
     config.pageTokens = pageTokens;
     config.maxSequences = 1;
     config.storage = dtype == "f16" ? StorageType::F16 : StorageType::F32;
+    config.winnowed = winnowed;
     auto cache =
         CacheAttention::create(c, config, rotations->keys, rotations->values);
     if (!cache)
