@@ -147,10 +147,19 @@ uint16_t halfBits(float value) {
   return bits;
 }
 
-/// How a row of the sweep stores its winnowed keys and values.
+/// How a row of the sweep stores its winnowed keys and values: positions
+/// in `keys` and `values`, values in f16 or (SWAN-Q8) int8 with an f32
+/// scale per row.
 struct Encodings {
   SparseEncoding keys, values;
+  WinnowedStorage winnowed = WinnowedStorage::AsStorage;
 };
+
+/// The kernels of a layer, its buffer in f16.
+KernelKey kernelKey(const Layer &layer,
+                    WinnowedStorage winnowed = WinnowedStorage::AsStorage) {
+  return {layer.dim, layer.group, StorageType::F16, winnowed};
+}
 
 /// One decode step's inputs for a batch of sequences of `length` tokens:
 /// winnowed with k (the last b tokens dense in the buffer; positions as
@@ -172,8 +181,23 @@ public:
       for (uint16_t &value : values)
         value = halfBits(normal(rng));
     };
-    fillHalf(keyValues, items * sparseTokens * k);
-    fillHalf(valueValues, items * sparseTokens * k);
+    const bool q8 = encodings.winnowed == WinnowedStorage::Int8;
+    auto fillWinnowed = [&](std::vector<uint16_t> &values,
+                            std::vector<float> &scales) {
+      size_t count = items * sparseTokens * k;
+      if (!q8)
+        return fillHalf(values, count);
+      // int8 values packed two to a uint16_t, one scale per row.
+      values.resize((count + 1) / 2);
+      auto *bytes = reinterpret_cast<int8_t *>(values.data());
+      for (size_t i = 0; i < count; ++i)
+        bytes[i] = int8_t(int(rng() % 255) - 127);
+      scales.resize(items * sparseTokens);
+      for (float &scale : scales)
+        scale = std::fabs(normal(rng)) / 127;
+    };
+    fillWinnowed(keyValues, keyScales);
+    fillWinnowed(valueValues, valueScales);
     fillHalf(bufferKeys, items * bufferTokens * dim);
     fillHalf(bufferValues, items * bufferTokens * dim);
     keyIndices.resize(items * sparseTokens * k);
@@ -212,18 +236,22 @@ public:
     out.resize(items * layer.group * dim);
 
     blocks.resize(items);
+    const int64_t valueBytes = q8 ? 1 : 2;
     for (int64_t item = 0; item < items; ++item) {
       int64_t head = item % layer.heads;
-      int64_t sparse = item * sparseTokens * k;
-      blocks[item] = {keyValues.data() + sparse,
-                      keyIndices.data() + item * sparseTokens * keyRowBytes,
-                      k,
-                      valueValues.data() + sparse,
-                      valueIndices.data() + item * sparseTokens * valueRowBytes,
-                      k,
-                      sparseTokens,
-                      encodings.values,
-                      encodings.keys};
+      int64_t sparse = item * sparseTokens * k * valueBytes;
+      blocks[item] = {
+          reinterpret_cast<const uint8_t *>(keyValues.data()) + sparse,
+          keyIndices.data() + item * sparseTokens * keyRowBytes,
+          k,
+          reinterpret_cast<const uint8_t *>(valueValues.data()) + sparse,
+          valueIndices.data() + item * sparseTokens * valueRowBytes,
+          k,
+          sparseTokens,
+          encodings.values,
+          encodings.keys,
+          q8 ? keyScales.data() + item * sparseTokens : nullptr,
+          q8 ? valueScales.data() + item * sparseTokens : nullptr};
       int64_t buffered = item * bufferTokens * dim;
       AttentionWork w;
       w.query = queries.data() + item * layer.group * dim;
@@ -237,10 +265,11 @@ public:
       work.push_back(w);
     }
 
-    // What one step must read: every cached byte (f16 values, uint8
-    // indices or masks, dense rows), each head's R_K and R_V (f32), the
-    // queries.
-    sparseTokenBytes = 2 * k * 2 + keyRowBytes + valueRowBytes;
+    // What one step must read: every cached byte (f16 or int8 values and
+    // f32 scales, uint8 indices or masks, dense rows), each head's R_K and
+    // R_V (f32), the queries.
+    sparseTokenBytes = 2 * k * valueBytes + 2 * rowScaleBytes(encodings.winnowed) +
+                       keyRowBytes + valueRowBytes;
     bytesRead =
         items * (sparseTokens * sparseTokenBytes + bufferTokens * 2 * dim * 2) +
         int64_t(rotations.size()) * 4 + int64_t(queries.size()) * 4;
@@ -250,6 +279,7 @@ public:
   int64_t sparseTokens, bufferTokens, sparseTokenBytes, bytesRead;
   std::vector<uint16_t> keyValues, valueValues, bufferKeys, bufferValues;
   std::vector<uint8_t> keyIndices, valueIndices;
+  std::vector<float> keyScales, valueScales; // SWAN-Q8 only
   std::vector<float> queries, rotations, out;
   std::vector<SparseBlock> blocks;
   std::vector<AttentionWork> work;
@@ -273,8 +303,9 @@ std::shared_ptr<DecodeData> dataFor(const std::string &name, const Layer &layer,
 
 /// Seconds per step of the dense row of each shape ("H8_G4_D128/L4096/B1"),
 /// set when that row runs (it is registered, so run, before the SWAN rows of
-/// its shape) and read by them for their speed-up.
-std::map<std::string, double> denseSeconds;
+/// its shape) and read by them for their speed-up; likewise of each f16
+/// SWAN row, read by its SWAN-Q8 twin.
+std::map<std::string, double> denseSeconds, f16Seconds;
 
 /// Rows time every iteration themselves (manual time) so that the figures
 /// below can be computed from the same wall-clock seconds the table shows.
@@ -338,10 +369,13 @@ double medianSeconds(const std::string &row, int repetitions) {
   return n % 2 ? last[n / 2] : (last[n / 2 - 1] + last[n / 2]) / 2;
 }
 
+/// `f16Twin`: for a SWAN-Q8 row, the f16 row of the same shape, k and
+/// encodings, whose time gives x_f16.
 void decodeAttention(benchmark::State &state, const std::string &name,
                      const std::string &shape, Layer layer, int64_t length,
-                     int32_t k, int batch, bool dense, Encodings encodings) {
-  auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
+                     int32_t k, int batch, bool dense, Encodings encodings,
+                     const std::string &f16Twin) {
+  auto kernels = KernelSet::get(kernelKey(layer, encodings.winnowed));
   if (!kernels) {
     state.SkipWithError(llvm::toString(kernels.takeError()).c_str());
     return;
@@ -370,6 +404,11 @@ void decodeAttention(benchmark::State &state, const std::string &name,
   auto found = denseSeconds.find(shape);
   if (found != denseSeconds.end() && seconds > 0.0)
     state.counters["x_dense"] = found->second / seconds;
+  if (f16Twin.empty())
+    f16Seconds[name] = seconds;
+  else if (auto twin = f16Seconds.find(f16Twin);
+           twin != f16Seconds.end() && seconds > 0.0)
+    state.counters["x_f16"] = twin->second / seconds;
   // The speed-up that the bytes alone would give (dense bytes / SWAN bytes).
   int64_t items = int64_t(batch) * layer.heads;
   double denseBytes = double(items) * length * 2 * layer.dim * 2 +
@@ -383,7 +422,7 @@ void decodeAttention(benchmark::State &state, const std::string &name,
 }
 
 void compress(benchmark::State &state, Layer layer, int64_t rows, int32_t k) {
-  auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
+  auto kernels = KernelSet::get(kernelKey(layer));
   if (!kernels) {
     state.SkipWithError(llvm::toString(kernels.takeError()).c_str());
     return;
@@ -483,7 +522,7 @@ void reportCrossovers(const std::vector<SweepRow> &rows, int repetitions) {
 void reportCompileTimes(const std::vector<Layer> &layers) {
   for (const Layer &layer : layers) {
     auto start = std::chrono::steady_clock::now();
-    auto kernels = KernelSet::get({layer.dim, layer.group, StorageType::F16});
+    auto kernels = KernelSet::get(kernelKey(layer));
     double ms = std::chrono::duration<double, std::milli>(
                     std::chrono::steady_clock::now() - start)
                     .count();
@@ -581,10 +620,10 @@ int main(int argc, char **argv) {
         std::string shape = layerName(layer) + "/L" + std::to_string(length) +
                             "/B" + std::to_string(batch);
         auto add = [&](const std::string &name, int32_t k, bool dense,
-                       Encodings encodings) {
+                       Encodings encodings, std::string f16Twin = {}) {
           auto *row = benchmark::RegisterBenchmark(
               name.c_str(), decodeAttention, name, shape, layer, length, k,
-              batch, dense, encodings);
+              batch, dense, encodings, f16Twin);
           row->UseManualTime()->Unit(benchmark::kMillisecond);
           if (smoke)
             row->Iterations(2);
@@ -601,16 +640,23 @@ int main(int argc, char **argv) {
             kept.push_back(value);
         }
         // Keys and values by indices ("k32"), values as masks ("k32+mask"),
-        // both as masks ("k32+masks").
-        const std::pair<const char *, Encodings> variants[] = {
-            {"", {SparseEncoding::Indices, SparseEncoding::Indices}},
-            {"+mask", {SparseEncoding::Indices, SparseEncoding::Mask}},
-            {"+masks", {SparseEncoding::Mask, SparseEncoding::Mask}}};
+        // both as masks ("k32+masks"); SWAN-Q8 after its f16 twin
+        // ("k32+q8" after "k32").
+        const WinnowedStorage q8 = WinnowedStorage::Int8;
+        const std::tuple<const char *, Encodings, const char *> variants[] = {
+            {"", {SparseEncoding::Indices, SparseEncoding::Indices}, nullptr},
+            {"+mask", {SparseEncoding::Indices, SparseEncoding::Mask}, nullptr},
+            {"+masks", {SparseEncoding::Mask, SparseEncoding::Mask}, nullptr},
+            {"+q8", {SparseEncoding::Indices, SparseEncoding::Indices, q8}, ""},
+            {"+masks+q8", {SparseEncoding::Mask, SparseEncoding::Mask, q8},
+             "+masks"}};
         for (int32_t k : kept)
-          for (const auto &[suffix, encodings] : variants) {
+          for (const auto &[suffix, encodings, twin] : variants) {
             std::string label = "k" + std::to_string(k) + suffix;
             std::string swan = "swan/" + shape + "/" + label;
-            add(swan, k, /*dense=*/false, encodings);
+            add(swan, k, /*dense=*/false, encodings,
+                twin ? "swan/" + shape + "/k" + std::to_string(k) + twin
+                     : std::string());
             sweep.push_back({layerName(layer) + " B" + std::to_string(batch) +
                                  " " + label,
                              length,
