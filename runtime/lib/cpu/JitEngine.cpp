@@ -13,6 +13,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include <cstdlib>
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
@@ -113,7 +114,9 @@ swan::JitEngine::compile(ModuleOp module) {
   options.transformer = optimise;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   options.enableGDBNotificationListener = false;
-  options.enablePerfNotificationListener = false;
+  // SWAN_JIT_PERF=1 names the kernels for `perf record -k 1` + `perf
+  // inject --jit` (docs/PERFORMANCE.md, profiling).
+  options.enablePerfNotificationListener = std::getenv("SWAN_JIT_PERF") != nullptr;
   auto engine =
       ExecutionEngine::create(module, options, std::move(*codegenMachine));
   if (!engine)
