@@ -46,13 +46,17 @@ bool mentions(const char *what) {
   return std::strstr(swan_last_error(), what) != nullptr;
 }
 
-class CacheApiTest : public ::testing::Test {
+/// Every error case, with winnowed values stored as the dtype and as int8
+/// (SWAN-Q8).
+class CacheApiTest : public ::testing::TestWithParam<swan_winnowed_storage> {
 protected:
+  bool q8() const { return GetParam() == SWAN_WINNOWED_INT8; }
   void SetUp() override {
     std::mt19937_64 rng(0x5eedc0de);
     rotK = randomOrthogonal(kHeads, kDim, rng);
     rotV = randomOrthogonal(kHeads, kDim, rng);
     swan_cache_config c = baseConfig();
+    c.winnowed_storage = GetParam();
     ASSERT_EQ(swan_cache_create(&c, rotK.data(), rotV.data(), &cache),
               SWAN_OK)
         << swan_last_error();
@@ -113,7 +117,7 @@ protected:
     expectUnchanged(#call);                                                    \
   } while (false)
 
-TEST_F(CacheApiTest, SnapshotSeesTheSetup) {
+TEST_P(CacheApiTest, SnapshotSeesTheSetup) {
   EXPECT_EQ(snapshot.tokens[0], 11);
   EXPECT_EQ(snapshot.tokens[1], 2);
   EXPECT_EQ(snapshot.tokens[2], 0);
@@ -123,7 +127,7 @@ TEST_F(CacheApiTest, SnapshotSeesTheSetup) {
     ASSERT_TRUE(std::isfinite(x));
 }
 
-TEST_F(CacheApiTest, AppendErrors) {
+TEST_P(CacheApiTest, AppendErrors) {
   const float *k = keys.data(), *v = values.data();
   EXPECT_FAILS(swan_cache_append(nullptr, 0, 1, k, v),
                SWAN_ERR_INVALID_ARGUMENT, "c ");
@@ -144,7 +148,7 @@ TEST_F(CacheApiTest, AppendErrors) {
 
 /// An append too large for memory fails before it reads its inputs or
 /// touches the cache (256 GiB of scratch at this shape).
-TEST_F(CacheApiTest, OutOfMemoryLeavesCacheUnchanged) {
+TEST_P(CacheApiTest, OutOfMemoryLeavesCacheUnchanged) {
   EXPECT_FAILS(swan_cache_append(cache, 0, INT32_MAX, keys.data(),
                                  values.data()),
                SWAN_ERR_OUT_OF_MEMORY, "cannot allocate");
@@ -152,7 +156,7 @@ TEST_F(CacheApiTest, OutOfMemoryLeavesCacheUnchanged) {
 
 /// NaN or Inf in keys, values or queries is an argument error, not a
 /// silently poisoned sequence; the cache is left as it was.
-TEST_F(CacheApiTest, NonFiniteInputsAreRejected) {
+TEST_P(CacheApiTest, NonFiniteInputsAreRejected) {
   const float bad[] = {std::numeric_limits<float>::quiet_NaN(),
                        std::numeric_limits<float>::infinity(),
                        -std::numeric_limits<float>::infinity()};
@@ -179,18 +183,25 @@ TEST_F(CacheApiTest, NonFiniteInputsAreRejected) {
 }
 
 /// A finite f32 key whose rotated components exceed 65504 cannot be stored
-/// in fp16: rejected on both paths, for keys and values.
-TEST_F(CacheApiTest, Fp16OverflowOnStorageIsRejected) {
+/// in fp16: rejected on both paths, for keys and values. An int8 winnowed
+/// row keeps any finite magnitude in its scale, so under SWAN-Q8 only the
+/// buffered path refuses it.
+TEST_P(CacheApiTest, Fp16OverflowOnStorageIsRejected) {
+  auto huge = [&](int32_t n, bool isKey) {
+    std::vector<float> k = keys, v = values;
+    // Token 0 is winnowed when n = 9 and buffered when n = 1. A norm of
+    // 1e7 puts some rotated component above 1e7/sqrt(D).
+    for (int32_t j = 0; j < kDim; ++j)
+      (isKey ? k : v)[j] = j % 2 ? 1e7f : -1e7f;
+    return swan_cache_append(cache, 0, n, k.data(), v.data());
+  };
   for (int32_t n : {9, 1})
-    for (bool isKey : {true, false}) {
-      std::vector<float> k = keys, v = values;
-      // Token 0 is winnowed when n = 9 and buffered when n = 1. A norm of
-      // 1e7 puts some rotated component above 1e7/sqrt(D).
-      for (int32_t j = 0; j < kDim; ++j)
-        (isKey ? k : v)[j] = j % 2 ? 1e7f : -1e7f;
-      EXPECT_FAILS(swan_cache_append(cache, 0, n, k.data(), v.data()),
-                   SWAN_ERR_INVALID_ARGUMENT, "overflows the fp16 storage");
-    }
+    for (bool isKey : {true, false})
+      if (n == 1 || !q8())
+        EXPECT_FAILS(huge(n, isKey), SWAN_ERR_INVALID_ARGUMENT,
+                     "overflows the fp16 storage");
+  if (q8())
+    EXPECT_EQ(huge(9, true), SWAN_OK) << swan_last_error();
   // Just inside the range is stored.
   std::vector<float> k = keys;
   for (int32_t j = 0; j < kDim; ++j)
@@ -201,7 +212,7 @@ TEST_F(CacheApiTest, Fp16OverflowOnStorageIsRejected) {
 
 /// Finite queries whose logits overflow f32 are reported, not returned as
 /// NaN; the cache is untouched.
-TEST_F(CacheApiTest, LogitsOverflowingF32AreReported) {
+TEST_P(CacheApiTest, LogitsOverflowingF32AreReported) {
   std::vector<float> q(2 * kHeads * kGroup * kDim, 3e38f),
       out(q.size(), 0.0f);
   int32_t seqs[2] = {0, 7};
@@ -210,7 +221,7 @@ TEST_F(CacheApiTest, LogitsOverflowingF32AreReported) {
                SWAN_ERR_INVALID_ARGUMENT, "overflow f32");
 }
 
-TEST_F(CacheApiTest, KErrors) {
+TEST_P(CacheApiTest, KErrors) {
   for (auto call : {swan_cache_set_k, swan_cache_rewinnow}) {
     EXPECT_FAILS(call(nullptr, 4, 4), SWAN_ERR_INVALID_ARGUMENT, "c ");
     EXPECT_FAILS(call(cache, 0, 4), SWAN_ERR_INVALID_ARGUMENT, "k_key");
@@ -228,12 +239,15 @@ TEST_F(CacheApiTest, KErrors) {
   // Sequence 7 goes from 2 to 6 tokens: 2 leave the buffer into a new page,
   // which stores its values as masks (the default, AUTO, at k_value = 12 >
   // D/8 = 4) and its keys too (G · D/8 = 8 <= k_key = 8): per row 8 fp16
-  // + 4 mask bytes for the key, 12 fp16 + 4 mask bytes for the value.
+  // + 4 mask bytes for the key, 12 fp16 + 4 mask bytes for the value
+  // (SWAN-Q8: int8 values and two f32 scales).
+  const size_t value = q8() ? 1 : 2, scales = q8() ? 8 : 0;
   EXPECT_EQ(swan_cache_bytes(cache) - before,
-            size_t(kHeads) * 3 * (8 * 2 + kDim / 8 + 12 * 2 + kDim / 8));
+            size_t(kHeads) * 3 *
+                (scales + 8 * value + kDim / 8 + 12 * value + kDim / 8));
 }
 
-TEST_F(CacheApiTest, AttentionErrors) {
+TEST_P(CacheApiTest, AttentionErrors) {
   std::vector<float> out(3 * kHeads * kGroup * kDim, -7.0f);
   const float *q = query.data();
   int32_t good[2] = {0, 7}, unknown[3] = {0, 9, 7}, empty[2] = {7, 4};
@@ -261,7 +275,7 @@ TEST_F(CacheApiTest, AttentionErrors) {
     ASSERT_EQ(x, -7.0f) << "a failing attention wrote its output";
 }
 
-TEST_F(CacheApiTest, ReleaseErrorsAndQueries) {
+TEST_P(CacheApiTest, ReleaseErrorsAndQueries) {
   EXPECT_FAILS(swan_cache_release(nullptr, 0), SWAN_ERR_INVALID_ARGUMENT,
                "c ");
   EXPECT_FAILS(swan_cache_release(cache, 1), SWAN_ERR_INVALID_ARGUMENT,
@@ -291,7 +305,7 @@ int64_t breakEvenByFormula(int32_t d, int32_t kKey, int32_t kValue, int32_t b) {
   return int64_t(std::ceil(double(d) * d / (d - k))) + b;
 }
 
-TEST_F(CacheApiTest, BreakEvenFollowsTheFormulaAndK) {
+TEST_P(CacheApiTest, BreakEvenFollowsTheFormulaAndK) {
   EXPECT_EQ(swan_cache_break_even_tokens(nullptr), -1);
   // D = 32, b = 4, k = (8 + 12) / 2 = 10: 1024 / 22 = 46.5..., so 47 + 4.
   EXPECT_EQ(swan_cache_break_even_tokens(cache), 51);
@@ -727,5 +741,13 @@ TEST(CacheApiCreateTest, FoldingErrors) {
   EXPECT_TRUE(mentions("model_dim"));
   EXPECT_EQ(swan_fold_value_rotation(1, 1, 1, 1, &w, &w, &w), SWAN_OK);
 }
+
+INSTANTIATE_TEST_SUITE_P(Winnowed, CacheApiTest,
+                         ::testing::Values(SWAN_WINNOWED_AS_DTYPE,
+                                           SWAN_WINNOWED_INT8),
+                         [](const auto &info) {
+                           return info.param == SWAN_WINNOWED_INT8 ? "Int8"
+                                                                   : "AsDtype";
+                         });
 
 } // namespace
