@@ -39,17 +39,13 @@ void quantise(const double *row, int64_t dim, int bits, double *out) {
   }
 }
 
-/// SWAN-Q8's storage of kept values: int8 round(x / s) with s = max|x| / 127
-/// in f32, dequantised in place; an all-zero row stays zero.
+/// SWAN-Q8's storage of kept values (reference::quantiseInt8), dequantised
+/// in place.
 void quantiseKept(std::vector<double> &kept) {
-  double absmax = 0.0;
-  for (double x : kept)
-    absmax = std::max(absmax, std::fabs(x));
-  if (absmax == 0.0)
-    return;
-  const double scale = static_cast<float>(absmax / 127.0);
-  for (double &x : kept)
-    x = std::clamp(std::nearbyint(x / scale), -127.0, 127.0) * scale;
+  std::vector<int8_t> q(kept.size());
+  const double scale = reference::quantiseInt8(kept, q.data());
+  for (size_t j = 0; j < kept.size(); ++j)
+    kept[j] = q[j] * scale;
 }
 
 /// Every token of one KV head as `setting` stores it, [tokens][dim].

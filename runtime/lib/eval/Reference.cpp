@@ -48,6 +48,18 @@ reference::Winnowed reference::winnow(const double *row, int64_t dim,
   return w;
 }
 
+float reference::quantiseInt8(const std::vector<double> &kept, int8_t *q) {
+  double largest = 0.0;
+  for (double x : kept)
+    largest = std::max(largest, std::fabs(x));
+  const float scale = static_cast<float>(largest) / 127.0f;
+  for (size_t j = 0; j < kept.size(); ++j)
+    q[j] = scale == 0.0f ? 0
+                         : static_cast<int8_t>(std::clamp(
+                               std::nearbyint(kept[j] / scale), -127.0, 127.0));
+  return scale;
+}
+
 std::vector<double> reference::scatter(const Winnowed &w, int64_t dim) {
   std::vector<double> row(dim, 0.0);
   for (size_t j = 0; j < w.indices.size(); ++j)

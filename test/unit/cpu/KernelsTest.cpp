@@ -176,21 +176,6 @@ struct StoredBlock {
   }
 };
 
-/// SWAN-Q8 as docs/DESIGN.md §5 defines it: s = max|x| / 127 (in f32, as
-/// stored), values round(x / s) to nearest even; s = 0 stores zeros.
-float quantiseRow(const double *kept, int32_t k, int8_t *out) {
-  double largest = 0.0;
-  for (int32_t j = 0; j < k; ++j)
-    largest = std::max(largest, std::fabs(kept[j]));
-  float scale = static_cast<float>(static_cast<float>(largest) / 127.0f);
-  for (int32_t j = 0; j < k; ++j)
-    out[j] = scale == 0.0f
-                 ? 0
-                 : static_cast<int8_t>(std::clamp(
-                       std::nearbyint(kept[j] / scale), -127.0, 127.0));
-  return scale;
-}
-
 /// The mask encoding of [tokens][k] ascending indices: [tokens][D/8] bytes,
 /// bit d % 8 of byte d / 8 set for each kept dimension d.
 std::vector<uint8_t> masksOf(const std::vector<uint8_t> &indices,
@@ -253,7 +238,7 @@ void winnowWithReference(const std::vector<float> &rows, int64_t tokens,
     reference::Winnowed kept = reference::winnow(row.data(), dim, k);
     auto *q = reinterpret_cast<int8_t *>(values.data()) + t * k;
     if (quantised)
-      scales[t] = quantiseRow(kept.values.data(), k, q);
+      scales[t] = reference::quantiseInt8(kept.values, q);
     for (int32_t j = 0; j < k; ++j) {
       indices[t * k + j] = static_cast<uint8_t>(kept.indices[j]);
       if (quantised) {

@@ -35,6 +35,12 @@ Winnowed winnow(const double *row, int64_t dim, int64_t k);
 /// Scatters winnowed entries back into a dense row of length `dim`.
 std::vector<double> scatter(const Winnowed &w, int64_t dim);
 
+/// SWAN-Q8's storage of a winnowed row (docs/DESIGN.md §5): each kept value
+/// as int8 round(x / s), to nearest with ties to even, into `q`, with
+/// s = max|x| / 127 in f32, which it returns (0 for an all-zero row, whose
+/// values are stored as 0).
+float quantiseInt8(const std::vector<double> &kept, int8_t *q);
+
 /// Dense decode attention of `heads` query rows q [heads][dim] against one
 /// KV head's keys and values [tokens][dim]: softmax(scale · q Kᵀ) V.
 std::vector<double> attention(const std::vector<double> &q, int64_t heads,
