@@ -24,6 +24,7 @@
 #include "swan/Runtime/Eval/Reference.h"
 #include "swan/Runtime/Eval/Safetensors.h"
 #include "swan/Runtime/Model/ModelFiles.h"
+#include "swan/Tools/CacheOptions.h"
 #include "swan/Tools/Clock.h"
 #include "swan/Tools/ProgressBar.h"
 #include "swan/Tools/ToolError.h"
@@ -131,13 +132,11 @@ cl::opt<ValueEncoding> valueEncoding(
                           "k uint8 indices"),
                clEnumValN(ValueEncoding::Mask, "mask", "a D-bit mask")),
     cl::init(ValueEncoding::Auto), cl::cat(runCategory));
-cl::opt<WinnowedStorage> winnowed(
-    "winnowed", cl::desc("How winnowed rows store their kept values"),
-    cl::values(clEnumValN(WinnowedStorage::AsStorage, "dtype",
-                          "in --dtype (default)"),
-               clEnumValN(WinnowedStorage::Int8, "int8",
-                          "SWAN-Q8: int8 with an f32 scale per row")),
-    cl::init(WinnowedStorage::AsStorage), cl::cat(runCategory));
+cl::opt<WinnowedStorage> winnowed(tools::kWinnowedFlag,
+                                  cl::desc(tools::kWinnowedHelp),
+                                  tools::winnowedStorageValues(),
+                                  cl::init(WinnowedStorage::AsStorage),
+                                  cl::cat(runCategory));
 cl::opt<uint64_t> seed("seed",
                        cl::desc("Seed of the sampling with "
                                 "--temperature, or of the generated "

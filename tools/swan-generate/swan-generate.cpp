@@ -13,6 +13,7 @@
 #include "swan/Runtime/Model/Attention.h"
 #include "swan/Runtime/Model/ModelFiles.h"
 #include "swan/Runtime/Model/Tokenizer.h"
+#include "swan/Tools/CacheOptions.h"
 #include "swan/Tools/Clock.h"
 #include "swan/Tools/ToolError.h"
 
@@ -75,13 +76,11 @@ cl::opt<int32_t> pageTokens("page-tokens", cl::desc("Tokens per sparse page"),
                             cl::init(16), cl::cat(cacheCategory));
 cl::opt<std::string> dtype("dtype", cl::desc("Cache storage: f16 or f32"),
                            cl::init("f16"), cl::cat(cacheCategory));
-cl::opt<WinnowedStorage> winnowed(
-    "winnowed", cl::desc("How winnowed rows store their kept values"),
-    cl::values(clEnumValN(WinnowedStorage::AsStorage, "dtype",
-                          "in --dtype (default)"),
-               clEnumValN(WinnowedStorage::Int8, "int8",
-                          "SWAN-Q8: int8 with an f32 scale per row")),
-    cl::init(WinnowedStorage::AsStorage), cl::cat(cacheCategory));
+cl::opt<WinnowedStorage> winnowed(tools::kWinnowedFlag,
+                                  cl::desc(tools::kWinnowedHelp),
+                                  tools::winnowedStorageValues(),
+                                  cl::init(WinnowedStorage::AsStorage),
+                                  cl::cat(cacheCategory));
 cl::opt<int32_t> calibrationStories(
     "calibration-stories",
     cl::desc("Stories the model samples to calibrate its rotations on "

@@ -649,7 +649,8 @@ TEST(CacheApiCreateTest, AllZeroConfigTailSelectsTheDefaults) {
 /// rounding of the same cache stored as dtype.
 TEST(CacheApiCreateTest, Int8WinnowedStorageCountsItsBytesAndAttends) {
   std::mt19937_64 rng(0x5eed0008);
-  const int32_t d = 64, h = 2, g = 4, b = 4, page = 16, n = 40;
+  // baseConfig's H, b and f16, at a larger D and G.
+  const int32_t d = 64, h = kHeads, g = 4, b = kBuffer, page = 16, n = 40;
   auto rot = randomOrthogonal(h, d, rng);
   auto keys = randomFloats(n * h * d, rng);
   auto values = randomFloats(n * h * d, rng);
@@ -658,16 +659,10 @@ TEST(CacheApiCreateTest, Int8WinnowedStorageCountsItsBytesAndAttends) {
   std::vector<size_t> bytes;
   for (swan_winnowed_storage storage :
        {SWAN_WINNOWED_AS_DTYPE, SWAN_WINNOWED_INT8}) {
-    swan_cache_config cfg;
-    std::memset(&cfg, 0, sizeof(cfg));
+    swan_cache_config cfg = baseConfig();
     cfg.head_dim = d;
-    cfg.num_kv_heads = h;
     cfg.group_size = g;
-    cfg.buffer_tokens = b;
-    cfg.max_sequences = 1;
-    cfg.k_key = 32;
-    cfg.k_value = 32;
-    cfg.dtype = SWAN_DTYPE_F16;
+    cfg.k_key = cfg.k_value = 32;
     cfg.page_tokens = page;
     cfg.key_encoding = SWAN_ENCODING_INDICES;
     cfg.value_encoding = SWAN_ENCODING_MASK;

@@ -31,6 +31,7 @@
 #include <vector>
 
 using namespace swan;
+using llvm::ArrayRef;
 
 namespace {
 
@@ -507,42 +508,51 @@ TEST_P(AttentionTest, AnyKEqualsReferenceOnDecompressedCache) {
   }
 }
 
-/// Keys, values or both in the mask encoding: the same function of the same
-/// stored values.
-TEST_P(AttentionTest, MaskEncodingsEqualReferenceOnDecompressedCache) {
-  KernelKey key = this->key();
-  auto kernels = kernelsFor(key);
-  ASSERT_TRUE(kernels);
-  const int64_t dim = key.headDim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  const int32_t d = key.headDim;
-  const std::pair<int32_t, int32_t> ks[] = {
-      {1, 1}, {32, 32}, {5, d / 2 + 3}, {d, d}, {7, d - 1}};
-  for (int64_t length : kLengths) {
-    for (auto [keyK, valueK] : ks) {
-      int64_t sparse = std::max<int64_t>(0, length - kBuffer);
-      std::vector<BlockShape> shapes;
-      if (sparse > 0)
-        shapes.push_back({sparse, keyK, valueK});
-      const std::pair<SparseEncoding, SparseEncoding> encodings[] = {
-          {SparseEncoding::Indices, SparseEncoding::Mask},
-          {SparseEncoding::Mask, SparseEncoding::Indices},
-          {SparseEncoding::Mask, SparseEncoding::Mask}};
+using EncodingPair = std::pair<SparseEncoding, SparseEncoding>;
+
+/// For each length, (k_K, k_V) and (key, value) encodings: one sequence
+/// against the float64 reference on its stored cache; the output stays
+/// rotated when the two encodings are equal (`rotatedWhenEqual`) or differ.
+void checkEncodings(const KernelSet &kernels, ArrayRef<int64_t> lengths,
+                    ArrayRef<std::pair<int32_t, int32_t>> ks,
+                    ArrayRef<EncodingPair> encodings, bool rotatedWhenEqual,
+                    double tolerance, std::mt19937_64 &rng) {
+  const KernelKey &key = kernels.key();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(key.headDim));
+  for (int64_t length : lengths)
+    for (auto [keyK, valueK] : ks)
       for (auto [keyEncoding, valueEncoding] : encodings) {
-        bool rotatedOutput = keyEncoding == valueEncoding;
+        int64_t sparse = std::max<int64_t>(0, length - kBuffer);
+        std::vector<BlockShape> shapes;
+        if (sparse > 0)
+          shapes.push_back({sparse, keyK, valueK});
+        bool rotatedOutput = (keyEncoding == valueEncoding) == rotatedWhenEqual;
         std::vector<Sequence> batch;
         batch.push_back(makeDecompressedCase(key, shapes, length - sparse,
                                              scale, rotatedOutput, rng,
                                              valueEncoding, keyEncoding));
-        runAndCheck(*kernels, batch, scale, rotatedOutput, 2e-5,
+        runAndCheck(kernels, batch, scale, rotatedOutput, tolerance,
                     keyName(key) + " L=" + std::to_string(length) +
                         " kK=" + std::to_string(keyK) +
                         " kV=" + std::to_string(valueK) + " masks " +
                         (keyEncoding == SparseEncoding::Mask ? "K" : "") +
                         (valueEncoding == SparseEncoding::Mask ? "V" : ""));
       }
-    }
-  }
+}
+
+/// Keys, values or both in the mask encoding: the same function of the same
+/// stored values.
+TEST_P(AttentionTest, MaskEncodingsEqualReferenceOnDecompressedCache) {
+  KernelKey key = this->key();
+  auto kernels = kernelsFor(key);
+  ASSERT_TRUE(kernels);
+  const int32_t d = key.headDim;
+  checkEncodings(*kernels, kLengths,
+                 {{1, 1}, {32, 32}, {5, d / 2 + 3}, {d, d}, {7, d - 1}},
+                 {{SparseEncoding::Indices, SparseEncoding::Mask},
+                  {SparseEncoding::Mask, SparseEncoding::Indices},
+                  {SparseEncoding::Mask, SparseEncoding::Mask}},
+                 /*rotatedWhenEqual=*/true, 2e-5, rng);
 }
 
 /// Blocks of both encodings, and different k, side by side in one work
@@ -843,35 +853,14 @@ TEST_P(Q8AttentionTest, AnyKEqualsReferenceOnDequantisedCache) {
   KernelKey key = this->key();
   auto kernels = kernelsFor(key);
   ASSERT_TRUE(kernels);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(key.headDim));
   const int32_t d = key.headDim;
-  const std::pair<int32_t, int32_t> ks[] = {{1, 1}, {5, d / 2 + 3}, {d, d - 1}};
-  const std::pair<SparseEncoding, SparseEncoding> encodings[] = {
-      {SparseEncoding::Indices, SparseEncoding::Indices},
-      {SparseEncoding::Indices, SparseEncoding::Mask},
-      {SparseEncoding::Mask, SparseEncoding::Indices},
-      {SparseEncoding::Mask, SparseEncoding::Mask}};
-  for (int64_t length : {int64_t(1), kBuffer, kBuffer + 1, int64_t(777)}) {
-    for (auto [keyK, valueK] : ks) {
-      for (auto [keyEncoding, valueEncoding] : encodings) {
-        int64_t sparse = std::max<int64_t>(0, length - kBuffer);
-        std::vector<BlockShape> shapes;
-        if (sparse > 0)
-          shapes.push_back({sparse, keyK, valueK});
-        bool rotatedOutput = keyEncoding != valueEncoding;
-        std::vector<Sequence> batch;
-        batch.push_back(makeDecompressedCase(key, shapes, length - sparse,
-                                             scale, rotatedOutput, rng,
-                                             valueEncoding, keyEncoding));
-        runAndCheck(*kernels, batch, scale, rotatedOutput, 1e-5,
-                    keyName(key) + " L=" + std::to_string(length) +
-                        " kK=" + std::to_string(keyK) +
-                        " kV=" + std::to_string(valueK) + " masks " +
-                        (keyEncoding == SparseEncoding::Mask ? "K" : "") +
-                        (valueEncoding == SparseEncoding::Mask ? "V" : ""));
-      }
-    }
-  }
+  checkEncodings(*kernels, {1, kBuffer, kBuffer + 1, 777},
+                 {{1, 1}, {5, d / 2 + 3}, {d, d - 1}},
+                 {{SparseEncoding::Indices, SparseEncoding::Indices},
+                  {SparseEncoding::Indices, SparseEncoding::Mask},
+                  {SparseEncoding::Mask, SparseEncoding::Indices},
+                  {SparseEncoding::Mask, SparseEncoding::Mask}},
+                 /*rotatedWhenEqual=*/false, 1e-5, rng);
 }
 
 /// k = D keeps every component, compressed by the kernels: int8 rounding
