@@ -452,7 +452,9 @@ func.func @partial_masked_values_in_passes(%q: tensor<8x64xf32>, %s: f32,
 // CHECK: %[[Q:.*]] = arith.divf %{{.*}}, %[[S]] : f32
 // CHECK: %[[SAFE:.*]] = arith.select %[[ZERO]], %{{.*}}, %[[Q]] : f32
 // CHECK: %[[R:.*]] = math.roundeven %[[SAFE]] : f32
-// CHECK: arith.fptosi %{{.*}} : f32 to i8
+// CHECK: %[[LOW:.*]] = arith.maximumf %[[R]], %{{.*}} : f32
+// CHECK: %[[CLAMPED:.*]] = arith.minimumf %[[LOW]], %{{.*}} : f32
+// CHECK: arith.fptosi %[[CLAMPED]] : f32 to i8
 // CHECK: tensor.insert %[[S]] into %{{.*}} : tensor<?xf32>
 func.func @compress_q8(%x: tensor<?x32xf32>, %r: tensor<32x32xf32>, %k: index)
     -> (tensor<?x?xi8>, tensor<?x?xi8>, tensor<?xf32>) {
@@ -514,5 +516,32 @@ func.func @partial_q8_values(%q: tensor<2x32xf32>, %s: f32, %kv: tensor<?x32xf16
       keys(%kv : tensor<?x32xf16>)
       values(%vv : tensor<?x?xi8>, indices %vi : tensor<?x?xi8>, scales %vs : tensor<?xf32>)
       : tensor<2x32xf32> -> tensor<2xf32>, tensor<2x32xf32>
+  return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>
+}
+
+// -----
+
+// int8 values in the mask encoding: the tile's weights are summed unscaled,
+// then stored back times each token's value scale for the chunk-major
+// value loop, which widens each expanded chunk of int8 in registers (32
+// dimensions a chunk with 16 lanes, as for f16).
+// CHECK-LABEL: func.func @partial_q8_masked_values
+// CHECK-SAME: %[[VS:[^:]+]]: tensor<?xf32>)
+// CHECK: %[[P:.*]] = vector.load %[[W:.*]][%[[AT:.*]]] : memref<16xf32>, vector<2xf32>
+// CHECK: %[[VSCALE:.*]] = tensor.extract %[[VS]][%{{.*}}] : tensor<?xf32>
+// CHECK: %[[VSPLAT:.*]] = vector.broadcast %[[VSCALE]] : f32 to vector<2xf32>
+// CHECK: %[[SCALED:.*]] = arith.mulf %[[P]], %[[VSPLAT]] : vector<2xf32>
+// CHECK: vector.store %[[SCALED]], %[[W]][%[[AT]]] : memref<16xf32>, vector<2xf32>
+// CHECK: arith.addf %{{.*}}, %[[P]] : vector<2xf32>
+// CHECK: vector.expandload {{.*}} into vector<32xi8>
+// CHECK: arith.sitofp %{{.*}} : vector<32xi8> to vector<32xf32>
+func.func @partial_q8_masked_values(%q: tensor<2x32xf32>, %s: f32,
+    %kv: tensor<?x?xi8>, %ki: tensor<?x?xi8>, %ks: tensor<?xf32>,
+    %vv: tensor<?x?xi8>, %vm: tensor<?x4xi8>, %vs: tensor<?xf32>)
+    -> (tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>) {
+  %m, %l, %a = swan.partial_attention %q, scale %s
+      keys(%kv : tensor<?x?xi8>, indices %ki : tensor<?x?xi8>, scales %ks : tensor<?xf32>)
+      values(%vv : tensor<?x?xi8>, indices %vm : tensor<?x4xi8>, scales %vs : tensor<?xf32>)
+      value_encoding = mask : tensor<2x32xf32> -> tensor<2xf32>, tensor<2x32xf32>
   return %m, %l, %a : tensor<2xf32>, tensor<2xf32>, tensor<2x32xf32>
 }

@@ -335,7 +335,9 @@ private:
   int64_t expandWidth(Type storage) const {
     if (lanes < 16)
       return lanes;
-    int64_t width = lanes * 32 / storage.getIntOrFloatBitWidth();
+    // int8 as f16: 32 dimensions, so that G = 8 keeps its accumulators in
+    // registers (64 would need G · 4 of them).
+    int64_t width = lanes * 32 / std::max(storage.getIntOrFloatBitWidth(), 16u);
     return headDim % width == 0 ? width : lanes;
   }
 

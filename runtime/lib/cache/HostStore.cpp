@@ -269,14 +269,15 @@ Status HostStore::append(int32_t seq, int64_t n, const float *keys,
   };
   // Finite inputs can still overflow once rotated and stored: |x·R| reaches
   // ‖x‖, beyond fp16's 65504 (or f32's range).
-  auto storageOverflow = [&](bool isKey, int64_t h) {
+  // `winnowed`: the overflow is in an int8 row's f32 scale.
+  auto storageOverflow = [&](bool isKey, int64_t h, bool winnowed = false) {
+    bool f16 = config.storage == StorageType::F16 && !winnowed;
     return Status::error(
         StatusCode::InvalidArgument,
         (llvm::Twine(isKey ? "keys" : "values") + " of head " + llvm::Twine(h) +
-         ": a rotated component overflows the " +
-         (config.storage == StorageType::F16 ? "fp16" : "f32") +
-         " storage (|x·R| > " +
-         (config.storage == StorageType::F16 ? "65504" : "FLT_MAX") + ")")
+         ": a rotated component overflows the " + (f16 ? "fp16" : "f32") +
+         (winnowed ? " scale of its int8 row" : " storage") + " (|x·R| > " +
+         (f16 ? "65504" : "FLT_MAX") + ")")
             .str());
   };
   // Winnows scratch rows [0, count), which are leaving tokens
@@ -309,7 +310,7 @@ Status HostStore::append(int32_t seq, int64_t n, const float *keys,
                                                  : valueValues(*page, h, slot),
                                            run * k, config.storage) >= 0;
       if (overflow)
-        return storageOverflow(isKey, h);
+        return storageOverflow(isKey, h, scales != nullptr);
       j += run;
     }
     return Status::ok();

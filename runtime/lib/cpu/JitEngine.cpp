@@ -20,6 +20,7 @@
 #include "llvm/TargetParser/SubtargetFeature.h"
 
 #include <cstdlib>
+#include <string>
 
 using namespace mlir;
 
@@ -117,7 +118,8 @@ swan::JitEngine::compile(ModuleOp module) {
   options.enableGDBNotificationListener = false;
   // SWAN_JIT_PERF=1 names the kernels for `perf record -k 1` + `perf
   // inject --jit` (docs/PERFORMANCE.md, profiling).
-  options.enablePerfNotificationListener = std::getenv("SWAN_JIT_PERF") != nullptr;
+  const char *perf = std::getenv("SWAN_JIT_PERF");
+  options.enablePerfNotificationListener = perf && std::string(perf) == "1";
   auto engine =
       ExecutionEngine::create(module, options, std::move(*codegenMachine));
   if (!engine)

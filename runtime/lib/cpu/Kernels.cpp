@@ -471,6 +471,9 @@ static Error validateAttention(ArrayRef<AttentionWork> work, float scale,
         return fail(where + "keyScales is null (int8 winnowed values)");
       if (quantised && !block.valueScales)
         return fail(where + "valueScales is null (int8 winnowed values)");
+      if (!quantised && (block.keyScales || block.valueScales))
+        return fail(where + (block.keyScales ? "keyScales" : "valueScales") +
+                    " given, but winnowed values are not int8");
       tokens += block.tokens;
     }
     if (item.buffer.tokens < 0 || item.buffer.tokens > kMaxTokens)

@@ -200,8 +200,16 @@ TEST_P(CacheApiTest, Fp16OverflowOnStorageIsRejected) {
       if (n == 1 || !q8())
         EXPECT_FAILS(huge(n, isKey), SWAN_ERR_INVALID_ARGUMENT,
                      "overflows the fp16 storage");
-  if (q8())
+  if (q8()) {
+    // Beyond f32 once rotated: the int8 row's scale overflows.
+    std::vector<float> v = values;
+    for (int32_t j = 0; j < kDim; ++j)
+      v[j] = j % 2 ? 3e38f : -3e38f;
+    EXPECT_FAILS(swan_cache_append(cache, 0, 9, keys.data(), v.data()),
+                 SWAN_ERR_INVALID_ARGUMENT,
+                 "overflows the f32 scale of its int8 row");
     EXPECT_EQ(huge(9, true), SWAN_OK) << swan_last_error();
+  }
   // Just inside the range is stored.
   std::vector<float> k = keys;
   for (int32_t j = 0; j < kDim; ++j)
@@ -654,6 +662,8 @@ TEST(CacheApiCreateTest, Int8WinnowedStorageCountsItsBytesAndAttends) {
   auto rot = randomOrthogonal(h, d, rng);
   auto keys = randomFloats(n * h * d, rng);
   auto values = randomFloats(n * h * d, rng);
+  auto moreKeys = randomFloats(8 * h * d, rng);
+  auto moreValues = randomFloats(8 * h * d, rng);
   std::vector<float> q = randomFloats(h * g * d, rng);
   std::vector<std::vector<float>> outs;
   std::vector<size_t> bytes;
@@ -675,8 +685,12 @@ TEST(CacheApiCreateTest, Int8WinnowedStorageCountsItsBytesAndAttends) {
     bytes.push_back(swan_cache_bytes(cache));
     int32_t seq = 0;
     for (int phase = 0; phase < 3; ++phase) {
-      if (phase == 1)
+      if (phase == 1) { // 8 more tokens leave the buffer at k = 16
         ASSERT_EQ(swan_cache_set_k(cache, 16, 16), SWAN_OK);
+        ASSERT_EQ(
+            swan_cache_append(cache, 0, 8, moreKeys.data(), moreValues.data()),
+            SWAN_OK);
+      }
       if (phase == 2)
         ASSERT_EQ(swan_cache_rewinnow(cache, 8, 8), SWAN_OK);
       std::vector<float> out(q.size(), NAN);
@@ -687,28 +701,31 @@ TEST(CacheApiCreateTest, Int8WinnowedStorageCountsItsBytesAndAttends) {
       outs.push_back(out);
     }
     if (storage == SWAN_WINNOWED_INT8) {
-      // 36 winnowed tokens in 3 pages of 16 per head: scales 2 · 4, keys
-      // 8 int8 + 8 indices, values 8 int8 + 8 mask bytes (after rewinnow).
+      // 36 winnowed tokens at k = 32 in 3 pages of 16 per head, then 8 at
+      // k = 16 in a fourth; after rewinnow every row has scales 2 · 4, keys
+      // 8 int8 + 8 indices, values 8 int8 + 8 mask bytes.
       size_t buffer = size_t(2) * h * (b + 1) * d * 2;
       EXPECT_EQ(swan_cache_bytes(cache),
-                buffer + size_t(3) * h * page * (8 + 8 + 8 + 8 + d / 8));
+                buffer + size_t(4) * h * page * (8 + 8 + 8 + 8 + d / 8));
       EXPECT_EQ(bytes[1],
                 buffer + size_t(3) * h * page * (8 + 32 + 32 + 32 + d / 8));
       EXPECT_LT(bytes[1], bytes[0]);
     }
     swan_cache_destroy(cache);
   }
-  // After set_k the two caches hold the same components; rewinnowing ranks
-  // stored values, and int8 ones tie more often (magnitudes within one
-  // step), so phase 2 is checked against the reference in CacheTest only.
-  for (int phase = 0; phase < 2; ++phase) {
+  // Through set_k the two caches keep the same components. Rewinnowing
+  // ranks stored values, and int8 ones tie more often (magnitudes within
+  // one step), so the two may keep different ones there: phase 2 is only
+  // held to the reference, in CacheTest.
+  for (int phase = 0; phase < 3; ++phase) {
     double error = 0, norm = 0;
     for (size_t i = 0; i < q.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(outs[3 + phase][i]));
+      ASSERT_TRUE(std::isfinite(outs[3 + phase][i])) << "phase " << phase;
       error += std::pow(outs[3 + phase][i] - outs[phase][i], 2);
       norm += std::pow(outs[phase][i], 2);
     }
-    EXPECT_LE(std::sqrt(error / norm), 3e-2) << "phase " << phase;
+    if (phase < 2)
+      EXPECT_LE(std::sqrt(error / norm), 3e-2) << "phase " << phase;
   }
 }
 

@@ -112,6 +112,10 @@ constexpr Placement kPlacements[] = {Placement::EndsAtGuard,
 struct Shape {
   int32_t dim, group;
   StorageType storage;
+  WinnowedStorage winnowed = WinnowedStorage::AsStorage;
+
+  KernelKey key() const { return {dim, group, storage, winnowed}; }
+  bool q8() const { return winnowed == WinnowedStorage::Int8; }
 };
 
 class GuardPageTest : public ::testing::TestWithParam<Shape> {
@@ -121,7 +125,7 @@ protected:
 
 TEST_P(GuardPageTest, RotateStaysInsideItsBuffers) {
   Shape shape = GetParam();
-  auto kernels = kernelsFor({shape.dim, shape.group, shape.storage});
+  auto kernels = kernelsFor(shape.key());
   ASSERT_TRUE(kernels);
   const int64_t d = shape.dim;
   for (Placement placement : kPlacements)
@@ -149,28 +153,31 @@ TEST_P(GuardPageTest, RotateStaysInsideItsBuffers) {
 
 TEST_P(GuardPageTest, CompressStaysInsideItsBuffers) {
   Shape shape = GetParam();
-  auto kernels = kernelsFor({shape.dim, shape.group, shape.storage});
+  auto kernels = kernelsFor(shape.key());
   ASSERT_TRUE(kernels);
   const int64_t d = shape.dim;
-  const size_t e = elementBytes(shape.storage);
+  const size_t e = winnowedElementBytes(shape.storage, shape.winnowed);
   for (Placement placement : kPlacements)
     for (int64_t rows : {1, 5, 33})
       for (int32_t k : {1, 3, int32_t(d) / 2 + 1, int32_t(d)}) {
         std::vector<float> x = randomFloats(rows * d, rng);
         std::vector<float> r = test::randomOrthogonal(1, d, rng);
         GuardedBuffer in(x.size() * 4, placement), rot(r.size() * 4, placement),
-            values(rows * k * e, placement), indices(rows * k, placement);
+            values(rows * k * e, placement), indices(rows * k, placement),
+            scales(shape.q8() ? rows * 4 : 0, placement);
         ASSERT_TRUE(in.valid() && rot.valid() && values.valid() &&
-                    indices.valid());
+                    indices.valid() && scales.valid());
         in.fill(x.data());
         rot.fill(r.data());
         in.makeReadOnly();
         rot.makeReadOnly();
         values.poison();
         indices.poison();
-        llvm::Error err =
-            kernels->compress(in.as<float>(), rows, rot.as<float>(), k,
-                              values.as<void>(), indices.as<uint8_t>());
+        scales.poison();
+        llvm::Error err = kernels->compress(
+            in.as<float>(), rows, rot.as<float>(), k, values.as<void>(),
+            indices.as<uint8_t>(), SparseEncoding::Indices,
+            shape.q8() ? scales.as<float>() : nullptr);
         ASSERT_FALSE(err) << llvm::toString(std::move(err));
         // Each kept entry is the rotated component it names; indices ascend.
         std::vector<double> rotated = reference::rotate(
@@ -184,6 +191,12 @@ TEST_P(GuardPageTest, CompressStaysInsideItsBuffers) {
             if (j > 0)
               ASSERT_GT(idx, indices.as<uint8_t>()[row * k + j - 1]);
             double expected = rotated[row * d + idx];
+            if (shape.q8()) {
+              float s = scales.as<float>()[row];
+              ASSERT_NEAR(values.as<int8_t>()[row * k + j] * s, expected,
+                          s / 2 + tolerance * (1 + std::fabs(expected)));
+              continue;
+            }
             ASSERT_NEAR(
                 loadStored(values.as<void>(), row * k + j, shape.storage),
                 expected, tolerance * (1 + std::fabs(expected)));
@@ -193,10 +206,11 @@ TEST_P(GuardPageTest, CompressStaysInsideItsBuffers) {
 
 TEST_P(GuardPageTest, AttentionStaysInsideItsBuffers) {
   Shape shape = GetParam();
-  auto kernels = kernelsFor({shape.dim, shape.group, shape.storage});
+  auto kernels = kernelsFor(shape.key());
   ASSERT_TRUE(kernels);
   const int64_t d = shape.dim, g = shape.group;
   const size_t e = elementBytes(shape.storage);
+  const size_t we = winnowedElementBytes(shape.storage, shape.winnowed);
   const float scale = 1.0f / std::sqrt(float(d));
   struct Case {
     int64_t sparse, dense;
@@ -225,40 +239,54 @@ TEST_P(GuardPageTest, AttentionStaysInsideItsBuffers) {
         // same decompressed cache.
         const int64_t tokens = c.sparse + c.dense;
         std::vector<double> keys(tokens * d, 0.0), values(tokens * d, 0.0);
-        GuardedBuffer kv(c.sparse * c.kKey * e, placement),
+        const int64_t scaleBytes = shape.q8() ? c.sparse * 4 : 0;
+        GuardedBuffer kv(c.sparse * c.kKey * we, placement),
             ki(c.sparse * positionBytes(keyEncoding, d, c.kKey), placement),
-            vv(c.sparse * c.kValue * e, placement),
+            ks(scaleBytes, placement), vv(c.sparse * c.kValue * we, placement),
             vi(c.sparse * positionBytes(valueEncoding, d, c.kValue), placement),
-            dk(c.dense * d * e, placement), dv(c.dense * d * e, placement),
-            q(g * d * 4, placement), rk(d * d * 4, placement),
-            rv(d * d * 4, placement), out(g * d * 4, placement);
+            vs(scaleBytes, placement), dk(c.dense * d * e, placement),
+            dv(c.dense * d * e, placement), q(g * d * 4, placement),
+            rk(d * d * 4, placement), rv(d * d * 4, placement),
+            out(g * d * 4, placement);
         std::normal_distribution<double> normal;
         std::vector<int> order(d);
         auto fillSparse = [&](GuardedBuffer &vals, GuardedBuffer &idx,
-                              int32_t k, SparseEncoding encoding,
+                              GuardedBuffer &scales, int32_t k,
+                              SparseEncoding encoding,
                               std::vector<double> &dense) {
           const int64_t rowBytes = positionBytes(encoding, d, k);
           std::memset(idx.as<uint8_t>(), 0, c.sparse * rowBytes);
           for (int64_t t = 0; t < c.sparse; ++t) {
+            // SWAN-Q8: random int8 values under a random scale.
+            float s =
+                shape.q8() ? 0.01f + std::fabs(float(normal(rng))) / 64 : 0.0f;
+            if (shape.q8())
+              scales.as<float>()[t] = s;
             for (int i = 0; i < d; ++i)
               order[i] = i;
             std::shuffle(order.begin(), order.end(), rng);
             std::sort(order.begin(), order.begin() + k);
             uint8_t *positions = idx.as<uint8_t>() + t * rowBytes;
             for (int32_t j = 0; j < k; ++j) {
-              storeStored(vals.as<void>(), t * k + j, normal(rng),
-                          shape.storage);
               if (encoding == SparseEncoding::Mask)
                 positions[order[j] / 8] |= uint8_t(1u << (order[j] % 8));
               else
                 positions[j] = static_cast<uint8_t>(order[j]);
+              if (shape.q8()) {
+                int8_t q = int8_t(int(rng() % 255) - 127);
+                vals.as<int8_t>()[t * k + j] = q;
+                dense[t * d + order[j]] = double(q) * s;
+                continue;
+              }
+              storeStored(vals.as<void>(), t * k + j, normal(rng),
+                          shape.storage);
               dense[t * d + order[j]] =
                   loadStored(vals.as<void>(), t * k + j, shape.storage);
             }
           }
         };
-        fillSparse(kv, ki, c.kKey, keyEncoding, keys);
-        fillSparse(vv, vi, c.kValue, valueEncoding, values);
+        fillSparse(kv, ki, ks, c.kKey, keyEncoding, keys);
+        fillSparse(vv, vi, vs, c.kValue, valueEncoding, values);
         for (int64_t i = 0; i < c.dense * d; ++i) {
           storeStored(dk.as<void>(), i, normal(rng), shape.storage);
           storeStored(dv.as<void>(), i, normal(rng), shape.storage);
@@ -273,13 +301,21 @@ TEST_P(GuardPageTest, AttentionStaysInsideItsBuffers) {
         rk.fill(rotK.data());
         rv.fill(rotV.data());
         for (GuardedBuffer *input :
-             {&kv, &ki, &vv, &vi, &dk, &dv, &q, &rk, &rv})
+             {&kv, &ki, &ks, &vv, &vi, &vs, &dk, &dv, &q, &rk, &rv})
           input->makeReadOnly();
         out.poison();
 
-        SparseBlock block{kv.as<void>(), ki.as<uint8_t>(), c.kKey,
-                          vv.as<void>(), vi.as<uint8_t>(), c.kValue,
-                          c.sparse,      valueEncoding,    keyEncoding};
+        SparseBlock block{kv.as<void>(),
+                          ki.as<uint8_t>(),
+                          c.kKey,
+                          vv.as<void>(),
+                          vi.as<uint8_t>(),
+                          c.kValue,
+                          c.sparse,
+                          valueEncoding,
+                          keyEncoding,
+                          shape.q8() ? ks.as<float>() : nullptr,
+                          shape.q8() ? vs.as<float>() : nullptr};
         AttentionWork work;
         work.query = q.as<float>();
         work.keyRotation = rk.as<float>();
@@ -332,17 +368,21 @@ TEST(GuardedBufferTest, OneByteOutsideFaults) {
   EXPECT_DEATH(atStart.as<volatile char>()[0] = 1, "");
 }
 
-INSTANTIATE_TEST_SUITE_P(OddSizes, GuardPageTest,
-                         ::testing::Values(Shape{16, 1, StorageType::F32},
-                                           Shape{48, 3, StorageType::F16},
-                                           Shape{80, 5, StorageType::F32},
-                                           Shape{112, 7, StorageType::F16}),
-                         [](const auto &info) {
-                           return "D" + std::to_string(info.param.dim) + "_G" +
-                                  std::to_string(info.param.group) +
-                                  (info.param.storage == StorageType::F16
-                                       ? "_f16"
-                                       : "_f32");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    OddSizes, GuardPageTest,
+    ::testing::Values(Shape{16, 1, StorageType::F32},
+                      Shape{48, 3, StorageType::F16},
+                      Shape{80, 5, StorageType::F32},
+                      Shape{112, 7, StorageType::F16},
+                      // SWAN-Q8: 1-byte rows, whose
+                      // 16-byte windows span rows
+                      Shape{48, 3, StorageType::F16, WinnowedStorage::Int8},
+                      Shape{80, 5, StorageType::F32, WinnowedStorage::Int8}),
+    [](const auto &info) {
+      return "D" + std::to_string(info.param.dim) + "_G" +
+             std::to_string(info.param.group) +
+             (info.param.storage == StorageType::F16 ? "_f16" : "_f32") +
+             (info.param.q8() ? "_q8" : "");
+    });
 
 } // namespace

@@ -1023,8 +1023,9 @@ TEST_P(CompressQ8Test, StoresEachKeptComponentWithinHalfAScale) {
 }
 
 /// Rows at the edges: all zero (s = 0 and zeros, no division by zero), one
-/// non-zero component, magnitudes near f32's largest and far below one (no
-/// overflow, no underflow of s).
+/// non-zero component, magnitudes of 1e36 and 1e-30, one of 3e38 (near
+/// f32's largest: no overflow), and one of 5e-44, whose s = max/127 rounds
+/// to zero in f32 (the row is stored as zeros, within |x| = 5e-44).
 TEST_P(CompressQ8Test, EdgeRowsNeitherOverflowNorDivideByZero) {
   KernelKey key = this->key();
   auto kernels = kernelsFor(key);
@@ -1033,21 +1034,25 @@ TEST_P(CompressQ8Test, EdgeRowsNeitherOverflowNorDivideByZero) {
   std::vector<float> identity(dim * dim, 0.0f);
   for (int64_t i = 0; i < dim; ++i)
     identity[i * dim + i] = 1.0f;
-  std::vector<float> x(4 * dim, 0.0f); // row 0: all zero
-  x[dim + 5] = -3.0f;                  // row 1: one component
+  const int64_t rows = 6;
+  std::vector<float> x(rows * dim, 0.0f); // row 0: all zero
+  x[dim + 5] = -3.0f;                     // row 1: one component
   std::vector<float> big = randomFloats(dim, rng, 1e36);
   std::vector<float> tiny = randomFloats(dim, rng, 1e-30);
   std::copy(big.begin(), big.end(), x.begin() + 2 * dim);
   std::copy(tiny.begin(), tiny.end(), x.begin() + 3 * dim);
+  x[4 * dim + 7] = 3e38f;
+  x[4 * dim + 8] = -1e38f;
+  x[5 * dim + 9] = 5e-44f; // subnormal; 5e-44 / 127 rounds to 0
   for (int32_t k : {1, int32_t(dim) / 2, int32_t(dim)}) {
     for (SparseEncoding encoding :
          {SparseEncoding::Indices, SparseEncoding::Mask}) {
-      Q8Rows got = compressQ8(*kernels, x, 4, identity, k, encoding);
+      Q8Rows got = compressQ8(*kernels, x, rows, identity, k, encoding);
       EXPECT_EQ(got.scales[0], 0.0f) << "k=" << k;
       for (int32_t j = 0; j < k; ++j)
         EXPECT_EQ(got.values[j], 0) << "k=" << k;
       EXPECT_FLOAT_EQ(got.scales[1], 3.0f / 127) << "k=" << k;
-      for (int64_t r = 1; r < 4; ++r) {
+      for (int64_t r = 1; r < 5; ++r) {
         ASSERT_TRUE(std::isfinite(got.scales[r]) && got.scales[r] > 0.0f)
             << "row " << r << " k=" << k;
         std::vector<float> dense(dim, 0.0f);
@@ -1068,6 +1073,10 @@ TEST_P(CompressQ8Test, EdgeRowsNeitherOverflowNorDivideByZero) {
         ASSERT_LE(kept, k);
       }
       EXPECT_EQ(got.values[k], k == 1 ? -127 : 0) << "row 1, k=" << k;
+      EXPECT_FLOAT_EQ(got.scales[4], 3e38f / 127) << "k=" << k;
+      EXPECT_EQ(got.scales[5], 0.0f) << "k=" << k;
+      for (int32_t j = 0; j < k; ++j)
+        EXPECT_EQ(got.values[5 * k + j], 0) << "row 5, k=" << k;
     }
   }
 }
@@ -1112,6 +1121,13 @@ TEST_P(CompressQ8Test, MissingScalesAreErrors) {
     for (float value : batch[0].out)
       ASSERT_TRUE(std::isnan(value));
   }
+  // Float kernels given int8 blocks would read them as floats.
+  AttentionWork work = batch[0].work();
+  expectErrorNaming(plain->attention({work}, scale, false),
+                    "sparse[0].keyScales given, but winnowed values are not "
+                    "int8");
+  for (float value : batch[0].out)
+    ASSERT_TRUE(std::isnan(value));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CompressQ8Test, ::testing::Values(48, 128),
